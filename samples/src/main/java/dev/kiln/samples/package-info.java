@@ -1,0 +1,2 @@
+/** The kiln command line, demos and benchmarks. */
+package dev.kiln.samples;

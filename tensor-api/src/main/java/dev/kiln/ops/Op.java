@@ -1,0 +1,680 @@
+package dev.kiln.ops;
+
+import dev.kiln.tensor.DType;
+import dev.kiln.tensor.KilnShapeException;
+import dev.kiln.tensor.KilnTypeException;
+import dev.kiln.tensor.Layout;
+import dev.kiln.tensor.Shape;
+
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * The op registry: every operation Kiln knows, as an immutable value holding its
+ * attributes, with its shape inference and dtype rules. Eager execution, the
+ * tracer and lowering all work from these values, so each rule exists once.
+ *
+ * <p>Attributes are stored resolved (dimensions non-negative, defaults filled in),
+ * so two equal computations are equal values.
+ */
+public sealed interface Op {
+
+    /** The op's name as it appears in messages and graph dumps. */
+    String name();
+
+    /** Output dtypes and shapes for these inputs; throws a message naming the op, the shapes and the dimension. */
+    List<TensorMeta> infer(List<TensorMeta> inputs);
+
+    // ---------------------------------------------------------------- pointwise
+
+    record Unary(UnaryFn fn) implements Op {
+        public String name() { return fn.opName(); }
+
+        public List<TensorMeta> infer(List<TensorMeta> in) {
+            arity(this, in, 1);
+            return List.of(new TensorMeta(fn.resultType(in.get(0).dtype()), in.get(0).shape()));
+        }
+    }
+
+    record Binary(BinaryFn fn) implements Op {
+        public String name() { return fn.opName(); }
+
+        public List<TensorMeta> infer(List<TensorMeta> in) {
+            arity(this, in, 2);
+            Shape s = Shape.broadcast(name(), in.get(0).shape(), in.get(1).shape());
+            return List.of(new TensorMeta(fn.resultType(DType.promote(in.get(0).dtype(), in.get(1).dtype())), s));
+        }
+
+        /** The dtype both operands are converted to before {@link BinaryFn#apply}. */
+        public DType computeType(DType a, DType b) { return fn.computeType(DType.promote(a, b)); }
+    }
+
+    /**
+     * A binary op with a host scalar operand, promoted as PyTorch promotes a Python
+     * number: it never widens a tensor of the same category (float16 + 2.5 stays float16),
+     * but a float scalar makes an integer tensor float32 and an integer scalar makes a bool tensor int64.
+     */
+    record BinaryScalar(BinaryFn fn, double scalar, boolean integralScalar, boolean scalarFirst) implements Op {
+        public String name() { return fn.opName(); }
+
+        public List<TensorMeta> infer(List<TensorMeta> in) {
+            arity(this, in, 1);
+            return List.of(new TensorMeta(fn.resultType(operandType(in.get(0).dtype())), in.get(0).shape()));
+        }
+
+        public DType operandType(DType tensor) {
+            if (!integralScalar && !tensor.isFloatingPoint()) return DType.FLOAT32;
+            if (integralScalar && tensor == DType.BOOL && !(scalar == 0 || scalar == 1)) return DType.INT64;
+            return tensor;
+        }
+
+        public DType computeType(DType tensor) { return fn.computeType(operandType(tensor)); }
+    }
+
+    /** {@code min(max(x, min), max)}; absent bounds are infinite. With min > max every element becomes max. */
+    record Clamp(double min, double max) implements Op {
+        public String name() { return "clamp"; }
+
+        public List<TensorMeta> infer(List<TensorMeta> in) {
+            arity(this, in, 1);
+            if (in.get(0).dtype() == DType.BOOL) throw new KilnTypeException("clamp: not supported for bool tensors");
+            return List.of(in.get(0));
+        }
+    }
+
+    /** {@code where(condition, x, y)}: x where the bool condition holds, else y. */
+    record Where() implements Op {
+        public String name() { return "where"; }
+
+        public List<TensorMeta> infer(List<TensorMeta> in) {
+            arity(this, in, 3);
+            if (in.get(0).dtype() != DType.BOOL) {
+                throw new KilnTypeException("where: condition must be bool, got " + in.get(0).dtype());
+            }
+            Shape s = Shape.broadcast(name(), in.get(0).shape(), in.get(1).shape(), in.get(2).shape());
+            return List.of(new TensorMeta(DType.promote(in.get(1).dtype(), in.get(2).dtype()), s));
+        }
+    }
+
+    /** Conversion to another dtype: floats to integers truncate toward zero, anything to bool is "non-zero". */
+    record Cast(DType to) implements Op {
+        public String name() { return "to_" + to; }
+
+        public List<TensorMeta> infer(List<TensorMeta> in) {
+            arity(this, in, 1);
+            return List.of(new TensorMeta(to, in.get(0).shape()));
+        }
+    }
+
+    /** A copy into fresh contiguous memory. */
+    record Contiguous() implements Op {
+        public String name() { return "contiguous"; }
+
+        public List<TensorMeta> infer(List<TensorMeta> in) {
+            arity(this, in, 1);
+            return List.of(in.get(0));
+        }
+    }
+
+    // ---------------------------------------------------------------- creation
+
+    /** A tensor of one repeated value. */
+    record Full(Shape shape, DType dtype, double value) implements Op {
+        public String name() { return "full"; }
+
+        public List<TensorMeta> infer(List<TensorMeta> in) {
+            arity(this, in, 0);
+            return List.of(new TensorMeta(dtype, shape));
+        }
+    }
+
+    /** {@code start + i * step} for i in [0, length). */
+    record Arange(double start, double step, int length, DType dtype) implements Op {
+        public String name() { return "arange"; }
+
+        public List<TensorMeta> infer(List<TensorMeta> in) {
+            arity(this, in, 0);
+            return List.of(new TensorMeta(dtype, Shape.of(length)));
+        }
+    }
+
+    // ---------------------------------------------------------------- reductions and scans
+
+    /** Reduces the given (resolved, sorted, distinct) dimensions. */
+    record Reduce(ReduceFn fn, List<Integer> dims, boolean keepdim) implements Op {
+        public Reduce {
+            dims = List.copyOf(dims);
+        }
+
+        public String name() { return fn.opName(); }
+
+        public List<TensorMeta> infer(List<TensorMeta> in) {
+            arity(this, in, 1);
+            TensorMeta x = in.get(0);
+            int[] d = x.shape().dims();
+            boolean[] reduced = new boolean[d.length];
+            for (int dim : dims) {
+                if (dim < 0 || dim >= Math.max(d.length, 1)) {
+                    throw new KilnShapeException(name() + ": dimension " + dim + " is out of range for shape " + x.shape());
+                }
+                if (d.length > 0) reduced[dim] = true;
+            }
+            return List.of(new TensorMeta(fn.resultType(x.dtype()), reducedShape(d, reduced, keepdim)));
+        }
+    }
+
+    /** Index of the maximum (or minimum) along one dimension; ties take the first index unless {@code lastIndex}. */
+    record ArgReduce(boolean max, int dim, boolean keepdim, boolean lastIndex) implements Op {
+        public String name() { return max ? "argmax" : "argmin"; }
+
+        public List<TensorMeta> infer(List<TensorMeta> in) {
+            arity(this, in, 1);
+            TensorMeta x = in.get(0);
+            int[] d = x.shape().dims();
+            Shape.normalizeDim(dim, d.length, name(), x.shape());
+            if (d.length > 0 && d[dim] == 0) {
+                throw new KilnShapeException(name() + ": cannot reduce dimension " + dim + " of size 0 in shape " + x.shape());
+            }
+            boolean[] reduced = new boolean[d.length];
+            if (d.length > 0) reduced[dim] = true;
+            return List.of(new TensorMeta(DType.INT64, reducedShape(d, reduced, keepdim)));
+        }
+    }
+
+    /** Cumulative sum along a dimension; {@code exclusive} leaves out the element itself, {@code reverse} runs from the end. */
+    record CumSum(int dim, boolean exclusive, boolean reverse) implements Op {
+        public String name() { return "cumsum"; }
+
+        public List<TensorMeta> infer(List<TensorMeta> in) {
+            arity(this, in, 1);
+            TensorMeta x = in.get(0);
+            Shape.normalizeDim(dim, x.shape().rank(), name(), x.shape());
+            DType t = x.dtype().isFloatingPoint() ? x.dtype() : DType.INT64;
+            return List.of(new TensorMeta(t, x.shape()));
+        }
+    }
+
+    /** softmax (or log_softmax) along a dimension. */
+    record Softmax(int dim, boolean log) implements Op {
+        public String name() { return log ? "log_softmax" : "softmax"; }
+
+        public List<TensorMeta> infer(List<TensorMeta> in) {
+            arity(this, in, 1);
+            TensorMeta x = in.get(0);
+            requireFloat(this, x);
+            Shape.normalizeDim(dim, x.shape().rank(), name(), x.shape());
+            return List.of(x);
+        }
+    }
+
+    /**
+     * Layer normalisation over dimensions {@code axis..rank-1}. Inputs: x, then weight
+     * and bias when present, each shaped as the normalised dimensions. Outputs: y,
+     * mean and inverse standard deviation (the latter two shaped as x with the
+     * normalised dimensions set to 1, as ONNX defines them).
+     */
+    record LayerNorm(int axis, double eps, boolean hasWeight, boolean hasBias) implements Op {
+        public String name() { return "layer_norm"; }
+
+        public List<TensorMeta> infer(List<TensorMeta> in) {
+            arity(this, in, 1 + (hasWeight ? 1 : 0) + (hasBias ? 1 : 0));
+            TensorMeta x = in.get(0);
+            requireFloat(this, x);
+            checkNormParams(this, in, axis);
+            Shape stat = statShape(x.shape(), axis);
+            return List.of(x, new TensorMeta(x.dtype(), stat), new TensorMeta(x.dtype(), stat));
+        }
+    }
+
+    /** RMS normalisation over dimensions {@code axis..rank-1}, with an optional weight. */
+    record RmsNorm(int axis, double eps, boolean hasWeight) implements Op {
+        public String name() { return "rms_norm"; }
+
+        public List<TensorMeta> infer(List<TensorMeta> in) {
+            arity(this, in, hasWeight ? 2 : 1);
+            TensorMeta x = in.get(0);
+            requireFloat(this, x);
+            checkNormParams(this, in, axis);
+            return List.of(x);
+        }
+    }
+
+    // ---------------------------------------------------------------- linear algebra
+
+    /** Matrix product with PyTorch's rules: 1-D operands are promoted and the added dimension removed, batch dimensions broadcast. */
+    record MatMul() implements Op {
+        public String name() { return "matmul"; }
+
+        public List<TensorMeta> infer(List<TensorMeta> in) {
+            arity(this, in, 2);
+            TensorMeta a = in.get(0), b = in.get(1);
+            if (a.shape().rank() == 0 || b.shape().rank() == 0) {
+                throw new KilnShapeException("matmul: both arguments need at least 1 dimension, got shapes "
+                        + a.shape() + " and " + b.shape());
+            }
+            if (a.dtype() != b.dtype()) {
+                throw new KilnTypeException("matmul: expected both operands to have the same dtype, got "
+                        + a.dtype() + " and " + b.dtype());
+            }
+            if (a.dtype() == DType.BOOL) throw new KilnTypeException("matmul: not supported for bool tensors");
+            int[] ad = a.shape().dims(), bd = b.shape().dims();
+            int k1 = ad[ad.length - 1];
+            int kDimB = bd.length == 1 ? 0 : bd.length - 2;
+            int k2 = bd[kDimB];
+            if (k1 != k2) {
+                throw new KilnShapeException("matmul: shapes " + a.shape() + " and " + b.shape() + " cannot multiply: dimension "
+                        + (ad.length - 1) + " of the left (" + k1 + ") must equal dimension " + kDimB + " of the right (" + k2 + ")");
+            }
+            Shape batchA = Shape.of(java.util.Arrays.copyOf(ad, Math.max(ad.length - 2, 0)));
+            Shape batchB = Shape.of(java.util.Arrays.copyOf(bd, Math.max(bd.length - 2, 0)));
+            int[] batch = Shape.broadcast(name(), batchA, batchB).dims();
+            List<Integer> out = new ArrayList<>();
+            for (int d : batch) out.add(d);
+            if (ad.length >= 2) out.add(ad[ad.length - 2]);
+            if (bd.length >= 2) out.add(bd[bd.length - 1]);
+            return List.of(new TensorMeta(a.dtype(), Shape.of(out.stream().mapToInt(Integer::intValue).toArray())));
+        }
+    }
+
+    /**
+     * Rotary position embedding of the last dimension (size D, even). Inputs: x, cos, sin,
+     * where cos and sin broadcast to x's shape with the last dimension D/2. Pairs are
+     * (i, i + D/2) in half-split form and (2i, 2i+1) in interleaved form; each pair
+     * (a, b) becomes (a cos - b sin, b cos + a sin).
+     */
+    record Rope(boolean interleaved) implements Op {
+        public String name() { return "rope"; }
+
+        public List<TensorMeta> infer(List<TensorMeta> in) {
+            arity(this, in, 3);
+            TensorMeta x = in.get(0);
+            requireFloat(this, x);
+            if (x.shape().rank() == 0 || x.shape().dim(-1) % 2 != 0) {
+                throw new KilnShapeException("rope: the last dimension of x must be even, got shape " + x.shape());
+            }
+            Shape half = x.shape().with(-1, x.shape().dim(-1) / 2);
+            for (int i = 1; i <= 2; i++) {
+                Shape b = Shape.broadcast(name(), half, in.get(i).shape());
+                if (!b.equals(half)) {
+                    throw new KilnShapeException("rope: " + (i == 1 ? "cos" : "sin") + " of shape " + in.get(i).shape()
+                            + " does not broadcast to " + half + " (x " + x.shape() + " with the last dimension halved)");
+                }
+            }
+            return List.of(x);
+        }
+    }
+
+    /**
+     * Scaled dot-product attention with PyTorch's semantics. Inputs q [..., L, E],
+     * k [..., S, E], v [..., S, Ev] and, when {@code hasMask}, a bool mask (true takes
+     * part) or a float mask (added) broadcastable to [..., L, S]. With {@code enableGqa},
+     * dimension -3 of q may be a multiple of that of k and v.
+     */
+    record ScaledDotProductAttention(boolean causal, double scale, boolean enableGqa, boolean hasMask) implements Op {
+        public String name() { return "scaled_dot_product_attention"; }
+
+        public List<TensorMeta> infer(List<TensorMeta> in) {
+            arity(this, in, hasMask ? 4 : 3);
+            TensorMeta q = in.get(0), k = in.get(1), v = in.get(2);
+            for (TensorMeta t : List.of(q, k, v)) {
+                requireFloat(this, t);
+                if (t.shape().rank() < 2) {
+                    throw new KilnShapeException(name() + ": q, k and v need at least 2 dimensions, got "
+                            + q.shape() + ", " + k.shape() + ", " + v.shape());
+                }
+            }
+            if (q.dtype() != k.dtype() || q.dtype() != v.dtype()) {
+                throw new KilnTypeException(name() + ": q, k and v must have one dtype, got "
+                        + q.dtype() + ", " + k.dtype() + ", " + v.dtype());
+            }
+            if (q.shape().dim(-1) != k.shape().dim(-1)) {
+                throw new KilnShapeException(name() + ": query shape " + q.shape() + " and key shape " + k.shape()
+                        + " differ in dimension -1 (" + q.shape().dim(-1) + " vs " + k.shape().dim(-1) + ")");
+            }
+            if (k.shape().dim(-2) != v.shape().dim(-2)) {
+                throw new KilnShapeException(name() + ": key shape " + k.shape() + " and value shape " + v.shape()
+                        + " differ in dimension -2 (" + k.shape().dim(-2) + " vs " + v.shape().dim(-2) + ")");
+            }
+            if (!k.shape().with(-1, 1).equals(v.shape().with(-1, 1))) {
+                throw new KilnShapeException(name() + ": key shape " + k.shape() + " and value shape " + v.shape()
+                        + " must agree in every dimension but the last");
+            }
+            int[] qd = q.shape().dims(), kd = k.shape().dims();
+            int[] qBatch = java.util.Arrays.copyOf(qd, qd.length - 2), kBatch = java.util.Arrays.copyOf(kd, kd.length - 2);
+            if (enableGqa && qBatch.length >= 1 && kBatch.length >= 1) {
+                int hq = qBatch[qBatch.length - 1], hkv = kBatch[kBatch.length - 1];
+                if (hkv == 0 || hq % hkv != 0) {
+                    throw new KilnShapeException(name() + ": with enable_gqa the query heads (dimension -3: " + hq
+                            + ") must be a multiple of the key/value heads (" + hkv + ")");
+                }
+                kBatch[kBatch.length - 1] = hq;
+            }
+            int[] batch = Shape.broadcast(name(), Shape.of(qBatch), Shape.of(kBatch)).dims();
+            int[] out = java.util.Arrays.copyOf(batch, batch.length + 2);
+            out[batch.length] = qd[qd.length - 2];
+            out[batch.length + 1] = v.shape().dim(-1);
+            if (hasMask) {
+                TensorMeta m = in.get(3);
+                if (causal) {
+                    throw new KilnShapeException(name() + ": attn_mask and is_causal cannot both be set"
+                            + " (PyTorch raises the same); fold the causal mask into attn_mask");
+                }
+                if (m.dtype() != DType.BOOL && m.dtype() != q.dtype()) {
+                    throw new KilnTypeException(name() + ": attn_mask must be bool or of the query dtype " + q.dtype()
+                            + ", got " + m.dtype());
+                }
+                int[] scores = java.util.Arrays.copyOf(batch, batch.length + 2);
+                scores[batch.length] = qd[qd.length - 2];
+                scores[batch.length + 1] = kd[kd.length - 2];
+                Shape target = Shape.of(scores);
+                Shape b = Shape.broadcast(name(), target, m.shape());
+                if (!b.equals(target)) {
+                    throw new KilnShapeException(name() + ": attn_mask of shape " + m.shape()
+                            + " does not broadcast to the score shape " + target);
+                }
+            }
+            return List.of(new TensorMeta(q.dtype(), Shape.of(out)));
+        }
+    }
+
+    // ---------------------------------------------------------------- indexing and assembly
+
+    /** Selects along {@code axis} by integer indices (negative ones count from the end): ONNX Gather, index_select, embedding. */
+    record Gather(int axis) implements Op {
+        public String name() { return "gather"; }
+
+        public List<TensorMeta> infer(List<TensorMeta> in) {
+            arity(this, in, 2);
+            TensorMeta data = in.get(0), idx = in.get(1);
+            requireIndex(this, idx);
+            int[] d = data.shape().dims(), id = idx.shape().dims();
+            if (axis < 0 || axis >= d.length) {
+                throw new KilnShapeException(name() + ": axis " + axis + " is out of range for shape " + data.shape());
+            }
+            int[] out = new int[d.length - 1 + id.length];
+            System.arraycopy(d, 0, out, 0, axis);
+            System.arraycopy(id, 0, out, axis, id.length);
+            System.arraycopy(d, axis + 1, out, axis + id.length, d.length - axis - 1);
+            return List.of(new TensorMeta(data.dtype(), Shape.of(out)));
+        }
+    }
+
+    /** {@code out[i][j][k] = data[index[i][j][k]][j][k]} for axis 0, and so on: torch.gather, ONNX GatherElements. */
+    record GatherElements(int axis) implements Op {
+        public String name() { return "gather_elements"; }
+
+        public List<TensorMeta> infer(List<TensorMeta> in) {
+            arity(this, in, 2);
+            TensorMeta data = in.get(0), idx = in.get(1);
+            requireIndex(this, idx);
+            if (data.shape().rank() != idx.shape().rank()) {
+                throw new KilnShapeException(name() + ": index " + idx.shape() + " must have the rank of data " + data.shape());
+            }
+            for (int i = 0; i < data.shape().rank(); i++) {
+                if (i != axis && idx.shape().dim(i) > data.shape().dim(i)) {
+                    throw new KilnShapeException(name() + ": index " + idx.shape() + " is larger than data " + data.shape()
+                            + " in dimension " + i + " (" + idx.shape().dim(i) + " vs " + data.shape().dim(i) + ")");
+                }
+            }
+            return List.of(new TensorMeta(data.dtype(), idx.shape()));
+        }
+    }
+
+    /** Joins tensors along an existing dimension; dtypes promote. */
+    record Concat(int dim) implements Op {
+        public String name() { return "concat"; }
+
+        public List<TensorMeta> infer(List<TensorMeta> in) {
+            if (in.isEmpty()) throw new KilnShapeException("concat: expected at least one tensor");
+            Shape first = in.get(0).shape();
+            DType t = in.get(0).dtype();
+            long total = 0;
+            for (int i = 0; i < in.size(); i++) {
+                Shape s = in.get(i).shape();
+                if (s.rank() != first.rank()) {
+                    throw new KilnShapeException("concat: tensor " + i + " has shape " + s + " but tensor 0 has shape "
+                            + first + ": ranks differ");
+                }
+                for (int d = 0; d < s.rank(); d++) {
+                    if (d != dim && s.dim(d) != first.dim(d)) {
+                        throw new KilnShapeException("concat: tensor " + i + " has shape " + s + " but tensor 0 has shape "
+                                + first + ": dimension " + d + " is " + s.dim(d) + " vs " + first.dim(d));
+                    }
+                }
+                total += s.dim(dim);
+                t = DType.promote(t, in.get(i).dtype());
+            }
+            return List.of(new TensorMeta(t, first.with(dim, Math.toIntExact(total))));
+        }
+    }
+
+    /** Keeps the lower ({@code upper == false}) or upper triangle of the last two dimensions, relative to {@code diagonal}. */
+    record Triangle(boolean upper, long diagonal) implements Op {
+        public String name() { return upper ? "triu" : "tril"; }
+
+        public List<TensorMeta> infer(List<TensorMeta> in) {
+            arity(this, in, 1);
+            if (in.get(0).shape().rank() < 2) {
+                throw new KilnShapeException(name() + ": input needs at least 2 dimensions, got shape " + in.get(0).shape());
+            }
+            return List.of(in.get(0));
+        }
+    }
+
+    /** The k largest (or smallest) elements along a dimension, with their int64 indices. */
+    record TopK(int k, int dim, boolean largest, boolean sorted) implements Op {
+        public String name() { return "topk"; }
+
+        public List<TensorMeta> infer(List<TensorMeta> in) {
+            arity(this, in, 1);
+            TensorMeta x = in.get(0);
+            int size = x.shape().rank() == 0 ? 1 : x.shape().dim(dim);
+            if (k < 0 || k > size) {
+                throw new KilnShapeException("topk: k (" + k + ") is out of range for dimension " + dim
+                        + " of size " + size + " in shape " + x.shape());
+            }
+            Shape s = x.shape().rank() == 0 ? x.shape() : x.shape().with(dim, k);
+            return List.of(new TensorMeta(x.dtype(), s), new TensorMeta(DType.INT64, s));
+        }
+    }
+
+    // ---------------------------------------------------------------- views
+
+    /**
+     * Ops that only reinterpret existing memory. {@link #view} gives the new layout,
+     * or null when the input layout cannot be viewed that way (a reshape of a
+     * non-contiguous tensor), in which case eager mode copies first.
+     */
+    sealed interface ViewOp extends Op permits Reshape, Permute, Slice, Expand, Diagonal {
+        Layout view(Layout in);
+    }
+
+    record Reshape(Shape shape) implements ViewOp {
+        public String name() { return "reshape"; }
+
+        public List<TensorMeta> infer(List<TensorMeta> in) {
+            arity(this, in, 1);
+            if (in.get(0).shape().numel() != shape.numel()) {
+                throw new KilnShapeException("reshape: shape " + shape + " is invalid for input of shape "
+                        + in.get(0).shape() + " (" + in.get(0).shape().numel() + " elements)");
+            }
+            return List.of(new TensorMeta(in.get(0).dtype(), shape));
+        }
+
+        public Layout view(Layout in) {
+            long[] strides = ViewMath.reshapeStrides(in.shape().dims(), in.strides(), shape.dims());
+            return strides == null ? null : new Layout(shape, strides, in.offset());
+        }
+    }
+
+    record Permute(List<Integer> dims) implements ViewOp {
+        public Permute {
+            dims = List.copyOf(dims);
+        }
+
+        public String name() { return "permute"; }
+
+        public List<TensorMeta> infer(List<TensorMeta> in) {
+            arity(this, in, 1);
+            Shape s = in.get(0).shape();
+            if (dims.size() != s.rank()) {
+                throw new KilnShapeException("permute: " + dims + " has " + dims.size() + " dimensions but the input shape "
+                        + s + " has " + s.rank());
+            }
+            boolean[] seen = new boolean[s.rank()];
+            int[] out = new int[s.rank()];
+            for (int i = 0; i < dims.size(); i++) {
+                int d = dims.get(i);
+                if (d < 0 || d >= s.rank() || seen[d]) {
+                    throw new KilnShapeException("permute: " + dims + " is not a permutation of the dimensions of " + s);
+                }
+                seen[d] = true;
+                out[i] = s.dim(d);
+            }
+            return List.of(new TensorMeta(in.get(0).dtype(), Shape.of(out)));
+        }
+
+        public Layout view(Layout in) {
+            int[] d = in.shape().dims();
+            int[] out = new int[d.length];
+            long[] st = new long[d.length];
+            for (int i = 0; i < d.length; i++) {
+                out[i] = d[dims.get(i)];
+                st[i] = in.strides()[dims.get(i)];
+            }
+            return new Layout(Shape.of(out), st, in.offset());
+        }
+    }
+
+    /** Elements {@code start, start + step, ...} ({@code length} of them) of one dimension; the step may be negative. */
+    record Slice(int dim, long start, long step, int length) implements ViewOp {
+        public String name() { return "slice"; }
+
+        public List<TensorMeta> infer(List<TensorMeta> in) {
+            arity(this, in, 1);
+            Shape s = in.get(0).shape();
+            if (dim < 0 || dim >= s.rank()) {
+                throw new KilnShapeException("slice: dimension " + dim + " is out of range for shape " + s);
+            }
+            if (step == 0) throw new KilnShapeException("slice: step cannot be zero");
+            long last = start + (length - 1L) * step;
+            if (length > 0 && (start < 0 || start >= s.dim(dim) || last < 0 || last >= s.dim(dim))) {
+                throw new KilnShapeException("slice: elements " + start + " to " + last + " (step " + step
+                        + ") are out of range for dimension " + dim + " of size " + s.dim(dim) + " in shape " + s);
+            }
+            return List.of(new TensorMeta(in.get(0).dtype(), s.with(dim, length)));
+        }
+
+        public Layout view(Layout in) {
+            long[] st = in.strides().clone();
+            long offset = in.offset() + (length > 0 ? start * st[dim] : 0);
+            st[dim] *= step;
+            return new Layout(in.shape().with(dim, length), st, offset);
+        }
+    }
+
+    /** Broadcasts size-1 (or missing leading) dimensions to {@code shape} without copying. */
+    record Expand(Shape shape) implements ViewOp {
+        public String name() { return "expand"; }
+
+        public List<TensorMeta> infer(List<TensorMeta> in) {
+            arity(this, in, 1);
+            Shape s = in.get(0).shape();
+            Shape b = Shape.broadcast(name(), s, shape);
+            if (!b.equals(shape)) {
+                throw new KilnShapeException("expand: shape " + s + " cannot be expanded to " + shape);
+            }
+            return List.of(new TensorMeta(in.get(0).dtype(), shape));
+        }
+
+        public Layout view(Layout in) {
+            int rank = shape.rank(), lead = rank - in.shape().rank();
+            long[] st = new long[rank];
+            for (int i = lead; i < rank; i++) {
+                st[i] = in.shape().dim(i - lead) == 1 && shape.dim(i) != 1 ? 0 : in.strides()[i - lead];
+            }
+            return new Layout(shape, st, in.offset());
+        }
+    }
+
+    /** The diagonal of dimensions {@code dim1} and {@code dim2}, removed and appended as the last dimension (torch.diagonal). */
+    record Diagonal(int dim1, int dim2) implements ViewOp {
+        public String name() { return "diagonal"; }
+
+        public List<TensorMeta> infer(List<TensorMeta> in) {
+            arity(this, in, 1);
+            Shape s = in.get(0).shape();
+            if (dim1 == dim2 || dim1 < 0 || dim2 < 0 || dim1 >= s.rank() || dim2 >= s.rank()) {
+                throw new KilnShapeException("diagonal: dimensions " + dim1 + " and " + dim2 + " must be distinct and within shape " + s);
+            }
+            return List.of(new TensorMeta(in.get(0).dtype(), view(Layout.contiguous(s)).shape()));
+        }
+
+        public Layout view(Layout in) {
+            int[] d = in.shape().dims();
+            int[] out = new int[d.length - 1];
+            long[] st = new long[d.length - 1];
+            int j = 0;
+            for (int i = 0; i < d.length; i++) {
+                if (i == dim1 || i == dim2) continue;
+                out[j] = d[i];
+                st[j++] = in.strides()[i];
+            }
+            out[j] = Math.min(d[dim1], d[dim2]);
+            st[j] = in.strides()[dim1] + in.strides()[dim2];
+            return new Layout(Shape.of(out), st, in.offset());
+        }
+    }
+
+    // ---------------------------------------------------------------- shared checks
+
+    private static void arity(Op op, List<TensorMeta> in, int n) {
+        if (in.size() != n) {
+            throw new IllegalArgumentException(op.name() + ": expected " + n + " inputs, got " + in.size());
+        }
+    }
+
+    private static void requireFloat(Op op, TensorMeta t) {
+        if (!t.dtype().isFloatingPoint()) {
+            throw new KilnTypeException(op.name() + ": expected a floating-point tensor, got " + t.dtype() + t.shape());
+        }
+    }
+
+    private static void requireIndex(Op op, TensorMeta t) {
+        if (t.dtype() != DType.INT32 && t.dtype() != DType.INT64) {
+            throw new KilnTypeException(op.name() + ": indices must be int32 or int64, got " + t.dtype());
+        }
+    }
+
+    private static Shape reducedShape(int[] d, boolean[] reduced, boolean keepdim) {
+        int[] out = new int[d.length];
+        int j = 0;
+        for (int i = 0; i < d.length; i++) {
+            if (!reduced[i]) out[j++] = d[i];
+            else if (keepdim) out[j++] = 1;
+        }
+        return Shape.of(java.util.Arrays.copyOf(out, j));
+    }
+
+    private static Shape statShape(Shape x, int axis) {
+        int[] d = x.dims();
+        for (int i = axis; i < d.length; i++) d[i] = 1;
+        return Shape.of(d);
+    }
+
+    private static void checkNormParams(Op op, List<TensorMeta> in, int axis) {
+        Shape x = in.get(0).shape();
+        if (axis < 0 || axis > x.rank()) {
+            throw new KilnShapeException(op.name() + ": axis " + axis + " is out of range for shape " + x);
+        }
+        Shape normalized = Shape.of(java.util.Arrays.copyOfRange(x.dims(), axis, x.rank()));
+        for (int i = 1; i < in.size(); i++) {
+            Shape p = in.get(i).shape();
+            Shape b = Shape.broadcast(op.name(), normalized, p);
+            if (!b.equals(normalized)) {
+                throw new KilnShapeException(op.name() + ": " + (i == 1 ? "weight" : "bias") + " of shape " + p
+                        + " does not match the normalized shape " + normalized + " of input " + x);
+            }
+        }
+    }
+}

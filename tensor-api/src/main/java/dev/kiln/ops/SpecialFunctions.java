@@ -1,0 +1,64 @@
+package dev.kiln.ops;
+
+/** Double-precision special functions the JDK lacks; the reference semantics of erf and GELU. */
+public final class SpecialFunctions {
+    private static final double TWO_OVER_SQRT_PI = 1.1283791670955126;
+    private static final double INV_SQRT_PI = 0.5641895835477563;
+
+    private SpecialFunctions() {}
+
+    /** erf to within a few ulp: Taylor series near zero, a continued fraction for erfc beyond. */
+    public static double erf(double x) {
+        if (Double.isNaN(x)) return x;
+        double a = Math.abs(x);
+        if (a < 2.5) {
+            double x2 = x * x, term = x, sum = x;
+            for (int n = 1; n < 200; n++) {
+                term *= -x2 / n;
+                double t = term / (2 * n + 1);
+                sum += t;
+                if (Math.abs(t) < 1e-17 * Math.abs(sum)) break;
+            }
+            return TWO_OVER_SQRT_PI * sum;
+        }
+        double r = 1.0 - erfcLarge(a);
+        return x < 0 ? -r : r;
+    }
+
+    /** erfc for x >= 2.5 by the Lentz evaluation of its continued fraction. */
+    private static double erfcLarge(double x) {
+        if (x > 27) return 0.0;
+        // erfc(x) = exp(-x^2)/sqrt(pi) * 1/(x + (1/2)/(x + 1/(x + (3/2)/(x + 2/(x + ...)))))
+        double tiny = 1e-300;
+        double f = x, c = x, d = 0;
+        for (int n = 1; n < 500; n++) {
+            double an = n * 0.5;
+            d = x + an * d;
+            d = Math.abs(d) < tiny ? tiny : d;
+            c = x + an / c;
+            c = Math.abs(c) < tiny ? tiny : c;
+            d = 1 / d;
+            double delta = c * d;
+            f *= delta;
+            if (Math.abs(delta - 1) < 1e-16) break;
+        }
+        return Math.exp(-x * x) * INV_SQRT_PI / f;
+    }
+
+    public static double sigmoid(double x) {
+        return x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x));
+    }
+
+    public static double geluErf(double x) {
+        return 0.5 * x * (1 + erf(x * 0.7071067811865476));
+    }
+
+    public static double geluTanh(double x) {
+        return 0.5 * x * (1 + Math.tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)));
+    }
+
+    /** log(1 + exp(x)) without overflow, as PyTorch's softplus with beta 1 and threshold 20. */
+    public static double softplus(double x) {
+        return x > 20 ? x : Math.log1p(Math.exp(x));
+    }
+}
