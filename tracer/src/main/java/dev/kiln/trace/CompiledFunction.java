@@ -113,23 +113,35 @@ public final class CompiledFunction {
         return switch (e) {
             case WholeGraph w -> w.shape().rebuild(w.executable().run(bind(args, w.captured())));
             case Lazy l -> traceAndRun(args, false).result();
-            case SymbolicGraph g -> g.shape().rebuild(instance(g, g.signature().match(args)).run(bind(args, g.captured())));
+            case SymbolicGraph g -> runSymbolic(g, args);
         };
     }
 
-    private GraphExecutable instance(SymbolicGraph g, long[] symbols) {
+    /**
+     * Runs a symbolic graph at the sizes of {@code args}. A size seen for the first time is
+     * checked before use: the user's code is traced once more without data at that size
+     * and must give exactly the template's instantiation. Code that branches on a size
+     * therefore never gets a graph recorded for other sizes; it gets its own trace, and
+     * the mismatch is reported by explain.
+     */
+    private Object runSymbolic(SymbolicGraph g, Object[] args) {
+        long[] symbols = g.signature().match(args);
         List<Long> key = java.util.Arrays.stream(symbols).boxed().toList();
         GraphExecutable exe = g.instances().get(key);
         if (exe == null) {
-            Graph graph = g.template().instantiate(symbols);
-            if (graph == null) {
-                throw new KilnException(name + ": the graph learned for symbolic sizes " + g.signature() + " is not valid at "
-                        + key + "; compile with dynamic(Dynamic.OFF) if the code depends on these sizes");
+            long t0 = System.nanoTime();
+            Graph probed = probe(args, g.signature().shapesAt(symbols), g.captured());
+            if (probed == null) return traceAndRun(args, false).result();
+            Graph instance = g.template().instantiate(symbols);
+            if (!probed.equals(instance)) {
+                events.add(new CompileEvent(g.signature().toString(), "the graph traced at sizes " + key
+                        + " differs from the symbolic template (the code depends on these sizes); compiled it separately",
+                        "", List.of(probed), List.of(), System.nanoTime() - t0));
             }
-            exe = compile(graph);
+            exe = compile(probed);
             g.instances().put(key, exe);
         }
-        return exe;
+        return g.shape().rebuild(exe.run(bind(args, g.captured())));
     }
 
     private static Tensor[] bind(Object[] args, Tensor[] captured) {
