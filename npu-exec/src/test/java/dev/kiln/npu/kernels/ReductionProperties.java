@@ -55,16 +55,41 @@ class ReductionProperties {
         checkFloat(shape, seed, fn, keepdim, p, DType.FLOAT32, nonFinite);
     }
 
+    @Provide
+    Arbitrary<int[]> columnShapes() {
+        Arbitrary<Integer> lead = Arbitraries.integers().between(1, 120), inner = Arbitraries.integers().between(1, 300);
+        return Arbitraries.oneOf(
+                net.jqwik.api.Combinators.combine(lead, inner).as((a, b) -> new int[] {a, b}),
+                net.jqwik.api.Combinators.combine(lead, lead, inner).as((a, b, c) -> new int[] {a, b % 9 + 1, c}));
+    }
+
+    /** Leading dimensions reduced, the contiguous last one kept: the float32 column path (vectorised across outputs). */
+    @Property(tries = 60)
+    void columnReductionsMatchReference(@ForAll("columnShapes") int[] shape, @ForAll long seed, @ForAll ReduceFn fn,
+                                        @ForAll boolean keepdim, @ForAll boolean nonFinite, @ForAll boolean offset) {
+        SplittableRandom r = new SplittableRandom(seed);
+        int[] dims = shape.length == 2 ? new int[] {0} : r.nextBoolean() ? new int[] {0, 1} : new int[] {r.nextInt(2)};
+        double[] data = TestTensors.randomData(Refs.numel(shape), seed, fn == ReduceFn.PROD ? 1.6 : 10, nonFinite);
+        Tensor x = TestTensors.tensor(Refs.rounded(data, DType.FLOAT32), DType.FLOAT32,
+                offset ? Presentation.OFFSET : Presentation.CONTIGUOUS, shape);
+        checkFloat(shape, x, dims, fn, keepdim, DType.FLOAT32);
+    }
+
     private static void checkFloat(int[] shape, long seed, ReduceFn fn, boolean keepdim, Presentation p, DType t, boolean nonFinite) {
         SplittableRandom r = new SplittableRandom(seed);
         int[] dims = Refs.randomDims(shape.length, r);
         // Products of values near 1 stay in range; sums use a larger scale.
         double scale = fn == ReduceFn.PROD ? 1.6 : 10;
         double[] data = Refs.rounded(TestTensors.randomData(Refs.numel(shape), seed, scale, nonFinite), t);
-        Tensor x = TestTensors.tensor(data, t, p, shape);
+        checkFloat(shape, TestTensors.tensor(data, t, p, shape), dims, fn, keepdim, t);
+    }
+
+    private static void checkFloat(int[] shape, Tensor x, int[] dims, ReduceFn fn, boolean keepdim, DType t) {
+        double[] data = TestTensors.values(x);
         Tensor y = apply(fn, x, dims, keepdim);
         Reference ref = reference(fn, fn.resultType(t), shape, data, dims, keepdim);
-        String what = fn.opName() + " " + Arrays.toString(dims) + " keepdim=" + keepdim + " of " + t + Shape.of(shape) + " " + p;
+        String what = fn.opName() + " " + Arrays.toString(dims) + " keepdim=" + keepdim + " of " + t + Shape.of(shape)
+                + " strides " + Arrays.toString(x.strides());
         Refs.assertShape(what, ref.shape, y);
         assertEquals(fn.resultType(t), y.dtype(), what + ": dtype");
         double[] got = TestTensors.values(y);
@@ -179,6 +204,26 @@ class ReductionProperties {
         for (int i = 0; i < n; i++) colExact[i % 16] += f[i];
         double[] got = TestTensors.values(cols);
         for (int j = 0; j < 16; j++) assertEquals(colExact[j], got[j], colExact[j] * 1e-6, "column " + j);
+    }
+
+    @Test
+    void fewOutputsOverManyElementsSplitAcrossWorkers() {
+        // 17 columns of 20000: one column-path group, split; and one row of 340000: one output, split.
+        int rows = 20_000, cols = 17, n = rows * cols;
+        double[] data = TestTensors.randomData(n, 99, 2, false);
+        data[12_345 * cols + 4] = Double.NaN;
+        data[777] = 50;
+        Tensor x = TestTensors.tensor(Refs.rounded(data, DType.FLOAT32), DType.FLOAT32, rows, cols);
+        double[] v = TestTensors.values(x);
+        for (ReduceFn fn : new ReduceFn[] {ReduceFn.SUM, ReduceFn.MEAN, ReduceFn.MAX, ReduceFn.MIN}) {
+            checkFloat(new int[] {rows, cols}, x, new int[] {0}, fn, false, DType.FLOAT32);
+            assertTrue(Double.isNaN(apply(fn, x, new int[] {0, 1}, false).getDouble(0)), fn + " of all propagates the NaN");
+        }
+        v[12_345 * cols + 4] = 0;
+        Tensor finite = TestTensors.tensor(v, DType.FLOAT32, rows, cols);
+        assertEquals(Arrays.stream(v).sum(), apply(ReduceFn.SUM, finite, new int[] {0, 1}, false).getDouble(0), 1e-6 * n);
+        assertEquals(50, apply(ReduceFn.MAX, finite, new int[] {0, 1}, false).getDouble(0));
+        assertEquals(Arrays.stream(v).min().orElseThrow(), apply(ReduceFn.MIN, finite, new int[] {0, 1}, false).getDouble(0));
     }
 
     @Test
