@@ -8,6 +8,10 @@ import dev.kiln.tensor.Elements;
 import dev.kiln.tensor.Shape;
 import dev.kiln.tensor.Tensor;
 
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorOperators;
+
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
@@ -38,6 +42,8 @@ public final class Normalization {
         long cost = rows.count() * n * 24;
         if (x.dtype() == DType.FLOAT64) {
             forEachDoubleRow(rows, x, out, cost, (row, r) -> softmaxRow(row, log));
+        } else if (x.dtype() == DType.FLOAT32 && !rows.inDense() && rows.adjacentRows() >= FloatRuns.LANES) {
+            softmaxAcross(rows, x, out, log, cost);
         } else {
             forEachFloatRow(rows, x, out, cost, (src, srcOff, dst, dstOff, r) -> {
                 float max = FloatRuns.extreme(src, srcOff, n, true);
@@ -50,6 +56,83 @@ public final class Normalization {
                 }
             });
         }
+    }
+
+    /** Adjacent rows one task of {@link #softmaxAcross} owns. */
+    private static final int TILE = 16 * FloatRuns.LANES;
+    private static final int FLUSH = 64;
+
+    /**
+     * float32 softmax along a dimension whose rows lie side by side (softmax over dim 0 of
+     * [N, C]): rather than gathering each strided row, a task takes a tile of adjacent rows
+     * and walks the softmax dimension once per pass with whole vectors across the tile,
+     * keeping per-row maxima and sums in lanes. Same arithmetic as the row path, with the
+     * exp sums flushed into doubles every {@link #FLUSH} steps.
+     */
+    private static void softmaxAcross(Rows rows, Tensor x, Tensor out, boolean log, long cost) {
+        MemorySegment xs = x.storage().segment(), os = out.storage().segment();
+        int n = rows.length(), adjacent = rows.adjacentRows(), tiles = (adjacent + TILE - 1) / TILE;
+        long inStride = rows.inStride(), outStride = rows.outStride();
+        Parallel.forRange(rows.count() / adjacent * tiles, cost, (from, to) -> {
+            float[] lanes = new float[TILE];
+            double[] sums = new double[TILE];
+            for (long g = from; g < to; g++) {
+                Odometer w = rows.groupWalker(g / tiles);
+                int first = (int) (g % tiles) * TILE;
+                softmaxTile(xs, w.a() + first, inStride, os, w.b() + first, outStride, n,
+                        Math.min(TILE, adjacent - first), log, lanes, sums);
+            }
+        });
+    }
+
+    private static void softmaxTile(MemorySegment xs, long in, long inStride, MemorySegment os, long out, long outStride,
+                                    int n, int width, boolean log, float[] lanes, double[] sums) {
+        int step = FloatRuns.LANES;
+        VectorMask<Float> tail = FloatRuns.SPECIES.indexInRange(width - width % step, width);
+        Arrays.fill(lanes, Float.NEGATIVE_INFINITY);
+        for (int i = 0; i < n; i++) {
+            long row = in + i * inStride;
+            for (int v = 0; v < width; v += step) {
+                FloatVector.fromArray(FloatRuns.SPECIES, lanes, v).lanewise(VectorOperators.MAX, load(xs, row + v, v, width, tail))
+                        .intoArray(lanes, v);
+            }
+        }
+        float[] max = lanes.clone();
+        Arrays.fill(lanes, 0f);
+        Arrays.fill(sums, 0);
+        for (int i = 0; i < n; i++) {
+            long row = in + i * inStride, dst = out + i * outStride;
+            for (int v = 0; v < width; v += step) {
+                FloatVector e = FloatRuns.exp(load(xs, row + v, v, width, tail).sub(FloatVector.fromArray(FloatRuns.SPECIES, max, v)));
+                if (!log) store(e, os, dst + v, v, width, tail);
+                FloatVector.fromArray(FloatRuns.SPECIES, lanes, v).add(e).intoArray(lanes, v);
+            }
+            if ((i + 1) % FLUSH == 0 || i == n - 1) {
+                for (int v = 0; v < width; v++) sums[v] += lanes[v];
+                Arrays.fill(lanes, 0f);
+            }
+        }
+        // lanes now holds, per row, the factor 1/sum (softmax) or log(sum) (log_softmax).
+        for (int v = 0; v < width; v++) lanes[v] = (float) (log ? Math.log(sums[v]) : 1 / sums[v]);
+        for (int i = 0; i < n; i++) {
+            long row = in + i * inStride, dst = out + i * outStride;
+            for (int v = 0; v < width; v += step) {
+                FloatVector k = FloatVector.fromArray(FloatRuns.SPECIES, lanes, v);
+                FloatVector y = log ? load(xs, row + v, v, width, tail).sub(FloatVector.fromArray(FloatRuns.SPECIES, max, v)).sub(k)
+                        : load(os, dst + v, v, width, tail).mul(k);
+                store(y, os, dst + v, v, width, tail);
+            }
+        }
+    }
+
+    /** The vector at position v of a tile of {@code width} lanes, masked past the end. */
+    private static FloatVector load(MemorySegment s, long off, int v, int width, VectorMask<Float> tail) {
+        return v + FloatRuns.LANES <= width ? FloatRuns.load(s, off) : FloatRuns.load(s, off, tail);
+    }
+
+    private static void store(FloatVector y, MemorySegment s, long off, int v, int width, VectorMask<Float> tail) {
+        if (v + FloatRuns.LANES <= width) y.intoMemorySegment(s, off * 4, java.nio.ByteOrder.nativeOrder());
+        else y.intoMemorySegment(s, off * 4, java.nio.ByteOrder.nativeOrder(), tail);
     }
 
     private static void softmaxRow(double[] row, boolean log) {

@@ -20,14 +20,15 @@ final class Rows {
     private final long inBase, outBase;
     private final long count;
     private final int length;
-    /** Element offsets of a row's elements relative to its start, for rows spanning several dimensions. */
-    private final long[] inTable, outTable;
+    /** Input offsets of a row's elements relative to its start, for non-dense rows spanning several dimensions. */
+    private final long[] inTable;
     private final long inStride, outStride;
     private final boolean inDense, outDense;
 
     /**
      * @param in        the input layout
-     * @param outStrides output strides, one per input dimension (0 where the output has no such dimension)
+     * @param outStrides output strides, one per input dimension (0 where the output has no such dimension);
+     *                  a row spanning several dimensions must be dense in the output
      * @param outBase   the output's element offset
      * @param rowDims   which input dimensions form a row
      */
@@ -70,10 +71,12 @@ final class Rows {
         inDense = isDense(rowSizes, rowIn);
         outDense = isDense(rowSizes, rowOut);
         inStride = inner == 1 ? rowIn[0] : inDense ? 1 : 0;
-        outStride = inner == 1 ? rowOut[0] : outDense ? 1 : 0;
-        boolean table = inner > 1 && length > 0;
-        inTable = table && !inDense ? offsets(rowSizes, rowIn) : null;
-        outTable = table && !outDense ? offsets(rowSizes, rowOut) : null;
+        outStride = inner == 1 ? rowOut[0] : 1;
+        if (inner > 1 && !outDense) {
+            throw new IllegalArgumentException("rows of several dimensions need a dense output row, got strides "
+                    + java.util.Arrays.toString(rowOut) + " for sizes " + java.util.Arrays.toString(rowSizes));
+        }
+        inTable = inner > 1 && !inDense && length > 0 ? offsets(rowSizes, rowIn) : null;
     }
 
     /** Rows of single dimension {@code dim} (none for a 0-dimensional tensor, giving one row of one element). */
@@ -124,9 +127,26 @@ final class Rows {
         return new Odometer(outerSizes, outerIn, inBase, outerOut, outBase).seek(from);
     }
 
+    /**
+     * Number of rows lying side by side: the size of the innermost outer dimension when it
+     * has unit stride in both input and output (so rows {@code r, r+1, ...} start at
+     * consecutive elements), else 1.
+     */
+    int adjacentRows() {
+        int k = outerSizes.length - 1;
+        return k >= 0 && outerIn[k] == 1 && outerOut[k] == 1 ? outerSizes[k] : 1;
+    }
+
+    /** Walker over groups of {@link #adjacentRows} rows: the outer dimensions but the innermost. */
+    Odometer groupWalker(long from) {
+        int k = Math.max(outerSizes.length - 1, 0);
+        return new Odometer(java.util.Arrays.copyOf(outerSizes, k), java.util.Arrays.copyOf(outerIn, k), inBase,
+                java.util.Arrays.copyOf(outerOut, k), outBase).seek(from);
+    }
+
     private long inOffset(int i) { return inTable != null ? inTable[i] : i * inStride; }
 
-    private long outOffset(int i) { return outTable != null ? outTable[i] : i * outStride; }
+    private long outOffset(int i) { return i * outStride; }
 
     /** Reads the row starting at {@code off} of {@code src} (of {@code dtype}) as float32 into {@code dst}. */
     void gatherFloats(MemorySegment src, DType dtype, long off, MemorySegment dst) {

@@ -36,6 +36,27 @@ class SoftmaxProperties {
                                  @ForAll boolean nonFinite) {
         int rank = shape.length;
         int dim = rank == 0 ? 0 : new SplittableRandom(seed).nextInt(rank);
+        check(shape, dim, seed, log, p, t, scale, nonFinite);
+    }
+
+    @Provide
+    Arbitrary<int[]> acrossShapes() {
+        Arbitrary<Integer> lead = Arbitraries.integers().between(1, 40), inner = Arbitraries.integers().between(1, 300);
+        return Arbitraries.oneOf(
+                net.jqwik.api.Combinators.combine(lead, inner).as((a, b) -> new int[] {a, b}),
+                net.jqwik.api.Combinators.combine(lead, lead, inner).as((a, b, c) -> new int[] {a % 5 + 1, b, c}));
+    }
+
+    /** Along a leading dimension of a contiguous float32 tensor: rows side by side, vectorised across them. */
+    @Property(tries = 60)
+    void softmaxAcrossAdjacentRowsMatchesReference(@ForAll("acrossShapes") int[] shape, @ForAll long seed, @ForAll boolean log,
+                                                   @ForAll boolean offset, @ForAll("scales") double scale,
+                                                   @ForAll boolean nonFinite) {
+        int dim = new SplittableRandom(seed).nextInt(shape.length - 1);
+        check(shape, dim, seed, log, offset ? Presentation.OFFSET : Presentation.CONTIGUOUS, DType.FLOAT32, scale, nonFinite);
+    }
+
+    private static void check(int[] shape, int dim, long seed, boolean log, Presentation p, DType t, double scale, boolean nonFinite) {
         double[] data = Refs.rounded(TestTensors.randomData(Refs.numel(shape), seed, scale, nonFinite), t);
         Tensor x = TestTensors.tensor(data, t, p, shape);
         Tensor y = log ? x.logSoftmax(dim) : x.softmax(dim);
