@@ -148,7 +148,7 @@ class RandomProgramProperties {
     @Property(tries = 60)
     void compiledEqualsEager(@ForAll long seed, @ForAll @IntRange(min = 1, max = 7) int otherRows) {
         Program p = generate(seed);
-        FnN<Tensor> compiled = Kiln.compile(p::run);
+        FnN<Tensor> compiled = Kiln.compileN(p::run);
         for (int call = 0; call < 3; call++) {
             // Calls 0 and 1 share a signature (replay); call 2 may change the row count (recompile).
             Tensor[] in = inputs(p, seed * 31 + call, call == 2 ? otherRows : 0);
