@@ -59,20 +59,28 @@ class MatMulTest {
         check(random(DType.FLOAT32, Presentation.STRIDED, 5, 300), random(DType.FLOAT32, Presentation.STRIDED, 6, 300));
     }
 
-    /** Crosses every blocking boundary (K past kc, M past mc, ragged mr and nr tiles) with both workers busy. */
+    /**
+     * Crosses every blocking boundary of every element type (K past kc, M past mc, ragged
+     * mr and nr tiles, several B slabs) with the product split between both workers,
+     * along M in the first case and along N in the second.
+     */
     @ParameterizedTest
     @EnumSource(value = DType.class, names = {"FLOAT32", "FLOAT64", "FLOAT16", "BFLOAT16", "INT32", "INT64"})
     void largeProductCrossesBlocksAndWorkers(DType dtype) {
-        Tensor a = random(dtype, Presentation.CONTIGUOUS, 10, 131, 300);
-        check(a, random(dtype, Presentation.CONTIGUOUS, 11, 300, 257));
-        check(a, random(dtype, Presentation.CONTIGUOUS, 12, 257, 300).mT());
-        check(random(dtype, Presentation.TRANSPOSED, 13, 131, 300), random(dtype, Presentation.STRIDED, 14, 300, 257));
+        // float32 blocks are kc 512 x mc 192 (also for the half types); float64 and int64 are 768 x 60-64.
+        boolean floatBlocking = dtype == DType.FLOAT32 || dtype == DType.FLOAT16 || dtype == DType.BFLOAT16;
+        int m = floatBlocking ? 200 : 70, k = floatBlocking ? 600 : 800, n = floatBlocking ? 100 : 40;
+        Tensor a = random(dtype, Presentation.CONTIGUOUS, 10, m, k);
+        check(a, random(dtype, Presentation.CONTIGUOUS, 11, k, n));
+        check(a, random(dtype, Presentation.CONTIGUOUS, 12, n, k).mT());
+        check(random(dtype, Presentation.TRANSPOSED, 13, 30, k), random(dtype, Presentation.STRIDED, 14, k, 150));
     }
 
     @Test
     void wideProductCrossesThePackedColumnSlab() {
         check(random(DType.FLOAT32, Presentation.CONTIGUOUS, 20, 9, 20), random(DType.FLOAT32, Presentation.CONTIGUOUS, 21, 20, 4200));
-        check(random(DType.FLOAT64, Presentation.CONTIGUOUS, 22, 7, 20), random(DType.FLOAT64, Presentation.TRANSPOSED, 23, 20, 4200));
+        check(random(DType.FLOAT32, Presentation.CONTIGUOUS, 24, 200, 20), random(DType.FLOAT32, Presentation.TRANSPOSED, 25, 20, 2100));
+        check(random(DType.FLOAT64, Presentation.CONTIGUOUS, 22, 70, 20), random(DType.FLOAT64, Presentation.TRANSPOSED, 23, 20, 1400));
     }
 
     @Test

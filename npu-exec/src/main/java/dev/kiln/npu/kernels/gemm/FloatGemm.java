@@ -40,20 +40,17 @@ public final class FloatGemm extends PackedGemm<float[]> {
     @Override
     void packA(Operand a, int batch, int row0, int rows, int k0, int kc, float[] dst) {
         MemorySegment s = a.segment();
-        boolean f32 = a.dtype() == DType.FLOAT32;
         long cs = a.colStride();
         for (int i = 0; i < rows; i += MR) {
             int panelRows = Math.min(MR, rows - i), d = i * kc;
-            for (int r = 0; r < panelRows; r++) {
-                long src = a.index(batch, row0 + i + r, k0);
-                if (f32) {
-                    for (int p = 0; p < kc; p++) dst[d + p * MR + r] = s.getAtIndex(F32, src + p * cs);
+            for (int r = 0; r < MR; r++) {
+                if (r >= panelRows) {
+                    for (int p = 0; p < kc; p++) dst[d + p * MR + r] = 0;
+                } else if (a.dtype() == DType.FLOAT32 && cs == 1) {
+                    scatterContiguous(s, a.index(batch, row0 + i + r, k0), kc, dst, d + r, MR);
                 } else {
-                    for (int p = 0; p < kc; p++) dst[d + p * MR + r] = widen(a.dtype(), s, src + p * cs);
+                    scatter(a.dtype(), s, a.index(batch, row0 + i + r, k0), cs, kc, dst, d + r, MR);
                 }
-            }
-            for (int r = panelRows; r < MR; r++) {
-                for (int p = 0; p < kc; p++) dst[d + p * MR + r] = 0;
             }
         }
     }
@@ -79,18 +76,46 @@ public final class FloatGemm extends PackedGemm<float[]> {
         }
         // Otherwise walk each column along K (contiguous when B is a transposed view),
         // scattering into the panel, which stays in L1.
-        boolean f32 = b.dtype() == DType.FLOAT32;
-        for (int q = 0; q < NR; q++) {
-            if (q < cols) {
-                long src = b.index(batch, k0, col0 + q);
-                if (f32) {
-                    for (int p = 0; p < kc; p++) dst[dstOffset + p * NR + q] = s.getAtIndex(F32, src + p * rs);
-                } else {
-                    for (int p = 0; p < kc; p++) dst[dstOffset + p * NR + q] = widen(b.dtype(), s, src + p * rs);
-                }
-            } else {
-                for (int p = 0; p < kc; p++) dst[dstOffset + p * NR + q] = 0;
+        int q = 0;
+        if (b.dtype() == DType.FLOAT32 && rs == 1) {
+            for (; q + 4 <= cols; q += 4) {
+                scatterContiguous4(s, b.index(batch, k0, col0 + q), b.colStride(), kc, dst, dstOffset + q, NR);
             }
+        }
+        for (; q < NR; q++) {
+            if (q >= cols) {
+                for (int p = 0; p < kc; p++) dst[dstOffset + p * NR + q] = 0;
+            } else if (b.dtype() == DType.FLOAT32 && rs == 1) {
+                scatterContiguous(s, b.index(batch, k0, col0 + q), kc, dst, dstOffset + q, NR);
+            } else {
+                scatter(b.dtype(), s, b.index(batch, k0, col0 + q), rs, kc, dst, dstOffset + q, NR);
+            }
+        }
+    }
+
+    /** dst[at + p * step] = src[from + p] for p < n: one row of A or one column of a transposed B. */
+    private static void scatterContiguous(MemorySegment s, long from, int n, float[] dst, int at, int step) {
+        for (int p = 0; p < n; p++) dst[at + p * step] = s.getAtIndex(F32, from + p);
+    }
+
+    /** Four adjacent columns at once: four load streams, and each panel line gets four stores in a row. */
+    private static void scatterContiguous4(MemorySegment s, long from, long columnStride, int n, float[] dst, int at, int step) {
+        long f0 = from, f1 = from + columnStride, f2 = f1 + columnStride, f3 = f2 + columnStride;
+        for (int p = 0; p < n; p++) {
+            int d = at + p * step;
+            dst[d] = s.getAtIndex(F32, f0 + p);
+            dst[d + 1] = s.getAtIndex(F32, f1 + p);
+            dst[d + 2] = s.getAtIndex(F32, f2 + p);
+            dst[d + 3] = s.getAtIndex(F32, f3 + p);
+        }
+    }
+
+    /** dst[at + p * step] = widened src[from + p * stride] for p < n. */
+    private static void scatter(DType type, MemorySegment s, long from, long stride, int n, float[] dst, int at, int step) {
+        if (type == DType.FLOAT32) {
+            for (int p = 0; p < n; p++) dst[at + p * step] = s.getAtIndex(F32, from + p * stride);
+        } else {
+            for (int p = 0; p < n; p++) dst[at + p * step] = widen(type, s, from + p * stride);
         }
     }
 

@@ -98,8 +98,14 @@ abstract class PackedGemm<P> {
     private void computeBlock(GemmProblem p, Workspace<P> ws, int batch, int row0, int row1, int col0, int col1) {
         int mr = blocking.mr(), nr = blocking.nr(), k = p.k();
         Block c = openBlock(p, batch, row0, row1 - row0, col0, col1 - col0);
-        for (int jc = col0; jc < col1; jc += blocking.nc()) {
-            int nc = Math.min(blocking.nc(), col1 - jc);
+        // With a single A block each B panel is used right after packing: reuse one panel's
+        // buffer, which stays in L1, instead of writing a whole slab out to memory.
+        boolean panelAtATime = row1 - row0 <= blocking.mc();
+        // Equal slabs: a narrow last one would repack all of A for a sliver of C.
+        int slabs = (col1 - col0 + blocking.nc() - 1) / blocking.nc();
+        int slabWidth = Blocking.roundUp((col1 - col0 + slabs - 1) / Math.max(slabs, 1), nr);
+        for (int jc = col0; jc < col1; jc += slabWidth) {
+            int nc = Math.min(slabWidth, col1 - jc);
             for (int pc = 0; pc < k; pc += blocking.kc()) {
                 int kc = Math.min(blocking.kc(), k - pc);
                 boolean accumulate = pc > 0;
@@ -109,9 +115,10 @@ abstract class PackedGemm<P> {
                     for (int jr = 0; jr < nc; jr += nr) {
                         int cols = Math.min(nr, nc - jr);
                         // B is packed while the first A block consumes it, so the panel is still in L1.
-                        if (ic == row0) packB(p.b(), batch, pc, kc, jc + jr, cols, ws.b, jr * kc);
+                        int panel = panelAtATime ? 0 : jr * kc;
+                        if (ic == row0) packB(p.b(), batch, pc, kc, jc + jr, cols, ws.b, panel);
                         for (int ir = 0; ir < mc; ir += mr) {
-                            multiply(kc, ws.a, ir * kc, ws.b, jr * kc, ws.tile);
+                            multiply(kc, ws.a, ir * kc, ws.b, panel, ws.tile);
                             store(ws.tile, Math.min(mr, mc - ir), cols, c, ic + ir, jc + jr, accumulate);
                         }
                     }
@@ -129,7 +136,8 @@ abstract class PackedGemm<P> {
             Blocking bl = gemm.blocking;
             int kc = Math.min(bl.kc(), p.k());
             a = gemm.newBuffer(Blocking.roundUp(Math.min(bl.mc(), p.m()), bl.mr()) * kc);
-            b = gemm.newBuffer(Blocking.roundUp(Math.min(bl.nc(), p.n()), bl.nr()) * kc);
+            int panels = p.m() <= bl.mc() ? 1 : Blocking.roundUp(Math.min(bl.nc(), p.n()), bl.nr()) / bl.nr();
+            b = gemm.newBuffer(panels * bl.nr() * kc);
             tile = gemm.newBuffer(bl.mr() * bl.nr());
         }
     }
