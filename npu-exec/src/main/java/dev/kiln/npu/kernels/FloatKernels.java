@@ -71,23 +71,13 @@ final class FloatKernels {
 
     static void unary(UnaryFn fn, MemorySegment a, long ao, MemorySegment o, long oo, int n, MemorySegment[] t) {
         switch (fn) {
-            case NEG -> { for (int i = 0; i < n; i += L) st(ld(a, ao, i).neg(), o, oo, i); }
-            case ABS -> { for (int i = 0; i < n; i += L) st(ld(a, ao, i).abs(), o, oo, i); }
-            // max propagates NaN, and max(-0, 0) = +0 as the reference gives.
-            case RELU -> { for (int i = 0; i < n; i += L) st(ld(a, ao, i).max(0f), o, oo, i); }
-            case SQRT -> { for (int i = 0; i < n; i += L) st(ld(a, ao, i).sqrt(), o, oo, i); }
-            // Two correctly rounded steps: within 1 ulp of the exact 1/sqrt(x).
-            case RSQRT -> {
-                FloatVector one = FloatVector.broadcast(S, 1f);
-                for (int i = 0; i < n; i += L) st(one.div(ld(a, ao, i).sqrt()), o, oo, i);
-            }
-            case LOGICAL_NOT -> {
-                for (int i = 0; i < n; i += L) {
-                    FloatVector v = ld(a, ao, i);
-                    st(v.broadcast(0f).blend(1f, v.eq(0f)), o, oo, i);
-                }
-            }
-            case EXP -> exp(a, ao, o, oo, n);
+            case NEG -> pipeline(NEG, a, ao, o, oo, n, t);
+            case ABS -> pipeline(ABS, a, ao, o, oo, n, t);
+            case RELU -> pipeline(RELU, a, ao, o, oo, n, t);
+            case SQRT -> pipeline(SQRT, a, ao, o, oo, n, t);
+            case RSQRT -> pipeline(RSQRT, a, ao, o, oo, n, t);
+            case LOGICAL_NOT -> pipeline(LOGICAL_NOT, a, ao, o, oo, n, t);
+            case EXP -> pipeline(EXP, a, ao, o, oo, n, t);
             case LOG -> pipeline(LOG, a, ao, o, oo, n, t);
             case TANH -> pipeline(TANH, a, ao, o, oo, n, t);
             case SIGMOID -> pipeline(SIGMOID, a, ao, o, oo, n, t);
@@ -101,11 +91,25 @@ final class FloatKernels {
         }
     }
 
-    private static void exp(MemorySegment a, long ao, MemorySegment o, long oo, int n) {
-        for (int i = 0; i < n; i += L) st(VectorMath.exp(ld(a, ao, i)), o, oo, i);
-    }
-
     // ---------------------------------------------------------------- pipelines
+
+    private static final Stage[] NEG = {(a, ao, o, oo, t, n) -> { for (int i = 0; i < n; i += L) st(ld(a, ao, i).neg(), o, oo, i); }};
+    private static final Stage[] ABS = {(a, ao, o, oo, t, n) -> { for (int i = 0; i < n; i += L) st(ld(a, ao, i).abs(), o, oo, i); }};
+    /** max propagates NaN, and max(-0, 0) = +0 as the reference gives. */
+    private static final Stage[] RELU = {(a, ao, o, oo, t, n) -> { for (int i = 0; i < n; i += L) st(ld(a, ao, i).max(0f), o, oo, i); }};
+    private static final Stage[] SQRT = {(a, ao, o, oo, t, n) -> { for (int i = 0; i < n; i += L) st(ld(a, ao, i).sqrt(), o, oo, i); }};
+    /** Two correctly rounded steps: within 1 ulp of the exact 1/sqrt(x). */
+    private static final Stage[] RSQRT = {(a, ao, o, oo, t, n) -> {
+        FloatVector one = FloatVector.broadcast(S, 1f);
+        for (int i = 0; i < n; i += L) st(one.div(ld(a, ao, i).sqrt()), o, oo, i);
+    }};
+    private static final Stage[] LOGICAL_NOT = {(a, ao, o, oo, t, n) -> {
+        for (int i = 0; i < n; i += L) {
+            FloatVector v = ld(a, ao, i);
+            st(v.broadcast(0f).blend(1f, v.eq(0f)), o, oo, i);
+        }
+    }};
+    private static final Stage[] EXP = {(a, ao, o, oo, t, n) -> { for (int i = 0; i < n; i += L) st(VectorMath.exp(ld(a, ao, i)), o, oo, i); }};
 
     private static final Stage[] SIGMOID = {
             (a, ao, o, oo, t, n) -> { for (int i = 0; i < n; i += L) st(VectorMath.exp(ld(a, ao, i).abs().neg(), 0), t[0], 0, i); },
@@ -224,13 +228,12 @@ final class FloatKernels {
 
     static void binary(BinaryFn fn, MemorySegment a, long ao, MemorySegment b, long bo, MemorySegment o, long oo, int n) {
         switch (fn) {
-            case ADD -> { for (int i = 0; i < n; i += L) st(ld(a, ao, i).add(ld(b, bo, i)), o, oo, i); }
-            case SUB -> { for (int i = 0; i < n; i += L) st(ld(a, ao, i).sub(ld(b, bo, i)), o, oo, i); }
-            case MUL -> { for (int i = 0; i < n; i += L) st(ld(a, ao, i).mul(ld(b, bo, i)), o, oo, i); }
-            case DIV -> { for (int i = 0; i < n; i += L) st(ld(a, ao, i).div(ld(b, bo, i)), o, oo, i); }
-            // Vector MIN/MAX follow Math.min/max: NaN propagates, -0 < +0.
-            case MINIMUM -> { for (int i = 0; i < n; i += L) st(ld(a, ao, i).min(ld(b, bo, i)), o, oo, i); }
-            case MAXIMUM -> { for (int i = 0; i < n; i += L) st(ld(a, ao, i).max(ld(b, bo, i)), o, oo, i); }
+            case ADD -> add(a, ao, b, bo, o, oo, n);
+            case SUB -> sub(a, ao, b, bo, o, oo, n);
+            case MUL -> mul(a, ao, b, bo, o, oo, n);
+            case DIV -> div(a, ao, b, bo, o, oo, n);
+            case MINIMUM -> min(a, ao, b, bo, o, oo, n);
+            case MAXIMUM -> max(a, ao, b, bo, o, oo, n);
             case EQ, NE, LT, LE, GT, GE -> compare(fn, a, ao, b, bo, o, oo, n);
             case LOGICAL_AND, LOGICAL_OR, LOGICAL_XOR -> logical(fn, a, ao, b, bo, o, oo, n);
             // Rounded in double as the reference defines them (floor of the double quotient,
@@ -239,6 +242,33 @@ final class FloatKernels {
                 for (int i = 0; i < n; i++) set(o, oo, i, (float) fn.apply(get(a, ao, i), get(b, bo, i)));
             }
         }
+    }
+
+    // One method per op, so that each loop is its own compilation unit (see the class comment).
+
+    private static void add(MemorySegment a, long ao, MemorySegment b, long bo, MemorySegment o, long oo, int n) {
+        for (int i = 0; i < n; i += L) st(ld(a, ao, i).add(ld(b, bo, i)), o, oo, i);
+    }
+
+    private static void sub(MemorySegment a, long ao, MemorySegment b, long bo, MemorySegment o, long oo, int n) {
+        for (int i = 0; i < n; i += L) st(ld(a, ao, i).sub(ld(b, bo, i)), o, oo, i);
+    }
+
+    private static void mul(MemorySegment a, long ao, MemorySegment b, long bo, MemorySegment o, long oo, int n) {
+        for (int i = 0; i < n; i += L) st(ld(a, ao, i).mul(ld(b, bo, i)), o, oo, i);
+    }
+
+    private static void div(MemorySegment a, long ao, MemorySegment b, long bo, MemorySegment o, long oo, int n) {
+        for (int i = 0; i < n; i += L) st(ld(a, ao, i).div(ld(b, bo, i)), o, oo, i);
+    }
+
+    /** Vector MIN/MAX follow Math.min/max: NaN propagates, -0 < +0. */
+    private static void min(MemorySegment a, long ao, MemorySegment b, long bo, MemorySegment o, long oo, int n) {
+        for (int i = 0; i < n; i += L) st(ld(a, ao, i).min(ld(b, bo, i)), o, oo, i);
+    }
+
+    private static void max(MemorySegment a, long ao, MemorySegment b, long bo, MemorySegment o, long oo, int n) {
+        for (int i = 0; i < n; i += L) st(ld(a, ao, i).max(ld(b, bo, i)), o, oo, i);
     }
 
     private static void compare(BinaryFn fn, MemorySegment a, long ao, MemorySegment b, long bo, MemorySegment o, long oo, int n) {
