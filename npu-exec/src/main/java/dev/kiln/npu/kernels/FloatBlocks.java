@@ -22,7 +22,7 @@ final class FloatBlocks implements ElementwiseLoop.Blocks {
     /** A float32 kernel over n elements, n a multiple of the vector length. */
     @FunctionalInterface
     interface Kernel {
-        void apply(Operand[] in, MemorySegment out, long outByteOffset, int n);
+        void apply(Operand[] in, MemorySegment out, long outByteOffset, int n, MemorySegment[] temps);
     }
 
     /** One input of a block: read {@link #segment} from {@link #byteOffset}. */
@@ -83,6 +83,7 @@ final class FloatBlocks implements ElementwiseLoop.Blocks {
     private final long outBase;
     private final MemorySegment outScratch;
     private final Kernel kernel;
+    private final MemorySegment[] temps;
 
     /**
      * Blocks for one range. {@code innerStrides} has one entry per tensor input, in order
@@ -109,6 +110,8 @@ final class FloatBlocks implements ElementwiseLoop.Blocks {
         this.outBase = out.layout().offset();
         this.outScratch = Staging.floatScratch(scratchSize);
         this.kernel = kernel;
+        this.temps = new MemorySegment[FloatKernels.TEMPS];
+        for (int i = 0; i < temps.length; i++) temps[i] = Staging.floatScratch(Math.min(scratchSize, FloatKernels.SUB));
     }
 
     /** The offsets the loop passes cover tensor inputs only; constants are skipped. */
@@ -130,9 +133,9 @@ final class FloatBlocks implements ElementwiseLoop.Blocks {
         boolean direct = !padded && outType == DType.FLOAT32;
         int vectors = (n + LANES - 1) / LANES * LANES;
         if (direct) {
-            kernel.apply(operands, out, outAt * Float.BYTES, vectors);
+            kernel.apply(operands, out, outAt * Float.BYTES, vectors, temps);
         } else {
-            kernel.apply(operands, outScratch, 0, vectors);
+            kernel.apply(operands, outScratch, 0, vectors, temps);
             Staging.storeFloats(outScratch, n, outType, out, outAt);
         }
     }

@@ -52,7 +52,7 @@ public final class VectorMath {
      * e^x * 2^scale for scale in [0, 24] and x <= 0: a result that would be subnormal is
      * returned with full precision, for products the caller rounds to subnormal only once.
      */
-    private static FloatVector exp(FloatVector x, int scale) {
+    static FloatVector exp(FloatVector x, int scale) {
         // Min/max propagate NaN, so NaN flows through to the polynomial and out.
         float minArg = EXP_MIN_ARG - scale * LN2_HI;
         FloatVector xc = x.max(minArg).min(EXP_MAX_ARG);
@@ -90,23 +90,44 @@ public final class VectorMath {
      * including subnormals; log(0) = -inf, log(negative) = NaN, log(+inf) = +inf.
      */
     public static FloatVector log(FloatVector x) {
-        VectorMask<Float> subnormal = x.lt(MIN_NORMAL);
-        FloatVector xs = x.blend(x.mul(TWO_POW_23), subnormal);
-        IntVector bits = xs.reinterpretAsInts();
-        // x = m * 2^e with m in [0.5, 1), then m moved into [sqrt(1/2), sqrt(2)) so that f = m - 1 is small.
+        FloatVector f = logReduce(x);
+        return logCombine(x, f, logTail(f));
+    }
+
+    // log runs in three stages (reduce, polynomial, combine) so that a kernel can give each
+    // its own loop: in one loop the whole function exceeds what the JIT will inline.
+
+    /** Normal x (subnormals scaled up by 2^23) as m * 2^e, m in [0.5, 1). */
+    private static IntVector logBits(FloatVector x) {
+        return x.blend(x.mul(TWO_POW_23), x.lt(MIN_NORMAL)).reinterpretAsInts();
+    }
+
+    private static FloatVector logMantissa(IntVector bits) {
+        return bits.and(0x007fffff).or(0x3f000000).reinterpretAsFloats();
+    }
+
+    /** Stage 1: f = m - 1 with the mantissa m moved into [sqrt(1/2), sqrt(2)), so f is small. */
+    static FloatVector logReduce(FloatVector x) {
+        FloatVector m = logMantissa(logBits(x));
+        return m.blend(m.add(m), m.lt(SQRT_HALF)).sub(1f);
+    }
+
+    /** Stage 2: f^3 P(f), the part of log(1+f) beyond f - f^2/2. */
+    static FloatVector logTail(FloatVector f) {
+        return f.mul(f).mul(f).mul(logPolynomial(f));
+    }
+
+    /** Stage 3: e ln 2 + f - f^2/2 + tail, with the special cases (0, negative, +inf, NaN). */
+    static FloatVector logCombine(FloatVector x, FloatVector f, FloatVector tail) {
+        IntVector bits = logBits(x);
         IntVector e = bits.lanewise(VectorOperators.LSHR, 23).and(0xff).sub(126);
-        FloatVector m = bits.and(0x007fffff).or(0x3f000000).reinterpretAsFloats();
-        VectorMask<Float> low = m.lt(SQRT_HALF);
         FloatVector zero = x.broadcast(0f);
-        FloatVector ef = ((FloatVector) e.convert(VectorOperators.I2F, 0))
-                .sub(zero.blend(1f, low))
-                .sub(zero.blend(23f, subnormal));
-        FloatVector f = m.blend(m.add(m), low).sub(1f);
-        FloatVector z = f.mul(f);
-        FloatVector p = logPolynomial(f);
-        FloatVector y = f.mul(z).mul(p);
-        y = mulAdd(ef, LN2_LO, y);
-        y = mulAdd(z, -0.5f, y);
+        // int to float by the rounder's bit pattern: exact for |e| < 2^22, and cheaper for the JIT than a lane conversion.
+        FloatVector ef = e.add(ROUNDER_BITS).reinterpretAsFloats().sub(ROUNDER)
+                .sub(zero.blend(1f, logMantissa(bits).lt(SQRT_HALF)))
+                .sub(zero.blend(23f, x.lt(MIN_NORMAL)));
+        FloatVector y = mulAdd(ef, LN2_LO, tail);
+        y = mulAdd(f.mul(f), -0.5f, y);
         FloatVector result = mulAdd(ef, LN2_HI, f.add(y));
         result = result.blend(Float.POSITIVE_INFINITY, x.eq(Float.POSITIVE_INFINITY));
         result = result.blend(Float.NEGATIVE_INFINITY, x.eq(0f));
@@ -133,11 +154,16 @@ public final class VectorMath {
      */
     public static FloatVector log1p(FloatVector y) {
         FloatVector u = y.add(1f);
-        // log(1+y) = log(u) + (y - (u-1))/u: the second term restores what rounding 1+y lost.
-        // It is only meaningful (and finite) for u in (0, 2^24).
+        return log(u).add(log1pCorrection(y, u));
+    }
+
+    /**
+     * (y - (u-1))/u for u = 1 + y rounded: log(1+y) = log(u) + this restores what rounding
+     * 1+y lost. It is only meaningful (and finite) for u in (0, 2^24), else 0.
+     */
+    static FloatVector log1pCorrection(FloatVector y, FloatVector u) {
         FloatVector correction = y.sub(u.sub(1f)).div(u);
-        correction = correction.blend(0f, u.compare(VectorOperators.GT, 0f).and(u.lt(TWO_POW_24)).not());
-        return log(u).add(correction);
+        return correction.blend(0f, u.compare(VectorOperators.GT, 0f).and(u.lt(TWO_POW_24)).not());
     }
 
     // ---------------------------------------------------------------- tanh, sigmoid
@@ -149,6 +175,11 @@ public final class VectorMath {
      * ±1 beyond |x| = 9.01.
      */
     public static FloatVector tanh(FloatVector x) {
+        return tanhFromExp(x, exp(x.abs().mul(2f)));
+    }
+
+    /** tanh(x) given e = exp(2|x|) (a kernel computes that in its own loop). */
+    static FloatVector tanhFromExp(FloatVector x, FloatVector e) {
         FloatVector a = x.abs();
         FloatVector s = a.mul(a);
         // Small |x|: x + x^3 P(x^2), no cancellation.
@@ -159,7 +190,7 @@ public final class VectorMath {
         p = mad(p, s, -3.33333283662796e-1f);
         FloatVector small = a.mul(s).fma(p, a);
         // Larger |x|: 1 - 2 / (e^{2|x|} + 1); exp overflows to +inf, giving exactly 1.
-        FloatVector large = x.broadcast(1f).sub(x.broadcast(2f).div(exp(a.add(a)).add(1f)));
+        FloatVector large = x.broadcast(1f).sub(x.broadcast(2f).div(e.add(1f)));
         return copySign(large.blend(small, a.lt(TANH_SMALL)), x);
     }
 
@@ -169,7 +200,11 @@ public final class VectorMath {
      * instead of flushing to 0; exactly 1 above 16.7, 0 below -103.97.
      */
     public static FloatVector sigmoid(FloatVector x) {
-        FloatVector e = exp(x.abs().neg());
+        return sigmoidFromExp(x, exp(x.abs().neg()));
+    }
+
+    /** sigmoid(x) given e = exp(-|x|). */
+    static FloatVector sigmoidFromExp(FloatVector x, FloatVector e) {
         FloatVector one = e.broadcast(1f);
         // 1/(1+e) for x >= 0 and e/(1+e) for x < 0: neither cancels.
         return one.blend(e, x.lt(0f)).div(one.add(e));
@@ -181,7 +216,7 @@ public final class VectorMath {
     }
 
     /** Scale (2^24) that keeps intermediate tails normal until a product's final rounding. */
-    private static final int SUBNORMAL_GUARD = 24;
+    static final int SUBNORMAL_GUARD = 24;
     private static final float UNSCALE = 0x1p-24f;
 
     /**
@@ -189,7 +224,7 @@ public final class VectorMath {
      * negative side's small sigmoid stays scaled up through the product, so a result in
      * the subnormal range is rounded once rather than inherited from a subnormal factor.
      */
-    private static FloatVector timesSigmoid(FloatVector x, FloatVector eScaled, VectorMask<Float> negative) {
+    static FloatVector timesSigmoid(FloatVector x, FloatVector eScaled, VectorMask<Float> negative) {
         FloatVector one = x.broadcast(1f);
         FloatVector denominator = one.add(eScaled.mul(UNSCALE));
         FloatVector s = one.blend(eScaled, negative).div(denominator);
@@ -202,6 +237,12 @@ public final class VectorMath {
      */
     public static FloatVector softplus(FloatVector x) {
         return x.max(0f).add(log1p(exp(x.abs().neg())));
+    }
+
+    /** softplus(x) given e = exp(-|x|), f = logReduce(1 + e) and tail = logTail(f). */
+    static FloatVector softplusCombine(FloatVector x, FloatVector e, FloatVector f, FloatVector tail) {
+        FloatVector u = e.add(1f);
+        return x.max(0f).add(logCombine(u, f, tail).add(log1pCorrection(e, u)));
     }
 
     // ---------------------------------------------------------------- erf, GELU
@@ -219,13 +260,14 @@ public final class VectorMath {
      * 1.2e-7 above, where |erf| > 0.8); odd; ±1 beyond |x| = 3.92.
      */
     public static FloatVector erf(FloatVector x) {
-        FloatVector z = x.abs().min(ERF_CLAMP);
+        FloatVector z = erfZ(x);
         FloatVector z2 = z.mul(z);
         FloatVector small = erfSmall(z, z2);
-        VectorMask<Float> large = z.compare(VectorOperators.GE, ERF_SMALL);
-        if (!large.anyTrue()) return copySign(small, x);
-        FloatVector erfc = erfcLarge(z, z2, z.fma(z, z2.neg()), 0);
-        return copySign(small.blend(z.broadcast(1f).sub(erfc), large), x);
+        if (!z.compare(VectorOperators.GE, ERF_SMALL).anyTrue()) return copySign(small, x);
+        FloatVector q = erfcPolynomial(z);
+        FloatVector z2Low = z.fma(z, z2.neg());
+        FloatVector e = exp(erfcExponent(q, z2), 0);
+        return erfCombine(x, small, erfcFromParts(z, e, erfcExponentError(q, z2, z2Low)));
     }
 
     /**
@@ -235,28 +277,44 @@ public final class VectorMath {
      * (-inf * 0), like the reference.
      */
     public static FloatVector gelu(FloatVector x) {
-        FloatVector xc = x.max(-GELU_CLAMP).min(GELU_CLAMP);
-        // z = |x|/sqrt(2) and z^2 = x^2/2 as an exact pair (the rounded z would cost
-        // relative accuracy in erfc(z) ~ exp(-z^2) far out in the tail).
-        FloatVector xx = xc.mul(xc);
-        FloatVector xxLow = xc.fma(xc, xx.neg());
-        FloatVector z = xc.abs().mul(INV_SQRT2);
-        FloatVector z2 = xx.mul(0.5f);
-        // Phi(-|x|) = erfc(z)/2, the smaller side of the Gaussian CDF.
-        // It is kept scaled by 2^24 so that x * Phi(x) is rounded to subnormal at most once.
-        FloatVector tail = x.broadcast(0.5f).sub(erfSmall(z, z2).mul(0.5f)).mul(1 << SUBNORMAL_GUARD);
-        VectorMask<Float> large = z.compare(VectorOperators.GE, ERF_SMALL);
-        if (large.anyTrue()) {
-            tail = tail.blend(erfcLarge(z, z2, xxLow.mul(0.5f), SUBNORMAL_GUARD).mul(0.5f), large);
+        FloatVector z = geluZ(x), z2 = geluZ2(x);
+        FloatVector tail = geluSmallTail(z, z2);
+        FloatVector erfcScaled = tail;
+        if (z.compare(VectorOperators.GE, ERF_SMALL).anyTrue()) {
+            FloatVector q = erfcPolynomial(z);
+            FloatVector e = exp(erfcExponent(q, z2), SUBNORMAL_GUARD);
+            erfcScaled = erfcFromParts(z, e, erfcExponentError(q, z2, geluZ2Low(x)));
         }
-        VectorMask<Float> negative = xc.lt(0f);
-        FloatVector one = x.broadcast(1f);
-        FloatVector cdf = one.sub(tail.mul(UNSCALE)).blend(tail, negative);
-        return x.mul(cdf).mul(one.blend(UNSCALE, negative));
+        return geluCombine(x, tail, erfcScaled);
+    }
+
+    // erf and GELU run in stages (small branch, erfc polynomial, exponent pair, exp, combine)
+    // so a kernel can give each its own loop; in one loop they exceed what the JIT inlines.
+
+    /** erf's argument z = |x|, clamped where erf is already ±1. */
+    static FloatVector erfZ(FloatVector x) { return x.abs().min(ERF_CLAMP); }
+
+    private static FloatVector geluClamp(FloatVector x) { return x.max(-GELU_CLAMP).min(GELU_CLAMP); }
+
+    /** GELU's erf argument z = |x|/sqrt 2. */
+    static FloatVector geluZ(FloatVector x) { return geluClamp(x).abs().mul(INV_SQRT2); }
+
+    /**
+     * z^2 = x^2/2 and its rounding error, an exact pair (squaring the rounded z would cost
+     * relative accuracy in erfc(z) ~ exp(-z^2) far out in the tail).
+     */
+    static FloatVector geluZ2(FloatVector x) {
+        FloatVector xc = geluClamp(x);
+        return xc.mul(xc).mul(0.5f);
+    }
+
+    static FloatVector geluZ2Low(FloatVector x) {
+        FloatVector xc = geluClamp(x);
+        return xc.fma(xc, xc.mul(xc).neg()).mul(0.5f);
     }
 
     /** erf(z) for z in [0, 0.92] as z + z P(z^2) (the constant 2/sqrt(pi) - 1 keeps P's leading term exact enough). */
-    private static FloatVector erfSmall(FloatVector z, FloatVector z2) {
+    static FloatVector erfSmall(FloatVector z, FloatVector z2) {
         FloatVector p = z2.broadcast(8.42001973069273e-5f);
         p = mad(p, z2, -8.150800131261349e-4f);
         p = mad(p, z2, 5.201257765293121e-3f);
@@ -268,11 +326,18 @@ public final class VectorMath {
     }
 
     /**
-     * erfc(z) for z >= 0.92 as t exp(-z^2 + Q(t)), t = 2/(2+z) (the form of Numerical
-     * Recipes' erfcc, refitted). z^2 = z2 + z2Low exactly; the sum -z^2 + Q is carried
-     * as a pair so the exponent's rounding does not grow with z^2. The result is scaled by 2^scale.
+     * GELU's small branch: Phi(-|x|) = (1 - erf(z))/2, the smaller side of the Gaussian CDF,
+     * scaled by 2^24 so that x * Phi(x) is rounded to subnormal at most once.
      */
-    private static FloatVector erfcLarge(FloatVector z, FloatVector z2, FloatVector z2Low, int scale) {
+    static FloatVector geluSmallTail(FloatVector z, FloatVector z2) {
+        return z.broadcast(0.5f).sub(erfSmall(z, z2).mul(0.5f)).mul(1 << SUBNORMAL_GUARD);
+    }
+
+    /**
+     * erfc(z) for z >= 0.92 is t exp(-z^2 + Q(t)), t = 2/(2+z) (the form of Numerical Recipes'
+     * erfcc, refitted). This is Q(t).
+     */
+    static FloatVector erfcPolynomial(FloatVector z) {
         FloatVector t = z.broadcast(2f).div(z.add(2f));
         FloatVector q = t.broadcast(-2.2686445713043213e-1f);
         q = mad(q, t, 6.022428870201111e-1f);
@@ -282,14 +347,42 @@ public final class VectorMath {
         q = mad(q, t, 6.703674048185349e-2f);
         q = mad(q, t, 3.7854745984077454e-1f);
         q = mad(q, t, 9.996231794357300e-1f);
-        q = mad(q, t, -1.2654961347579956f);
-        // Knuth's two-sum: q - z2 = sum + err exactly.
+        return mad(q, t, -1.2654961347579956f);
+    }
+
+    /** The exponent q - z^2, rounded; with {@link #erfcExponentError} it is exact, so its rounding does not grow with z^2. */
+    static FloatVector erfcExponent(FloatVector q, FloatVector z2) {
+        return q.sub(z2);
+    }
+
+    /** What {@link #erfcExponent} lost (Knuth's two-sum), less z^2's own low part. */
+    static FloatVector erfcExponentError(FloatVector q, FloatVector z2, FloatVector z2Low) {
         FloatVector negZ2 = z2.neg();
         FloatVector sum = q.add(negZ2);
         FloatVector bv = sum.sub(q);
-        FloatVector err = q.sub(sum.sub(bv)).add(negZ2.sub(bv));
-        FloatVector e = exp(sum, scale);
-        return t.mul(e.fma(err.sub(z2Low), e));
+        return q.sub(sum.sub(bv)).add(negZ2.sub(bv)).sub(z2Low);
+    }
+
+    /** erfc(z) = t exp(sum) (1 + error), given e = exp(sum) (scaled as the caller chose). */
+    static FloatVector erfcFromParts(FloatVector z, FloatVector e, FloatVector error) {
+        FloatVector t = z.broadcast(2f).div(z.add(2f));
+        return t.mul(e.fma(error, e));
+    }
+
+    /** erf(x) from its small branch and erfc(|x|) (unscaled). */
+    static FloatVector erfCombine(FloatVector x, FloatVector small, FloatVector erfc) {
+        VectorMask<Float> large = erfZ(x).compare(VectorOperators.GE, ERF_SMALL);
+        return copySign(small.blend(x.broadcast(1f).sub(erfc), large), x);
+    }
+
+    /** gelu(x) from its scaled small-branch tail and scaled erfc(|x|/sqrt 2). */
+    static FloatVector geluCombine(FloatVector x, FloatVector smallTail, FloatVector erfcScaled) {
+        VectorMask<Float> large = geluZ(x).compare(VectorOperators.GE, ERF_SMALL);
+        FloatVector tail = smallTail.blend(erfcScaled.mul(0.5f), large);
+        VectorMask<Float> negative = x.lt(0f);
+        FloatVector one = x.broadcast(1f);
+        FloatVector cdf = one.sub(tail.mul(UNSCALE)).blend(tail, negative);
+        return x.mul(cdf).mul(one.blend(UNSCALE, negative));
     }
 
     // GELU-tanh: v = 2 sqrt(2/pi) (x + 0.044715 x^3) = x (A + B x^2), A and B as float pairs.
@@ -305,24 +398,40 @@ public final class VectorMath {
      * error 4.5 ulp (relative 5.4e-7). geluTanh(+inf) = +inf; geluTanh(-inf) is NaN, like the reference.
      */
     public static FloatVector geluTanh(FloatVector x) {
-        FloatVector xc = x.max(-GELU_CLAMP).min(GELU_CLAMP);
+        FloatVector w = geluTanhW(x);
+        FloatVector e = exp(geluTanhExponent(x, w), SUBNORMAL_GUARD);
+        return geluTanhCombine(x, e, geluTanhCorrection(x, w));
+    }
+
+    /** Stage 1: w = A + B x^2, rounded. */
+    static FloatVector geluTanhW(FloatVector x) {
+        FloatVector xc = geluClamp(x);
+        return xc.mul(xc).mul(GT_B).add(GT_A);
+    }
+
+    /** Stage 2a: -|v| for v = x w, the argument of exp. */
+    static FloatVector geluTanhExponent(FloatVector x, FloatVector w) {
+        return geluClamp(x).mul(w).abs().neg();
+    }
+
+    /** Stage 2b: the low part of -|v| (from w's and the product's rounding errors). */
+    static FloatVector geluTanhCorrection(FloatVector x, FloatVector w) {
+        FloatVector xc = geluClamp(x);
         FloatVector s = xc.mul(xc);
         FloatVector sLow = xc.fma(xc, s.neg());
-        // w = A + B x^2 as (w, wLow).
         FloatVector bs = s.mul(GT_B);
-        FloatVector bsLow = mulAdd(s, GT_B, bs.neg());
-        FloatVector w = bs.add(GT_A);
         FloatVector bv = w.sub(bs);
         FloatVector wLow = bs.sub(w.sub(bv)).add(x.broadcast(GT_A).sub(bv))
-                .add(bsLow).add(sLow.mul(GT_B)).add(s.mul(GT_B_LOW)).add(GT_A_LOW);
-        // v = x w as (v, vLow).
+                .add(mulAdd(s, GT_B, bs.neg())).add(sLow.mul(GT_B)).add(s.mul(GT_B_LOW)).add(GT_A_LOW);
         FloatVector v = xc.mul(w);
         FloatVector vLow = xc.fma(w, v.neg()).add(xc.mul(wLow));
-        // exp(-|v + vLow|) = exp(-|v|) (1 -+ vLow).
-        VectorMask<Float> negative = v.lt(0f);
-        FloatVector e = exp(v.abs().neg(), SUBNORMAL_GUARD);
-        e = e.fma(vLow.neg().blend(vLow, negative), e);
-        return timesSigmoid(x, e, negative);
+        // -|v + vLow| = -|v| -+ vLow.
+        return vLow.neg().blend(vLow, x.lt(0f));
+    }
+
+    /** Stage 4: x sigmoid(v) from e = exp(-|v|) 2^24 and the correction. */
+    static FloatVector geluTanhCombine(FloatVector x, FloatVector eScaled, FloatVector correction) {
+        return timesSigmoid(x, eScaled.fma(correction, eScaled), x.lt(0f));
     }
 
     // ---------------------------------------------------------------- helpers
