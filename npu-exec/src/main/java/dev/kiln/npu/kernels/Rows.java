@@ -87,6 +87,7 @@ final class Rows {
     }
 
     private static boolean isDense(int[] sizes, long[] strides) {
+        for (int s : sizes) if (s == 0) return true; // an empty row addresses nothing
         long expected = 1;
         for (int i = sizes.length - 1; i >= 0; i--) {
             if (strides[i] != expected) return false;
