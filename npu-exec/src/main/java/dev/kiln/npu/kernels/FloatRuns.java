@@ -218,6 +218,38 @@ final class FloatRuns {
         }
     }
 
+    // ---------------------------------------------------------------- tiles of adjacent outputs
+    //
+    // One step of a reduction across adjacent outputs (sum over dim 0 of [N, C] and the
+    // like): element-wise over a tile of {@code width} lanes, acc[v] op= x[off + v], where
+    // acc holds whole vectors (its length rounded up to a multiple of LANES). Each
+    // call is small and made once per reduced position, so the JIT compiles it early, and
+    // every op is masked to the tile so no vector flows through a branch (which would box it).
+
+    /** {@code acc[v] = max(acc[v], x[off + v])}, NaN propagating. */
+    static void tileMax(MemorySegment s, long off, int width, float[] acc) {
+        for (int v = 0; v < width; v += LANES) {
+            VectorMask<Float> m = SPECIES.indexInRange(v, width);
+            FloatVector.fromArray(SPECIES, acc, v).lanewise(VectorOperators.MAX, load(s, off + v, m)).intoArray(acc, v);
+        }
+    }
+
+    /** {@code acc[v] = min(acc[v], x[off + v])}, NaN propagating. */
+    static void tileMin(MemorySegment s, long off, int width, float[] acc) {
+        for (int v = 0; v < width; v += LANES) {
+            VectorMask<Float> m = SPECIES.indexInRange(v, width);
+            FloatVector.fromArray(SPECIES, acc, v).lanewise(VectorOperators.MIN, load(s, off + v, m)).intoArray(acc, v);
+        }
+    }
+
+    /** {@code acc[v] += x[off + v]}. */
+    static void tileAdd(MemorySegment s, long off, int width, float[] acc) {
+        for (int v = 0; v < width; v += LANES) {
+            VectorMask<Float> m = SPECIES.indexInRange(v, width);
+            FloatVector.fromArray(SPECIES, acc, v).add(load(s, off + v, m)).intoArray(acc, v);
+        }
+    }
+
     // ---------------------------------------------------------------- exp
 
     private static final float LOG2E = 1.44269504088896341f;

@@ -7,8 +7,6 @@ import dev.kiln.tensor.DType;
 import dev.kiln.tensor.Elements;
 import dev.kiln.tensor.Shape;
 import dev.kiln.tensor.Tensor;
-import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorMask;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -313,42 +311,19 @@ public final class Reductions {
 
     /** Reduces reduced elements [from, to) for the {@code width} adjacent outputs whose inputs start at {@code inBase}. */
     private static double[] columnTile(ReduceFn fn, ReducePlan p, MemorySegment xs, long inBase, int width, long from, long to) {
-        int lanes = FloatRuns.LANES, full = width - width % lanes;
         boolean sum = fn == ReduceFn.SUM || fn == ReduceFn.MEAN;
-        float init = sum ? 0 : (float) fn.identity();
-        float[] acc = new float[full + (full < width ? lanes : 0)];
-        java.util.Arrays.fill(acc, init);
+        float[] acc = new float[(width + FloatRuns.LANES - 1) / FloatRuns.LANES * FloatRuns.LANES]; // whole vectors
+        java.util.Arrays.fill(acc, sum ? 0 : (float) fn.identity());
         double[] total = new double[width];
-        java.util.Arrays.fill(total, sum ? 0 : init);
-        VectorMask<Float> tail = FloatRuns.SPECIES.indexInRange(full, width);
         Odometer e = p.elements(from);
         int steps = 0;
         for (long k = from; k < to; k++, e.next()) {
             long off = inBase + e.a();
             switch (fn) {
-                case MAX -> {
-                    for (int j = 0; j < full; j += lanes) {
-                        FloatVector.fromArray(FloatRuns.SPECIES, acc, j).max(FloatRuns.load(xs, off + j)).intoArray(acc, j);
-                    }
-                    if (full < width) {
-                        FloatVector.fromArray(FloatRuns.SPECIES, acc, full).max(FloatRuns.load(xs, off + full, tail)).intoArray(acc, full);
-                    }
-                }
-                case MIN -> {
-                    for (int j = 0; j < full; j += lanes) {
-                        FloatVector.fromArray(FloatRuns.SPECIES, acc, j).min(FloatRuns.load(xs, off + j)).intoArray(acc, j);
-                    }
-                    if (full < width) {
-                        FloatVector.fromArray(FloatRuns.SPECIES, acc, full).min(FloatRuns.load(xs, off + full, tail)).intoArray(acc, full);
-                    }
-                }
+                case MAX -> FloatRuns.tileMax(xs, off, width, acc);
+                case MIN -> FloatRuns.tileMin(xs, off, width, acc);
                 default -> {
-                    for (int j = 0; j < full; j += lanes) {
-                        FloatVector.fromArray(FloatRuns.SPECIES, acc, j).add(FloatRuns.load(xs, off + j)).intoArray(acc, j);
-                    }
-                    if (full < width) {
-                        FloatVector.fromArray(FloatRuns.SPECIES, acc, full).add(FloatRuns.load(xs, off + full, tail)).intoArray(acc, full);
-                    }
+                    FloatRuns.tileAdd(xs, off, width, acc);
                     if (++steps == FLUSH) {
                         for (int j = 0; j < width; j++) total[j] += acc[j];
                         java.util.Arrays.fill(acc, 0f);

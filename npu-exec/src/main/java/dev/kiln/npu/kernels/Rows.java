@@ -68,8 +68,9 @@ final class Rows {
                 outerOut[o++] = outStrides[i];
             }
         }
-        inDense = isDense(rowSizes, rowIn);
-        outDense = isDense(rowSizes, rowOut);
+        // An empty row touches no memory: any strides serve.
+        inDense = length == 0 || isDense(rowSizes, rowIn);
+        outDense = length == 0 || isDense(rowSizes, rowOut);
         inStride = inner == 1 ? rowIn[0] : inDense ? 1 : 0;
         outStride = inner == 1 ? rowOut[0] : 1;
         if (inner > 1 && !outDense) {
