@@ -25,8 +25,10 @@ final class FloatRuns {
     static final int LANES = SPECIES.length();
     private static final ByteOrder ORDER = ByteOrder.nativeOrder();
     private static final int UNROLL = 4 * LANES;
-    /** Adds per lane before a float partial is flushed into the double total. */
-    private static final int FLUSH = 64;
+    /** Adds per lane before a float partial is flushed into a double total. */
+    static final int FLUSH = 64;
+    /** Width of a tile of adjacent outputs that one task reduces across (see tileAdd). */
+    static final int TILE = 16 * LANES;
 
     private FloatRuns() {}
 

@@ -7,7 +7,6 @@ import dev.kiln.tensor.DType;
 import dev.kiln.tensor.Elements;
 import dev.kiln.tensor.Shape;
 import dev.kiln.tensor.Tensor;
-
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorMask;
 
@@ -57,9 +56,7 @@ public final class Normalization {
         }
     }
 
-    /** Adjacent rows one task of {@link #softmaxAcross} owns. */
-    private static final int TILE = 16 * FloatRuns.LANES;
-    private static final int FLUSH = 64;
+    private static final int TILE = FloatRuns.TILE, FLUSH = FloatRuns.FLUSH;
     private static final java.nio.ByteOrder ORDER = java.nio.ByteOrder.nativeOrder();
 
     /**

@@ -10,6 +10,7 @@ import dev.kiln.tensor.Tensor;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.util.Arrays;
 import java.util.function.Supplier;
 
 /** Reductions over dimension sets, argmax/argmin, cumulative sums and top-k. */
@@ -18,9 +19,7 @@ public final class Reductions {
 
     /** Reduced elements below which a reduction is not split across workers. */
     private static final long MIN_SPLIT = 1 << 13;
-    /** Output columns one task of the column-wise float32 path owns. */
-    private static final int TILE = 16 * FloatRuns.LANES;
-    private static final int FLUSH = 64;
+    private static final int TILE = FloatRuns.TILE, FLUSH = FloatRuns.FLUSH;
 
     // ================================================================ reduce
 
@@ -313,7 +312,7 @@ public final class Reductions {
     private static double[] columnTile(ReduceFn fn, ReducePlan p, MemorySegment xs, long inBase, int width, long from, long to) {
         boolean sum = fn == ReduceFn.SUM || fn == ReduceFn.MEAN;
         float[] acc = new float[(width + FloatRuns.LANES - 1) / FloatRuns.LANES * FloatRuns.LANES]; // whole vectors
-        java.util.Arrays.fill(acc, sum ? 0 : (float) fn.identity());
+        Arrays.fill(acc, sum ? 0 : (float) fn.identity());
         double[] total = new double[width];
         Odometer e = p.elements(from);
         int steps = 0;
@@ -326,7 +325,7 @@ public final class Reductions {
                     FloatRuns.tileAdd(xs, off, width, acc);
                     if (++steps == FLUSH) {
                         for (int j = 0; j < width; j++) total[j] += acc[j];
-                        java.util.Arrays.fill(acc, 0f);
+                        Arrays.fill(acc, 0f);
                         steps = 0;
                     }
                 }
