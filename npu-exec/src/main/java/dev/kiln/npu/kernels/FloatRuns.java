@@ -1,7 +1,6 @@
 package dev.kiln.npu.kernels;
 
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
@@ -159,8 +158,8 @@ final class FloatRuns {
             long blockEnd = Math.min(vecEnd, i + (long) FLUSH * step);
             FloatVector a0 = FloatVector.zero(SPECIES), a1 = a0;
             for (; i < blockEnd; i += step) {
-                FloatVector e0 = exp(load(in, inOff + i).sub(c));
-                FloatVector e1 = exp(load(in, inOff + i + LANES).sub(c));
+                FloatVector e0 = VectorMath.exp(load(in, inOff + i).sub(c));
+                FloatVector e1 = VectorMath.exp(load(in, inOff + i + LANES).sub(c));
                 if (out != null) {
                     e0.intoMemorySegment(out, (outOff + i) * 4, ORDER);
                     e1.intoMemorySegment(out, (outOff + i + LANES) * 4, ORDER);
@@ -174,7 +173,7 @@ final class FloatRuns {
             // The tail goes through the same vector exp (masked) so every element is rounded alike.
             for (; i < n; i += LANES) {
                 VectorMask<Float> m = SPECIES.indexInRange(i, n);
-                FloatVector e = exp(load(in, inOff + i, m).sub(c));
+                FloatVector e = VectorMath.exp(load(in, inOff + i, m).sub(c));
                 if (out != null) e.intoMemorySegment(out, (outOff + i) * 4, ORDER, m);
                 total += e.reduceLanes(VectorOperators.ADD, m);
             }
@@ -250,51 +249,5 @@ final class FloatRuns {
             VectorMask<Float> m = SPECIES.indexInRange(v, width);
             FloatVector.fromArray(SPECIES, acc, v).add(load(s, off + v, m)).intoArray(acc, v);
         }
-    }
-
-    // ---------------------------------------------------------------- exp
-
-    private static final float LOG2E = 1.44269504088896341f;
-    /** ln 2 split so that n * LN2_HI is exact for the n exp can reach (Cephes). */
-    private static final float LN2_HI = 0.693359375f, LN2_LO = -2.12194440e-4f;
-    /** 1.5 * 2^23: adding it rounds a float of magnitude below 2^22 to an integer held in the low mantissa bits. */
-    private static final float ROUNDER = 12582912f;
-    private static final int ROUNDER_BITS = Float.floatToRawIntBits(ROUNDER);
-    /** Beyond these, exp overflows to inf or underflows to 0 (the smallest subnormal is e^-103.28). */
-    private static final float EXP_HI = 89f, EXP_LO = -104f;
-    private static final FloatVector MINUS_LN2_HI = FloatVector.broadcast(SPECIES, -LN2_HI);
-    private static final FloatVector MINUS_LN2_LO = FloatVector.broadcast(SPECIES, -LN2_LO);
-    private static final FloatVector C3 = FloatVector.broadcast(SPECIES, 8.3334519073e-3f);
-    private static final FloatVector C4 = FloatVector.broadcast(SPECIES, 4.1665795894e-2f);
-    private static final FloatVector C5 = FloatVector.broadcast(SPECIES, 1.6666665459e-1f);
-    private static final FloatVector C6 = FloatVector.broadcast(SPECIES, 5.0000001201e-1f);
-
-    /**
-     * e^x per lane, within 2 ulp of the correctly rounded result over the whole float
-     * range, with exp(+inf) = inf, exp(-inf) = 0, exp(NaN) = NaN and subnormal results
-     * rounded once. Method: x = n ln2 + r with |r| <= ln2/2, e^r by Cephes' degree-7
-     * minimax polynomial, then scaled by 2^n as two factors 2^(n/2) * 2^(n - n/2) so
-     * neither overflows nor goes subnormal before the final product.
-     *
-     * <p>Kept private to this package until the shared VectorMath (vectorised exp for
-     * the pointwise kernels) is available; it is the single place to swap it in.
-     */
-    static FloatVector exp(FloatVector x) {
-        FloatVector xc = x.lanewise(VectorOperators.MAX, EXP_LO).lanewise(VectorOperators.MIN, EXP_HI);
-        FloatVector t = xc.fma(LOG2E, ROUNDER);
-        FloatVector n = t.sub(ROUNDER);
-        FloatVector r = n.fma(MINUS_LN2_HI, xc);
-        r = n.fma(MINUS_LN2_LO, r);
-        FloatVector p = r.fma(1.9875691500e-4f, 1.3981999507e-3f);
-        p = p.fma(r, C3);
-        p = p.fma(r, C4);
-        p = p.fma(r, C5);
-        p = p.fma(r, C6);
-        FloatVector er = p.fma(r.mul(r), r).add(1f);
-        IntVector ni = t.reinterpretAsInts().sub(ROUNDER_BITS);
-        IntVector half = ni.lanewise(VectorOperators.ASHR, 1);
-        FloatVector s1 = half.add(127).lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats();
-        FloatVector s2 = ni.sub(half).add(127).lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats();
-        return er.mul(s1).mul(s2);
     }
 }

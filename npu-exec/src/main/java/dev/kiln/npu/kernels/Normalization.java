@@ -29,7 +29,7 @@ public final class Normalization {
      * softmax or (with {@code op.log()}) log_softmax along {@code op.dim()}, stable for any
      * magnitude: the row maximum m is subtracted first, softmax = exp(x - m) / sum and
      * log_softmax = (x - m) - log(sum). A row holding NaN or +inf, or only -inf, becomes
-     * all NaN, as in PyTorch. float32 uses a vectorised exp within 2 ulp; as in PyTorch,
+     * all NaN, as in PyTorch. float32 uses {@link VectorMath#exp} (1.5 ulp); as in PyTorch,
      * x - m is rounded to float first, which adds a relative error of up to
      * |x - m| 2^-25 (at most ~3e-6, for the tiniest probabilities).
      */
@@ -110,7 +110,7 @@ public final class Normalization {
     private static void expStep(MemorySegment xs, long row, MemorySegment os, long dst, int width, float[] max, float[] sums) {
         for (int v = 0; v < width; v += FloatRuns.LANES) {
             VectorMask<Float> m = FloatRuns.SPECIES.indexInRange(v, width);
-            FloatVector e = FloatRuns.exp(FloatRuns.load(xs, row + v, m).sub(FloatVector.fromArray(FloatRuns.SPECIES, max, v)));
+            FloatVector e = VectorMath.exp(FloatRuns.load(xs, row + v, m).sub(FloatVector.fromArray(FloatRuns.SPECIES, max, v)));
             if (os != null) e.intoMemorySegment(os, (dst + v) * 4, ORDER, m);
             FloatVector.fromArray(FloatRuns.SPECIES, sums, v).add(e).intoArray(sums, v);
         }
