@@ -149,34 +149,23 @@ final class FloatRuns {
     /**
      * Stores {@code exp(x - shift)} of a run to {@code out} (when non-null; it may be the
      * input run itself) and returns the sum of those values, accumulated as {@link #sum} does.
+     * exp has one call site, masked to the run: VectorMath.exp is large once inlined, and a
+     * second copy (an unrolled step or a separate tail) exhausts the JIT's inlining budget,
+     * after which its helpers are called out of line with every vector boxed.
      */
     static double expShifted(MemorySegment in, long inOff, MemorySegment out, long outOff, long n, float shift) {
         double total = 0;
         FloatVector c = FloatVector.broadcast(SPECIES, shift);
-        long i = 0, step = 2L * LANES, vecEnd = n - n % step;
-        while (i < vecEnd) {
-            long blockEnd = Math.min(vecEnd, i + (long) FLUSH * step);
-            FloatVector a0 = FloatVector.zero(SPECIES), a1 = a0;
-            for (; i < blockEnd; i += step) {
-                FloatVector e0 = VectorMath.exp(load(in, inOff + i).sub(c));
-                FloatVector e1 = VectorMath.exp(load(in, inOff + i + LANES).sub(c));
-                if (out != null) {
-                    e0.intoMemorySegment(out, (outOff + i) * 4, ORDER);
-                    e1.intoMemorySegment(out, (outOff + i + LANES) * 4, ORDER);
-                }
-                a0 = a0.add(e0);
-                a1 = a1.add(e1);
-            }
-            total += a0.add(a1).reduceLanes(VectorOperators.ADD);
-        }
-        if (i < n) {
-            // The tail goes through the same vector exp (masked) so every element is rounded alike.
-            for (; i < n; i += LANES) {
-                VectorMask<Float> m = SPECIES.indexInRange(i, n);
+        for (long block = 0; block < n; block += (long) FLUSH * LANES) {
+            long end = Math.min(n, block + (long) FLUSH * LANES);
+            FloatVector acc = FloatVector.zero(SPECIES);
+            for (long i = block; i < end; i += LANES) {
+                VectorMask<Float> m = SPECIES.indexInRange(i, end);
                 FloatVector e = VectorMath.exp(load(in, inOff + i, m).sub(c));
                 if (out != null) e.intoMemorySegment(out, (outOff + i) * 4, ORDER, m);
-                total += e.reduceLanes(VectorOperators.ADD, m);
+                acc = acc.add(e, m);
             }
+            total += acc.reduceLanes(VectorOperators.ADD);
         }
         return total;
     }
