@@ -1,7 +1,6 @@
 package dev.kiln.npu.kernels;
 
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
@@ -25,8 +24,10 @@ final class FloatRuns {
     static final int LANES = SPECIES.length();
     private static final ByteOrder ORDER = ByteOrder.nativeOrder();
     private static final int UNROLL = 4 * LANES;
-    /** Adds per lane before a float partial is flushed into the double total. */
-    private static final int FLUSH = 64;
+    /** Adds per lane before a float partial is flushed into a double total. */
+    static final int FLUSH = 64;
+    /** Width of a tile of adjacent outputs that one task reduces across (see tileAdd). */
+    static final int TILE = 16 * LANES;
 
     private FloatRuns() {}
 
@@ -148,34 +149,23 @@ final class FloatRuns {
     /**
      * Stores {@code exp(x - shift)} of a run to {@code out} (when non-null; it may be the
      * input run itself) and returns the sum of those values, accumulated as {@link #sum} does.
+     * exp has one call site, masked to the run: VectorMath.exp is large once inlined, and a
+     * second copy (an unrolled step or a separate tail) exhausts the JIT's inlining budget,
+     * after which its helpers are called out of line with every vector boxed.
      */
     static double expShifted(MemorySegment in, long inOff, MemorySegment out, long outOff, long n, float shift) {
         double total = 0;
         FloatVector c = FloatVector.broadcast(SPECIES, shift);
-        long i = 0, step = 2L * LANES, vecEnd = n - n % step;
-        while (i < vecEnd) {
-            long blockEnd = Math.min(vecEnd, i + (long) FLUSH * step);
-            FloatVector a0 = FloatVector.zero(SPECIES), a1 = a0;
-            for (; i < blockEnd; i += step) {
-                FloatVector e0 = exp(load(in, inOff + i).sub(c));
-                FloatVector e1 = exp(load(in, inOff + i + LANES).sub(c));
-                if (out != null) {
-                    e0.intoMemorySegment(out, (outOff + i) * 4, ORDER);
-                    e1.intoMemorySegment(out, (outOff + i + LANES) * 4, ORDER);
-                }
-                a0 = a0.add(e0);
-                a1 = a1.add(e1);
-            }
-            total += a0.add(a1).reduceLanes(VectorOperators.ADD);
-        }
-        if (i < n) {
-            // The tail goes through the same vector exp (masked) so every element is rounded alike.
-            for (; i < n; i += LANES) {
-                VectorMask<Float> m = SPECIES.indexInRange(i, n);
-                FloatVector e = exp(load(in, inOff + i, m).sub(c));
+        for (long block = 0; block < n; block += (long) FLUSH * LANES) {
+            long end = Math.min(n, block + (long) FLUSH * LANES);
+            FloatVector acc = FloatVector.zero(SPECIES);
+            for (long i = block; i < end; i += LANES) {
+                VectorMask<Float> m = SPECIES.indexInRange(i, end);
+                FloatVector e = VectorMath.exp(load(in, inOff + i, m).sub(c));
                 if (out != null) e.intoMemorySegment(out, (outOff + i) * 4, ORDER, m);
-                total += e.reduceLanes(VectorOperators.ADD, m);
+                acc = acc.add(e, m);
             }
+            total += acc.reduceLanes(VectorOperators.ADD);
         }
         return total;
     }
@@ -218,49 +208,35 @@ final class FloatRuns {
         }
     }
 
-    // ---------------------------------------------------------------- exp
+    // ---------------------------------------------------------------- tiles of adjacent outputs
+    //
+    // One step of a reduction across adjacent outputs (sum over dim 0 of [N, C] and the
+    // like): element-wise over a tile of {@code width} lanes, acc[v] op= x[off + v], where
+    // acc holds whole vectors (its length rounded up to a multiple of LANES). Each
+    // call is small and made once per reduced position, so the JIT compiles it early, and
+    // every op is masked to the tile so no vector flows through a branch (which would box it).
 
-    private static final float LOG2E = 1.44269504088896341f;
-    /** ln 2 split so that n * LN2_HI is exact for the n exp can reach (Cephes). */
-    private static final float LN2_HI = 0.693359375f, LN2_LO = -2.12194440e-4f;
-    /** 1.5 * 2^23: adding it rounds a float of magnitude below 2^22 to an integer held in the low mantissa bits. */
-    private static final float ROUNDER = 12582912f;
-    private static final int ROUNDER_BITS = Float.floatToRawIntBits(ROUNDER);
-    /** Beyond these, exp overflows to inf or underflows to 0 (the smallest subnormal is e^-103.28). */
-    private static final float EXP_HI = 89f, EXP_LO = -104f;
-    private static final FloatVector MINUS_LN2_HI = FloatVector.broadcast(SPECIES, -LN2_HI);
-    private static final FloatVector MINUS_LN2_LO = FloatVector.broadcast(SPECIES, -LN2_LO);
-    private static final FloatVector C3 = FloatVector.broadcast(SPECIES, 8.3334519073e-3f);
-    private static final FloatVector C4 = FloatVector.broadcast(SPECIES, 4.1665795894e-2f);
-    private static final FloatVector C5 = FloatVector.broadcast(SPECIES, 1.6666665459e-1f);
-    private static final FloatVector C6 = FloatVector.broadcast(SPECIES, 5.0000001201e-1f);
+    /** {@code acc[v] = max(acc[v], x[off + v])}, NaN propagating. */
+    static void tileMax(MemorySegment s, long off, int width, float[] acc) {
+        for (int v = 0; v < width; v += LANES) {
+            VectorMask<Float> m = SPECIES.indexInRange(v, width);
+            FloatVector.fromArray(SPECIES, acc, v).lanewise(VectorOperators.MAX, load(s, off + v, m)).intoArray(acc, v);
+        }
+    }
 
-    /**
-     * e^x per lane, within 2 ulp of the correctly rounded result over the whole float
-     * range, with exp(+inf) = inf, exp(-inf) = 0, exp(NaN) = NaN and subnormal results
-     * rounded once. Method: x = n ln2 + r with |r| <= ln2/2, e^r by Cephes' degree-7
-     * minimax polynomial, then scaled by 2^n as two factors 2^(n/2) * 2^(n - n/2) so
-     * neither overflows nor goes subnormal before the final product.
-     *
-     * <p>Kept private to this package until the shared VectorMath (vectorised exp for
-     * the pointwise kernels) is available; it is the single place to swap it in.
-     */
-    static FloatVector exp(FloatVector x) {
-        FloatVector xc = x.lanewise(VectorOperators.MAX, EXP_LO).lanewise(VectorOperators.MIN, EXP_HI);
-        FloatVector t = xc.fma(LOG2E, ROUNDER);
-        FloatVector n = t.sub(ROUNDER);
-        FloatVector r = n.fma(MINUS_LN2_HI, xc);
-        r = n.fma(MINUS_LN2_LO, r);
-        FloatVector p = r.fma(1.9875691500e-4f, 1.3981999507e-3f);
-        p = p.fma(r, C3);
-        p = p.fma(r, C4);
-        p = p.fma(r, C5);
-        p = p.fma(r, C6);
-        FloatVector er = p.fma(r.mul(r), r).add(1f);
-        IntVector ni = t.reinterpretAsInts().sub(ROUNDER_BITS);
-        IntVector half = ni.lanewise(VectorOperators.ASHR, 1);
-        FloatVector s1 = half.add(127).lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats();
-        FloatVector s2 = ni.sub(half).add(127).lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats();
-        return er.mul(s1).mul(s2);
+    /** {@code acc[v] = min(acc[v], x[off + v])}, NaN propagating. */
+    static void tileMin(MemorySegment s, long off, int width, float[] acc) {
+        for (int v = 0; v < width; v += LANES) {
+            VectorMask<Float> m = SPECIES.indexInRange(v, width);
+            FloatVector.fromArray(SPECIES, acc, v).lanewise(VectorOperators.MIN, load(s, off + v, m)).intoArray(acc, v);
+        }
+    }
+
+    /** {@code acc[v] += x[off + v]}. */
+    static void tileAdd(MemorySegment s, long off, int width, float[] acc) {
+        for (int v = 0; v < width; v += LANES) {
+            VectorMask<Float> m = SPECIES.indexInRange(v, width);
+            FloatVector.fromArray(SPECIES, acc, v).add(load(s, off + v, m)).intoArray(acc, v);
+        }
     }
 }

@@ -7,10 +7,8 @@ import dev.kiln.tensor.DType;
 import dev.kiln.tensor.Elements;
 import dev.kiln.tensor.Shape;
 import dev.kiln.tensor.Tensor;
-
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorMask;
-import jdk.incubator.vector.VectorOperators;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -31,7 +29,7 @@ public final class Normalization {
      * softmax or (with {@code op.log()}) log_softmax along {@code op.dim()}, stable for any
      * magnitude: the row maximum m is subtracted first, softmax = exp(x - m) / sum and
      * log_softmax = (x - m) - log(sum). A row holding NaN or +inf, or only -inf, becomes
-     * all NaN, as in PyTorch. float32 uses a vectorised exp within 2 ulp; as in PyTorch,
+     * all NaN, as in PyTorch. float32 uses {@link VectorMath#exp} (1.5 ulp); as in PyTorch,
      * x - m is rounded to float first, which adds a relative error of up to
      * |x - m| 2^-25 (at most ~3e-6, for the tiniest probabilities).
      */
@@ -58,9 +56,8 @@ public final class Normalization {
         }
     }
 
-    /** Adjacent rows one task of {@link #softmaxAcross} owns. */
-    private static final int TILE = 16 * FloatRuns.LANES;
-    private static final int FLUSH = 64;
+    private static final int TILE = FloatRuns.TILE, FLUSH = FloatRuns.FLUSH;
+    private static final java.nio.ByteOrder ORDER = java.nio.ByteOrder.nativeOrder();
 
     /**
      * float32 softmax along a dimension whose rows lie side by side (softmax over dim 0 of
@@ -74,65 +71,66 @@ public final class Normalization {
         int n = rows.length(), adjacent = rows.adjacentRows(), tiles = (adjacent + TILE - 1) / TILE;
         long inStride = rows.inStride(), outStride = rows.outStride();
         Parallel.forRange(rows.count() / adjacent * tiles, cost, (from, to) -> {
-            float[] lanes = new float[TILE];
+            float[] lanes = new float[TILE], max = new float[TILE];
             double[] sums = new double[TILE];
             for (long g = from; g < to; g++) {
                 Odometer w = rows.groupWalker(g / tiles);
                 int first = (int) (g % tiles) * TILE;
                 softmaxTile(xs, w.a() + first, inStride, os, w.b() + first, outStride, n,
-                        Math.min(TILE, adjacent - first), log, lanes, sums);
+                        Math.min(TILE, adjacent - first), log, lanes, max, sums);
             }
         });
     }
 
     private static void softmaxTile(MemorySegment xs, long in, long inStride, MemorySegment os, long out, long outStride,
-                                    int n, int width, boolean log, float[] lanes, double[] sums) {
-        int step = FloatRuns.LANES;
-        VectorMask<Float> tail = FloatRuns.SPECIES.indexInRange(width - width % step, width);
-        Arrays.fill(lanes, Float.NEGATIVE_INFINITY);
-        for (int i = 0; i < n; i++) {
-            long row = in + i * inStride;
-            for (int v = 0; v < width; v += step) {
-                FloatVector.fromArray(FloatRuns.SPECIES, lanes, v).lanewise(VectorOperators.MAX, load(xs, row + v, v, width, tail))
-                        .intoArray(lanes, v);
-            }
-        }
-        float[] max = lanes.clone();
+                                    int n, int width, boolean log, float[] lanes, float[] max, double[] sums) {
+        Arrays.fill(max, Float.NEGATIVE_INFINITY);
+        for (int i = 0; i < n; i++) FloatRuns.tileMax(xs, in + i * inStride, width, max);
         Arrays.fill(lanes, 0f);
         Arrays.fill(sums, 0);
         for (int i = 0; i < n; i++) {
-            long row = in + i * inStride, dst = out + i * outStride;
-            for (int v = 0; v < width; v += step) {
-                FloatVector e = FloatRuns.exp(load(xs, row + v, v, width, tail).sub(FloatVector.fromArray(FloatRuns.SPECIES, max, v)));
-                if (!log) store(e, os, dst + v, v, width, tail);
-                FloatVector.fromArray(FloatRuns.SPECIES, lanes, v).add(e).intoArray(lanes, v);
-            }
+            expStep(xs, in + i * inStride, log ? null : os, out + i * outStride, width, max, lanes);
             if ((i + 1) % FLUSH == 0 || i == n - 1) {
                 for (int v = 0; v < width; v++) sums[v] += lanes[v];
                 Arrays.fill(lanes, 0f);
             }
         }
-        // lanes now holds, per row, the factor 1/sum (softmax) or log(sum) (log_softmax).
+        // lanes now holds, per row, log(sum) (log_softmax) or the factor 1/sum (softmax).
         for (int v = 0; v < width; v++) lanes[v] = (float) (log ? Math.log(sums[v]) : 1 / sums[v]);
         for (int i = 0; i < n; i++) {
-            long row = in + i * inStride, dst = out + i * outStride;
-            for (int v = 0; v < width; v += step) {
-                FloatVector k = FloatVector.fromArray(FloatRuns.SPECIES, lanes, v);
-                FloatVector y = log ? load(xs, row + v, v, width, tail).sub(FloatVector.fromArray(FloatRuns.SPECIES, max, v)).sub(k)
-                        : load(os, dst + v, v, width, tail).mul(k);
-                store(y, os, dst + v, v, width, tail);
-            }
+            if (log) logStep(xs, in + i * inStride, os, out + i * outStride, width, max, lanes);
+            else scaleStep(os, out + i * outStride, width, lanes);
         }
     }
 
-    /** The vector at position v of a tile of {@code width} lanes, masked past the end. */
-    private static FloatVector load(MemorySegment s, long off, int v, int width, VectorMask<Float> tail) {
-        return v + FloatRuns.LANES <= width ? FloatRuns.load(s, off) : FloatRuns.load(s, off, tail);
+    // Steps over one position of the softmax dimension across a tile of rows: small and
+    // masked, for the reasons given at FloatRuns.tileMax.
+
+    /** Adds exp(x - max) into {@code sums} and, when {@code os} is non-null, stores it there. */
+    private static void expStep(MemorySegment xs, long row, MemorySegment os, long dst, int width, float[] max, float[] sums) {
+        for (int v = 0; v < width; v += FloatRuns.LANES) {
+            VectorMask<Float> m = FloatRuns.SPECIES.indexInRange(v, width);
+            FloatVector e = VectorMath.exp(FloatRuns.load(xs, row + v, m).sub(FloatVector.fromArray(FloatRuns.SPECIES, max, v)));
+            if (os != null) e.intoMemorySegment(os, (dst + v) * 4, ORDER, m);
+            FloatVector.fromArray(FloatRuns.SPECIES, sums, v).add(e).intoArray(sums, v);
+        }
     }
 
-    private static void store(FloatVector y, MemorySegment s, long off, int v, int width, VectorMask<Float> tail) {
-        if (v + FloatRuns.LANES <= width) y.intoMemorySegment(s, off * 4, java.nio.ByteOrder.nativeOrder());
-        else y.intoMemorySegment(s, off * 4, java.nio.ByteOrder.nativeOrder(), tail);
+    private static void scaleStep(MemorySegment os, long dst, int width, float[] factors) {
+        for (int v = 0; v < width; v += FloatRuns.LANES) {
+            VectorMask<Float> m = FloatRuns.SPECIES.indexInRange(v, width);
+            FloatRuns.load(os, dst + v, m).mul(FloatVector.fromArray(FloatRuns.SPECIES, factors, v))
+                    .intoMemorySegment(os, (dst + v) * 4, ORDER, m);
+        }
+    }
+
+    private static void logStep(MemorySegment xs, long row, MemorySegment os, long dst, int width, float[] max, float[] logSums) {
+        for (int v = 0; v < width; v += FloatRuns.LANES) {
+            VectorMask<Float> m = FloatRuns.SPECIES.indexInRange(v, width);
+            FloatRuns.load(xs, row + v, m).sub(FloatVector.fromArray(FloatRuns.SPECIES, max, v))
+                    .sub(FloatVector.fromArray(FloatRuns.SPECIES, logSums, v))
+                    .intoMemorySegment(os, (dst + v) * 4, ORDER, m);
+        }
     }
 
     private static void softmaxRow(double[] row, boolean log) {

@@ -3,6 +3,7 @@ package dev.kiln.npu.kernels;
 import dev.kiln.tensor.Layout;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Comparator;
 import java.util.List;
 
@@ -109,8 +110,8 @@ final class ReducePlan {
     /** Walker over the starts of the innermost reduced runs, as offsets relative to an output's first element. */
     Odometer runs(long fromRun) {
         int k = Math.max(redSizes.length - 1, 0);
-        int[] sizes = java.util.Arrays.copyOf(redSizes, k);
-        long[] strides = java.util.Arrays.copyOf(redIn, k);
+        int[] sizes = Arrays.copyOf(redSizes, k);
+        long[] strides = Arrays.copyOf(redIn, k);
         return new Odometer(sizes, strides, 0, new long[k], 0).seek(fromRun);
     }
 
@@ -128,7 +129,7 @@ final class ReducePlan {
     /** Walker over the kept dimensions but the innermost: {@code a()} input offset, {@code b()} output offset. */
     Odometer outerOutputs(long from) {
         int k = Math.max(keptSizes.length - 1, 0);
-        return new Odometer(java.util.Arrays.copyOf(keptSizes, k), java.util.Arrays.copyOf(keptIn, k), base,
-                java.util.Arrays.copyOf(keptOut, k), 0).seek(from);
+        return new Odometer(Arrays.copyOf(keptSizes, k), Arrays.copyOf(keptIn, k), base,
+                Arrays.copyOf(keptOut, k), 0).seek(from);
     }
 }

@@ -7,11 +7,10 @@ import dev.kiln.tensor.DType;
 import dev.kiln.tensor.Elements;
 import dev.kiln.tensor.Shape;
 import dev.kiln.tensor.Tensor;
-import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorMask;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.util.Arrays;
 import java.util.function.Supplier;
 
 /** Reductions over dimension sets, argmax/argmin, cumulative sums and top-k. */
@@ -20,9 +19,7 @@ public final class Reductions {
 
     /** Reduced elements below which a reduction is not split across workers. */
     private static final long MIN_SPLIT = 1 << 13;
-    /** Output columns one task of the column-wise float32 path owns. */
-    private static final int TILE = 16 * FloatRuns.LANES;
-    private static final int FLUSH = 64;
+    private static final int TILE = FloatRuns.TILE, FLUSH = FloatRuns.FLUSH;
 
     // ================================================================ reduce
 
@@ -313,45 +310,22 @@ public final class Reductions {
 
     /** Reduces reduced elements [from, to) for the {@code width} adjacent outputs whose inputs start at {@code inBase}. */
     private static double[] columnTile(ReduceFn fn, ReducePlan p, MemorySegment xs, long inBase, int width, long from, long to) {
-        int lanes = FloatRuns.LANES, full = width - width % lanes;
         boolean sum = fn == ReduceFn.SUM || fn == ReduceFn.MEAN;
-        float init = sum ? 0 : (float) fn.identity();
-        float[] acc = new float[full + (full < width ? lanes : 0)];
-        java.util.Arrays.fill(acc, init);
+        float[] acc = new float[(width + FloatRuns.LANES - 1) / FloatRuns.LANES * FloatRuns.LANES]; // whole vectors
+        Arrays.fill(acc, sum ? 0 : (float) fn.identity());
         double[] total = new double[width];
-        java.util.Arrays.fill(total, sum ? 0 : init);
-        VectorMask<Float> tail = FloatRuns.SPECIES.indexInRange(full, width);
         Odometer e = p.elements(from);
         int steps = 0;
         for (long k = from; k < to; k++, e.next()) {
             long off = inBase + e.a();
             switch (fn) {
-                case MAX -> {
-                    for (int j = 0; j < full; j += lanes) {
-                        FloatVector.fromArray(FloatRuns.SPECIES, acc, j).max(FloatRuns.load(xs, off + j)).intoArray(acc, j);
-                    }
-                    if (full < width) {
-                        FloatVector.fromArray(FloatRuns.SPECIES, acc, full).max(FloatRuns.load(xs, off + full, tail)).intoArray(acc, full);
-                    }
-                }
-                case MIN -> {
-                    for (int j = 0; j < full; j += lanes) {
-                        FloatVector.fromArray(FloatRuns.SPECIES, acc, j).min(FloatRuns.load(xs, off + j)).intoArray(acc, j);
-                    }
-                    if (full < width) {
-                        FloatVector.fromArray(FloatRuns.SPECIES, acc, full).min(FloatRuns.load(xs, off + full, tail)).intoArray(acc, full);
-                    }
-                }
+                case MAX -> FloatRuns.tileMax(xs, off, width, acc);
+                case MIN -> FloatRuns.tileMin(xs, off, width, acc);
                 default -> {
-                    for (int j = 0; j < full; j += lanes) {
-                        FloatVector.fromArray(FloatRuns.SPECIES, acc, j).add(FloatRuns.load(xs, off + j)).intoArray(acc, j);
-                    }
-                    if (full < width) {
-                        FloatVector.fromArray(FloatRuns.SPECIES, acc, full).add(FloatRuns.load(xs, off + full, tail)).intoArray(acc, full);
-                    }
+                    FloatRuns.tileAdd(xs, off, width, acc);
                     if (++steps == FLUSH) {
                         for (int j = 0; j < width; j++) total[j] += acc[j];
-                        java.util.Arrays.fill(acc, 0f);
+                        Arrays.fill(acc, 0f);
                         steps = 0;
                     }
                 }

@@ -5,6 +5,7 @@ import dev.kiln.tensor.Elements;
 import dev.kiln.tensor.Layout;
 
 import java.lang.foreign.MemorySegment;
+import java.util.Arrays;
 
 /**
  * A tensor seen as independent rows: the "row" dimensions (one dimension for softmax,
@@ -68,13 +69,14 @@ final class Rows {
                 outerOut[o++] = outStrides[i];
             }
         }
-        inDense = isDense(rowSizes, rowIn);
-        outDense = isDense(rowSizes, rowOut);
+        // An empty row touches no memory: any strides serve.
+        inDense = length == 0 || isDense(rowSizes, rowIn);
+        outDense = length == 0 || isDense(rowSizes, rowOut);
         inStride = inner == 1 ? rowIn[0] : inDense ? 1 : 0;
         outStride = inner == 1 ? rowOut[0] : 1;
         if (inner > 1 && !outDense) {
             throw new IllegalArgumentException("rows of several dimensions need a dense output row, got strides "
-                    + java.util.Arrays.toString(rowOut) + " for sizes " + java.util.Arrays.toString(rowSizes));
+                    + Arrays.toString(rowOut) + " for sizes " + Arrays.toString(rowSizes));
         }
         inTable = inner > 1 && !inDense && length > 0 ? offsets(rowSizes, rowIn) : null;
     }
@@ -141,8 +143,8 @@ final class Rows {
     /** Walker over groups of {@link #adjacentRows} rows: the outer dimensions but the innermost. */
     Odometer groupWalker(long from) {
         int k = Math.max(outerSizes.length - 1, 0);
-        return new Odometer(java.util.Arrays.copyOf(outerSizes, k), java.util.Arrays.copyOf(outerIn, k), inBase,
-                java.util.Arrays.copyOf(outerOut, k), outBase).seek(from);
+        return new Odometer(Arrays.copyOf(outerSizes, k), Arrays.copyOf(outerIn, k), inBase,
+                Arrays.copyOf(outerOut, k), outBase).seek(from);
     }
 
     private long inOffset(int i) { return inTable != null ? inTable[i] : i * inStride; }
