@@ -22,7 +22,7 @@ final class FloatBlocks implements ElementwiseLoop.Blocks {
     /** A float32 kernel over n elements, n a multiple of the vector length. */
     @FunctionalInterface
     interface Kernel {
-        void apply(Operand[] in, MemorySegment out, long outByteOffset, int n, MemorySegment[] temps);
+        void apply(Operand[] in, MemorySegment out, long outByteOffset, int n);
     }
 
     /** One input of a block: read {@link #segment} from {@link #byteOffset}. */
@@ -30,7 +30,9 @@ final class FloatBlocks implements ElementwiseLoop.Blocks {
         private final MemorySegment data;
         private final DType dtype;
         private final long stride;
-        private final MemorySegment scratch;
+        private final int scratchFloats;
+        /** Allocated on first use: a contiguous float32 input never needs it. */
+        private MemorySegment scratch;
         private final boolean constant;
         /** Element offset and count the scratch holds a broadcast of, to skip refilling it. */
         private long filledFrom = -1;
@@ -38,10 +40,11 @@ final class FloatBlocks implements ElementwiseLoop.Blocks {
         MemorySegment segment;
         long byteOffset;
 
-        private Operand(MemorySegment data, DType dtype, long stride, MemorySegment scratch, boolean constant) {
+        private Operand(MemorySegment data, DType dtype, long stride, int scratchFloats, MemorySegment scratch, boolean constant) {
             this.data = data;
             this.dtype = dtype;
             this.stride = stride;
+            this.scratchFloats = scratchFloats;
             this.scratch = scratch;
             this.constant = constant;
         }
@@ -54,6 +57,7 @@ final class FloatBlocks implements ElementwiseLoop.Blocks {
                 segment = data;
                 byteOffset = at * Float.BYTES;
             } else {
+                if (scratch == null) scratch = Staging.floatScratch(scratchFloats);
                 segment = scratch;
                 byteOffset = 0;
                 if (stride == 0) {
@@ -81,9 +85,10 @@ final class FloatBlocks implements ElementwiseLoop.Blocks {
     private final MemorySegment out;
     private final DType outType;
     private final long outBase;
-    private final MemorySegment outScratch;
+    private final int scratchSize;
+    /** Allocated on first use, like the operands' scratch. */
+    private MemorySegment outScratch;
     private final Kernel kernel;
-    private final MemorySegment[] temps;
 
     /**
      * Blocks for one range. {@code innerStrides} has one entry per tensor input, in order
@@ -95,23 +100,21 @@ final class FloatBlocks implements ElementwiseLoop.Blocks {
         this.strides = new long[inputs.length];
         int t = 0;
         for (int i = 0; i < inputs.length; i++) {
-            MemorySegment scratch = Staging.floatScratch(scratchSize);
             Tensor x = inputs[i].tensor();
             if (x == null) {
+                MemorySegment scratch = Staging.floatScratch(scratchSize);
                 for (int j = 0; j < scratchSize; j++) scratch.setAtIndex(Staging.F32, j, inputs[i].constant());
-                operands[i] = new Operand(null, DType.FLOAT32, 0, scratch, true);
+                operands[i] = new Operand(null, DType.FLOAT32, 0, scratchSize, scratch, true);
             } else {
                 strides[i] = innerStrides[t++];
-                operands[i] = new Operand(x.storage().segment(), x.dtype(), strides[i], scratch, false);
+                operands[i] = new Operand(x.storage().segment(), x.dtype(), strides[i], scratchSize, null, false);
             }
         }
         this.out = out.storage().segment();
         this.outType = out.dtype();
         this.outBase = out.layout().offset();
-        this.outScratch = Staging.floatScratch(scratchSize);
+        this.scratchSize = scratchSize;
         this.kernel = kernel;
-        this.temps = new MemorySegment[FloatKernels.TEMPS];
-        for (int i = 0; i < temps.length; i++) temps[i] = Staging.floatScratch(Math.min(scratchSize, FloatKernels.SUB));
     }
 
     /** The offsets the loop passes cover tensor inputs only; constants are skipped. */
@@ -133,9 +136,10 @@ final class FloatBlocks implements ElementwiseLoop.Blocks {
         boolean direct = !padded && outType == DType.FLOAT32;
         int vectors = (n + LANES - 1) / LANES * LANES;
         if (direct) {
-            kernel.apply(operands, out, outAt * Float.BYTES, vectors, temps);
+            kernel.apply(operands, out, outAt * Float.BYTES, vectors);
         } else {
-            kernel.apply(operands, outScratch, 0, vectors, temps);
+            if (outScratch == null) outScratch = Staging.floatScratch(scratchSize);
+            kernel.apply(operands, outScratch, 0, vectors);
             Staging.storeFloats(outScratch, n, outType, out, outAt);
         }
     }

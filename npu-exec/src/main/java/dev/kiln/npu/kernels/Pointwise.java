@@ -41,7 +41,7 @@ public final class Pointwise {
         DType compute = fn == UnaryFn.LOGICAL_NOT ? x.dtype() : out.dtype();
         int cost = unaryCost(fn);
         switch (Domain.of(compute)) {
-            case FLOAT -> runFloat(out, cost, (in, o, oo, n, t) -> FloatKernels.unary(fn, in[0].segment, in[0].byteOffset, o, oo, n, t),
+            case FLOAT -> runFloat(out, cost, (in, o, oo, n) -> FloatKernels.unary(fn, in[0].segment, in[0].byteOffset, o, oo, n),
                     FloatBlocks.Input.of(x));
             case DOUBLE -> runArrays(ArrayBlocks.DOUBLES, out, cost, (in, o, n, at) -> ScalarKernels.unary(fn, in[0], o, n),
                     ArrayBlocks.Input.of(x));
@@ -88,7 +88,7 @@ public final class Pointwise {
     private static void binaryIn(BinaryFn fn, DType compute, Tensor out, String operands, Operand a, Operand b) {
         int cost = fn == BinaryFn.POW ? 20 : 1;
         switch (Domain.of(compute)) {
-            case FLOAT -> runFloat(out, cost, (in, o, oo, n, t) -> FloatKernels.binary(fn, in[0].segment, in[0].byteOffset,
+            case FLOAT -> runFloat(out, cost, (in, o, oo, n) -> FloatKernels.binary(fn, in[0].segment, in[0].byteOffset,
                     in[1].segment, in[1].byteOffset, o, oo, n), a.asFloat(compute), b.asFloat(compute));
             case DOUBLE -> runArrays(ArrayBlocks.DOUBLES, out, cost, (in, o, n, at) -> ScalarKernels.binary(fn, in[0], in[1], o, n),
                     a.asDouble(), b.asDouble());
@@ -144,7 +144,7 @@ public final class Pointwise {
     public static void clamp(Op.Clamp op, Tensor x, Tensor out) {
         double min = op.min(), max = op.max();
         switch (Domain.of(x.dtype())) {
-            case FLOAT -> runFloat(out, 1, (in, o, oo, n, t) -> FloatKernels.clamp((float) min, (float) max,
+            case FLOAT -> runFloat(out, 1, (in, o, oo, n) -> FloatKernels.clamp((float) min, (float) max,
                     in[0].segment, in[0].byteOffset, o, oo, n), FloatBlocks.Input.of(x));
             case DOUBLE -> runArrays(ArrayBlocks.DOUBLES, out, 1, (in, o, n, at) -> ScalarKernels.clamp(min, max, in[0], o, n),
                     ArrayBlocks.Input.of(x));
@@ -166,7 +166,7 @@ public final class Pointwise {
     /** where(c, x, y): x where the bool condition holds, else y; all three broadcast, x and y promote to out's dtype. */
     public static void where(Tensor c, Tensor x, Tensor y, Tensor out) {
         switch (Domain.of(out.dtype())) {
-            case FLOAT -> runFloat(out, 1, (in, o, oo, n, t) -> FloatKernels.where(in[0].segment, in[0].byteOffset,
+            case FLOAT -> runFloat(out, 1, (in, o, oo, n) -> FloatKernels.where(in[0].segment, in[0].byteOffset,
                     in[1].segment, in[1].byteOffset, in[2].segment, in[2].byteOffset, o, oo, n),
                     FloatBlocks.Input.of(c), FloatBlocks.Input.of(x), FloatBlocks.Input.of(y));
             case DOUBLE -> runArrays(ArrayBlocks.DOUBLES, out, 1, (in, o, n, at) -> ScalarKernels.where(in[0], in[1], in[2], o, n),
@@ -194,7 +194,7 @@ public final class Pointwise {
         if (to == DType.FLOAT64 || (!to.isFloatingPoint() && x.dtype().isFloatingPoint())) {
             runArrays(ArrayBlocks.DOUBLES, out, 1, (in, o, n, at) -> ScalarKernels.identity(in[0], o, n), ArrayBlocks.Input.of(x));
         } else if (to.isFloatingPoint()) {
-            runFloat(out, 1, (in, o, oo, n, t) -> FloatKernels.identity(in[0].segment, in[0].byteOffset, o, oo, n), FloatBlocks.Input.of(x));
+            runFloat(out, 1, (in, o, oo, n) -> FloatKernels.identity(in[0].segment, in[0].byteOffset, o, oo, n), FloatBlocks.Input.of(x));
         } else {
             runArrays(ArrayBlocks.LONGS, out, 1, (in, o, n, at) -> ScalarKernels.identity(in[0], o, n), ArrayBlocks.Input.of(x));
         }

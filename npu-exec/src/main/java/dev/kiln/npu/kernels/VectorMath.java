@@ -9,8 +9,8 @@ import jdk.incubator.vector.VectorSpecies;
 /**
  * Float32 transcendental functions on whole vectors of the preferred species, for
  * elementwise and fused kernels. {@code FloatVector.lanewise(EXP)} and friends are
- * correct but call out of line and are an order of magnitude too slow for a kernel;
- * these are straight-line polynomial code the JIT keeps in registers.
+ * correct but platform-dependent library calls; these are straight-line polynomial code
+ * the JIT keeps in registers.
  *
  * <p>Each method states its maximum error against the exact result (measured by
  * {@code VectorMathTest} with dense sweeps against double precision; an ulp is that
@@ -18,438 +18,336 @@ import jdk.incubator.vector.VectorSpecies;
  * as the double-precision reference rounded to float32 does, and produce subnormal
  * results with gradual underflow where the exact result is subnormal.
  *
- * <p>Polynomial coefficients are least-squares-refined minimax fits computed offline
- * (mpmath, 40 digits) and rounded to float one at a time, refitting the rest.
+ * <h2>Why every function is one flat method</h2>
+ * A vector stays in registers only if every method it passes through is inlined into
+ * the compiled loop; a call left out of line boxes it (a heap allocation per vector, ten
+ * times slower). C2 refuses such a call in three cases, which shape this class:
+ * <ul>
+ * <li>a hot callee larger than {@code FreqInlineSize} (325 bytes of bytecode), so every
+ *     function here fits in 325 bytes ({@code VectorMathTest} checks);
+ * <li>any call made after the compilation has parsed {@code NodeCountInliningCutoff}
+ *     (18000) IR nodes. Vector API operations are inlined from library code and cost
+ *     300-900 nodes each while parsing, so the budget is roughly 40 operations; the
+ *     library's own methods are exempt (force-inlined later), user methods are not. Hence
+ *     no helper methods: a helper called near the end of a long function would be over
+ *     budget. Constants are pre-broadcast vectors ({@code getstatic} costs about half the
+ *     nodes of {@code fma(float, float)}, which broadcasts on every use);
+ * <li>a callee already compiled on its own into more than {@code InlineSmallCode} (2500
+ *     bytes of machine code); flat functions without boxing stay well below that.
+ * </ul>
+ * So a loop body may call two of these functions, with any Vector API arithmetic around
+ * them, and stay allocation-free: W1's {@code gelu(x a + b) * sigmoid(x) + x} is one loop
+ * ({@code VectorMathAllocationTest}), as are any two, even {@code gelu} and {@code geluTanh}.
+ * A third call can fall beyond the node budget and box. A fused chain with more
+ * transcendental steps splits into stages: loops over one L1-sized block (512 floats) that
+ * pass intermediates through a scratch block, each loop its own compilation with its own
+ * budget.
+ *
+ * <p>The exponential's range reduction (n = round(a log2 e), r = a - n ln 2 in two
+ * Cody-Waite steps, e^r by a degree-6 polynomial, 2^n built in the exponent bits) is
+ * therefore written out in each function that needs it, each time specialised: where
+ * results can be subnormal, 2^n is built scaled up by 2^b so it stays normal, and the
+ * scale is removed in the final multiplication, rounding a subnormal result once.
+ *
+ * <p>Coefficients are weighted minimax fits against mpmath at 30-40 digits (Remez exchange
+ * for polynomials, iteratively reweighted least squares for GELU's rational), rounded to
+ * float one at a time, highest degree first, refitting the rest.
  */
 public final class VectorMath {
     public static final VectorSpecies<Float> SPECIES = FloatVector.SPECIES_PREFERRED;
+    private static final VectorSpecies<Integer> INTS = VectorSpecies.of(int.class, SPECIES.vectorShape());
 
     private VectorMath() {}
 
+    private static FloatVector v(float c) { return FloatVector.broadcast(SPECIES, c); }
+
+    private static IntVector v(int c) { return IntVector.broadcast(INTS, c); }
+
+    private static final FloatVector ZERO = v(0f), ONE = v(1f), TWO = v(2f), HALF = v(0.5f), NEG_HALF = v(-0.5f);
+    private static final FloatVector INFINITY = v(Float.POSITIVE_INFINITY);
+
     // ---------------------------------------------------------------- exp
 
-    private static final float LOG2E = 1.44269504088896341f;
-    // ln 2 split so that n * LN2_HI is exact for |n| < 2^15 (Cody and Waite).
-    private static final float LN2_HI = 0.693359375f;
-    private static final float LN2_LO = -2.12194440e-4f;
-    // Adding 1.5 * 2^23 rounds a float of magnitude below 2^22 to an integer, kept in the low mantissa bits.
-    private static final float ROUNDER = 12582912f;
-    private static final int ROUNDER_BITS = 0x4B400000;
-    // Beyond these the result is certainly +inf or 0; clamping keeps the exponent arithmetic in range.
-    private static final float EXP_MAX_ARG = 89f;
-    private static final float EXP_MIN_ARG = -104f;
+    private static final FloatVector LOG2E = v(1.44269504088896341f);
+    // ln 2 split so that n * LN2_HI is exact for |n| < 2^15 (Cody and Waite); negated for fma.
+    private static final FloatVector NEG_LN2_HI = v(-0.693359375f), NEG_LN2_LO = v(2.12194440e-4f);
+    // Adding 1.5 * 2^23 rounds a float below 2^22 in magnitude to an integer n, kept in the low
+    // mantissa bits: shifted left by 23 those bits are n in the exponent field (modulo 2^32).
+    private static final FloatVector ROUNDER = v(12582912f);
+    private static final IntVector ROUNDER_BITS = v(0x4B400000);
+    private static final IntVector EXPONENT_BIAS = v(127);
+    /** e^r = 1 + r + r^2 (E2 + E3 r + ... + E6 r^4) on |r| <= ln2 / 2: relative error 3.7e-9. */
+    private static final FloatVector E2 = v(4.999999404e-01f), E3 = v(1.666652113e-01f), E4 = v(4.166838899e-02f),
+            E5 = v(8.368731476e-03f), E6 = v(1.381456852e-03f);
+    // Beyond these the result is certainly +inf or 0: clamping keeps the exponent arithmetic in range.
+    private static final FloatVector EXP_MIN = v(-104f), EXP_MAX = v(89f);
 
     /**
-     * e<sup>x</sup>. Maximum error 1.5 ulp (relative 1.8e-7) for normal results; subnormal
-     * results (x below -87.34) are within one subnormal step. exp(x) = +inf above 88.72,
-     * 0 below -103.97; exp(-100) is the subnormal 3.78e-44 that float32 gives.
+     * e<sup>x</sup>. Maximum error 1.5 ulp for normal results; subnormal results (x below
+     * -87.34) are within one subnormal step. exp(x) = +inf above 88.72, 0 below -103.97;
+     * exp(-100) is the subnormal 3.78e-44 that float32 gives.
      */
     public static FloatVector exp(FloatVector x) {
-        return exp(x, 0);
+        // max/min propagate NaN, which then flows through the arithmetic.
+        FloatVector a = x.max(EXP_MIN).min(EXP_MAX);
+        FloatVector k = a.fma(LOG2E, ROUNDER);
+        FloatVector n = k.sub(ROUNDER);
+        FloatVector r = n.fma(NEG_LN2_LO, n.fma(NEG_LN2_HI, a));
+        FloatVector p = E6.fma(r, E5).fma(r, E4).fma(r, E3).fma(r, E2).fma(r, ONE).fma(r, ONE);
+        // 2^n for n in [-150, 128] as 2^(n/2) 2^(n - n/2), both normal, so a subnormal result
+        // is rounded once, by the second multiplication.
+        IntVector ni = k.reinterpretAsInts().sub(ROUNDER_BITS);
+        IntVector half = ni.lanewise(VectorOperators.ASHR, 1);
+        return p.mul(half.add(EXPONENT_BIAS).lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats())
+                .mul(ni.sub(half).add(EXPONENT_BIAS).lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats());
     }
+
+    // ---------------------------------------------------------------- sigmoid, silu, tanh
+
+    /** (127 + 24) << 23: adding it to n << 23 gives the bits of 2^(n + 24), normal for n >= -150. */
+    private static final IntVector POW2_SCALED_24 = v((127 + 24) << 23);
+    private static final FloatVector UNSCALE_24 = v(0x1p-24f);
 
     /**
-     * e^x * 2^scale for scale in [0, 24] and x <= 0: a result that would be subnormal is
-     * returned with full precision, for products the caller rounds to subnormal only once.
-     */
-    static FloatVector exp(FloatVector x, int scale) {
-        // Min/max propagate NaN, so NaN flows through to the polynomial and out.
-        float minArg = EXP_MIN_ARG - scale * LN2_HI;
-        FloatVector xc = x.max(minArg).min(EXP_MAX_ARG);
-        FloatVector t = xc.fma(LOG2E, ROUNDER);
-        FloatVector n = t.sub(ROUNDER);
-        FloatVector r = mulAdd(n, -LN2_HI, xc);
-        r = mulAdd(n, -LN2_LO, r);
-        FloatVector q = r.broadcast(1.390615594573319e-3f);
-        q = mad(q, r, 8.362951688468456e-3f);
-        q = mad(q, r, 4.166675731539726e-2f);
-        q = mad(q, r, 1.6666579246520996e-1f);
-        q = mad(q, r, 0.5f);
-        FloatVector p = r.mul(r).fma(q, r).add(1f);
-        // 2^n as two factors 2^(n/2) * 2^(n - n/2), each a normal float for n in [-150, 128],
-        // so results in the subnormal range are rounded once, in the last multiplication.
-        IntVector ni = t.reinterpretAsInts().sub(ROUNDER_BITS);
-        IntVector n1 = ni.lanewise(VectorOperators.ASHR, 1);
-        IntVector n2 = ni.sub(n1).add(scale);
-        return p.mul(pow2(n1)).mul(pow2(n2)).blend(0f, x.lt(minArg));
-    }
-
-    /** 2^n for integer n in the normal exponent range. */
-    private static FloatVector pow2(IntVector n) {
-        return n.add(127).lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats();
-    }
-
-    // ---------------------------------------------------------------- log
-
-    private static final float SQRT_HALF = 0.70710678118654752f;
-    private static final float MIN_NORMAL = Float.MIN_NORMAL;
-    private static final float TWO_POW_23 = 8388608f;
-
-    /**
-     * Natural logarithm. Maximum error 1.5 ulp (relative 1.8e-7) for all positive inputs
-     * including subnormals; log(0) = -inf, log(negative) = NaN, log(+inf) = +inf.
-     */
-    public static FloatVector log(FloatVector x) {
-        FloatVector f = logReduce(x);
-        return logCombine(x, f, logTail(f));
-    }
-
-    // log runs in three stages (reduce, polynomial, combine) so that a kernel can give each
-    // its own loop: in one loop the whole function exceeds what the JIT will inline.
-
-    /** Normal x (subnormals scaled up by 2^23) as m * 2^e, m in [0.5, 1). */
-    private static IntVector logBits(FloatVector x) {
-        return x.blend(x.mul(TWO_POW_23), x.lt(MIN_NORMAL)).reinterpretAsInts();
-    }
-
-    private static FloatVector logMantissa(IntVector bits) {
-        return bits.and(0x007fffff).or(0x3f000000).reinterpretAsFloats();
-    }
-
-    /** Stage 1: f = m - 1 with the mantissa m moved into [sqrt(1/2), sqrt(2)), so f is small. */
-    static FloatVector logReduce(FloatVector x) {
-        FloatVector m = logMantissa(logBits(x));
-        return m.blend(m.add(m), m.lt(SQRT_HALF)).sub(1f);
-    }
-
-    /** Stage 2: f^3 P(f), the part of log(1+f) beyond f - f^2/2. */
-    static FloatVector logTail(FloatVector f) {
-        return f.mul(f).mul(f).mul(logPolynomial(f));
-    }
-
-    /** Stage 3: e ln 2 + f - f^2/2 + tail, with the special cases (0, negative, +inf, NaN). */
-    static FloatVector logCombine(FloatVector x, FloatVector f, FloatVector tail) {
-        IntVector bits = logBits(x);
-        IntVector e = bits.lanewise(VectorOperators.LSHR, 23).and(0xff).sub(126);
-        FloatVector zero = x.broadcast(0f);
-        // int to float by the rounder's bit pattern: exact for |e| < 2^22, and cheaper for the JIT than a lane conversion.
-        FloatVector ef = e.add(ROUNDER_BITS).reinterpretAsFloats().sub(ROUNDER)
-                .sub(zero.blend(1f, logMantissa(bits).lt(SQRT_HALF)))
-                .sub(zero.blend(23f, x.lt(MIN_NORMAL)));
-        FloatVector y = mulAdd(ef, LN2_LO, tail);
-        y = mulAdd(f.mul(f), -0.5f, y);
-        FloatVector result = mulAdd(ef, LN2_HI, f.add(y));
-        result = result.blend(Float.POSITIVE_INFINITY, x.eq(Float.POSITIVE_INFINITY));
-        result = result.blend(Float.NEGATIVE_INFINITY, x.eq(0f));
-        return result.blend(Float.NaN, x.lt(0f).or(x.test(VectorOperators.IS_NAN)));
-    }
-
-    /** (log(1+f) - f + f^2/2) / f^3 on [sqrt(1/2)-1, sqrt(2)-1]. */
-    private static FloatVector logPolynomial(FloatVector f) {
-        FloatVector p = f.broadcast(-7.964175194501877e-2f);
-        p = mad(p, f, 1.2644460797309875e-1f);
-        p = mad(p, f, -1.2988333404064178e-1f);
-        p = mad(p, f, 1.4211741089820862e-1f);
-        p = mad(p, f, -1.664183884859085e-1f);
-        p = mad(p, f, 2.0001110434532166e-1f);
-        p = mad(p, f, -2.500029504299164e-1f);
-        return mad(p, f, 3.333333134651184e-1f);
-    }
-
-    private static final float TWO_POW_24 = 16777216f;
-
-    /**
-     * log(1 + y), accurate for tiny y. Maximum error 2 ulp (relative 2.4e-7);
-     * log1p(-1) = -inf, NaN below -1, +inf at +inf.
-     */
-    public static FloatVector log1p(FloatVector y) {
-        FloatVector u = y.add(1f);
-        return log(u).add(log1pCorrection(y, u));
-    }
-
-    /**
-     * (y - (u-1))/u for u = 1 + y rounded: log(1+y) = log(u) + this restores what rounding
-     * 1+y lost. It is only meaningful (and finite) for u in (0, 2^24), else 0.
-     */
-    static FloatVector log1pCorrection(FloatVector y, FloatVector u) {
-        FloatVector correction = y.sub(u.sub(1f)).div(u);
-        return correction.blend(0f, u.compare(VectorOperators.GT, 0f).and(u.lt(TWO_POW_24)).not());
-    }
-
-    // ---------------------------------------------------------------- tanh, sigmoid
-
-    private static final float TANH_SMALL = 0.625f;
-
-    /**
-     * Hyperbolic tangent. Maximum error 2 ulp (relative 2.4e-7); odd (tanh(-0) = -0);
-     * ±1 beyond |x| = 9.01.
-     */
-    public static FloatVector tanh(FloatVector x) {
-        return tanhFromExp(x, exp(x.abs().mul(2f)));
-    }
-
-    /** tanh(x) given e = exp(2|x|) (a kernel computes that in its own loop). */
-    static FloatVector tanhFromExp(FloatVector x, FloatVector e) {
-        FloatVector a = x.abs();
-        FloatVector s = a.mul(a);
-        // Small |x|: x + x^3 P(x^2), no cancellation.
-        FloatVector p = s.broadcast(-6.087600253522396e-3f);
-        p = mad(p, s, 2.0989324897527695e-2f);
-        p = mad(p, s, -5.384868010878563e-2f);
-        p = mad(p, s, 1.3332746922969818e-1f);
-        p = mad(p, s, -3.33333283662796e-1f);
-        FloatVector small = a.mul(s).fma(p, a);
-        // Larger |x|: 1 - 2 / (e^{2|x|} + 1); exp overflows to +inf, giving exactly 1.
-        FloatVector large = x.broadcast(1f).sub(x.broadcast(2f).div(e.add(1f)));
-        return copySign(large.blend(small, a.lt(TANH_SMALL)), x);
-    }
-
-    /**
-     * The logistic function 1 / (1 + e<sup>-x</sup>). Maximum error 2.5 ulp (relative 3e-7),
-     * including the far negative tail, where it follows e<sup>x</sup> into the subnormals
-     * instead of flushing to 0; exactly 1 above 16.7, 0 below -103.97.
+     * The logistic function 1 / (1 + e<sup>-x</sup>). Maximum error 2.5 ulp, including the far
+     * negative tail, where it follows e<sup>x</sup> into the subnormals instead of flushing to
+     * 0; exactly 1 above 16.7, 0 below -103.97.
      */
     public static FloatVector sigmoid(FloatVector x) {
-        return sigmoidFromExp(x, exp(x.abs().neg()));
-    }
-
-    /** sigmoid(x) given e = exp(-|x|). */
-    static FloatVector sigmoidFromExp(FloatVector x, FloatVector e) {
-        FloatVector one = e.broadcast(1f);
+        FloatVector a = x.abs().neg().max(EXP_MIN);
+        FloatVector k = a.fma(LOG2E, ROUNDER);
+        FloatVector n = k.sub(ROUNDER);
+        FloatVector r = n.fma(NEG_LN2_LO, n.fma(NEG_LN2_HI, a));
+        // e = e^-|x|, built as e^r 2^(n + 24) (normal) times 2^-24: a subnormal e is rounded once.
+        FloatVector e = E6.fma(r, E5).fma(r, E4).fma(r, E3).fma(r, E2).fma(r, ONE).fma(r, ONE)
+                .mul(k.reinterpretAsInts().lanewise(VectorOperators.LSHL, 23).add(POW2_SCALED_24).reinterpretAsFloats())
+                .mul(UNSCALE_24);
         // 1/(1+e) for x >= 0 and e/(1+e) for x < 0: neither cancels.
-        return one.blend(e, x.lt(0f)).div(one.add(e));
+        return ONE.blend(e, x.lt(ZERO)).div(e.add(ONE));
     }
 
-    /** x * sigmoid(x). Maximum error 3 ulp (relative 3.6e-7). silu(-inf) is NaN, like the reference. */
+    /** silu needs e^-|x| to -110 (x e^x underflows only there), so 2^n is scaled by 2^32. */
+    private static final FloatVector SILU_MIN = v(-110f);
+    /** At the clamp n = -159 and this makes the exponent field exactly 0: e^-|x| is 0, so silu(-inf) = -inf * 0 = NaN. */
+    private static final IntVector POW2_SCALED_32 = v((127 + 32) << 23);
+    private static final FloatVector UNSCALE_32 = v(0x1p-32f);
+
+    /** x * sigmoid(x). Maximum error 3 ulp. silu(-inf) is NaN, like the reference. */
     public static FloatVector silu(FloatVector x) {
-        return timesSigmoid(x, exp(x.abs().neg(), SUBNORMAL_GUARD), x.lt(0f));
+        FloatVector a = x.abs().neg().max(SILU_MIN);
+        FloatVector k = a.fma(LOG2E, ROUNDER);
+        FloatVector n = k.sub(ROUNDER);
+        FloatVector r = n.fma(NEG_LN2_LO, n.fma(NEG_LN2_HI, a));
+        FloatVector c = E6.fma(r, E5).fma(r, E4).fma(r, E3).fma(r, E2).fma(r, ONE);
+        FloatVector pow = k.reinterpretAsInts().lanewise(VectorOperators.LSHL, 23).add(POW2_SCALED_32).reinterpretAsFloats();
+        // x/(1+e), or for x < 0 (x e 2^32)/(1+e) 2^-32, the scale removed last so a subnormal result
+        // is rounded once. x e^r is formed as x + (x c) r rather than x times a rounded e^r.
+        VectorMask<Float> negative = x.lt(ZERO);
+        return x.blend(x.mul(c).fma(r, x).mul(pow), negative).div(c.fma(r, ONE).mul(pow).fma(UNSCALE_32, ONE))
+                .mul(ONE.blend(UNSCALE_32, negative));
     }
 
-    /** Scale (2^24) that keeps intermediate tails normal until a product's final rounding. */
-    static final int SUBNORMAL_GUARD = 24;
-    private static final float UNSCALE = 0x1p-24f;
+    private static final FloatVector NEG_TWO = v(-2f), TANH_MIN = v(-20f);
+    /** (127 << 23) plus n << 23 gives the bits of 2^n. */
+    private static final IntVector POW2_SCALED_0 = v(127 << 23);
+    /** Below this |x|, tanh uses its odd polynomial; above, 1 - 2e/(1+e) with e = e^-2|x| below 0.29. */
+    private static final FloatVector TANH_SMALL = v(0.625f);
+    /** tanh(x) = x + x^3 (T0 + T1 s + ... + T4 s^4), s = x^2, on [0, 0.625]: relative error 9.2e-9. */
+    private static final FloatVector T0 = v(-3.333328068e-01f), T1 = v(1.333144009e-01f), T2 = v(-5.373952538e-02f),
+            T3 = v(2.063843422e-02f), T4 = v(-5.704226904e-03f);
+
+    /** Hyperbolic tangent. Maximum error 1.5 ulp; odd (tanh(-0) = -0); ±1 beyond |x| = 9.01. */
+    public static FloatVector tanh(FloatVector x) {
+        FloatVector ax = x.abs();
+        FloatVector a = ax.mul(NEG_TWO).max(TANH_MIN);
+        FloatVector k = a.fma(LOG2E, ROUNDER);
+        FloatVector n = k.sub(ROUNDER);
+        FloatVector r = n.fma(NEG_LN2_LO, n.fma(NEG_LN2_HI, a));
+        FloatVector e = E6.fma(r, E5).fma(r, E4).fma(r, E3).fma(r, E2).fma(r, ONE).fma(r, ONE)
+                .mul(k.reinterpretAsInts().lanewise(VectorOperators.LSHL, 23).add(POW2_SCALED_0).reinterpretAsFloats());
+        FloatVector s = ax.mul(ax);
+        FloatVector small = ax.mul(s).fma(T4.fma(s, T3).fma(s, T2).fma(s, T1).fma(s, T0), ax);
+        FloatVector large = ONE.sub(e.add(e).div(e.add(ONE)));
+        // Computed on |x|, then negated where x's sign bit is set (so -0 gives -0).
+        return small.blend(large, ax.compare(VectorOperators.GE, TANH_SMALL)).lanewise(VectorOperators.NEG,
+                x.test(VectorOperators.IS_NEGATIVE));
+    }
+
+    // ---------------------------------------------------------------- log, log1p, softplus
+
+    private static final FloatVector MIN_NORMAL = v(Float.MIN_NORMAL), TWO_POW_23 = v(0x1p23f), TWENTY_THREE = v(23f);
+    /** Bits of 0.75: x = 2^k m with m in [0.75, 1.5), so f = m - 1 is in [-0.25, 0.5). */
+    private static final IntVector LOG_OFFSET = v(0x3f400000), EXPONENT_MASK = v(0xff800000);
+    private static final FloatVector LN2_HI = v(0.693359375f), LN2_LO = v(-2.12194440e-4f);
+    /** log(1 + f) = f + f^2 (-1/2 + Q1 f + ... + Q8 f^8) on [-0.25, 0.5]: relative error 6.1e-9. */
+    private static final FloatVector Q1 = v(3.333346248e-01f), Q2 = v(-2.500019372e-01f), Q3 = v(1.999032050e-01f),
+            Q4 = v(-1.664238870e-01f), Q5 = v(1.447615921e-01f), Q6 = v(-1.321340799e-01f), Q7 = v(1.059783623e-01f),
+            Q8 = v(-4.607332498e-02f);
 
     /**
-     * x * sigmoid(v), given eScaled = exp(-|v|) * 2^24 and the lanes where v < 0. The
-     * negative side's small sigmoid stays scaled up through the product, so a result in
-     * the subnormal range is rounded once rather than inherited from a subnormal factor.
+     * Natural logarithm. Maximum error 1.5 ulp for all positive inputs including subnormals;
+     * log(0) = -inf, log(negative) = NaN, log(+inf) = +inf.
      */
-    static FloatVector timesSigmoid(FloatVector x, FloatVector eScaled, VectorMask<Float> negative) {
-        FloatVector one = x.broadcast(1f);
-        FloatVector denominator = one.add(eScaled.mul(UNSCALE));
-        FloatVector s = one.blend(eScaled, negative).div(denominator);
-        return x.mul(s).mul(one.blend(UNSCALE, negative));
+    public static FloatVector log(FloatVector x) {
+        // Subnormals are scaled into the normal range first (and 23 taken off the exponent).
+        VectorMask<Float> subnormal = x.lt(MIN_NORMAL);
+        IntVector bits = x.blend(x.mul(TWO_POW_23), subnormal).reinterpretAsInts();
+        IntVector offset = bits.sub(LOG_OFFSET);
+        FloatVector f = bits.sub(offset.and(EXPONENT_MASK)).reinterpretAsFloats().sub(ONE);
+        FloatVector e = ((FloatVector) offset.lanewise(VectorOperators.ASHR, 23).convert(VectorOperators.I2F, 0))
+                .sub(ZERO.blend(TWENTY_THREE, subnormal));
+        // e ln2 + f + f^2 Q(f), summed smallest first; e LN2_HI is exact.
+        FloatVector y = e.fma(LN2_HI, e.fma(LN2_LO, f.mul(f).mul(Q8.fma(f, Q7).fma(f, Q6).fma(f, Q5).fma(f, Q4)
+                .fma(f, Q3).fma(f, Q2).fma(f, Q1).fma(f, NEG_HALF))).add(f));
+        // +inf and NaN give themselves; zero gives sqrt(±0) - inf = -inf, negatives sqrt(x) - inf = NaN.
+        return y.blend(x, x.lt(INFINITY).not()).blend(x.sqrt().sub(INFINITY), x.compare(VectorOperators.LE, 0f));
+    }
+
+    private static final FloatVector TWO_POW_24 = v(0x1p24f);
+
+    /**
+     * log(1 + y), accurate for tiny y. Maximum error 2 ulp; log1p(-1) = -inf, NaN below -1,
+     * +inf at +inf.
+     */
+    public static FloatVector log1p(FloatVector y) {
+        FloatVector u = y.add(ONE);
+        // The only call in this class, made first, so it is within the inlining budget (see the class comment).
+        FloatVector logU = log(u);
+        // log(1+y) = log(u) + (y - (u-1))/u restores what rounding 1+y lost; meaningful for u in (0, 2^24).
+        FloatVector correction = y.sub(u.sub(ONE)).div(u);
+        return logU.add(correction.blend(ZERO, u.compare(VectorOperators.GT, 0f).and(u.lt(TWO_POW_24)).not()));
     }
 
     /**
-     * softplus(x) = log(1 + e<sup>x</sup>), computed as max(x, 0) + log1p(e<sup>-|x|</sup>)
-     * so neither tail overflows or cancels. Maximum error 2.5 ulp (relative 3e-7).
+     * softplus(x) = log(1 + e<sup>x</sup>) = max(x, 0) + log1p(e<sup>-|x|</sup>), so neither
+     * tail overflows or cancels. Maximum error 2 ulp.
      */
     public static FloatVector softplus(FloatVector x) {
-        return x.max(0f).add(log1p(exp(x.abs().neg())));
-    }
-
-    /** softplus(x) given e = exp(-|x|), f = logReduce(1 + e) and tail = logTail(f). */
-    static FloatVector softplusCombine(FloatVector x, FloatVector e, FloatVector f, FloatVector tail) {
-        FloatVector u = e.add(1f);
-        return x.max(0f).add(logCombine(u, f, tail).add(log1pCorrection(e, u)));
+        FloatVector a = x.abs().neg().max(EXP_MIN);
+        FloatVector k = a.fma(LOG2E, ROUNDER);
+        FloatVector n = k.sub(ROUNDER);
+        FloatVector r = n.fma(NEG_LN2_LO, n.fma(NEG_LN2_HI, a));
+        FloatVector e = E6.fma(r, E5).fma(r, E4).fma(r, E3).fma(r, E2).fma(r, ONE).fma(r, ONE)
+                .mul(k.reinterpretAsInts().lanewise(VectorOperators.LSHL, 23).add(POW2_SCALED_24).reinterpretAsFloats())
+                .mul(UNSCALE_24);
+        // 1 + e = 2^j (1 + f) with f exact: f = e, or (e - 1)/2 for e > 1/2 (j = 1).
+        VectorMask<Float> upper = e.compare(VectorOperators.GT, 0.5f);
+        FloatVector f = e.blend(e.fma(HALF, NEG_HALF), upper);
+        FloatVector j = ZERO.blend(ONE, upper);
+        FloatVector log1p = j.fma(LN2_HI, j.fma(LN2_LO, f.mul(f).mul(Q8.fma(f, Q7).fma(f, Q6).fma(f, Q5).fma(f, Q4)
+                .fma(f, Q3).fma(f, Q2).fma(f, Q1).fma(f, NEG_HALF))).add(f));
+        return x.max(ZERO).add(log1p);
     }
 
     // ---------------------------------------------------------------- erf, GELU
 
-    /** Below this |x|, erf uses its Taylor-like polynomial; above, 1 - erfc. */
-    private static final float ERF_SMALL = 0.92f;
-    /** erf(x) rounds to ±1 in float32 beyond 3.92; clamping here keeps erfc's exponent in range. */
-    private static final float ERF_CLAMP = 10f;
-    private static final float INV_SQRT2 = 0.70710678118654752f;
-    /** GELU's Gaussian CDF is 1 (or its product with x is 0 or NaN) well before this. */
-    private static final float GELU_CLAMP = 20f;
+    /** erf(z) = z + z P(z^2) below this |z|; 1 - e^R(z) above. */
+    private static final FloatVector ERF_SMALL = v(0.84375f);
+    /** erf rounds to ±1 beyond 3.92; clamping keeps R(z) where it was fitted. */
+    private static final FloatVector ERF_CLAMP = v(3.95f);
+    /** P(s) = erf(z)/z - 1 with s = z^2, on [0, 0.84375]: relative error 1.4e-8. */
+    private static final FloatVector ES0 = v(1.283791512e-01f), ES1 = v(-3.761257529e-01f), ES2 = v(1.128276661e-01f),
+            ES3 = v(-2.680470049e-02f), ES4 = v(5.054903682e-03f), ES5 = v(-6.338479579e-04f);
+    /** R(z) = log erfc(z) on [0.84375, 3.95], error weighted by erfc(z) (what it adds to erf): 3.1e-9. */
+    private static final FloatVector EL0 = v(-1.068477868e-04f), EL1 = v(-1.128049493e+00f), EL2 = v(-6.365418434e-01f),
+            EL3 = v(-1.045025885e-01f), EL4 = v(2.250622958e-02f), EL5 = v(-3.114245133e-03f), EL6 = v(2.032697957e-04f);
 
-    /**
-     * The error function. Maximum error 2 ulp (relative 2.4e-7 below |x| = 0.92, absolute
-     * 1.2e-7 above, where |erf| > 0.8); odd; ±1 beyond |x| = 3.92.
-     */
+    /** The error function. Maximum error 1.5 ulp; odd (erf(-0) = -0); ±1 beyond |x| = 3.92. */
     public static FloatVector erf(FloatVector x) {
-        FloatVector z = erfZ(x);
-        FloatVector z2 = z.mul(z);
-        FloatVector small = erfSmall(z, z2);
-        if (!z.compare(VectorOperators.GE, ERF_SMALL).anyTrue()) return copySign(small, x);
-        FloatVector q = erfcPolynomial(z);
-        FloatVector z2Low = z.fma(z, z2.neg());
-        FloatVector e = exp(erfcExponent(q, z2), 0);
-        return erfCombine(x, small, erfcFromParts(z, e, erfcExponentError(q, z2, z2Low)));
+        FloatVector z = x.abs().min(ERF_CLAMP);
+        FloatVector s = x.mul(x);
+        FloatVector small = x.fma(ES5.fma(s, ES4).fma(s, ES3).fma(s, ES2).fma(s, ES1).fma(s, ES0), x);
+        FloatVector l = EL6.fma(z, EL5).fma(z, EL4).fma(z, EL3).fma(z, EL2).fma(z, EL1).fma(z, EL0);
+        FloatVector k = l.fma(LOG2E, ROUNDER);
+        FloatVector n = k.sub(ROUNDER);
+        FloatVector r = n.fma(NEG_LN2_LO, n.fma(NEG_LN2_HI, l));
+        FloatVector erfc = E6.fma(r, E5).fma(r, E4).fma(r, E3).fma(r, E2).fma(r, ONE).fma(r, ONE)
+                .mul(k.reinterpretAsInts().lanewise(VectorOperators.LSHL, 23).add(POW2_SCALED_0).reinterpretAsFloats());
+        FloatVector large = ONE.sub(erfc).lanewise(VectorOperators.NEG, x.lt(ZERO));
+        return small.blend(large, z.compare(VectorOperators.GE, ERF_SMALL));
     }
 
+    /** The Gaussian tail is 0 (or its product with x is) beyond this |x|. */
+    private static final FloatVector GELU_CLAMP = v(14.5f);
     /**
-     * GELU, exact form x/2 (1 + erf(x/sqrt 2)). Maximum error 6 ulp (relative 7.2e-7) over the whole
-     * range: for negative x the Gaussian tail is computed as erfc directly (with x^2/2 carried
-     * exactly), not as 1 + erf, which would cancel. gelu(+inf) = +inf; gelu(-inf) is NaN
-     * (-inf * 0), like the reference.
+     * erfc(|x|/sqrt 2) e^(x^2/2) = 1 / (1 + |x| g(|x|)), g rising from sqrt(2/pi) to 1.19 on
+     * [0, 14.5]: g = 1 + P(|x|)/Q(|x|), degrees 4 and 4, error 7.6e-9 relative to
+     * (1 + g |x|) / (g |x|) (its effect on the result). Rounding errors in P/Q are relative to
+     * the small |P/Q| < 0.2, so g, and the result, carry about a fifth of them. Q(0) is 3/4 (the
+     * ratio is scale-free): near x = 0, Q and the values built from it then lie just below 1,
+     * where float32 resolves a value twice as finely as just above.
+     */
+    private static final FloatVector GP0 = v(-1.515863687e-01f), GP1 = v(-3.019500524e-02f), GP2 = v(1.632172987e-02f),
+            GP3 = v(9.241998196e-03f), GP4 = v(1.551779220e-03f), GQ0 = v(0.75f), GQ1 = v(6.563431025e-01f),
+            GQ2 = v(2.739969492e-01f), GQ3 = v(6.064932421e-02f), GQ4 = v(6.126271561e-03f);
+    /**
+     * 2^(n + 25): the tail Phi(-|x|) = erfc/2 comes out scaled by 2^26, normal down to
+     * n = -152, where the clamp puts it exactly at 0 (so gelu(-inf) = -inf * 0 = NaN).
+     */
+    private static final IntVector POW2_SCALED_25 = v((127 + 25) << 23);
+    private static final FloatVector UNSCALE_26 = v(0x1p-26f), NEG_UNSCALE_26 = v(-0x1p-26f);
+
+    /**
+     * GELU, exact form x/2 (1 + erf(x/sqrt 2)) = x Phi(x). Maximum error 4 ulp over the whole
+     * range: the Gaussian tail Phi(-|x|) = erfc(|x|/sqrt 2)/2 is computed directly (never as
+     * 1 - something, which would cancel) as e^(-x^2/2) / (1 + |x| g(|x|)), with x^2/2 carried exactly.
+     * gelu(+inf) = +inf; gelu(-inf) is NaN (-inf * 0), like the reference.
      */
     public static FloatVector gelu(FloatVector x) {
-        FloatVector z = geluZ(x), z2 = geluZ2(x);
-        FloatVector tail = geluSmallTail(z, z2);
-        FloatVector erfcScaled = tail;
-        if (z.compare(VectorOperators.GE, ERF_SMALL).anyTrue()) {
-            FloatVector q = erfcPolynomial(z);
-            FloatVector e = exp(erfcExponent(q, z2), SUBNORMAL_GUARD);
-            erfcScaled = erfcFromParts(z, e, erfcExponentError(q, z2, geluZ2Low(x)));
-        }
-        return geluCombine(x, tail, erfcScaled);
-    }
-
-    // erf and GELU run in stages (small branch, erfc polynomial, exponent pair, exp, combine)
-    // so a kernel can give each its own loop; in one loop they exceed what the JIT inlines.
-
-    /** erf's argument z = |x|, clamped where erf is already ±1. */
-    static FloatVector erfZ(FloatVector x) { return x.abs().min(ERF_CLAMP); }
-
-    private static FloatVector geluClamp(FloatVector x) { return x.max(-GELU_CLAMP).min(GELU_CLAMP); }
-
-    /** GELU's erf argument z = |x|/sqrt 2. */
-    static FloatVector geluZ(FloatVector x) { return geluClamp(x).abs().mul(INV_SQRT2); }
-
-    /**
-     * z^2 = x^2/2 and its rounding error, an exact pair (squaring the rounded z would cost
-     * relative accuracy in erfc(z) ~ exp(-z^2) far out in the tail).
-     */
-    static FloatVector geluZ2(FloatVector x) {
-        FloatVector xc = geluClamp(x);
-        return xc.mul(xc).mul(0.5f);
-    }
-
-    static FloatVector geluZ2Low(FloatVector x) {
-        FloatVector xc = geluClamp(x);
-        return xc.fma(xc, xc.mul(xc).neg()).mul(0.5f);
-    }
-
-    /** erf(z) for z in [0, 0.92] as z + z P(z^2) (the constant 2/sqrt(pi) - 1 keeps P's leading term exact enough). */
-    static FloatVector erfSmall(FloatVector z, FloatVector z2) {
-        FloatVector p = z2.broadcast(8.42001973069273e-5f);
-        p = mad(p, z2, -8.150800131261349e-4f);
-        p = mad(p, z2, 5.201257765293121e-3f);
-        p = mad(p, z2, -2.6859188452363014e-2f);
-        p = mad(p, z2, 1.1283683031797409e-1f);
-        p = mad(p, z2, -3.7612631916999817e-1f);
-        p = mad(p, z2, 1.2837916612625122e-1f);
-        return z.fma(p, z);
-    }
-
-    /**
-     * GELU's small branch: Phi(-|x|) = (1 - erf(z))/2, the smaller side of the Gaussian CDF,
-     * scaled by 2^24 so that x * Phi(x) is rounded to subnormal at most once.
-     */
-    static FloatVector geluSmallTail(FloatVector z, FloatVector z2) {
-        return z.broadcast(0.5f).sub(erfSmall(z, z2).mul(0.5f)).mul(1 << SUBNORMAL_GUARD);
-    }
-
-    /**
-     * erfc(z) for z >= 0.92 is t exp(-z^2 + Q(t)), t = 2/(2+z) (the form of Numerical Recipes'
-     * erfcc, refitted). This is Q(t).
-     */
-    static FloatVector erfcPolynomial(FloatVector z) {
-        FloatVector t = z.broadcast(2f).div(z.add(2f));
-        FloatVector q = t.broadcast(-2.2686445713043213e-1f);
-        q = mad(q, t, 6.022428870201111e-1f);
-        q = mad(q, t, -3.946579098701477e-1f);
-        q = mad(q, t, -1.0604965686798096e-1f);
-        q = mad(q, t, -5.5428020656108856e-2f);
-        q = mad(q, t, 6.703674048185349e-2f);
-        q = mad(q, t, 3.7854745984077454e-1f);
-        q = mad(q, t, 9.996231794357300e-1f);
-        return mad(q, t, -1.2654961347579956f);
-    }
-
-    /** The exponent q - z^2, rounded; with {@link #erfcExponentError} it is exact, so its rounding does not grow with z^2. */
-    static FloatVector erfcExponent(FloatVector q, FloatVector z2) {
-        return q.sub(z2);
-    }
-
-    /** What {@link #erfcExponent} lost (Knuth's two-sum), less z^2's own low part. */
-    static FloatVector erfcExponentError(FloatVector q, FloatVector z2, FloatVector z2Low) {
-        FloatVector negZ2 = z2.neg();
-        FloatVector sum = q.add(negZ2);
-        FloatVector bv = sum.sub(q);
-        return q.sub(sum.sub(bv)).add(negZ2.sub(bv)).sub(z2Low);
-    }
-
-    /** erfc(z) = t exp(sum) (1 + error), given e = exp(sum) (scaled as the caller chose). */
-    static FloatVector erfcFromParts(FloatVector z, FloatVector e, FloatVector error) {
-        FloatVector t = z.broadcast(2f).div(z.add(2f));
-        return t.mul(e.fma(error, e));
-    }
-
-    /** erf(x) from its small branch and erfc(|x|) (unscaled). */
-    static FloatVector erfCombine(FloatVector x, FloatVector small, FloatVector erfc) {
-        VectorMask<Float> large = erfZ(x).compare(VectorOperators.GE, ERF_SMALL);
-        return copySign(small.blend(x.broadcast(1f).sub(erfc), large), x);
-    }
-
-    /** gelu(x) from its scaled small-branch tail and scaled erfc(|x|/sqrt 2). */
-    static FloatVector geluCombine(FloatVector x, FloatVector smallTail, FloatVector erfcScaled) {
-        VectorMask<Float> large = geluZ(x).compare(VectorOperators.GE, ERF_SMALL);
-        FloatVector tail = smallTail.blend(erfcScaled.mul(0.5f), large);
-        VectorMask<Float> negative = x.lt(0f);
-        FloatVector one = x.broadcast(1f);
-        FloatVector cdf = one.sub(tail.mul(UNSCALE)).blend(tail, negative);
-        return x.mul(cdf).mul(one.blend(UNSCALE, negative));
+        FloatVector xc = x.abs().min(GELU_CLAMP);
+        FloatVector h = xc.mul(NEG_HALF);
+        FloatVector a = xc.mul(h);
+        FloatVector k = a.fma(LOG2E, ROUNDER);
+        FloatVector n = k.sub(ROUNDER);
+        // r = -x^2/2 - n ln2, including the rounding error of x^2/2 (exact by fma) so the exponent
+        // is exact to 1e-8 even where x^2/2 is 100; the small terms are summed first, rounded once into r.
+        FloatVector r = n.fma(NEG_LN2_HI, a).add(n.fma(NEG_LN2_LO, xc.fma(h, a.neg())));
+        FloatVector c = E6.fma(r, E5).fma(r, E4).fma(r, E3).fma(r, E2).fma(r, ONE);
+        // 1 / (1 + |x| g) = Q / (Q + |x| Q g), Q g = Q + P: one division.
+        FloatVector q = GQ4.fma(xc, GQ3).fma(xc, GQ2).fma(xc, GQ1).fma(xc, GQ0);
+        FloatVector qg = GP4.fma(xc, GP3).fma(xc, GP2).fma(xc, GP1).fma(xc, GP0).add(q);
+        // y e^-x^2/2 Q / (Q + |x| Q g) with y = Q, or x Q for x < 0, and y e^r formed as y + (y c) r: the
+        // tail Phi(-|x|) 2^26, or x Phi(x) 2^26 for x < 0.
+        VectorMask<Float> negative = x.lt(ZERO);
+        FloatVector y = q.blend(x.mul(q), negative);
+        FloatVector scaled = y.mul(c).fma(r, y)
+                .mul(k.reinterpretAsInts().lanewise(VectorOperators.LSHL, 23).add(POW2_SCALED_25).reinterpretAsFloats())
+                .div(xc.fma(qg, q));
+        // x (1 - tail) for x >= 0; for x < 0 the scale is removed last (one rounding into the subnormals).
+        return x.mul(scaled.fma(NEG_UNSCALE_26, ONE)).blend(scaled.mul(UNSCALE_26), negative);
     }
 
     // GELU-tanh: v = 2 sqrt(2/pi) (x + 0.044715 x^3) = x (A + B x^2), A and B as float pairs.
-    private static final float GT_A = 1.5957691669464111f;
-    private static final float GT_A_LOW = -4.534068054340423e-8f;
-    private static final float GT_B = 7.135481387376785e-2f;
-    private static final float GT_B_LOW = 2.3988324659995897e-9f;
+    private static final FloatVector GT_A = v(1.5957691669464111f), GT_A_LOW = v(-4.534068054340423e-8f);
+    private static final FloatVector GT_B = v(7.135481387376785e-2f), GT_B_LOW = v(2.3988324659995897e-9f);
+    /** x e^-|v| underflows beyond this |x|. */
+    private static final FloatVector GELU_TANH_CLAMP = v(11f);
+    /** At the clamp n = -162 and this makes the exponent field exactly 0 (geluTanh(-inf) = -inf * 0 = NaN). */
+    private static final IntVector POW2_SCALED_35 = v((127 + 35) << 23);
+    private static final FloatVector UNSCALE_35 = v(0x1p-35f);
 
     /**
      * GELU, tanh approximation x/2 (1 + tanh(sqrt(2/pi)(x + 0.044715 x^3))), evaluated as
-     * x sigmoid(2u) (no cancellation for negative x) with the cubic argument carried as a
-     * float pair, since far out the result's sensitivity to it grows like |2u|. Maximum
-     * error 4.5 ulp (relative 5.4e-7). geluTanh(+inf) = +inf; geluTanh(-inf) is NaN, like the reference.
+     * x sigmoid(v) (no cancellation for negative x) with v = x (A + B x^2) carried as a
+     * float pair, since far out the result's sensitivity to v grows like |v|. Maximum error
+     * 3.5 ulp. geluTanh(+inf) = +inf; geluTanh(-inf) is NaN, like the reference.
      */
     public static FloatVector geluTanh(FloatVector x) {
-        FloatVector w = geluTanhW(x);
-        FloatVector e = exp(geluTanhExponent(x, w), SUBNORMAL_GUARD);
-        return geluTanhCombine(x, e, geluTanhCorrection(x, w));
-    }
-
-    /** Stage 1: w = A + B x^2, rounded. */
-    static FloatVector geluTanhW(FloatVector x) {
-        FloatVector xc = geluClamp(x);
-        return xc.mul(xc).mul(GT_B).add(GT_A);
-    }
-
-    /** Stage 2a: -|v| for v = x w, the argument of exp. */
-    static FloatVector geluTanhExponent(FloatVector x, FloatVector w) {
-        return geluClamp(x).mul(w).abs().neg();
-    }
-
-    /** Stage 2b: the low part of -|v| (from w's and the product's rounding errors). */
-    static FloatVector geluTanhCorrection(FloatVector x, FloatVector w) {
-        FloatVector xc = geluClamp(x);
+        FloatVector xc = x.abs().min(GELU_TANH_CLAMP);
         FloatVector s = xc.mul(xc);
-        FloatVector sLow = xc.fma(xc, s.neg());
         FloatVector bs = s.mul(GT_B);
-        FloatVector bv = w.sub(bs);
-        FloatVector wLow = bs.sub(w.sub(bv)).add(x.broadcast(GT_A).sub(bv))
-                .add(mulAdd(s, GT_B, bs.neg())).add(sLow.mul(GT_B)).add(s.mul(GT_B_LOW)).add(GT_A_LOW);
-        FloatVector v = xc.mul(w);
-        FloatVector vLow = xc.fma(w, v.neg()).add(xc.mul(wLow));
-        // -|v + vLow| = -|v| -+ vLow.
-        return vLow.neg().blend(vLow, x.lt(0f));
-    }
-
-    /** Stage 4: x sigmoid(v) from e = exp(-|v|) 2^24 and the correction. */
-    static FloatVector geluTanhCombine(FloatVector x, FloatVector eScaled, FloatVector correction) {
-        return timesSigmoid(x, eScaled.fma(correction, eScaled), x.lt(0f));
-    }
-
-    // ---------------------------------------------------------------- helpers
-
-    /** a * b + c, rounded once. */
-    private static FloatVector mad(FloatVector a, FloatVector b, float c) {
-        return a.fma(b, a.broadcast(c));
-    }
-
-    /** a * b + c, rounded once. */
-    private static FloatVector mulAdd(FloatVector a, float b, FloatVector c) {
-        return a.fma(a.broadcast(b), c);
-    }
-
-    /** |magnitude| with the sign of {@code sign}; magnitude must be non-negative or NaN. */
-    private static FloatVector copySign(FloatVector magnitude, FloatVector sign) {
-        return magnitude.reinterpretAsInts()
-                .or(sign.reinterpretAsInts().and(0x80000000))
-                .reinterpretAsFloats();
+        FloatVector w = bs.add(GT_A);
+        // w's rounding error (Fast2Sum, the larger operand first), B s's, and the low parts of s, A and B.
+        FloatVector wLow = bs.max(GT_A).sub(w).add(bs.min(GT_A)).add(s.fma(GT_B, bs.neg()))
+                .add(xc.fma(xc, s.neg()).fma(GT_B, s.fma(GT_B_LOW, GT_A_LOW)));
+        // -|v| = -xc (w + wLow); r = -|v| - n ln2 with the product's rounding absorbed by fma.
+        FloatVector u = xc.neg();
+        FloatVector k = u.mul(w).fma(LOG2E, ROUNDER);
+        FloatVector n = k.sub(ROUNDER);
+        FloatVector r = n.fma(NEG_LN2_LO, u.fma(wLow, u.fma(w, n.mul(NEG_LN2_HI))));
+        FloatVector es = E6.fma(r, E5).fma(r, E4).fma(r, E3).fma(r, E2).fma(r, ONE).fma(r, ONE)
+                .mul(k.reinterpretAsInts().lanewise(VectorOperators.LSHL, 23).add(POW2_SCALED_35).reinterpretAsFloats());
+        VectorMask<Float> negative = x.lt(ZERO);
+        return x.mul(ONE.blend(es, negative)).div(es.fma(UNSCALE_35, ONE)).mul(ONE.blend(UNSCALE_35, negative));
     }
 }
