@@ -250,6 +250,14 @@ public final class Tensor {
         return off;
     }
 
+    // ================================================================ files
+
+    /** Reads a NumPy {@code .npy} file; see {@link Npy} for the dtypes and layouts it accepts. */
+    public static Tensor load(java.nio.file.Path path) throws java.io.IOException { return Npy.load(path); }
+
+    /** Writes this tensor as a NumPy {@code .npy} file (bfloat16 is widened to float32); see {@link Npy}. */
+    public void save(java.nio.file.Path path) throws java.io.IOException { Npy.save(this, path); }
+
     // ================================================================ dtype
 
     /** Converts to another dtype (a copy; this tensor itself when it already has it). */
