@@ -482,6 +482,9 @@ public final class Tensor {
     /** Flattens dimensions {@code start..end} (inclusive) into one. */
     public Tensor flatten(int start, int end) {
         int s = Shape.normalizeDim(start, rank(), "flatten", shape()), e = Shape.normalizeDim(end, rank(), "flatten", shape());
+        if (s > e) {
+            throw new KilnShapeException("flatten: start dimension " + start + " comes after end dimension " + end + " in shape " + shape());
+        }
         int[] d = shape().dims();
         if (rank() == 0) return reshape(1);
         int[] out = new int[d.length - (e - s)];
@@ -547,6 +550,7 @@ public final class Tensor {
     /** The sub-tensor at {@code index} of dimension {@code dim}, which is removed. */
     public Tensor select(int dim, long index) {
         int d = Shape.normalizeDim(dim, rank(), "select", shape());
+        if (rank() == 0) throw new KilnShapeException("select: cannot select from a 0-dimensional tensor");
         long i = index < 0 ? index + size(d) : index;
         if (i < 0 || i >= size(d)) {
             throw new KilnShapeException("select: index " + index + " is out of range for dimension " + d
@@ -601,6 +605,7 @@ public final class Tensor {
     /** Splits into chunks of {@code size} along {@code dim} (the last may be smaller); views. */
     public Tensor[] split(int size, int dim) {
         int d = Shape.normalizeDim(dim, rank(), "split", shape());
+        if (rank() == 0) throw new KilnShapeException("split: cannot split a 0-dimensional tensor");
         if (size <= 0) throw new KilnShapeException("split: split size must be positive, got " + size);
         int n = size(d);
         int count = Math.max(1, (n + size - 1) / size);
@@ -612,6 +617,7 @@ public final class Tensor {
     /** Splits into pieces of the given sizes along {@code dim}, which must add up to its size; views. */
     public Tensor[] split(int[] sizes, int dim) {
         int d = Shape.normalizeDim(dim, rank(), "split", shape());
+        if (rank() == 0) throw new KilnShapeException("split: cannot split a 0-dimensional tensor");
         long total = 0;
         for (int s : sizes) {
             if (s < 0) throw new KilnShapeException("split: sizes must be non-negative, got " + Arrays.toString(sizes));
