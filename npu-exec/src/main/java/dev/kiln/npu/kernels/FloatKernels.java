@@ -1,0 +1,184 @@
+package dev.kiln.npu.kernels;
+
+import dev.kiln.ops.BinaryFn;
+import dev.kiln.ops.UnaryFn;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteOrder;
+
+/**
+ * Float32 vector loops over contiguous runs of whole vectors (see {@link FloatBlocks}).
+ * Each transcendental gets its own small loop method so the JIT inlines the
+ * {@link VectorMath} body into it and keeps every vector in registers; a shared loop
+ * calling through an interface would box vectors on every call.
+ *
+ * <p>sin and cos run scalar {@link Math#sin}/{@link Math#cos} (correctly rounded to
+ * float32): they are rare in models (rotary tables are small) and a vector version
+ * with full-range argument reduction is not worth its size here.
+ */
+final class FloatKernels {
+    private static final VectorSpecies<Float> S = VectorMath.SPECIES;
+    private static final int L = S.length();
+    private static final ByteOrder NATIVE = ByteOrder.nativeOrder();
+
+    private FloatKernels() {}
+
+    private static FloatVector ld(MemorySegment s, long off, int i) {
+        return FloatVector.fromMemorySegment(S, s, off + (long) i * Float.BYTES, NATIVE);
+    }
+
+    private static void st(FloatVector v, MemorySegment s, long off, int i) {
+        v.intoMemorySegment(s, off + (long) i * Float.BYTES, NATIVE);
+    }
+
+    private static float get(MemorySegment s, long off, int i) {
+        return s.get(Staging.F32, off + (long) i * Float.BYTES);
+    }
+
+    private static void set(MemorySegment s, long off, int i, float v) {
+        s.set(Staging.F32, off + (long) i * Float.BYTES, v);
+    }
+
+    // ---------------------------------------------------------------- unary
+
+    static void unary(UnaryFn fn, MemorySegment a, long ao, MemorySegment o, long oo, int n) {
+        switch (fn) {
+            case NEG -> { for (int i = 0; i < n; i += L) st(ld(a, ao, i).neg(), o, oo, i); }
+            case ABS -> { for (int i = 0; i < n; i += L) st(ld(a, ao, i).abs(), o, oo, i); }
+            // max propagates NaN, and max(-0, 0) = +0 as the reference gives.
+            case RELU -> { for (int i = 0; i < n; i += L) st(ld(a, ao, i).max(0f), o, oo, i); }
+            case SQRT -> { for (int i = 0; i < n; i += L) st(ld(a, ao, i).sqrt(), o, oo, i); }
+            // Two correctly rounded steps: within 1 ulp of the exact 1/sqrt(x).
+            case RSQRT -> {
+                FloatVector one = FloatVector.broadcast(S, 1f);
+                for (int i = 0; i < n; i += L) st(one.div(ld(a, ao, i).sqrt()), o, oo, i);
+            }
+            case LOGICAL_NOT -> {
+                for (int i = 0; i < n; i += L) {
+                    FloatVector v = ld(a, ao, i);
+                    st(v.broadcast(0f).blend(1f, v.eq(0f)), o, oo, i);
+                }
+            }
+            case EXP -> exp(a, ao, o, oo, n);
+            case LOG -> log(a, ao, o, oo, n);
+            case TANH -> tanh(a, ao, o, oo, n);
+            case SIGMOID -> sigmoid(a, ao, o, oo, n);
+            case ERF -> erf(a, ao, o, oo, n);
+            case GELU -> gelu(a, ao, o, oo, n);
+            case GELU_TANH -> geluTanh(a, ao, o, oo, n);
+            case SILU -> silu(a, ao, o, oo, n);
+            case SOFTPLUS -> softplus(a, ao, o, oo, n);
+            case SIN -> { for (int i = 0; i < n; i++) set(o, oo, i, (float) Math.sin(get(a, ao, i))); }
+            case COS -> { for (int i = 0; i < n; i++) set(o, oo, i, (float) Math.cos(get(a, ao, i))); }
+        }
+    }
+
+    private static void exp(MemorySegment a, long ao, MemorySegment o, long oo, int n) {
+        for (int i = 0; i < n; i += L) st(VectorMath.exp(ld(a, ao, i)), o, oo, i);
+    }
+
+    private static void log(MemorySegment a, long ao, MemorySegment o, long oo, int n) {
+        for (int i = 0; i < n; i += L) st(VectorMath.log(ld(a, ao, i)), o, oo, i);
+    }
+
+    private static void tanh(MemorySegment a, long ao, MemorySegment o, long oo, int n) {
+        for (int i = 0; i < n; i += L) st(VectorMath.tanh(ld(a, ao, i)), o, oo, i);
+    }
+
+    private static void sigmoid(MemorySegment a, long ao, MemorySegment o, long oo, int n) {
+        for (int i = 0; i < n; i += L) st(VectorMath.sigmoid(ld(a, ao, i)), o, oo, i);
+    }
+
+    private static void erf(MemorySegment a, long ao, MemorySegment o, long oo, int n) {
+        for (int i = 0; i < n; i += L) st(VectorMath.erf(ld(a, ao, i)), o, oo, i);
+    }
+
+    private static void gelu(MemorySegment a, long ao, MemorySegment o, long oo, int n) {
+        for (int i = 0; i < n; i += L) st(VectorMath.gelu(ld(a, ao, i)), o, oo, i);
+    }
+
+    private static void geluTanh(MemorySegment a, long ao, MemorySegment o, long oo, int n) {
+        for (int i = 0; i < n; i += L) st(VectorMath.geluTanh(ld(a, ao, i)), o, oo, i);
+    }
+
+    private static void silu(MemorySegment a, long ao, MemorySegment o, long oo, int n) {
+        for (int i = 0; i < n; i += L) st(VectorMath.silu(ld(a, ao, i)), o, oo, i);
+    }
+
+    private static void softplus(MemorySegment a, long ao, MemorySegment o, long oo, int n) {
+        for (int i = 0; i < n; i += L) st(VectorMath.softplus(ld(a, ao, i)), o, oo, i);
+    }
+
+    /** A plain copy: the conversion happened while staging, or happens on store. */
+    static void identity(MemorySegment a, long ao, MemorySegment o, long oo, int n) {
+        MemorySegment.copy(a, ao, o, oo, (long) n * Float.BYTES);
+    }
+
+    // ---------------------------------------------------------------- binary
+
+    static void binary(BinaryFn fn, MemorySegment a, long ao, MemorySegment b, long bo, MemorySegment o, long oo, int n) {
+        switch (fn) {
+            case ADD -> { for (int i = 0; i < n; i += L) st(ld(a, ao, i).add(ld(b, bo, i)), o, oo, i); }
+            case SUB -> { for (int i = 0; i < n; i += L) st(ld(a, ao, i).sub(ld(b, bo, i)), o, oo, i); }
+            case MUL -> { for (int i = 0; i < n; i += L) st(ld(a, ao, i).mul(ld(b, bo, i)), o, oo, i); }
+            case DIV -> { for (int i = 0; i < n; i += L) st(ld(a, ao, i).div(ld(b, bo, i)), o, oo, i); }
+            // Vector MIN/MAX follow Math.min/max: NaN propagates, -0 < +0.
+            case MINIMUM -> { for (int i = 0; i < n; i += L) st(ld(a, ao, i).min(ld(b, bo, i)), o, oo, i); }
+            case MAXIMUM -> { for (int i = 0; i < n; i += L) st(ld(a, ao, i).max(ld(b, bo, i)), o, oo, i); }
+            case EQ, NE, LT, LE, GT, GE -> compare(fn, a, ao, b, bo, o, oo, n);
+            case LOGICAL_AND, LOGICAL_OR, LOGICAL_XOR -> logical(fn, a, ao, b, bo, o, oo, n);
+            // Rounded in double as the reference defines them (floor of the double quotient,
+            // not of the float one, which may already have rounded up to an integer).
+            case POW, TRUNC_DIV, FLOOR_DIV -> {
+                for (int i = 0; i < n; i++) set(o, oo, i, (float) fn.apply(get(a, ao, i), get(b, bo, i)));
+            }
+        }
+    }
+
+    private static void compare(BinaryFn fn, MemorySegment a, long ao, MemorySegment b, long bo, MemorySegment o, long oo, int n) {
+        VectorOperators.Comparison c = switch (fn) {
+            case EQ -> VectorOperators.EQ;
+            case NE -> VectorOperators.NE;
+            case LT -> VectorOperators.LT;
+            case LE -> VectorOperators.LE;
+            case GT -> VectorOperators.GT;
+            case GE -> VectorOperators.GE;
+            default -> throw new IllegalArgumentException(fn.opName());
+        };
+        FloatVector zero = FloatVector.zero(S);
+        for (int i = 0; i < n; i += L) st(zero.blend(1f, ld(a, ao, i).compare(c, ld(b, bo, i))), o, oo, i);
+    }
+
+    private static void logical(BinaryFn fn, MemorySegment a, long ao, MemorySegment b, long bo, MemorySegment o, long oo, int n) {
+        FloatVector zero = FloatVector.zero(S);
+        for (int i = 0; i < n; i += L) {
+            VectorMask<Float> x = ld(a, ao, i).compare(VectorOperators.NE, 0f);
+            VectorMask<Float> y = ld(b, bo, i).compare(VectorOperators.NE, 0f);
+            VectorMask<Float> r = switch (fn) {
+                case LOGICAL_AND -> x.and(y);
+                case LOGICAL_OR -> x.or(y);
+                default -> x.eq(y).not();
+            };
+            st(zero.blend(1f, r), o, oo, i);
+        }
+    }
+
+    // ---------------------------------------------------------------- clamp, where
+
+    /** min(max(x, lo), hi): NaN stays NaN (and a NaN bound gives NaN); lo > hi gives hi. */
+    static void clamp(float lo, float hi, MemorySegment a, long ao, MemorySegment o, long oo, int n) {
+        for (int i = 0; i < n; i += L) st(ld(a, ao, i).max(lo).min(hi), o, oo, i);
+    }
+
+    /** c != 0 ? x : y, with the condition staged as 0/1 floats. */
+    static void where(MemorySegment c, long co, MemorySegment x, long xo, MemorySegment y, long yo,
+                      MemorySegment o, long oo, int n) {
+        for (int i = 0; i < n; i += L) {
+            st(ld(y, yo, i).blend(ld(x, xo, i), ld(c, co, i).compare(VectorOperators.NE, 0f)), o, oo, i);
+        }
+    }
+}
