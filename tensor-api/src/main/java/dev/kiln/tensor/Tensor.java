@@ -229,12 +229,14 @@ public final class Tensor {
     }
 
     private Tensor hostContiguous(DType target) {
+        if (!isConcrete()) return Dispatch.concrete(this).hostContiguous(target);
         Tensor t = dtype == target ? this : to(target);
         return t.isContiguous() && t.layout.offset() == 0 ? t : t.contiguous();
     }
 
     /** The element at a flat row-major index, as a double (slow: for tests and printing). */
     public double getDouble(long index) {
+        if (!isConcrete()) return Dispatch.concrete(this).getDouble(index);
         return Elements.read(dtype, storage().segment(), elementOffset(index));
     }
 
