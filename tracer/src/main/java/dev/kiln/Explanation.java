@@ -65,6 +65,7 @@ public final class Explanation {
         for (CompiledFunction.CompileEvent e : events) {
             sb.append("\ncompile ").append(i++).append(": ").append(e.reason()).append('\n');
             sb.append("  signature: ").append(e.signature()).append('\n');
+            if (!e.dynamicDims().isEmpty()) sb.append("  symbolic dimensions: ").append(e.dynamicDims()).append('\n');
             sb.append(String.format("  trace + compile: %.2f ms%n", e.traceNanos() / 1e6));
             int g = 1;
             for (Graph graph : e.graphs()) {

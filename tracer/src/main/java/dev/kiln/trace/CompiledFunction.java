@@ -35,20 +35,49 @@ public final class CompiledFunction {
     private volatile Entry[] entries = new Entry[0];
     private volatile boolean eagerFallback;
 
-    /** One trace: the signature it was for, why it happened, and what it produced. */
-    public record CompileEvent(Signature signature, String reason, List<Graph> graphs,
+    /**
+     * One trace: the signature it was for (symbolic dimensions shown as s0, s1, ...), why
+     * it happened, which dimensions became symbolic, and what it produced.
+     */
+    public record CompileEvent(String signature, String reason, String dynamicDims, List<Graph> graphs,
                                List<TraceSession.GraphBreak> breaks, long traceNanos) {}
 
-    private sealed interface Entry permits WholeGraph, Lazy {
-        Signature signature();
+    private sealed interface Entry permits WholeGraph, Lazy, SymbolicGraph {
+        boolean matches(Object[] args);
     }
 
     /** A function without breaks: replay the graph, binding captured tensors by reference. */
     private record WholeGraph(Signature signature, Graph graph, GraphExecutable executable, Tensor[] captured,
-                              OutputShape shape) implements Entry {}
+                              OutputShape shape) implements Entry {
+        public boolean matches(Object[] args) { return signature.matches(args); }
+    }
 
     /** A function with breaks: re-run the code lazily every call. */
-    private record Lazy(Signature signature) implements Entry {}
+    private record Lazy(Signature signature) implements Entry {
+        public boolean matches(Object[] args) { return signature.matches(args); }
+    }
+
+    /**
+     * A graph over symbolic dimensions: each new size instantiates the template (no user
+     * code runs, no retrace) and keeps the result in a small cache.
+     */
+    private record SymbolicGraph(SymbolicSignature signature, ShapeTemplate template, Tensor[] captured,
+                                 OutputShape shape, InstanceCache instances) implements Entry {
+        public boolean matches(Object[] args) { return signature.match(args) != null; }
+    }
+
+    /** Compiled instantiations of a template, by symbol values, least recently used dropped first. */
+    private static final class InstanceCache {
+        private static final int CAPACITY = 64;
+        private final java.util.LinkedHashMap<List<Long>, GraphExecutable> map = new java.util.LinkedHashMap<>(16, 0.75f, true) {
+            @Override
+            protected boolean removeEldestEntry(java.util.Map.Entry<List<Long>, GraphExecutable> e) { return size() > CAPACITY; }
+        };
+
+        synchronized GraphExecutable get(List<Long> key) { return map.get(key); }
+
+        synchronized void put(List<Long> key, GraphExecutable exe) { map.put(key, exe); }
+    }
 
     public CompiledFunction(String name, Function<Object[], Object> body, CompileOptions options, List<String> argNames) {
         this.name = name;
@@ -65,7 +94,7 @@ public final class CompiledFunction {
 
     /** True when the function has graph breaks and re-runs its code each call. */
     public boolean isLazy(Object[] args) {
-        for (Entry e : entries) if (e.signature().matches(args)) return e instanceof Lazy;
+        for (Entry e : entries) if (e.matches(args)) return e instanceof Lazy;
         return false;
     }
 
@@ -75,7 +104,7 @@ public final class CompiledFunction {
             return body.apply(args);
         }
         for (Entry e : entries) {
-            if (e.signature().matches(args)) return run(e, args);
+            if (e.matches(args)) return run(e, args);
         }
         return miss(args);
     }
@@ -84,7 +113,35 @@ public final class CompiledFunction {
         return switch (e) {
             case WholeGraph w -> w.shape().rebuild(w.executable().run(bind(args, w.captured())));
             case Lazy l -> traceAndRun(args, false).result();
+            case SymbolicGraph g -> runSymbolic(g, args);
         };
+    }
+
+    /**
+     * Runs a symbolic graph at the sizes of {@code args}. A size seen for the first time is
+     * checked before use: the user's code is traced once more without data at that size
+     * and must give exactly the template's instantiation. Code that branches on a size
+     * therefore never gets a graph recorded for other sizes; it gets its own trace, and
+     * the mismatch is reported by explain.
+     */
+    private Object runSymbolic(SymbolicGraph g, Object[] args) {
+        long[] symbols = g.signature().match(args);
+        List<Long> key = java.util.Arrays.stream(symbols).boxed().toList();
+        GraphExecutable exe = g.instances().get(key);
+        if (exe == null) {
+            long t0 = System.nanoTime();
+            Graph probed = probe(args, g.signature().shapesAt(symbols), g.captured());
+            if (probed == null) return traceAndRun(args, false).result();
+            Graph instance = g.template().instantiate(symbols);
+            if (!probed.equals(instance)) {
+                events.add(new CompileEvent(g.signature().toString(), "the graph traced at sizes " + key
+                        + " differs from the symbolic template (the code depends on these sizes); compiled it separately",
+                        "", List.of(probed), List.of(), System.nanoTime() - t0));
+            }
+            exe = compile(probed);
+            g.instances().put(key, exe);
+        }
+        return g.shape().rebuild(exe.run(bind(args, g.captured())));
     }
 
     private static Tensor[] bind(Object[] args, Tensor[] captured) {
@@ -100,7 +157,7 @@ public final class CompiledFunction {
     private Object miss(Object[] args) {
         synchronized (compileLock) {
             for (Entry e : entries) {
-                if (e.signature().matches(args)) return run(e, args);
+                if (e.matches(args)) return run(e, args);
             }
             if (eagerFallback || entries.length >= options.recompileLimit()) {
                 if (!eagerFallback) {
@@ -114,12 +171,25 @@ public final class CompiledFunction {
             String reason = reason(args);
             long t0 = System.nanoTime();
             Traced traced = traceAndRun(args, true);
+            Entry entry;
+            String dynamicDims = "";
+            if (traced.session().hadBreaks()) {
+                entry = new Lazy(Signature.of(args));
+            } else {
+                boolean[][] symbolic = symbolicDims(args);
+                SymbolicGraph sg = symbolic == null ? null : learnTemplate(args, symbolic, traced);
+                if (sg != null) {
+                    sg.instances().put(java.util.Arrays.stream(sg.signature().baseValues()).boxed().toList(), traced.executable());
+                    entry = sg;
+                    dynamicDims = sg.signature().describeSymbols();
+                } else {
+                    entry = new WholeGraph(Signature.of(args), traced.graph(), traced.executable(), traced.captured(), traced.shape());
+                }
+            }
             long nanos = System.nanoTime() - t0;
-            Signature sig = Signature.of(args);
-            Entry entry = traced.session().hadBreaks()
-                    ? new Lazy(sig)
-                    : new WholeGraph(sig, traced.graph(), traced.executable(), traced.captured(), traced.shape());
-            events.add(new CompileEvent(sig, reason, traced.session().hadBreaks() ? traced.session().segments() : List.of(traced.graph()),
+            String sigText = entry instanceof SymbolicGraph sg ? sg.signature().toString() : Signature.of(args).toString();
+            events.add(new CompileEvent(sigText, reason, dynamicDims,
+                    traced.session().hadBreaks() ? traced.session().segments() : List.of(traced.graph()),
                     traced.session().breaks(), nanos));
             Entry[] next = Arrays.copyOf(entries, entries.length + 1);
             next[entries.length] = entry;
@@ -128,10 +198,108 @@ public final class CompiledFunction {
         }
     }
 
+    /**
+     * Which dimensions to make symbolic for this call: with {@code ON} every dimension of
+     * size 2 or more; with {@code AUTO} those in which this call differs from an earlier
+     * static signature that is otherwise the same; null for none.
+     */
+    private boolean[][] symbolicDims(Object[] args) {
+        boolean[][] out = null;
+        switch (options.dynamic()) {
+            case OFF -> { }
+            case ON -> {
+                out = new boolean[args.length][];
+                boolean any = false;
+                for (int i = 0; i < args.length; i++) {
+                    if (args[i] instanceof Tensor t) {
+                        out[i] = new boolean[t.rank()];
+                        for (int d = 0; d < t.rank(); d++) any |= out[i][d] = t.size(d) >= 2;
+                    }
+                }
+                if (!any) out = null;
+            }
+            case AUTO -> {
+                for (Entry e : entries) {
+                    if (e instanceof WholeGraph w) {
+                        boolean[][] diff = w.signature().differingDims(args);
+                        if (diff != null) {
+                            for (int i = 0; i < args.length; i++) {
+                                if (diff[i] == null) continue;
+                                for (int d = 0; d < diff[i].length; d++) diff[i][d] &= ((Tensor) args[i]).size(d) >= 2;
+                            }
+                            out = diff;
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        return out;
+    }
+
+    /**
+     * Learns how sizes flow through the graph by tracing it again (without data) at
+     * perturbed sizes: each symbol moved alone, then all together as a check. Returns
+     * null when the traces disagree in structure, a size is not affine in the symbols,
+     * the code needs data, or a capture differs.
+     */
+    private SymbolicGraph learnTemplate(Object[] args, boolean[][] symbolic, Traced base) {
+        SymbolicSignature sig = SymbolicSignature.of(args, symbolic, argNames);
+        if (sig.symbols() == 0) return null;
+        long[] baseValues = sig.baseValues();
+        List<long[]> samples = new ArrayList<>();
+        samples.add(baseValues);
+        for (int k = 0; k < sig.symbols(); k++) {
+            long[] v = baseValues.clone();
+            v[k] += 1;
+            samples.add(v);
+        }
+        long[] joint = baseValues.clone();
+        for (int k = 0; k < joint.length; k++) joint[k] += 2;
+        samples.add(joint);
+        List<Graph> graphs = new ArrayList<>();
+        graphs.add(base.graph());
+        for (int s = 1; s < samples.size(); s++) {
+            Graph g = probe(args, sig.shapesAt(samples.get(s)), base.captured());
+            if (g == null) return null;
+            graphs.add(g);
+        }
+        ShapeTemplate template = ShapeTemplate.fit(graphs, samples);
+        return template == null ? null : new SymbolicGraph(sig, template, base.captured(), base.shape(), new InstanceCache());
+    }
+
+    /** Traces the body on data-less inputs of the given shapes; null if that fails or captures differ. */
+    private Graph probe(Object[] args, dev.kiln.tensor.Shape[] shapes, Tensor[] expectedCaptures) {
+        TraceSession session = new TraceSession(true, this::compileSegment);
+        Object[] symbolic = new Object[args.length];
+        int t = 0;
+        for (int i = 0; i < args.length; i++) {
+            symbolic[i] = args[i] instanceof Tensor x
+                    ? session.inputMeta(new dev.kiln.ops.TensorMeta(x.dtype(), shapes[t++])) : args[i];
+        }
+        try {
+            Object out = Dispatch.intercepting(session, () -> body.apply(symbolic));
+            Graph g = session.graph(OutputShape.of(name, out).flatten(out));
+            List<Tensor> captured = session.capturedInputs();
+            if (captured.size() != expectedCaptures.length) return null;
+            for (int i = 0; i < expectedCaptures.length; i++) if (captured.get(i) != expectedCaptures[i]) return null;
+            return g;
+        } catch (RuntimeException e) {
+            return null;
+        }
+    }
+
     private String reason(Object[] args) {
         Entry[] es = entries;
         if (es.length == 0) return "first call";
-        return "guard failed: " + es[es.length - 1].signature().explainMismatch(args, argNames);
+        for (int i = es.length - 1; i >= 0; i--) {
+            switch (es[i]) {
+                case WholeGraph w -> { return "guard failed: " + w.signature().explainMismatch(args, argNames); }
+                case Lazy l -> { return "guard failed: " + l.signature().explainMismatch(args, argNames); }
+                case SymbolicGraph g -> { }
+            }
+        }
+        return "guard failed: outside the symbolic signature " + ((SymbolicGraph) es[es.length - 1]).signature();
     }
 
     private record Traced(TraceSession session, Object result, Graph graph, GraphExecutable executable,

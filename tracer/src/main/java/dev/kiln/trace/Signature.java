@@ -39,7 +39,8 @@ public final class Signature {
         return new Signature(e);
     }
 
-    private static Object scalarKey(Object v) {
+    /** The guard value of a scalar argument (arrays compared by content). */
+    static Object scalarKey(Object v) {
         return switch (v) {
             case int[] a -> new IntArrayKey(a.clone());
             case long[] a -> Arrays.toString(a);
@@ -103,6 +104,32 @@ public final class Signature {
 
     /** Number of guarded arguments. */
     public int size() { return expected.length; }
+
+    /**
+     * The dimensions in which {@code args} differ from this signature when nothing else
+     * differs (same arguments, dtypes, ranks, contiguity and scalars), else null.
+     */
+    boolean[][] differingDims(Object[] args) {
+        if (args.length != expected.length) return null;
+        boolean[][] out = new boolean[args.length][];
+        boolean any = false;
+        for (int i = 0; i < args.length; i++) {
+            if (expected[i] instanceof TensorGuard g) {
+                if (!(args[i] instanceof Tensor t) || t.dtype() != g.dtype || t.rank() != g.dims.length
+                        || t.isContiguous() != g.contiguous) {
+                    return null;
+                }
+                out[i] = new boolean[g.dims.length];
+                for (int d = 0; d < g.dims.length; d++) {
+                    out[i][d] = t.size(d) != g.dims[d];
+                    any |= out[i][d];
+                }
+            } else if (args[i] instanceof Tensor || !Objects.equals(expected[i], scalarKey(args[i]))) {
+                return null;
+            }
+        }
+        return any ? out : null;
+    }
 
     @Override
     public String toString() { return Arrays.toString(expected); }

@@ -67,14 +67,29 @@ public final class TraceSession implements Dispatch.Interceptor {
 
     /** Declares the next graph input, bound to {@code concrete} for this run; returns its symbolic stand-in. */
     public Tensor input(Tensor concrete) {
+        Tensor s = inputMeta(concrete.meta());
+        boundInputs.set(boundInputs.size() - 1, concrete);
+        lifted.put(concrete, ((Handle) s.symbolicHandle()).ref);
+        return s;
+    }
+
+    /**
+     * Declares a graph input with no data, for a probe trace that only records the graph
+     * (used to learn how sizes flow through it); asking for data aborts the probe.
+     */
+    public Tensor inputMeta(TensorMeta meta) {
         if (segment != 0 || declaredInputs != boundInputs.size()) {
             throw new IllegalStateException("inputs must be declared before any op is traced");
         }
-        ValueRef ref = builder.input(concrete.meta());
-        boundInputs.add(concrete);
+        ValueRef ref = builder.input(meta);
+        boundInputs.add(null);
         declaredInputs++;
-        lifted.put(concrete, ref);
-        return symbolic(ref, concrete.meta());
+        return symbolic(ref, meta);
+    }
+
+    /** Thrown when a probe trace needs data it does not have. */
+    static final class ProbeNeedsData extends RuntimeException {
+        ProbeNeedsData() { super("a probe trace needs tensor data", null, false, false); }
     }
 
     private Tensor symbolic(ValueRef ref, TensorMeta meta) {
@@ -119,7 +134,10 @@ public final class TraceSession implements Dispatch.Interceptor {
         if (h.session != this) {
             throw new KilnException("a traced tensor " + t.meta() + " from another compiled call was used here");
         }
-        if (h.concrete == null) breakGraph("data of a " + t.meta() + " tensor was read on the host");
+        if (h.concrete == null) {
+            if (boundInputs.contains(null)) throw new ProbeNeedsData();
+            breakGraph("data of a " + t.meta() + " tensor was read on the host");
+        }
         return h.concrete;
     }
 
