@@ -3,6 +3,9 @@ package dev.kiln.samples.bench;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 
+import java.math.BigDecimal;
+import java.math.MathContext;
+
 /**
  * One measured figure of a workload, printed as a JSON line. {@code gbps} and
  * {@code gflops} are null where the workload does not define them.
@@ -22,18 +25,18 @@ public record BenchResult(String workload, String name, String mode, Timing.Stat
         n.put("workload", workload);
         n.put("name", name);
         n.put("mode", mode);
-        n.put("median_ms", round(stats.medianMs(), 3));
-        n.put("min_ms", round(stats.minMs(), 3));
-        n.put("max_ms", round(stats.maxMs(), 3));
-        n.put("gbps", gbps == null ? null : round(gbps, 2));
-        n.put("gflops", gflops == null ? null : round(gflops, 2));
+        n.put("median_ms", round(stats.medianMs()));
+        n.put("min_ms", round(stats.minMs()));
+        n.put("max_ms", round(stats.maxMs()));
+        n.put("gbps", gbps == null ? null : round(gbps));
+        n.put("gflops", gflops == null ? null : round(gflops));
         n.put("oob_checks", oobChecks);
         n.put("threads", threads);
         return n.toString();
     }
 
-    private static double round(double v, int decimals) {
-        double scale = Math.pow(10, decimals);
-        return Math.round(v * scale) / scale;
+    /** Four significant digits: more would be noise on a shared machine, fewer would hide small figures. */
+    private static double round(double v) {
+        return new BigDecimal(v).round(new MathContext(4)).doubleValue();
     }
 }

@@ -33,7 +33,7 @@ final class DemoCommand implements Callable<Integer> {
     enum Phase { ALL, EAGER, COLD, WARM }
 
     static final long SEED = 42;
-    private static final String WHY_NOT = "Kiln.compile and the persistent kernel cache, which arrive with the tracer";
+    private static final String WHY_NOT = "the graph compiler and the persistent kernel cache, which come in later work";
 
     @Spec
     CommandSpec spec;
