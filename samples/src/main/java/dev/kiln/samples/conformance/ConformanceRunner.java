@@ -123,7 +123,7 @@ public final class ConformanceRunner {
             actual = OnnxOps.run(new OnnxNode(c.op(), c.attributes(), inputs));
         } catch (UnsupportedCaseException e) {
             return new CaseResult(c.name(), mode, Verdict.SKIP, e.getMessage());
-        } catch (RuntimeException | StackOverflowError | LinkageError e) {
+        } catch (RuntimeException | AssertionError | StackOverflowError | LinkageError e) {
             return new CaseResult(c.name(), mode, Verdict.FAIL, describe(e));
         }
         if (actual.size() < expected.size()) {
