@@ -29,7 +29,6 @@ public final class Kiln {
     public static <R> Fn2<R> compile(Fn2<R> fn) { return compile(fn, CompileOptions.defaults()); }
     public static <R> Fn3<R> compile(Fn3<R> fn) { return compile(fn, CompileOptions.defaults()); }
     public static <R> Fn4<R> compile(Fn4<R> fn) { return compile(fn, CompileOptions.defaults()); }
-    public static <R> FnN<R> compile(FnN<R> fn) { return compile(fn, CompileOptions.defaults()); }
 
     public static <R> Fn1<R> compile(Fn1<R> fn, CompileOptions options) {
         CompiledFunction c = new CompiledFunction(describe(fn), a -> fn.apply((Tensor) a[0]), options, List.of("a"));
@@ -53,7 +52,14 @@ public final class Kiln {
         return new Compiled4<>(c);
     }
 
-    public static <R> FnN<R> compile(FnN<R> fn, CompileOptions options) {
+    /**
+     * Compiles a function of any arguments: tensors become graph inputs, other values
+     * (numbers, booleans, strings, enums, int arrays) are guarded by value. Named apart
+     * from {@code compile} because a one-parameter lambda would fit both.
+     */
+    public static <R> FnN<R> compileN(FnN<R> fn) { return compileN(fn, CompileOptions.defaults()); }
+
+    public static <R> FnN<R> compileN(FnN<R> fn, CompileOptions options) {
         CompiledFunction c = new CompiledFunction(describe(fn), fn::apply, options, List.of());
         return new CompiledN<>(c);
     }

@@ -59,6 +59,11 @@ public final class Dispatch {
         return interceptor.materialize(t);
     }
 
+    /** Runs {@code body} eagerly even while a tracer intercepts this thread (for host-side conversions). */
+    public static <T> T eagerly(java.util.function.Supplier<T> body) {
+        return INTERCEPTOR.get() == null ? body.get() : intercepting(null, body);
+    }
+
     /** True while a tracer intercepts this thread's ops. */
     public static boolean isIntercepting() { return INTERCEPTOR.get() != null; }
 

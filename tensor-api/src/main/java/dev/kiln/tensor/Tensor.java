@@ -230,8 +230,10 @@ public final class Tensor {
 
     private Tensor hostContiguous(DType target) {
         if (!isConcrete()) return Dispatch.concrete(this).hostContiguous(target);
-        Tensor t = dtype == target ? this : to(target);
-        return t.isContiguous() && t.layout.offset() == 0 ? t : t.contiguous();
+        return Dispatch.eagerly(() -> {
+            Tensor t = dtype == target ? this : to(target);
+            return t.isContiguous() && t.layout.offset() == 0 ? t : t.copy();
+        });
     }
 
     /** The element at a flat row-major index, as a double (slow: for tests and printing). */

@@ -239,7 +239,7 @@ public final class CompiledFunction {
 
     /**
      * Learns how sizes flow through the graph by tracing it again (without data) at
-     * perturbed sizes: each symbol moved alone, then all together as a check. Returns
+     * the perturbed sizes of {@link ShapeTemplate#samplePoints}. Returns
      * null when the traces disagree in structure, a size is not affine in the symbols,
      * the code needs data, or a capture differs.
      */
@@ -247,16 +247,7 @@ public final class CompiledFunction {
         SymbolicSignature sig = SymbolicSignature.of(args, symbolic, argNames);
         if (sig.symbols() == 0) return null;
         long[] baseValues = sig.baseValues();
-        List<long[]> samples = new ArrayList<>();
-        samples.add(baseValues);
-        for (int k = 0; k < sig.symbols(); k++) {
-            long[] v = baseValues.clone();
-            v[k] += 1;
-            samples.add(v);
-        }
-        long[] joint = baseValues.clone();
-        for (int k = 0; k < joint.length; k++) joint[k] += 2;
-        samples.add(joint);
+        List<long[]> samples = ShapeTemplate.samplePoints(baseValues);
         List<Graph> graphs = new ArrayList<>();
         graphs.add(base.graph());
         for (int s = 1; s < samples.size(); s++) {
@@ -264,7 +255,7 @@ public final class CompiledFunction {
             if (g == null) return null;
             graphs.add(g);
         }
-        ShapeTemplate template = ShapeTemplate.fit(graphs, samples);
+        ShapeTemplate template = ShapeTemplate.fit(graphs, baseValues);
         return template == null ? null : new SymbolicGraph(sig, template, base.captured(), base.shape(), new InstanceCache());
     }
 

@@ -13,44 +13,80 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 /**
- * A graph whose sizes are affine functions of symbolic dimensions, learned from traces
- * at several sizes. Every integer of the canonical text (shapes, slice bounds, reshape
- * targets, ...) is fitted as {@code c + sum(a_k * s_k)}; anything else must agree
- * between the traces. Instantiating at new sizes renders the text and re-checks every
- * node with the op registry's shape inference, so a template never yields a graph its
- * ops would reject.
+ * A graph whose sizes are polynomials (degree 2 at most) in symbolic dimensions, learned
+ * from traces at several sizes. Every integer of the canonical text (shapes, slice
+ * bounds, reshape targets, ...) is fitted as a quadratic around the base sizes:
+ * {@code v0 + sum(a_k d_k) + sum(b_k d_k^2) + sum(c_kl d_k d_l)} with {@code d = s - base},
+ * which covers products such as {@code reshape(batch * seq, dim)} and {@code seq * seq}.
+ * Anything else must agree between the traces. Instantiating at new sizes renders the
+ * text and re-checks every node with the op registry's shape inference, so a template
+ * never yields a graph its ops would reject.
  */
 final class ShapeTemplate {
-    /** A literal piece of the canonical text, or an integer given by an affine expression. */
-    private record Token(String literal, long constant, long[] coefficients) {
+    /** A literal piece of the canonical text, or an integer given by a polynomial in the symbol offsets. */
+    private record Token(String literal, long v0, long[] linear, long[] square, long[][] cross) {
         boolean isLiteral() { return literal != null; }
+
+        long eval(long[] d) {
+            long v = v0;
+            for (int k = 0; k < d.length; k++) {
+                v += linear[k] * d[k] + square[k] * d[k] * d[k];
+                for (int l = k + 1; l < d.length; l++) v += cross[k][l] * d[k] * d[l];
+            }
+            return v;
+        }
     }
 
     private final List<Token> tokens;
-    private final int symbols;
+    private final long[] base;
 
-    private ShapeTemplate(List<Token> tokens, int symbols) {
+    private ShapeTemplate(List<Token> tokens, long[] base) {
         this.tokens = tokens;
-        this.symbols = symbols;
+        this.base = base;
     }
 
     /**
-     * Fits a template to graphs traced at the given symbol values: samples[0] is the base,
-     * samples[1..k] each move one symbol, the last moves all (a check of the fit). Returns
-     * null when the traces differ in structure or a size is not affine in the symbols.
+     * The symbol values to trace at, base first: each symbol moved by +1 and by +3 alone,
+     * each pair moved by +1 together, and finally all moved by +2 (a check of the fit).
      */
-    static ShapeTemplate fit(List<Graph> graphs, List<long[]> samples) {
-        int symbols = samples.get(0).length;
+    static List<long[]> samplePoints(long[] base) {
+        int k = base.length;
+        List<long[]> out = new ArrayList<>();
+        out.add(base.clone());
+        for (int i = 0; i < k; i++) {
+            out.add(moved(base, 1, i));
+            out.add(moved(base, 3, i));
+        }
+        for (int i = 0; i < k; i++) for (int j = i + 1; j < k; j++) out.add(moved(base, 1, i, j));
+        long[] all = base.clone();
+        for (int i = 0; i < k; i++) all[i] += 2;
+        out.add(all);
+        return out;
+    }
+
+    private static long[] moved(long[] base, long by, int... which) {
+        long[] v = base.clone();
+        for (int i : which) v[i] += by;
+        return v;
+    }
+
+    /**
+     * Fits a template to graphs traced at {@link #samplePoints}; null when the traces
+     * differ in structure or a size is not such a polynomial.
+     */
+    static ShapeTemplate fit(List<Graph> graphs, long[] base) {
+        List<long[]> samples = samplePoints(base);
+        if (graphs.size() != samples.size()) throw new IllegalArgumentException("one graph per sample point expected");
         List<List<String>> split = new ArrayList<>();
         for (Graph g : graphs) split.add(tokenize(g.canonicalText()));
         int n = split.get(0).size();
         for (List<String> s : split) if (s.size() != n) return null;
         List<Token> tokens = new ArrayList<>(n);
         for (int i = 0; i < n; i++) {
-            String base = split.get(0).get(i);
-            if (!isInteger(base)) {
-                for (List<String> s : split) if (!s.get(i).equals(base)) return null;
-                tokens.add(new Token(base, 0, null));
+            String first = split.get(0).get(i);
+            if (!isInteger(first)) {
+                for (List<String> s : split) if (!s.get(i).equals(first)) return null;
+                tokens.add(new Token(first, 0, null, null, null));
                 continue;
             }
             long[] values = new long[graphs.size()];
@@ -58,45 +94,58 @@ final class ShapeTemplate {
                 if (!isInteger(split.get(g).get(i))) return null;
                 values[g] = Long.parseLong(split.get(g).get(i));
             }
-            Token t = fitAffine(values, samples, symbols);
+            Token t = fitPolynomial(values, samples, base);
             if (t == null) return null;
             tokens.add(t);
         }
-        return new ShapeTemplate(tokens, symbols);
+        return new ShapeTemplate(tokens, base.clone());
     }
 
-    private static Token fitAffine(long[] values, List<long[]> samples, int symbols) {
-        long[] base = samples.get(0);
-        long[] coeff = new long[symbols];
+    private static Token fitPolynomial(long[] values, List<long[]> samples, long[] base) {
+        int k = base.length;
+        long v0 = values[0];
+        long[] linear = new long[k], square = new long[k];
+        long[][] cross = new long[k][k];
         boolean constant = true;
-        for (int k = 0; k < symbols; k++) {
-            long dv = values[k + 1] - values[0], ds = samples.get(k + 1)[k] - base[k];
-            if (dv % ds != 0) return null;
-            coeff[k] = dv / ds;
-            constant &= coeff[k] == 0;
+        for (int i = 0; i < k; i++) {
+            long d1 = values[1 + 2 * i] - v0, d3 = values[2 + 2 * i] - v0;
+            // d1 = a + b, d3 = 3a + 9b
+            if ((d3 - 3 * d1) % 6 != 0) return null;
+            square[i] = (d3 - 3 * d1) / 6;
+            linear[i] = d1 - square[i];
         }
-        long c = values[0];
-        for (int k = 0; k < symbols; k++) c -= coeff[k] * base[k];
+        int at = 1 + 2 * k;
+        for (int i = 0; i < k; i++) {
+            for (int j = i + 1; j < k; j++) {
+                cross[i][j] = values[at++] - v0 - linear[i] - square[i] - linear[j] - square[j];
+            }
+        }
+        for (int i = 0; i < k; i++) {
+            constant &= linear[i] == 0 && square[i] == 0;
+            for (int j = i + 1; j < k; j++) constant &= cross[i][j] == 0;
+        }
+        Token t = new Token(null, v0, linear, square, cross);
         for (int g = 0; g < values.length; g++) {
-            if (eval(c, coeff, samples.get(g)) != values[g]) return null;
+            if (t.eval(offsets(samples.get(g), base)) != values[g]) return null;
         }
-        return constant ? new Token(Long.toString(values[0]), 0, null) : new Token(null, c, coeff);
+        return constant ? new Token(Long.toString(v0), 0, null, null, null) : t;
     }
 
-    private static long eval(long c, long[] coeff, long[] s) {
-        long v = c;
-        for (int k = 0; k < coeff.length; k++) v += coeff[k] * s[k];
-        return v;
+    private static long[] offsets(long[] values, long[] base) {
+        long[] d = new long[values.length];
+        for (int i = 0; i < d.length; i++) d[i] = values[i] - base[i];
+        return d;
     }
 
     /** The graph at these symbol values, or null if some op rejects the sizes. */
     Graph instantiate(long[] symbolValues) {
-        if (symbolValues.length != symbols) throw new IllegalArgumentException("expected " + symbols + " symbol values");
+        if (symbolValues.length != base.length) throw new IllegalArgumentException("expected " + base.length + " symbol values");
+        long[] d = offsets(symbolValues, base);
         StringBuilder sb = new StringBuilder();
         for (Token t : tokens) {
             if (t.isLiteral()) sb.append(t.literal());
             else {
-                long v = eval(t.constant(), t.coefficients(), symbolValues);
+                long v = t.eval(d);
                 if (v < 0) return null;
                 sb.append(v);
             }

@@ -22,7 +22,7 @@ public final class Signature {
     private record TensorGuard(DType dtype, int[] dims, boolean contiguous) {
         boolean matches(Tensor t) {
             if (t.dtype() != dtype || t.rank() != dims.length || t.isContiguous() != contiguous) return false;
-            for (int i = 0; i < dims.length; i++) if (t.size(i) != dims[i]) return false;
+            for (int i = 0; i < dims.length; i++) if (t.shape().dimAt(i) != dims[i]) return false;
             return true;
         }
 

@@ -77,7 +77,7 @@ final class SymbolicSignature {
                     return null;
                 }
                 for (int d = 0; d < g.dims.length; d++) {
-                    int size = t.size(d);
+                    int size = t.shape().dimAt(d);
                     int k = g.symbol[d];
                     if (k < 0) {
                         if (size != g.dims[d]) return null;

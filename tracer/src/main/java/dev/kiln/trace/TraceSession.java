@@ -207,20 +207,28 @@ public final class TraceSession implements Dispatch.Interceptor {
         return result;
     }
 
-    /** The first stack frame outside Kiln: where the user's code asked for data. */
+    /** Where Kiln's own classes are loaded from: frames from anywhere else are the user's. */
+    private static final java.util.Set<Object> KILN_CODE = java.util.Set.of(
+            codeSource(Tensor.class), codeSource(TraceSession.class));
+
+    private static Object codeSource(Class<?> c) {
+        var cs = c.getProtectionDomain().getCodeSource();
+        return cs == null ? c.getModule() : cs.getLocation();
+    }
+
+    /** The first stack frame outside Kiln and the JDK: where the user's code asked for data. */
     private static String userSourceLine() {
-        return StackWalker.getInstance().walk(frames -> frames
-                .filter(f -> !isKilnInternal(f.getClassName()))
+        return StackWalker.getInstance(StackWalker.Option.RETAIN_CLASS_REFERENCE).walk(frames -> frames
+                .filter(f -> !isInternal(f.getDeclaringClass()))
                 .findFirst()
                 .map(f -> f.getClassName().substring(f.getClassName().lastIndexOf('.') + 1) + "." + f.getMethodName()
                         + "(" + f.getFileName() + ":" + f.getLineNumber() + ")")
                 .orElse("unknown location"));
     }
 
-    private static boolean isKilnInternal(String cls) {
-        return cls.startsWith("dev.kiln.tensor.") || cls.startsWith("dev.kiln.ops.") || cls.startsWith("dev.kiln.trace.")
-                || cls.startsWith("dev.kiln.ir.") || cls.startsWith("dev.kiln.nn.F") || cls.startsWith("dev.kiln.Kiln")
-                || cls.startsWith("java.") || cls.startsWith("jdk.") || cls.startsWith("net.bytebuddy.")
-                || cls.contains("$ByteBuddy$");
+    private static boolean isInternal(Class<?> c) {
+        String n = c.getName();
+        return n.startsWith("java.") || n.startsWith("jdk.") || n.startsWith("net.bytebuddy.") || n.contains("$KilnCompiled$")
+                || KILN_CODE.contains(codeSource(c));
     }
 }

@@ -1,5 +1,7 @@
 package dev.kiln.trace;
 
+import dev.kiln.CompileOptions;
+import dev.kiln.Dynamic;
 import dev.kiln.Fn1;
 import dev.kiln.Kiln;
 import dev.kiln.tensor.Tensor;
@@ -21,10 +23,11 @@ class ConcurrentCompileTest {
     @Test
     void eachSignatureCompilesOnceAndResultsNeverMix() throws Exception {
         AtomicInteger traces = new AtomicInteger();
+        // Static shapes, so that every trace is a compile (dynamic shapes would add probe traces).
         Fn1<Tensor> f = Kiln.compile(x -> {
             traces.incrementAndGet();
             return x.mul(3.0).add(x.sum(-1, true));
-        });
+        }, CompileOptions.defaults().dynamic(Dynamic.OFF));
         int threads = 8, callsPerThread = 40, sizes = 4;
         ExecutorService pool = Executors.newFixedThreadPool(threads);
         CountDownLatch start = new CountDownLatch(1);

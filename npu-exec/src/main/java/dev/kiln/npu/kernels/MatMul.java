@@ -1,9 +1,42 @@
 package dev.kiln.npu.kernels;
 
+import dev.kiln.npu.kernels.gemm.DoubleGemm;
+import dev.kiln.npu.kernels.gemm.FloatGemm;
+import dev.kiln.npu.kernels.gemm.FloatGemv;
+import dev.kiln.npu.kernels.gemm.GemmProblem;
+import dev.kiln.npu.kernels.gemm.LongGemm;
+import dev.kiln.tensor.KilnTypeException;
 import dev.kiln.tensor.Tensor;
 
-/** Matrix multiplication. (Skeleton: implemented by the matmul work package.) */
+/**
+ * Matrix multiplication with PyTorch's {@code matmul} semantics (1-D operands
+ * promoted and their dimension removed, batch dimensions broadcast), over arbitrary
+ * strided views. float32 runs a packed, cache- and register-blocked GEMM
+ * ({@code gemm.FloatGemm}) or, when one side is a single vector, a packing-free
+ * matrix-vector kernel; half types compute in float32, integers in long.
+ */
 public final class MatMul {
     private MatMul() {}
-    public static void matmul(Tensor a, Tensor b, Tensor out) { throw new UnsupportedOperationException("matmul"); }
+
+    /** out = a @ b, where {@code out} is fresh, contiguous and shaped as {@code Op.MatMul.infer} says. */
+    public static void matmul(Tensor a, Tensor b, Tensor out) {
+        if (out.numel() == 0) return;
+        if (!out.isContiguous()) throw new IllegalArgumentException("matmul: the output must be contiguous, got " + out.layout());
+        GemmProblem p = GemmProblem.of(a, b, out);
+        if (p.k() == 0) {
+            // An empty sum: zeros, whatever the memory held.
+            long bytes = out.numel() * out.dtype().byteSize();
+            out.storage().segment().asSlice(out.layout().offset() * out.dtype().byteSize(), bytes).fill((byte) 0);
+            return;
+        }
+        switch (a.dtype()) {
+            case FLOAT32 -> {
+                if (!FloatGemv.tryCompute(p)) FloatGemm.compute(p);
+            }
+            case FLOAT16, BFLOAT16 -> FloatGemm.compute(p);
+            case FLOAT64 -> DoubleGemm.compute(p);
+            case INT32, INT64 -> LongGemm.compute(p);
+            case BOOL -> throw new KilnTypeException("matmul: not supported for bool tensors");
+        }
+    }
 }

@@ -1,0 +1,144 @@
+package dev.kiln.npu.kernels.gemm;
+
+import dev.kiln.npu.Parallel;
+import dev.kiln.tensor.DType;
+
+import java.lang.foreign.MemorySegment;
+
+/**
+ * The cache-blocked GEMM loop nest shared by every element type (BLIS order): for
+ * each {@code nc}-wide slab of B and {@code kc}-deep slice of K, pack an
+ * {@code mc x kc} block of A, pack B micro-panels on first use, and run the
+ * register-blocked micro-kernel over every {@code mr x nr} tile. Subclasses supply
+ * packing (converting element types on the way), the micro-kernel and the tile store.
+ *
+ * <p>Parallel work is a set of C blocks: whole batch entries when there are enough
+ * of them, otherwise each product is cut along N (or M) into one block per worker.
+ * Each block packs its own operands, so workers share nothing but the inputs.
+ *
+ * @param <P> the packed buffer type ({@code float[]}, {@code double[]}, {@code long[]})
+ */
+abstract class PackedGemm<P> {
+    /** A C block under computation, of element type {@code type}: (row, col) is at {@code origin + (row - row0) * ld + (col - col0)}. */
+    record Block(MemorySegment segment, DType type, long origin, long ld, int row0, int col0) {
+        long index(int row, int col) {
+            return origin + (long) (row - row0) * ld + (col - col0);
+        }
+    }
+
+    final Blocking blocking;
+
+    PackedGemm(Blocking blocking) {
+        this.blocking = blocking;
+    }
+
+    abstract P newBuffer(int length);
+
+    /** Packs rows [row0, row0+rows) x K [k0, k0+kc) of A into mr-row panels, zero-padding the last. */
+    abstract void packA(Operand a, int batch, int row0, int rows, int k0, int kc, P dst);
+
+    /** Packs K [k0, k0+kc) x columns [col0, col0+cols) (cols <= nr) of B into one zero-padded nr-wide panel. */
+    abstract void packB(Operand b, int batch, int k0, int kc, int col0, int cols, P dst, int dstOffset);
+
+    /** tile (mr x nr, row-major) = A panel (kc x mr) * B panel (kc x nr). */
+    abstract void multiply(int kc, P a, int aOffset, P b, int bOffset, P tile);
+
+    /** Writes (or adds, when {@code accumulate}) the top-left rows x cols of tile to C at (row, col). */
+    abstract void store(P tile, int rows, int cols, Block c, int row, int col, boolean accumulate);
+
+    /** Where the C block of rows x cols accumulates: the output itself unless the output type cannot hold partial sums. */
+    Block openBlock(GemmProblem p, int batch, int row0, int rows, int col0, int cols) {
+        return new Block(p.out(), p.a().dtype(), p.outIndex(batch, row0) + col0, p.n(), row0, col0);
+    }
+
+    /** Moves a finished block to the output when {@link #openBlock} accumulated elsewhere. */
+    void closeBlock(GemmProblem p, Block c, int batch, int rows, int cols) {}
+
+    /** Computes the whole problem, on every worker when it is large enough. */
+    final void run(GemmProblem p) {
+        int workers = Parallel.workers();
+        long cost = p.flops() / 16;
+        boolean parallel = workers > 1 && cost >= Parallel.SERIAL_THRESHOLD;
+        boolean enoughEntries = p.batch() % workers == 0 || p.batch() >= 8 * workers;
+        int mr = blocking.mr(), nr = blocking.nr();
+        int tiles = 1;
+        boolean splitColumns = true;
+        if (parallel && !enoughEntries) {
+            // Cutting N makes every worker pack all of A; cutting M, all of B: duplicate the smaller.
+            boolean columnsFit = p.n() >= workers * nr, rowsFit = p.m() >= workers * mr;
+            splitColumns = columnsFit && (p.m() <= p.n() || !rowsFit);
+            if (columnsFit || rowsFit) tiles = workers;
+        }
+        int tileCount = tiles;
+        boolean byColumns = splitColumns;
+        Parallel.forRange((long) p.batch() * tiles, cost, (from, to) -> {
+            Workspace<P> ws = null;
+            for (long u = from; u < to; u++) {
+                int batch = (int) (u / tileCount), tile = (int) (u % tileCount);
+                int row0 = 0, row1 = p.m(), col0 = 0, col1 = p.n();
+                if (byColumns) {
+                    col0 = boundary(p.n(), nr, tile, tileCount);
+                    col1 = boundary(p.n(), nr, tile + 1, tileCount);
+                } else {
+                    row0 = boundary(p.m(), mr, tile, tileCount);
+                    row1 = boundary(p.m(), mr, tile + 1, tileCount);
+                }
+                if (ws == null) ws = new Workspace<>(this, p);
+                computeBlock(p, ws, batch, row0, row1, col0, col1);
+            }
+        });
+    }
+
+    /** Start of part {@code part} of {@code parts} of [0, extent), on a multiple of {@code granule}. */
+    private static int boundary(int extent, int granule, int part, int parts) {
+        long granules = (extent + (long) granule - 1) / granule;
+        return (int) Math.min(extent, granules * part / parts * granule);
+    }
+
+    private void computeBlock(GemmProblem p, Workspace<P> ws, int batch, int row0, int row1, int col0, int col1) {
+        int mr = blocking.mr(), nr = blocking.nr(), k = p.k();
+        Block c = openBlock(p, batch, row0, row1 - row0, col0, col1 - col0);
+        // With a single A block each B panel is used right after packing: reuse one panel's
+        // buffer, which stays in L1, instead of writing a whole slab out to memory.
+        boolean panelAtATime = row1 - row0 <= blocking.mc();
+        // Equal slabs: a narrow last one would repack all of A for a sliver of C.
+        int slabs = (col1 - col0 + blocking.nc() - 1) / blocking.nc();
+        int slabWidth = Blocking.roundUp((col1 - col0 + slabs - 1) / Math.max(slabs, 1), nr);
+        for (int jc = col0; jc < col1; jc += slabWidth) {
+            int nc = Math.min(slabWidth, col1 - jc);
+            for (int pc = 0; pc < k; pc += blocking.kc()) {
+                int kc = Math.min(blocking.kc(), k - pc);
+                boolean accumulate = pc > 0;
+                for (int ic = row0; ic < row1; ic += blocking.mc()) {
+                    int mc = Math.min(blocking.mc(), row1 - ic);
+                    packA(p.a(), batch, ic, mc, pc, kc, ws.a);
+                    for (int jr = 0; jr < nc; jr += nr) {
+                        int cols = Math.min(nr, nc - jr);
+                        // B is packed while the first A block consumes it, so the panel is still in L1.
+                        int panel = panelAtATime ? 0 : jr * kc;
+                        if (ic == row0) packB(p.b(), batch, pc, kc, jc + jr, cols, ws.b, panel);
+                        for (int ir = 0; ir < mc; ir += mr) {
+                            multiply(kc, ws.a, ir * kc, ws.b, panel, ws.tile);
+                            store(ws.tile, Math.min(mr, mc - ir), cols, c, ic + ir, jc + jr, accumulate);
+                        }
+                    }
+                }
+            }
+        }
+        closeBlock(p, c, batch, row1 - row0, col1 - col0);
+    }
+
+    /** One worker's packing buffers, big enough for any block of the problem. */
+    private static final class Workspace<P> {
+        final P a, b, tile;
+
+        Workspace(PackedGemm<P> gemm, GemmProblem p) {
+            Blocking bl = gemm.blocking;
+            int kc = Math.min(bl.kc(), p.k());
+            a = gemm.newBuffer(Blocking.roundUp(Math.min(bl.mc(), p.m()), bl.mr()) * kc);
+            int panels = p.m() <= bl.mc() ? 1 : Blocking.roundUp(Math.min(bl.nc(), p.n()), bl.nr()) / bl.nr();
+            b = gemm.newBuffer(panels * bl.nr() * kc);
+            tile = gemm.newBuffer(bl.mr() * bl.nr());
+        }
+    }
+}
