@@ -73,7 +73,7 @@ class KilnCliTest {
         }
         Result unknown = kiln("bench", "W9");
         assertEquals(2, unknown.exit());
-        assertTrue(unknown.err().startsWith("unknown workload 'W9': expected W0, W1, W2 or all"), unknown.err());
+        assertTrue(unknown.err().startsWith("unknown workload 'W9': expected W0, W1, W2, all, dispatch or trace"), unknown.err());
     }
 
     @Test
@@ -137,6 +137,17 @@ class KilnCliTest {
         assertTrue(j.get("oob_checks").booleanValue(), line);
         assertEquals(Parallel.workers(), j.get("threads").intValue());
         return j;
+    }
+
+    @Test
+    void benchDispatchAndTracePrintMicrosecondsPerCallAndPerOp() throws IOException {
+        for (String w : List.of("dispatch", "trace")) {
+            Result r = kiln("bench", w, "--runs", "1", "--warmup", "0");
+            assertEquals(0, r.exit(), r.err());
+            var json = new com.fasterxml.jackson.databind.ObjectMapper().readTree(r.lines().getFirst());
+            assertEquals(w, json.get("workload").asText());
+            assertTrue(json.get("median_us").asDouble() > 0, r.out());
+        }
     }
 
     // ---------------------------------------------------------------- conformance
