@@ -13,7 +13,7 @@ import java.util.Properties;
 
 /** The {@code kiln} command line: {@code kiln demo}, {@code kiln conformance DIR...}, {@code kiln bench W1}. */
 @Command(name = "kiln", mixinStandardHelpOptions = true, versionProvider = KilnCli.Version.class,
-        description = "Kiln: eager tensors for Java on a virtual NPU, with a torch.compile-style compiler to come.",
+        description = "Kiln: eager tensors for Java on a virtual NPU, and Kiln.compile to trace them into graphs.",
         subcommands = {DemoCommand.class, ConformanceCommand.class, BenchCommand.class, ExplainCommand.class,
                 CommandLine.HelpCommand.class})
 public final class KilnCli implements Runnable {
