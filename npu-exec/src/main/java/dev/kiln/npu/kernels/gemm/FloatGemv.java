@@ -22,7 +22,8 @@ import static dev.kiln.npu.kernels.gemm.FloatKernels.V;
  * it is reused from cache by every row before moving on.
  *
  * <p>The product is out(r, j) = sum_k x_r[k] * mat(k, j): x_r are the rows of A and mat
- * is B, or (N == 1) x_0 is B's column and mat is A transposed.
+ * is B, or (N == 1) x_0 is B's column and mat is A transposed. Several rows need mat
+ * contiguous along j or k; otherwise the packed GEMM takes them.
  */
 public final class FloatGemv {
     /** Up to this many rows the unpacked kernels beat packing the matrix (measured: [M,1024] x [1024,4096], both layouts). */
@@ -46,7 +47,9 @@ public final class FloatGemv {
         long kStride = fewRows ? mat.rowStride() : mat.colStride();
         // With one output the stride along j is never used: call it contiguous.
         long jStride = outputs == 1 ? 1 : fewRows ? mat.colStride() : mat.rowStride();
-        boolean dots = kStride == 1 && (jStride != 1 || outputs == 1);
+        boolean dots = kStride == 1 && (jStride != 1 || outputs == 1), columns = !dots && jStride == 1;
+        // Neither dimension of the matrix is contiguous: packing it pays off unless there is a single row.
+        if (!dots && !columns && rows > 1) return false;
         long xRowStride = fewRows ? x.rowStride() : 0;
         if (dots && xStride != 1) {
             // The dot form loads x a vector at a time: gather it once (it is the small operand).
@@ -56,7 +59,6 @@ public final class FloatGemv {
         }
         Operand xs = x;
         long xStep = xStride, xRows = xRowStride;
-        boolean columns = !dots && jStride == 1;
         // Blocks small enough that every worker gets one, and a multiple of the vector length.
         int perWorker = (outputs + Parallel.workers() - 1) / Parallel.workers();
         int width = Blocking.roundUp(Math.max(1, Math.min(columns ? COLUMN_BLOCK : DOT_BLOCK, perWorker)), V);
@@ -192,7 +194,7 @@ public final class FloatGemv {
         }
     }
 
-    /** Any other layout (strided, broadcast): one fused multiply-add per element. */
+    /** A single row against a matrix strided both ways (or broadcast): one fused multiply-add per element. */
     private static void scalar(MemorySegment xs, long xAt, long xStride, MemorySegment ms, long matAt, long kStride,
                                long jStride, int k, int j0, int j1, MemorySegment out, long outAt) {
         for (int j = j0; j < j1; j++) {
