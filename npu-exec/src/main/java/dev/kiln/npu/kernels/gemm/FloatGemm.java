@@ -74,12 +74,12 @@ public final class FloatGemm extends PackedGemm<float[]> {
             }
             return;
         }
-        // Otherwise walk each column along K (contiguous when B is a transposed view),
-        // scattering into the panel, which stays in L1.
+        // Otherwise walk each column along K (contiguous when B is a transposed view, as in
+        // a linear layer), scattering into the panel.
         int q = 0;
         if (b.dtype() == DType.FLOAT32 && rs == 1) {
             for (; q + 4 <= cols; q += 4) {
-                scatterContiguous4(s, b.index(batch, k0, col0 + q), b.colStride(), kc, dst, dstOffset + q, NR);
+                scatterContiguous4(s, b.index(batch, k0, col0 + q), cs, kc, dst, dstOffset + q, NR);
             }
         }
         for (; q < NR; q++) {

@@ -32,8 +32,8 @@ public final class FloatGemv {
     private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT;
     /** Most outputs per unit of parallel work in the dot form: its matrix rows (4 KiB each at K = 1024) stay in L2. */
     private static final int DOT_BLOCK = 256;
-    /** Most outputs per unit in the column form: long runs of each matrix row, while every output row's block stays in L1. */
-    private static final int COLUMN_BLOCK = 1024;
+    /** Most outputs (of all rows together) per unit in the column form: 16 KiB, which stay in L1 while matrix rows stream by. */
+    private static final int COLUMN_BLOCK = 4096;
 
     private FloatGemv() {}
 
@@ -61,7 +61,7 @@ public final class FloatGemv {
         long xStep = xStride, xRows = xRowStride;
         // Blocks small enough that every worker gets one, and a multiple of the vector length.
         int perWorker = (outputs + Parallel.workers() - 1) / Parallel.workers();
-        int width = Blocking.roundUp(Math.max(1, Math.min(columns ? COLUMN_BLOCK : DOT_BLOCK, perWorker)), V);
+        int width = Blocking.roundUp(Math.max(1, Math.min(columns ? COLUMN_BLOCK / rows : DOT_BLOCK, perWorker)), V);
         long blocks = (outputs + width - 1) / width;
         Parallel.forRange(p.batch() * blocks, p.flops() / 16, (from, to) -> {
             for (long u = from; u < to; u++) {

@@ -99,7 +99,7 @@ abstract class PackedGemm<P> {
         int mr = blocking.mr(), nr = blocking.nr(), k = p.k();
         Block c = openBlock(p, batch, row0, row1 - row0, col0, col1 - col0);
         // With a single A block each B panel is used right after packing: reuse one panel's
-        // buffer, which stays in L1, instead of writing a whole slab out to memory.
+        // buffer, which stays in cache, instead of writing a whole slab out to memory.
         boolean panelAtATime = row1 - row0 <= blocking.mc();
         // Equal slabs: a narrow last one would repack all of A for a sliver of C.
         int slabs = (col1 - col0 + blocking.nc() - 1) / blocking.nc();
@@ -114,7 +114,7 @@ abstract class PackedGemm<P> {
                     packA(p.a(), batch, ic, mc, pc, kc, ws.a);
                     for (int jr = 0; jr < nc; jr += nr) {
                         int cols = Math.min(nr, nc - jr);
-                        // B is packed while the first A block consumes it, so the panel is still in L1.
+                        // B is packed while the first A block consumes it, so the panel is still in cache.
                         int panel = panelAtATime ? 0 : jr * kc;
                         if (ic == row0) packB(p.b(), batch, pc, kc, jc + jr, cols, ws.b, panel);
                         for (int ir = 0; ir < mc; ir += mr) {
