@@ -18,6 +18,9 @@ public final class Dispatch {
     /** Receives ops in place of eager execution, for the current thread (the tracer's hook). */
     public interface Interceptor {
         Tensor[] apply(Op op, Tensor[] inputs, List<TensorMeta> outputs);
+
+        /** The concrete value of a symbolic tensor whose data the host asked for (a graph break). */
+        Tensor materialize(Tensor symbolic);
     }
 
     private static final ThreadLocal<Interceptor> INTERCEPTOR = new ThreadLocal<>();
@@ -42,6 +45,27 @@ public final class Dispatch {
             else INTERCEPTOR.set(previous);
         }
     }
+
+    /**
+     * The concrete value of {@code t}: itself when concrete, else whatever the active
+     * tracer computes for it (a graph break).
+     */
+    public static Tensor concrete(Tensor t) {
+        if (t.isConcrete()) return t;
+        Interceptor interceptor = INTERCEPTOR.get();
+        if (interceptor == null) {
+            throw new KilnException("a traced tensor " + t.meta() + " was used outside the compiled call that created it");
+        }
+        return interceptor.materialize(t);
+    }
+
+    /** Runs {@code body} eagerly even while a tracer intercepts this thread (for host-side conversions). */
+    public static <T> T eagerly(java.util.function.Supplier<T> body) {
+        return INTERCEPTOR.get() == null ? body.get() : intercepting(null, body);
+    }
+
+    /** True while a tracer intercepts this thread's ops. */
+    public static boolean isIntercepting() { return INTERCEPTOR.get() != null; }
 
     /** Applies an op with one output. */
     public static Tensor apply1(Op op, Tensor... inputs) {

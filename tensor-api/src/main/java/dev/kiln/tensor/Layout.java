@@ -9,13 +9,14 @@ public record Layout(Shape shape, long[] strides, long offset) {
         return new Layout(shape, shape.contiguousStrides(), 0);
     }
 
-    /** True when elements are laid out row-major with no gaps (size-1 dimensions may have any stride). */
+    /** True when elements are laid out row-major with no gaps (size-1 dimensions may have any stride; an empty tensor always is). */
     public boolean isContiguous() {
+        if (shape.numel() == 0) return true;
         long expected = 1;
-        int[] dims = shape.dims();
-        for (int i = dims.length - 1; i >= 0; i--) {
-            if (dims[i] != 1 && strides[i] != expected) return false;
-            expected *= dims[i];
+        for (int i = shape.rank() - 1; i >= 0; i--) {
+            int d = shape.dimAt(i);
+            if (d != 1 && strides[i] != expected) return false;
+            expected *= d;
         }
         return true;
     }

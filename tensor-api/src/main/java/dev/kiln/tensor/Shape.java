@@ -44,6 +44,9 @@ public final class Shape {
     /** Size of a dimension; negative indices count from the end. */
     public int dim(int i) { return dims[normalizeDim(i, "dim")]; }
 
+    /** Size of dimension {@code i} in [0, rank), without normalisation: for hot loops. */
+    public int dimAt(int i) { return dims[i]; }
+
     /** Resolves a possibly negative dimension index, naming the op on error. */
     public int normalizeDim(int d, String op) {
         return normalizeDim(d, dims.length, op, this);

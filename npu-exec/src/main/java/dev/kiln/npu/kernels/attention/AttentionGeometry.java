@@ -1,0 +1,141 @@
+package dev.kiln.npu.kernels.attention;
+
+import dev.kiln.npu.StridedIndex;
+import dev.kiln.ops.Op;
+import dev.kiln.tensor.Shape;
+import dev.kiln.tensor.Tensor;
+
+import java.util.Arrays;
+
+/**
+ * Where each attention slice (one combination of the broadcast batch dimensions, the
+ * last of them being the query head) of q, k, v and the mask starts, and the row and
+ * column strides within a slice. Work is split into units of one slice and one block
+ * of query rows.
+ */
+final class AttentionGeometry {
+    final Tensor query, key, value, mask, out;
+    final boolean causal;
+    /** Scores are {@code (q * queryScale) . (k * keyScale)}: PyTorch splits the scale as sqrt(scale) on both sides. */
+    final double queryScale, keyScale;
+    final int slices, queries, keys, headDim, valueDim;
+    final long queryRowStride, queryColStride, keyRowStride, keyColStride, valueRowStride, valueColStride;
+    final long maskRowStride, maskColStride;
+    final int queryBlock, queryBlocks;
+
+    private final int[] batch;
+    private final long[] queryBatchStrides, keyBatchStrides, valueBatchStrides, maskBatchStrides;
+    /** Divides the head index before it meets the key/value head stride: query heads per KV head under GQA, else 1. */
+    private final int headGroup;
+
+    AttentionGeometry(Op.ScaledDotProductAttention op, Tensor[] in, Tensor out, int queryBlock) {
+        this.query = in[0];
+        this.key = in[1];
+        this.value = in[2];
+        this.mask = op.hasMask() ? in[3] : null;
+        this.out = out;
+        this.causal = op.causal();
+        double root = Math.sqrt(Math.abs(op.scale()));
+        this.queryScale = op.scale() < 0 ? -root : root;
+        this.keyScale = root;
+
+        int[] outDims = out.shape().dims();
+        this.batch = Arrays.copyOf(outDims, outDims.length - 2);
+        this.queries = query.size(-2);
+        this.keys = key.size(-2);
+        this.headDim = query.size(-1);
+        this.valueDim = value.size(-1);
+        this.slices = Math.toIntExact(Shape.of(batch).numel());
+
+        Shape batchShape = Shape.of(batch);
+        boolean gqa = op.enableGqa() && query.rank() >= 3 && key.rank() >= 3;
+        this.headGroup = gqa ? query.size(-3) / key.size(-3) : 1;
+        this.queryBatchStrides = batchStrides(query, batchShape, false);
+        this.keyBatchStrides = batchStrides(key, batchShape, gqa);
+        this.valueBatchStrides = batchStrides(value, batchShape, gqa);
+        this.queryRowStride = query.layout().strides()[query.rank() - 2];
+        this.queryColStride = query.layout().strides()[query.rank() - 1];
+        this.keyRowStride = key.layout().strides()[key.rank() - 2];
+        this.keyColStride = key.layout().strides()[key.rank() - 1];
+        this.valueRowStride = value.layout().strides()[value.rank() - 2];
+        this.valueColStride = value.layout().strides()[value.rank() - 1];
+        if (mask != null) {
+            int[] scoreDims = Arrays.copyOf(batch, batch.length + 2);
+            scoreDims[batch.length] = queries;
+            scoreDims[batch.length + 1] = keys;
+            long[] st = StridedIndex.broadcastStrides(mask.layout(), Shape.of(scoreDims));
+            this.maskBatchStrides = Arrays.copyOf(st, batch.length);
+            this.maskRowStride = st[batch.length];
+            this.maskColStride = st[batch.length + 1];
+        } else {
+            this.maskBatchStrides = null;
+            this.maskRowStride = 0;
+            this.maskColStride = 0;
+        }
+        this.queryBlock = queryBlock;
+        this.queryBlocks = (queries + queryBlock - 1) / queryBlock;
+    }
+
+    /**
+     * Strides of t's batch dimensions broadcast to {@code batchShape}. Under GQA the head
+     * dimension keeps its real stride even where it has size 1, because the head index is
+     * divided by {@link #headGroup} first (which maps every query head to KV head 0 then).
+     */
+    private static long[] batchStrides(Tensor t, Shape batchShape, boolean gqaHead) {
+        int rank = batchShape.rank(), tRank = t.rank() - 2, lead = rank - tRank;
+        long[] st = new long[rank];
+        for (int i = Math.max(lead, 0); i < rank; i++) {
+            boolean broadcast = t.size(i - lead) == 1 && !(gqaHead && i == rank - 1);
+            st[i] = broadcast ? 0 : t.layout().strides()[i - lead];
+        }
+        return st;
+    }
+
+    long units() { return (long) slices * queryBlocks; }
+
+    int sliceOf(long unit) { return (int) (unit / queryBlocks); }
+
+    /**
+     * First query row of a unit. Under a causal mask later blocks cost more, so blocks of
+     * one slice are visited as first, last, second, second to last...: contiguous ranges
+     * of units, as {@code Parallel.forRange} hands them out, then carry similar work.
+     */
+    int queryStartOf(long unit) {
+        int t = (int) (unit % queryBlocks);
+        if (!causal) return t * queryBlock;
+        int block = t % 2 == 0 ? t / 2 : queryBlocks - 1 - t / 2;
+        return block * queryBlock;
+    }
+
+    /** Rough count of multiply-adds, for {@link dev.kiln.npu.Parallel#forRange}. */
+    long cost() {
+        long pairs = (long) slices * queries * keys;
+        if (causal) pairs /= 2;
+        return pairs * (headDim + valueDim);
+    }
+
+    long queryOffset(int slice) { return offset(slice, queryBatchStrides, 1, query.layout().offset()); }
+
+    long keyOffset(int slice) { return offset(slice, keyBatchStrides, headGroup, key.layout().offset()); }
+
+    long valueOffset(int slice) { return offset(slice, valueBatchStrides, headGroup, value.layout().offset()); }
+
+    long maskOffset(int slice) { return offset(slice, maskBatchStrides, 1, mask.layout().offset()); }
+
+    /** Element offset of the first output element of a slice's query row. */
+    long outOffset(int slice, int row) { return ((long) slice * queries + row) * valueDim; }
+
+    /** Number of keys query row {@code row} may see: all of them, or the first row+1 under the causal mask. */
+    int visibleKeys(int row) { return causal ? (int) Math.min(keys, row + 1L) : keys; }
+
+    private long offset(int slice, long[] strides, int lastDivisor, long base) {
+        long off = base;
+        int rest = slice;
+        for (int i = batch.length - 1; i >= 0 && rest != 0; i--) {
+            int index = rest % batch[i];
+            rest /= batch[i];
+            off += (long) (i == batch.length - 1 ? index / lastDivisor : index) * strides[i];
+        }
+        return off;
+    }
+}

@@ -1,0 +1,28 @@
+package dev.kiln;
+
+/**
+ * How {@link Kiln#compile} compiles, in the style of torch.compile's arguments.
+ * Immutable: each {@code with} method returns a new value.
+ */
+public record CompileOptions(Backend backend, Dynamic dynamic, int recompileLimit, boolean fullGraph) {
+
+    public CompileOptions {
+        if (backend == null) throw new IllegalArgumentException("backend must not be null");
+        if (dynamic == null) throw new IllegalArgumentException("dynamic must not be null");
+        if (recompileLimit < 1) throw new IllegalArgumentException("recompileLimit must be at least 1, got " + recompileLimit);
+    }
+
+    /** Eager backend, automatic dynamic shapes, recompile limit 8, graph breaks allowed. */
+    public static CompileOptions defaults() { return new CompileOptions(Backend.EAGER, Dynamic.AUTO, 8, false); }
+
+    public CompileOptions backend(Backend b) { return new CompileOptions(b, dynamic, recompileLimit, fullGraph); }
+
+    /** Which dimensions are symbolic: {@link Dynamic#OFF}, {@link Dynamic#ON} or {@link Dynamic#AUTO}. */
+    public CompileOptions dynamic(Dynamic d) { return new CompileOptions(backend, d, recompileLimit, fullGraph); }
+
+    /** After this many compiled signatures, warn once and run eagerly. */
+    public CompileOptions recompileLimit(int n) { return new CompileOptions(backend, dynamic, n, fullGraph); }
+
+    /** When true, a graph break is an error instead of a split. */
+    public CompileOptions fullGraph(boolean f) { return new CompileOptions(backend, dynamic, recompileLimit, f); }
+}

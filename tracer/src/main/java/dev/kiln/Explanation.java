@@ -1,0 +1,88 @@
+package dev.kiln;
+
+import dev.kiln.ir.Graph;
+import dev.kiln.trace.CompiledFunction;
+import dev.kiln.trace.ModuleCompiler;
+import dev.kiln.trace.TraceSession;
+
+import java.util.List;
+
+/**
+ * What the compiler did with a compiled function: each compiled signature with the
+ * reason it compiled (the guard that failed), its graphs and node counts, graph
+ * breaks with their reasons and source lines, and whether calls replay or re-run
+ * the user's code.
+ */
+public final class Explanation {
+    private final String functionName;
+    private final CompileOptions options;
+    private final List<CompiledFunction.CompileEvent> events;
+    private final boolean eagerFallback;
+    private final boolean lazy;
+    private final double callMicros;
+
+    private Explanation(String functionName, CompileOptions options, List<CompiledFunction.CompileEvent> events,
+                        boolean eagerFallback, boolean lazy, double callMicros) {
+        this.functionName = functionName;
+        this.options = options;
+        this.events = events;
+        this.eagerFallback = eagerFallback;
+        this.lazy = lazy;
+        this.callMicros = callMicros;
+    }
+
+    static Explanation of(Object compiled, Object[] userArgs) {
+        CompiledFunction f = Kiln.unwrap(compiled);
+        Object[] args = ModuleCompiler.isCompiledModule(compiled) ? ModuleCompiler.fullArgs(compiled, userArgs) : userArgs;
+        f.call(args);
+        long t0 = System.nanoTime();
+        f.call(args);
+        double micros = (System.nanoTime() - t0) / 1e3;
+        return new Explanation(f.name(), f.options(), f.events(), f.runsEagerly(), f.isLazy(args), micros);
+    }
+
+    public List<CompiledFunction.CompileEvent> compiles() { return events; }
+
+    /** Graph breaks seen over all compiles. */
+    public List<TraceSession.GraphBreak> graphBreaks() {
+        return events.stream().flatMap(e -> e.breaks().stream()).toList();
+    }
+
+    /** All graphs compiled (segments included). */
+    public List<Graph> graphs() { return events.stream().flatMap(e -> e.graphs().stream()).toList(); }
+
+    public boolean isLazy() { return lazy; }
+
+    @Override
+    public String toString() {
+        StringBuilder sb = new StringBuilder("Kiln explain: ").append(functionName).append('\n');
+        sb.append("options: backend=").append(options.backend()).append(", fullGraph=").append(options.fullGraph())
+                .append(", recompileLimit=").append(options.recompileLimit()).append('\n');
+        sb.append("compiled signatures: ").append(events.size());
+        if (eagerFallback) sb.append(" (recompile limit reached: new signatures run eagerly)");
+        sb.append('\n');
+        int i = 1;
+        for (CompiledFunction.CompileEvent e : events) {
+            sb.append("\ncompile ").append(i++).append(": ").append(e.reason()).append('\n');
+            sb.append("  signature: ").append(e.signature()).append('\n');
+            if (!e.dynamicDims().isEmpty()) sb.append("  symbolic dimensions: ").append(e.dynamicDims()).append('\n');
+            sb.append(String.format("  trace + compile: %.2f ms%n", e.traceNanos() / 1e6));
+            int g = 1;
+            for (Graph graph : e.graphs()) {
+                sb.append("  graph ").append(g++).append(": ").append(graph.opCount()).append(" ops, ")
+                        .append(graph.inputCount()).append(" inputs, hash ").append(graph.hash(), 0, 16).append('\n');
+                for (String line : graph.toTable().split("\n")) sb.append("    ").append(line).append('\n');
+            }
+            for (TraceSession.GraphBreak b : e.breaks()) {
+                sb.append("  graph break: ").append(b.reason()).append(" at ").append(b.sourceLine()).append('\n');
+            }
+        }
+        sb.append('\n');
+        if (lazy) {
+            sb.append(String.format("calls re-run the Java code in lazy mode (graph breaks): %.1f us per call%n", callMicros));
+        } else {
+            sb.append(String.format("calls replay the compiled graph: %.1f us per call%n", callMicros));
+        }
+        return sb.toString();
+    }
+}

@@ -1,0 +1,234 @@
+package dev.kiln.trace;
+
+import dev.kiln.KilnGraphBreakException;
+import dev.kiln.ir.Graph;
+import dev.kiln.ir.GraphBuilder;
+import dev.kiln.ir.ValueRef;
+import dev.kiln.ops.Dispatch;
+import dev.kiln.ops.Op;
+import dev.kiln.ops.TensorMeta;
+import dev.kiln.tensor.KilnException;
+import dev.kiln.tensor.Tensor;
+
+import java.util.ArrayList;
+import java.util.IdentityHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Function;
+
+/**
+ * One run of user code under tracing. Ops on symbolic tensors are recorded into the
+ * current segment's graph. Concrete tensors the code uses (captured from outside
+ * the call) are lifted as extra graph inputs, by reference, never frozen as constants.
+ *
+ * <p>When the host asks for data of a symbolic tensor (a graph break), the segment
+ * so far is compiled and run, every value it produced becomes concrete, and tracing
+ * continues in a new segment whose inputs include those values.
+ */
+public final class TraceSession implements Dispatch.Interceptor {
+
+    /** A symbolic tensor's link to the value it stands for. */
+    static final class Handle {
+        final TraceSession session;
+        final int segment;
+        final ValueRef ref;
+        Tensor concrete;
+
+        Handle(TraceSession session, int segment, ValueRef ref) {
+            this.session = session;
+            this.segment = segment;
+            this.ref = ref;
+        }
+    }
+
+    /** A graph break: why, and where in the user's code. */
+    public record GraphBreak(String reason, String sourceLine) {}
+
+    private final boolean fullGraph;
+    private final Function<Graph, GraphExecutable> compiler;
+    private final List<GraphBreak> breaks = new ArrayList<>();
+    private final List<Graph> segments = new ArrayList<>();
+
+    private int segment;
+    private GraphBuilder builder = new GraphBuilder();
+    private List<Tensor> boundInputs = new ArrayList<>();
+    private Map<Object, ValueRef> lifted = new IdentityHashMap<>();
+    private List<Handle> handles = new ArrayList<>();
+    private int declaredInputs;
+
+    /**
+     * @param fullGraph a graph break throws instead of splitting
+     * @param compiler  makes a segment runnable (a backend, possibly through a cache)
+     */
+    public TraceSession(boolean fullGraph, Function<Graph, GraphExecutable> compiler) {
+        this.fullGraph = fullGraph;
+        this.compiler = compiler;
+    }
+
+    /** Declares the next graph input, bound to {@code concrete} for this run; returns its symbolic stand-in. */
+    public Tensor input(Tensor concrete) {
+        Tensor s = inputMeta(concrete.meta());
+        boundInputs.set(boundInputs.size() - 1, concrete);
+        lifted.put(concrete, ((Handle) s.symbolicHandle()).ref);
+        return s;
+    }
+
+    /**
+     * Declares a graph input with no data, for a probe trace that only records the graph
+     * (used to learn how sizes flow through it); asking for data aborts the probe.
+     */
+    public Tensor inputMeta(TensorMeta meta) {
+        if (segment != 0 || declaredInputs != boundInputs.size()) {
+            throw new IllegalStateException("inputs must be declared before any op is traced");
+        }
+        ValueRef ref = builder.input(meta);
+        boundInputs.add(null);
+        declaredInputs++;
+        return symbolic(ref, meta);
+    }
+
+    /** Thrown when a probe trace needs data it does not have. */
+    static final class ProbeNeedsData extends RuntimeException {
+        ProbeNeedsData() { super("a probe trace needs tensor data", null, false, false); }
+    }
+
+    private Tensor symbolic(ValueRef ref, TensorMeta meta) {
+        Handle h = new Handle(this, segment, ref);
+        handles.add(h);
+        return Tensor.symbolic(meta, h);
+    }
+
+    @Override
+    public Tensor[] apply(Op op, Tensor[] inputs, List<TensorMeta> outputs) {
+        List<ValueRef> refs = new ArrayList<>(inputs.length);
+        for (Tensor t : inputs) refs.add(refOf(t));
+        List<ValueRef> outs = builder.apply(op, refs, outputs);
+        Tensor[] result = new Tensor[outs.size()];
+        for (int i = 0; i < result.length; i++) result[i] = symbolic(outs.get(i), outputs.get(i));
+        return result;
+    }
+
+    private ValueRef refOf(Tensor t) {
+        if (t.isConcrete()) return lift(t, t);
+        if (!(t.symbolicHandle() instanceof Handle h) || h.session != this) {
+            throw new KilnException("a traced tensor " + t.meta() + " from another compiled call was used here;"
+                    + " pass it as an argument instead of keeping it between calls");
+        }
+        return h.segment == segment ? h.ref : lift(h, h.concrete);
+    }
+
+    /** Makes a concrete tensor an input of the current segment (once per tensor or handle). */
+    private ValueRef lift(Object key, Tensor concrete) {
+        ValueRef ref = lifted.get(key);
+        if (ref == null) {
+            ref = builder.input(concrete.meta());
+            boundInputs.add(concrete);
+            lifted.put(key, ref);
+        }
+        return ref;
+    }
+
+    @Override
+    public Tensor materialize(Tensor t) {
+        Handle h = (Handle) t.symbolicHandle();
+        if (h.session != this) {
+            throw new KilnException("a traced tensor " + t.meta() + " from another compiled call was used here");
+        }
+        if (h.concrete == null) {
+            if (boundInputs.contains(null)) throw new ProbeNeedsData();
+            breakGraph("data of a " + t.meta() + " tensor was read on the host");
+        }
+        return h.concrete;
+    }
+
+    private void breakGraph(String reason) {
+        String where = userSourceLine();
+        if (fullGraph) {
+            throw new KilnGraphBreakException("graph break in a fullGraph compile: " + reason + " at " + where
+                    + "; remove the host access or compile with fullGraph(false)");
+        }
+        breaks.add(new GraphBreak(reason, where));
+        List<ValueRef> all = new ArrayList<>();
+        for (Handle h : handles) if (h.segment == segment) all.add(h.ref);
+        Tensor[] values = runSegment(all);
+        int i = 0;
+        for (Handle h : handles) if (h.segment == segment) h.concrete = values[i++];
+        segment++;
+        builder = new GraphBuilder();
+        boundInputs = new ArrayList<>();
+        lifted = new IdentityHashMap<>();
+        handles = new ArrayList<>();
+    }
+
+    private Tensor[] runSegment(List<ValueRef> outputs) {
+        Graph g = builder.build(outputs);
+        segments.add(g);
+        Tensor[] inputs = boundInputs.toArray(Tensor[]::new);
+        return Dispatch.intercepting(null, () -> compiler.apply(g).run(inputs));
+    }
+
+    public boolean hadBreaks() { return !breaks.isEmpty(); }
+    public List<GraphBreak> breaks() { return List.copyOf(breaks); }
+    /** Graphs of the segments run so far (all of them after {@link #finish}). */
+    public List<Graph> segments() { return List.copyOf(segments); }
+
+    /** The single graph of a run without breaks, returning {@code outputs}. */
+    public Graph graph(List<Tensor> outputs) {
+        if (hadBreaks()) throw new IllegalStateException("a run with graph breaks has no single graph");
+        List<ValueRef> refs = new ArrayList<>();
+        for (Tensor t : outputs) refs.add(refOf(t));
+        return builder.build(refs);
+    }
+
+    /** Concrete tensors bound to the graph's inputs beyond the declared ones (captured tensors), in input order. */
+    public List<Tensor> capturedInputs() {
+        return List.copyOf(boundInputs.subList(segment == 0 ? declaredInputs : 0, boundInputs.size()));
+    }
+
+    /** Runs what remains after the last break and returns the concrete outputs. */
+    public Tensor[] finish(List<Tensor> outputs) {
+        List<ValueRef> refs = new ArrayList<>();
+        Tensor[] result = new Tensor[outputs.size()];
+        List<Integer> pending = new ArrayList<>();
+        for (int i = 0; i < result.length; i++) {
+            Tensor t = outputs.get(i);
+            if (t.isConcrete()) result[i] = t;
+            else if (((Handle) t.symbolicHandle()).concrete != null && ((Handle) t.symbolicHandle()).segment != segment) {
+                result[i] = ((Handle) t.symbolicHandle()).concrete;
+            } else {
+                refs.add(refOf(t));
+                pending.add(i);
+            }
+        }
+        if (!pending.isEmpty()) {
+            Tensor[] values = runSegment(refs);
+            for (int i = 0; i < values.length; i++) result[pending.get(i)] = values[i];
+        }
+        return result;
+    }
+
+    /** Where Kiln's own classes are loaded from: frames from anywhere else are the user's. */
+    private static final java.util.Set<Object> KILN_CODE = java.util.Set.of(
+            codeSource(Tensor.class), codeSource(TraceSession.class));
+
+    private static Object codeSource(Class<?> c) {
+        var cs = c.getProtectionDomain().getCodeSource();
+        return cs == null ? c.getModule() : cs.getLocation();
+    }
+
+    /** The first stack frame outside Kiln and the JDK: where the user's code asked for data. */
+    private static String userSourceLine() {
+        return StackWalker.getInstance(StackWalker.Option.RETAIN_CLASS_REFERENCE).walk(frames -> frames
+                .filter(f -> !isInternal(f.getDeclaringClass()))
+                .findFirst()
+                .map(f -> f.getClassName().substring(f.getClassName().lastIndexOf('.') + 1) + "." + f.getMethodName()
+                        + "(" + f.getFileName() + ":" + f.getLineNumber() + ")")
+                .orElse("unknown location"));
+    }
+
+    private static boolean isInternal(Class<?> c) {
+        String n = c.getName();
+        return n.startsWith("java.") || n.startsWith("jdk.") || n.startsWith("net.bytebuddy.") || n.contains("$KilnCompiled$")
+                || KILN_CODE.contains(codeSource(c));
+    }
+}
