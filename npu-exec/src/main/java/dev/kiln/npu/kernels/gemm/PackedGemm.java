@@ -71,8 +71,14 @@ abstract class PackedGemm<P> {
         }
         int tileCount = tiles;
         boolean byColumns = splitColumns;
+        int largestTile = 0;
+        for (int t = 0; t < tiles; t++) {
+            int extent = byColumns ? p.n() : p.m(), granule = byColumns ? nr : mr;
+            largestTile = Math.max(largestTile, boundary(extent, granule, t + 1, tiles) - boundary(extent, granule, t, tiles));
+        }
+        int maxRows = byColumns ? p.m() : largestTile, maxCols = byColumns ? largestTile : p.n();
         Parallel.forRange((long) p.batch() * tiles, cost, (from, to) -> {
-            Workspace<P> ws = null;
+            Workspace<P> ws = new Workspace<>(this, p.k(), maxRows, maxCols);
             for (long u = from; u < to; u++) {
                 int batch = (int) (u / tileCount), tile = (int) (u % tileCount);
                 int row0 = 0, row1 = p.m(), col0 = 0, col1 = p.n();
@@ -83,7 +89,6 @@ abstract class PackedGemm<P> {
                     row0 = boundary(p.m(), mr, tile, tileCount);
                     row1 = boundary(p.m(), mr, tile + 1, tileCount);
                 }
-                if (ws == null) ws = new Workspace<>(this, p);
                 computeBlock(p, ws, batch, row0, row1, col0, col1);
             }
         });
@@ -128,15 +133,15 @@ abstract class PackedGemm<P> {
         closeBlock(p, c, batch, row1 - row0, col1 - col0);
     }
 
-    /** One worker's packing buffers, big enough for any block of the problem. */
+    /** One worker's packing buffers, big enough for C blocks of up to rows x cols. */
     private static final class Workspace<P> {
         final P a, b, tile;
 
-        Workspace(PackedGemm<P> gemm, GemmProblem p) {
+        Workspace(PackedGemm<P> gemm, int k, int rows, int cols) {
             Blocking bl = gemm.blocking;
-            int kc = Math.min(bl.kc(), p.k());
-            a = gemm.newBuffer(Blocking.roundUp(Math.min(bl.mc(), p.m()), bl.mr()) * kc);
-            int panels = p.m() <= bl.mc() ? 1 : Blocking.roundUp(Math.min(bl.nc(), p.n()), bl.nr()) / bl.nr();
+            int kc = Math.min(bl.kc(), k);
+            a = gemm.newBuffer(Blocking.roundUp(Math.min(bl.mc(), rows), bl.mr()) * kc);
+            int panels = rows <= bl.mc() ? 1 : Blocking.roundUp(Math.min(bl.nc(), cols), bl.nr()) / bl.nr();
             b = gemm.newBuffer(panels * bl.nr() * kc);
             tile = gemm.newBuffer(bl.mr() * bl.nr());
         }
