@@ -68,9 +68,8 @@ class MatMulTest {
     @ParameterizedTest
     @EnumSource(value = DType.class, names = {"FLOAT32", "FLOAT64", "FLOAT16", "BFLOAT16", "INT32", "INT64"})
     void largeProductCrossesBlocksAndWorkers(DType dtype) {
-        // float32 blocks are kc 512 x mc 192 (also for the half types); float64 and int64 are 768 x 60-64.
-        boolean floatBlocking = dtype == DType.FLOAT32 || dtype == DType.FLOAT16 || dtype == DType.BFLOAT16;
-        int m = floatBlocking ? 200 : 70, k = floatBlocking ? 600 : 800, n = floatBlocking ? 100 : 40;
+        // Blocks are kc 512 deep for every type, mc 192 rows for float32 and the half types, 96 for the others.
+        int m = 200, k = 600, n = 100;
         Tensor a = random(dtype, Presentation.CONTIGUOUS, 10, m, k);
         check(a, random(dtype, Presentation.CONTIGUOUS, 11, k, n));
         check(a, random(dtype, Presentation.CONTIGUOUS, 12, n, k).mT());
