@@ -33,10 +33,12 @@ public final class Explanation {
 
     static Explanation of(Object compiled, Object[] userArgs) {
         CompiledFunction f = Kiln.unwrap(compiled);
-        Object[] args = ModuleCompiler.isCompiledModule(compiled) ? ModuleCompiler.fullArgs(compiled, userArgs) : userArgs;
-        f.call(args);
+        boolean module = ModuleCompiler.isCompiledModule(compiled);
+        Object[] args = module ? ModuleCompiler.fullArgs(compiled, userArgs) : userArgs;
+        java.util.function.Supplier<Object> call = module ? () -> ModuleCompiler.invokeForward(compiled, userArgs) : () -> f.call(args);
+        call.get();
         long t0 = System.nanoTime();
-        f.call(args);
+        call.get();
         double micros = (System.nanoTime() - t0) / 1e3;
         return new Explanation(f.name(), f.options(), f.events(), f.runsEagerly(), f.isLazy(args), micros);
     }

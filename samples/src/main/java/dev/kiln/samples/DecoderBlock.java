@@ -1,5 +1,6 @@
 package dev.kiln.samples;
 
+import dev.kiln.nn.Module;
 import dev.kiln.tensor.Tensor;
 
 import static dev.kiln.nn.F.linear;
@@ -17,9 +18,13 @@ import static dev.kiln.nn.F.silu;
  * <pre>{@code
  * var block = new DecoderBlock(DecoderBlock.Config.w4(), 42);
  * Tensor y = block.forward(Tensor.randn(7, 1, 256, 512), Tensor.arange(256));
+ * DecoderBlock compiled = Kiln.compile(block);   // the same forward, traced into graphs
  * }</pre>
+ *
+ * <p>Not final, so that {@code Kiln.compile} can subclass it; its weights record is
+ * found as parameters through {@link Module}.
  */
-public final class DecoderBlock {
+public class DecoderBlock extends Module {
 
     /** Sizes of the block; {@link #w4()} is the benchmark workload W4. */
     public record Config(int dModel, int heads, int kvHeads, int headDim, int hidden, double ropeBase, double normEps) {

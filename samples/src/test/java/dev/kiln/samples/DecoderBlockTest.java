@@ -61,6 +61,26 @@ class DecoderBlockTest {
         assertTrue(lastPositionMoved);
     }
 
+    /**
+     * The same inputs give the same bits on every call, before and after the JIT compiles
+     * the kernels: no kernel may use an operation whose rounding depends on the compiler
+     * tier (such as the Vector API's unordered lane reductions or library EXP).
+     */
+    @Test
+    void resultsAreBitIdenticalAcrossCallsAndJitTiers() {
+        DecoderBlock block = new DecoderBlock(Config.w4(), 3);
+        Tensor x = Tensor.randn(4, 1, 48, 512), positions = Tensor.arange(48);
+        float[] first = block.forward(x, positions).toFloatArray();
+        for (int call = 1; call < 40; call++) {
+            float[] again = block.forward(x, positions).toFloatArray();
+            for (int i = 0; i < first.length; i++) {
+                if (Float.floatToRawIntBits(first[i]) != Float.floatToRawIntBits(again[i])) {
+                    fail("call " + call + " differs from the first at element " + i + ": " + again[i] + " vs " + first[i]);
+                }
+            }
+        }
+    }
+
     @Test
     void randomWeightsAreDeterministicPerSeed() {
         Tensor x = Tensor.randn(4, 1, 3, 16);

@@ -41,7 +41,7 @@ public final class Tensor {
 
     // ================================================================ creation
 
-    /** An uninitialised (in practice zeroed) contiguous tensor. */
+    /** An uninitialised contiguous tensor: the caller writes every element (kernels do). */
     public static Tensor empty(DType dtype, Shape shape) {
         return new Tensor(dtype, Layout.contiguous(shape), Storage.allocate(shape.numel() * dtype.byteSize()), null);
     }

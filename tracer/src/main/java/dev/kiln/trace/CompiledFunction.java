@@ -265,8 +265,15 @@ public final class CompiledFunction {
         Object[] symbolic = new Object[args.length];
         int t = 0;
         for (int i = 0; i < args.length; i++) {
-            symbolic[i] = args[i] instanceof Tensor x
-                    ? session.inputMeta(new dev.kiln.ops.TensorMeta(x.dtype(), shapes[t++])) : args[i];
+            if (args[i] instanceof Tensor x) {
+                dev.kiln.tensor.Shape shape = shapes[t++];
+                // Arguments whose size does not move keep their identity, so code that reads them
+                // from a field (a module's parameters) still finds the graph input they are.
+                symbolic[i] = shape.equals(x.shape()) ? session.input(x)
+                        : session.inputMeta(new dev.kiln.ops.TensorMeta(x.dtype(), shape));
+            } else {
+                symbolic[i] = args[i];
+            }
         }
         try {
             Object out = Dispatch.intercepting(session, () -> body.apply(symbolic));

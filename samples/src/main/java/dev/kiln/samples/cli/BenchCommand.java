@@ -1,6 +1,7 @@
 package dev.kiln.samples.cli;
 
 import dev.kiln.samples.bench.BenchResult;
+import dev.kiln.samples.bench.CompilerOverheads;
 import dev.kiln.samples.bench.Timing;
 import dev.kiln.samples.bench.Workloads;
 import picocli.CommandLine.Command;
@@ -28,7 +29,8 @@ final class BenchCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
 
-    @Parameters(index = "0", paramLabel = "W0|W1|W2|all", description = "The workload to run, or all of them.")
+    @Parameters(index = "0", paramLabel = "W0|W1|W2|all|dispatch|trace",
+            description = "The workload to run, or all of them; dispatch and trace measure the compiler's own overheads.")
     String workload;
 
     @Option(names = "--mode", paramLabel = "eager", defaultValue = "eager",
@@ -65,8 +67,14 @@ final class BenchCommand implements Callable<Integer> {
             throw new ParameterException(spec.commandLine(), "--no-bounds-checks needs the JVM started with -D"
                     + Workloads.OOB_CHECK_PROPERTY + "=0 (the kiln launcher adds it)");
         }
-        Workloads w = new Workloads(small ? Workloads.Sizes.small() : Workloads.Sizes.standard(), new Timing(warmup, runs));
         PrintWriter out = spec.commandLine().getOut();
+        if (workload.equalsIgnoreCase("dispatch") || workload.equalsIgnoreCase("trace")) {
+            CompilerOverheads c = new CompilerOverheads(new Timing(warmup, runs));
+            out.println(workload.equalsIgnoreCase("dispatch") ? c.dispatch() : c.trace());
+            out.flush();
+            return 0;
+        }
+        Workloads w = new Workloads(small ? Workloads.Sizes.small() : Workloads.Sizes.standard(), new Timing(warmup, runs));
         for (Workloads.Id id : ids) {
             for (BenchResult r : w.run(id)) {
                 out.println(r.toJson());
@@ -78,6 +86,7 @@ final class BenchCommand implements Callable<Integer> {
 
     private List<Workloads.Id> selected() {
         String w = workload.toUpperCase(Locale.ROOT);
+        if (w.equals("DISPATCH") || w.equals("TRACE")) return List.of();
         if (w.equals("ALL")) return Arrays.asList(Workloads.Id.values());
         for (Workloads.Id id : Workloads.Id.values()) if (id.name().equals(w)) return List.of(id);
         if (w.matches("W[3-6]")) {
@@ -85,6 +94,6 @@ final class BenchCommand implements Callable<Integer> {
                     + " decoder block, decode throughput, cold/warm start) come with the compiler and serving work;"
                     + " available now: W0, W1, W2, all");
         }
-        throw new ParameterException(spec.commandLine(), "unknown workload '" + workload + "': expected W0, W1, W2 or all");
+        throw new ParameterException(spec.commandLine(), "unknown workload '" + workload + "': expected W0, W1, W2, all, dispatch or trace");
     }
 }

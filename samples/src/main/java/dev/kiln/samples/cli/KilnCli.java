@@ -13,8 +13,9 @@ import java.util.Properties;
 
 /** The {@code kiln} command line: {@code kiln demo}, {@code kiln conformance DIR...}, {@code kiln bench W1}. */
 @Command(name = "kiln", mixinStandardHelpOptions = true, versionProvider = KilnCli.Version.class,
-        description = "Kiln: eager tensors for Java on a virtual NPU, with a torch.compile-style compiler to come.",
-        subcommands = {DemoCommand.class, ConformanceCommand.class, BenchCommand.class, CommandLine.HelpCommand.class})
+        description = "Kiln: eager tensors for Java on a virtual NPU, and Kiln.compile to trace them into graphs.",
+        subcommands = {DemoCommand.class, ConformanceCommand.class, BenchCommand.class, ExplainCommand.class,
+                CommandLine.HelpCommand.class})
 public final class KilnCli implements Runnable {
 
     @Spec
@@ -22,7 +23,7 @@ public final class KilnCli implements Runnable {
 
     @Override
     public void run() {
-        throw new CommandLine.ParameterException(spec.commandLine(), "Missing command: choose demo, conformance or bench");
+        throw new CommandLine.ParameterException(spec.commandLine(), "Missing command: choose demo, conformance, bench or explain");
     }
 
     public static void main(String[] args) {

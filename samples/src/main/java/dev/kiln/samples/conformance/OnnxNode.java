@@ -6,14 +6,23 @@ import dev.kiln.tensor.KilnTypeException;
 import dev.kiln.tensor.Tensor;
 
 import java.util.ArrayList;
+import java.util.BitSet;
 import java.util.Collections;
 import java.util.List;
 
-/** An ONNX node ready to run: op type, attributes and input tensors (null where an optional input is left out). */
-public record OnnxNode(String op, Attributes attributes, List<Tensor> inputs) {
+/**
+ * An ONNX node ready to run: op type, attributes and input tensors (null where an optional
+ * input is left out). It records which inputs a mapping reads on the host (axes, shapes,
+ * bounds), since compiled mode passes those as guarded values rather than graph inputs.
+ */
+public record OnnxNode(String op, Attributes attributes, List<Tensor> inputs, BitSet hostReads) {
 
     public OnnxNode {
         inputs = Collections.unmodifiableList(new ArrayList<>(inputs));
+    }
+
+    public OnnxNode(String op, Attributes attributes, List<Tensor> inputs) {
+        this(op, attributes, inputs, new BitSet());
     }
 
     /** A required input. */
@@ -30,6 +39,7 @@ public record OnnxNode(String op, Attributes attributes, List<Tensor> inputs) {
 
     /** The values of an integer tensor input (axes, shapes, starts...), read without running kernels. */
     public long[] integers(int index) {
+        hostReads.set(index);
         Tensor t = input(index);
         if (!t.dtype().isInteger()) {
             throw new KilnTypeException(op + ": input " + index + " must be an integer tensor, got " + t.dtype() + t.shape());
@@ -50,6 +60,7 @@ public record OnnxNode(String op, Attributes attributes, List<Tensor> inputs) {
 
     /** The value of a one-element tensor input as a double (clip bounds). */
     public double scalar(int index) {
+        hostReads.set(index);
         Tensor t = input(index);
         if (t.numel() != 1) throw new KilnShapeException(op + ": input " + index + " must hold one value, got shape " + t.shape());
         return Elements.read(t.dtype(), t.storage().segment(), t.elementOffset(0));

@@ -73,7 +73,7 @@ class KilnCliTest {
         }
         Result unknown = kiln("bench", "W9");
         assertEquals(2, unknown.exit());
-        assertTrue(unknown.err().startsWith("unknown workload 'W9': expected W0, W1, W2 or all"), unknown.err());
+        assertTrue(unknown.err().startsWith("unknown workload 'W9': expected W0, W1, W2, all, dispatch or trace"), unknown.err());
     }
 
     @Test
@@ -139,6 +139,17 @@ class KilnCliTest {
         return j;
     }
 
+    @Test
+    void benchDispatchAndTracePrintMicrosecondsPerCallAndPerOp() throws IOException {
+        for (String w : List.of("dispatch", "trace")) {
+            Result r = kiln("bench", w, "--runs", "1", "--warmup", "0");
+            assertEquals(0, r.exit(), r.err());
+            var json = new com.fasterxml.jackson.databind.ObjectMapper().readTree(r.lines().getFirst());
+            assertEquals(w, json.get("workload").asText());
+            assertTrue(json.get("median_us").asDouble() > 0, r.out());
+        }
+    }
+
     // ---------------------------------------------------------------- conformance
 
     @Test
@@ -153,10 +164,10 @@ class KilnCliTest {
         CaseWriter.write(dir.resolve("bad"), "transpose_wrong", "Transpose", Map.of(), List.of(x), List.of(x));
         Result bad = kiln("conformance", dir.resolve("good").toString(), dir.resolve("bad").toString());
         assertEquals(1, bad.exit());
-        assertEquals(List.of("PASS transpose eager", "SKIP transpose compiled - compiled mode arrives with the tracer",
+        assertEquals(List.of("PASS transpose eager", "PASS transpose compiled",
                 "FAIL transpose_wrong eager - shape [3,2], expected [2,3]",
-                "SKIP transpose_wrong compiled - compiled mode arrives with the tracer",
-                "1 passed, 1 failed, 2 skipped"), bad.lines());
+                "FAIL transpose_wrong compiled - shape [3,2], expected [2,3]",
+                "2 passed, 2 failed, 0 skipped"), bad.lines());
     }
 
     @Test

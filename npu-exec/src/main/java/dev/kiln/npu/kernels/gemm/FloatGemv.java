@@ -1,5 +1,6 @@
 package dev.kiln.npu.kernels.gemm;
 
+import dev.kiln.npu.kernels.Lanes;
 import dev.kiln.npu.Parallel;
 import dev.kiln.tensor.DType;
 import jdk.incubator.vector.FloatVector;
@@ -177,10 +178,10 @@ public final class FloatGemv {
                 c2 = xv.fma(FloatVector.fromMemorySegment(S, ms, (r2 + p) * Float.BYTES, ORDER, m), c2);
                 c3 = xv.fma(FloatVector.fromMemorySegment(S, ms, (r3 + p) * Float.BYTES, ORDER, m), c3);
             }
-            out.setAtIndex(F32, outAt + j, c0.reduceLanes(VectorOperators.ADD));
-            out.setAtIndex(F32, outAt + j + 1, c1.reduceLanes(VectorOperators.ADD));
-            out.setAtIndex(F32, outAt + j + 2, c2.reduceLanes(VectorOperators.ADD));
-            out.setAtIndex(F32, outAt + j + 3, c3.reduceLanes(VectorOperators.ADD));
+            out.setAtIndex(F32, outAt + j, Lanes.sum(c0));
+            out.setAtIndex(F32, outAt + j + 1, Lanes.sum(c1));
+            out.setAtIndex(F32, outAt + j + 2, Lanes.sum(c2));
+            out.setAtIndex(F32, outAt + j + 3, Lanes.sum(c3));
         }
         for (; j < j1; j++) {
             long r = matAt + j * jStride;
@@ -190,7 +191,7 @@ public final class FloatGemv {
                 FloatVector xv = FloatVector.fromMemorySegment(S, xs, (xAt + p) * Float.BYTES, ORDER, m);
                 c = xv.fma(FloatVector.fromMemorySegment(S, ms, (r + p) * Float.BYTES, ORDER, m), c);
             }
-            out.setAtIndex(F32, outAt + j, c.reduceLanes(VectorOperators.ADD));
+            out.setAtIndex(F32, outAt + j, Lanes.sum(c));
         }
     }
 
