@@ -134,8 +134,7 @@ class NpuBackendTest {
     }
 
     @Test
-    void tinySramFallsBackToEagerLaunchesForAnOversizedGroup() {
-        // 64 KiB holds at most (16384 - 1536) / 8 floats per register for 8 registers: still fits; check the fit test itself.
+    void aSmallSramGivesManySmallTilesAndTheSameResult() {
         NpuDevice tiny = new NpuDevice(64 * 1024, NpuDevice.current().vectorBits(), 1, 1e10);
         KernelProgram p = new NpuGraphCompiler(tiny).lower(w1Graph(100));
         assertEquals(1, p.fusedLaunches());
