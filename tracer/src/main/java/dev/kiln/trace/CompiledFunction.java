@@ -327,7 +327,22 @@ public final class CompiledFunction {
 
     private GraphExecutable compile(Graph g) {
         if (options.backend() == Backend.EAGER) return new GraphInterpreter(g);
-        throw new KilnException("backend " + options.backend() + " is not available");
+        return compilerFor(options.backend()).compile(g);
+    }
+
+    /** The module that provides each non-eager backend, for the message when it is missing. */
+    private static final java.util.Map<Backend, String> BACKEND_MODULES = java.util.Map.of(Backend.NPU, "dev.kiln:graph-optimizer");
+
+    private static final ConcurrentHashMap<Backend, GraphCompiler> COMPILERS = new ConcurrentHashMap<>();
+
+    private static GraphCompiler compilerFor(Backend backend) {
+        return COMPILERS.computeIfAbsent(backend, b -> {
+            for (GraphCompiler c : java.util.ServiceLoader.load(GraphCompiler.class, CompiledFunction.class.getClassLoader())) {
+                if (c.backend() == b) return c;
+            }
+            throw new KilnException("backend " + b + " is not available: no dev.kiln.trace.GraphCompiler for it on the class path; add "
+                    + BACKEND_MODULES.getOrDefault(b, "the module that provides it") + " as a dependency");
+        });
     }
 
     /** How the user's function returned its tensors, to rebuild the same shape of result. */
