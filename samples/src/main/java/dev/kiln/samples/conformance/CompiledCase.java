@@ -1,5 +1,6 @@
 package dev.kiln.samples.conformance;
 
+import dev.kiln.Backend;
 import dev.kiln.CompileOptions;
 import dev.kiln.Explanation;
 import dev.kiln.FnN;
@@ -13,7 +14,8 @@ import java.util.BitSet;
 import java.util.List;
 
 /**
- * Runs a case through {@code Kiln.compile}: the tensor inputs are graph inputs; inputs the
+ * Runs a case through {@code Kiln.compile} on the NPU backend (optimised, fused where it
+ * can be, lowered to a kernel program): the tensor inputs are graph inputs; inputs the
  * mapping reads on the host (axes, shapes, clip bounds) are constants of the graph,
  * guarded by value. The graph must compile whole ({@code fullGraph}): a graph break or an
  * eager fallback is a failure with its reason, never a silent pass. The result checked is
@@ -44,7 +46,7 @@ final class CompiledCase {
             } catch (UnsupportedCaseException e) {
                 throw new IllegalStateException("the mapping became unsupported while tracing", e);
             }
-        }, CompileOptions.defaults().fullGraph(true));
+        }, CompileOptions.defaults().backend(Backend.NPU).fullGraph(true));
 
         Object[] args = new Object[graphInputs.size() + 1];
         for (int k = 0; k < graphInputs.size(); k++) args[k] = inputs.get(graphInputs.get(k));
