@@ -38,6 +38,7 @@ public final class Artifact {
             if (!METADATA_NAME.matcher(name).matches()) {
                 throw new IllegalArgumentException("metadata name '" + name + "' must be letters, digits, '.', '_' or '-'");
             }
+            CacheKey.requireWellFormed(value, "metadata '" + name + "'");
             m.put(name, value);
         });
         return new Artifact(p, m);

@@ -37,6 +37,10 @@ public record CacheKey(String graphHash, String inputSignature, String device, S
         Objects.requireNonNull(device, "device");
         Objects.requireNonNull(compilerVersion, "compilerVersion");
         Objects.requireNonNull(options, "options");
+        requireWellFormed(inputSignature, "inputSignature");
+        requireWellFormed(device, "device");
+        requireWellFormed(compilerVersion, "compilerVersion");
+        requireWellFormed(options, "options");
         if (!SHA256_HEX.matcher(graphHash).matches()) {
             throw new IllegalArgumentException("graphHash must be 64 lowercase hex digits (a SHA-256), got '" + graphHash + "'");
         }
@@ -47,8 +51,23 @@ public record CacheKey(String graphHash, String inputSignature, String device, S
         }
     }
 
+    /**
+     * Rejects text with unpaired surrogates: UTF-8 would encode them as '?', so two different
+     * strings would give one key, and a manifest could not give the text back.
+     */
+    static void requireWellFormed(String text, String what) {
+        for (int i = 0; i < text.length(); i++) {
+            char c = text.charAt(i);
+            if (Character.isHighSurrogate(c) && i + 1 < text.length() && Character.isLowSurrogate(text.charAt(i + 1))) i++;
+            else if (Character.isSurrogate(c)) {
+                throw new IllegalArgumentException(what + " has an unpaired surrogate at index " + i + " and cannot be encoded as UTF-8");
+            }
+        }
+    }
+
     /** The key of a graph given by its canonical text ({@code Graph.canonicalText()}). */
     public static CacheKey of(String graphCanonicalText, String inputSignature, String device, String compilerVersion, String options) {
+        requireWellFormed(graphCanonicalText, "graph text");
         return ofGraphHash(sha256Hex(graphCanonicalText.getBytes(StandardCharsets.UTF_8)), inputSignature, device, compilerVersion, options);
     }
 

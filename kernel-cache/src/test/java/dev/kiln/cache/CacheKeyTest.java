@@ -95,6 +95,11 @@ class CacheKeyTest {
         var m = assertThrows(IllegalArgumentException.class, () -> new CacheKey(hexOf(GRAPH), INPUTS, DEVICE, COMPILER, OPTIONS, other));
         assertTrue(m.getMessage().contains("does not match its components"), m.getMessage());
         assertThrows(NullPointerException.class, () -> CacheKey.of(GRAPH, null, DEVICE, COMPILER, OPTIONS));
+        // "\ud800" would encode as "?" and collide with it
+        var s = assertThrows(IllegalArgumentException.class, () -> CacheKey.of(GRAPH, INPUTS, "x\ud800", COMPILER, OPTIONS));
+        assertEquals("device has an unpaired surrogate at index 1 and cannot be encoded as UTF-8", s.getMessage());
+        assertThrows(IllegalArgumentException.class, () -> CacheKey.of(GRAPH, INPUTS, DEVICE, COMPILER, "\udc00"));
+        assertThrows(IllegalArgumentException.class, () -> Artifact.of(java.util.Map.of(), java.util.Map.of("m", "\ud83d")));
     }
 
     @Test
