@@ -6,8 +6,8 @@ import java.io.UncheckedIOException;
 import java.util.Properties;
 
 /** The Kiln version recorded in entry manifests (from the build, via a filtered resource). */
-final class KilnVersion {
-    static final String VALUE = load();
+public final class KilnVersion {
+    public static final String VALUE = load();
 
     private KilnVersion() {}
 

@@ -10,6 +10,8 @@ import dev.kiln.ir.GraphBuilder;
 import dev.kiln.ir.ValueRef;
 import dev.kiln.npu.device.Dma;
 import dev.kiln.npu.device.LaunchTraffic;
+import dev.kiln.cache.CacheConfig;
+import dev.kiln.cache.KernelCache;
 import dev.kiln.npu.device.NpuDevice;
 import dev.kiln.ops.BinaryFn;
 import dev.kiln.ops.Op;
@@ -136,10 +138,10 @@ class NpuBackendTest {
     @Test
     void aSmallSramGivesManySmallTilesAndTheSameResult() {
         NpuDevice tiny = new NpuDevice(64 * 1024, NpuDevice.current().vectorBits(), 1, 1e10);
-        KernelProgram p = new NpuGraphCompiler(tiny).lower(w1Graph(100));
+        KernelProgram p = new NpuGraphCompiler(tiny, KernelCache.open(CacheConfig.memoryOnly(1 << 20))).lower(w1Graph(100));
         assertEquals(1, p.fusedLaunches());
         Tensor x = Tensor.randn(9, 100);
-        Tensor got = new NpuGraphCompiler(tiny).compile(w1Graph(100)).run(new Tensor[] {x, Tensor.scalar(3f), Tensor.scalar(1f)})[0];
+        Tensor got = new NpuGraphCompiler(tiny, KernelCache.open(CacheConfig.memoryOnly(1 << 20))).compile(w1Graph(100)).run(new Tensor[] {x, Tensor.scalar(3f), Tensor.scalar(1f)})[0];
         assertArrayEquals(w1(x, Tensor.scalar(3f), Tensor.scalar(1f)).toFloatArray(), got.toFloatArray());
     }
 }

@@ -14,7 +14,7 @@ import java.util.Properties;
 /** The {@code kiln} command line: {@code kiln demo}, {@code kiln conformance DIR...}, {@code kiln bench W1}. */
 @Command(name = "kiln", mixinStandardHelpOptions = true, versionProvider = KilnCli.Version.class,
         description = "Kiln: eager tensors for Java on a virtual NPU, and Kiln.compile to trace them into graphs.",
-        subcommands = {DemoCommand.class, ConformanceCommand.class, BenchCommand.class, ExplainCommand.class,
+        subcommands = {DemoCommand.class, ConformanceCommand.class, BenchCommand.class, ExplainCommand.class, CacheCommand.class,
                 CommandLine.HelpCommand.class})
 public final class KilnCli implements Runnable {
 
@@ -23,7 +23,7 @@ public final class KilnCli implements Runnable {
 
     @Override
     public void run() {
-        throw new CommandLine.ParameterException(spec.commandLine(), "Missing command: choose demo, conformance, bench or explain");
+        throw new CommandLine.ParameterException(spec.commandLine(), "Missing command: choose demo, conformance, bench, explain or cache");
     }
 
     public static void main(String[] args) {

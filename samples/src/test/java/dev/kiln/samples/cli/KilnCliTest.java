@@ -184,39 +184,67 @@ class KilnCliTest {
         assertEquals(2, kiln("conformance").exit());
     }
 
+    @Test
+    void cacheStatsLsVerifyAndClear() throws IOException {
+        Path cacheDir = dir.resolve("kc");
+        var cache = dev.kiln.cache.CacheDirectory.open(cacheDir);
+        for (int i = 0; i < 3; i++) {
+            var key = dev.kiln.cache.CacheKey.of("graph " + i, "[]", "device", "compiler", "options");
+            cache.put(key, dev.kiln.cache.Artifact.of(java.util.Map.of("program", new byte[100 + i]), java.util.Map.of()));
+        }
+        assertTrue(kiln("cache", "stats", "--dir", cacheDir.toString()).out().contains(": 3 entries"));
+        List<String> ls = kiln("cache", "ls", "--dir", cacheDir.toString()).lines();
+        assertEquals(3, ls.size(), String.join("\n", ls));
+        Path victim = Path.of(ls.getFirst().substring(ls.getFirst().lastIndexOf(' ') + 1));
+        byte[] bytes = java.nio.file.Files.readAllBytes(victim);
+        bytes[bytes.length - 1] ^= 1;
+        java.nio.file.Files.write(victim, bytes);
+        Result verify = kiln("cache", "verify", "--dir", cacheDir.toString());
+        assertEquals(0, verify.exit(), verify.err());
+        assertTrue(verify.out().contains("3 entries checked, 2 valid, 1 removed"), verify.out());
+        assertTrue(kiln("cache", "clear", "--dir", cacheDir.toString()).out().startsWith("removed 2 entries"));
+        assertTrue(kiln("cache", "stats", "--dir", cacheDir.toString()).out().contains(": 0 entries"));
+    }
+
     // ---------------------------------------------------------------- demo
 
     @Test
-    void demoColdAndWarmPhasesSayTheyAreNotAvailable() {
-        Result cold = kiln("demo", "--phase", "cold", "--cache-dir", dir.toString());
-        assertEquals(1, cold.exit());
-        assertTrue(cold.out().startsWith("cold phase: not available yet"), cold.out());
-        Result warm = kiln("demo", "--phase", "WARM");
-        assertEquals(1, warm.exit());
-        assertTrue(warm.out().startsWith("warm phase: not available yet"), warm.out());
-        assertEquals(2, kiln("demo", "--phase", "lukewarm").exit());
+    void demoRunsEagerColdAndWarmInFreshJvmsAndWarmCompilesNothing() throws IOException {
+        Result r = kiln("demo", "--cache-dir", dir.resolve("cache").toString());
+        assertEquals(0, r.exit(), r.out() + r.err());
+        List<String> lines = r.lines();
+        assertEquals(4, lines.size(), r.out());
+        List<JsonNode> phases = new ArrayList<>();
+        for (int i = 0; i < 3; i++) phases.add(JSON.readTree(lines.get(i)));
+        List<String> fields = new ArrayList<>();
+        phases.get(0).fieldNames().forEachRemaining(fields::add);
+        assertEquals(List.of("phase", "jvm_to_result_ms", "first_result_ms", "compile_ms", "disk_hits", "memory_hits",
+                "compiles", "result_sha256"), fields);
+        assertEquals(List.of("eager", "cold", "warm"), phases.stream().map(j -> j.get("phase").textValue()).toList());
+        for (JsonNode j : phases) {
+            assertTrue(j.get("first_result_ms").doubleValue() > 0, j.toString());
+            assertTrue(j.get("jvm_to_result_ms").longValue() >= j.get("first_result_ms").doubleValue(), j.toString());
+            assertTrue(j.get("result_sha256").textValue().matches("[0-9a-f]{64}"), j.toString());
+        }
+        JsonNode cold = phases.get(1), warm = phases.get(2);
+        assertTrue(cold.get("compiles").longValue() >= 1, cold.toString());
+        assertEquals(0, cold.get("disk_hits").longValue(), cold.toString());
+        assertEquals(0, warm.get("compiles").longValue(), "a warm start compiles nothing: " + warm);
+        assertEquals(cold.get("compiles").longValue(), warm.get("disk_hits").longValue(), warm.toString());
+        assertEquals(cold.get("result_sha256"), warm.get("result_sha256"), "cold and warm results are bit-identical");
+        assertTrue(lines.get(3).startsWith("JVM start to first result: eager "), lines.get(3));
+        assertTrue(lines.get(3).contains("cold and warm results bit-identical"), lines.get(3));
     }
 
     @Test
-    void demoRunsTheDecoderBlockEagerly() throws IOException {
-        Result r = kiln("demo", "--phase", "all");
-        assertEquals(0, r.exit(), r.err());
-        List<String> lines = r.lines();
-        assertEquals(3, lines.size(), r.out());
-        JsonNode j = JSON.readTree(lines.get(0));
-        List<String> fields = new ArrayList<>();
-        j.fieldNames().forEachRemaining(fields::add);
-        assertEquals(List.of("phase", "jvm_to_result_ms", "first_result_ms", "result_sha256"), fields);
-        assertEquals("eager", j.get("phase").textValue());
-        assertTrue(j.get("first_result_ms").doubleValue() > 0);
-        assertTrue(j.get("jvm_to_result_ms").longValue() >= j.get("first_result_ms").doubleValue());
-        assertTrue(j.get("result_sha256").textValue().matches("[0-9a-f]{64}"));
-        assertTrue(lines.get(1).startsWith("eager: decoder block [1,256,512]"), lines.get(1));
-        assertTrue(lines.get(2).startsWith("cold and warm phases: not available yet"), lines.get(2));
-        // A fixed seed gives the same result every time.
-        JsonNode again = JSON.readTree(kiln("demo", "--phase", "eager").lines().get(0));
-        assertEquals(j.get("result_sha256"), again.get("result_sha256"));
-        assertFalse(again.get("result_sha256").textValue().isEmpty());
+    void demoEagerIsDeterministicAndRejectsUnknownPhases() throws IOException {
+        Result first = kiln("demo", "--phase", "eager");
+        assertEquals(0, first.exit(), first.err());
+        assertTrue(first.lines().get(1).startsWith("eager: decoder block [1,256,512]"), first.lines().get(1));
+        // A fixed seed gives the same bits every time, whatever the JIT has compiled meanwhile.
+        JsonNode a = JSON.readTree(first.lines().get(0)), b = JSON.readTree(kiln("demo", "--phase", "eager").lines().get(0));
+        assertEquals(a.get("result_sha256"), b.get("result_sha256"));
+        assertEquals(2, kiln("demo", "--phase", "lukewarm").exit());
     }
 
     @Test
