@@ -75,6 +75,9 @@ public final class Explanation {
                         .append(graph.inputCount()).append(" inputs, hash ").append(graph.hash(), 0, 16).append('\n');
                 for (String line : graph.toTable().split("\n")) sb.append("    ").append(line).append('\n');
             }
+            if (e.executable() != null && !e.executable().describe().isEmpty()) {
+                for (String line : e.executable().describe().split("\n")) sb.append("  ").append(line).append('\n');
+            }
             for (TraceSession.GraphBreak b : e.breaks()) {
                 sb.append("  graph break: ").append(b.reason()).append(" at ").append(b.sourceLine()).append('\n');
             }

@@ -40,7 +40,7 @@ public final class CompiledFunction {
      * it happened, which dimensions became symbolic, and what it produced.
      */
     public record CompileEvent(String signature, String reason, String dynamicDims, List<Graph> graphs,
-                               List<TraceSession.GraphBreak> breaks, long traceNanos) {}
+                               List<TraceSession.GraphBreak> breaks, long traceNanos, GraphExecutable executable) {}
 
     private sealed interface Entry permits WholeGraph, Lazy, SymbolicGraph {
         boolean matches(Object[] args);
@@ -136,7 +136,7 @@ public final class CompiledFunction {
             if (!probed.equals(instance)) {
                 events.add(new CompileEvent(g.signature().toString(), "the graph traced at sizes " + key
                         + " differs from the symbolic template (the code depends on these sizes); compiled it separately",
-                        "", List.of(probed), List.of(), System.nanoTime() - t0));
+                        "", List.of(probed), List.of(), System.nanoTime() - t0, null));
             }
             exe = compile(probed);
             g.instances().put(key, exe);
@@ -190,7 +190,7 @@ public final class CompiledFunction {
             String sigText = entry instanceof SymbolicGraph sg ? sg.signature().toString() : Signature.of(args).toString();
             events.add(new CompileEvent(sigText, reason, dynamicDims,
                     traced.session().hadBreaks() ? traced.session().segments() : List.of(traced.graph()),
-                    traced.session().breaks(), nanos));
+                    traced.session().breaks(), nanos, traced.executable()));
             Entry[] next = Arrays.copyOf(entries, entries.length + 1);
             next[entries.length] = entry;
             entries = next;

@@ -23,9 +23,20 @@ public final class NpuExecutable implements GraphExecutable {
     private final FusedKernel[] kernels;
     private final int[] lastUse;
     private volatile List<LaunchTraffic> lastTraffic = List.of();
+    private volatile long[] lastNanos;
+    private final String origin;
+    private final String passes;
 
-    public NpuExecutable(KernelProgram program, NpuDevice device) {
+    public NpuExecutable(KernelProgram program, NpuDevice device) { this(program, device, "compiled", ""); }
+
+    /**
+     * {@code origin} says how the program was obtained (compiled, or a memory or disk hit of
+     * the kernel cache) and {@code passes} what the optimisation passes changed.
+     */
+    public NpuExecutable(KernelProgram program, NpuDevice device, String origin, String passes) {
         this.program = program;
+        this.origin = origin;
+        this.passes = passes;
         List<KernelProgram.Launch> launches = program.launches();
         this.kernels = new FusedKernel[launches.size()];
         this.lastUse = new int[program.slots()];
@@ -47,7 +58,9 @@ public final class NpuExecutable implements GraphExecutable {
         for (int i = 0; i < inputs.length; i++) slots[program.inputs().get(i)] = inputs[i];
         List<LaunchTraffic> traffic = new ArrayList<>();
         List<KernelProgram.Launch> launches = program.launches();
+        long[] nanos = new long[launches.size()];
         for (int i = 0; i < launches.size(); i++) {
+            long t0 = System.nanoTime();
             KernelProgram.Launch l = launches.get(i);
             Tensor[] args = new Tensor[l.in().size()];
             for (int k = 0; k < args.length; k++) args[k] = slots[l.in().get(k)];
@@ -66,11 +79,39 @@ public final class NpuExecutable implements GraphExecutable {
             };
             for (int k = 0; k < results.length; k++) slots[l.out().get(k)] = results[k];
             for (int s : l.in()) if (lastUse[s] == i) slots[s] = null;
+            nanos[i] = System.nanoTime() - t0;
         }
         lastTraffic = List.copyOf(traffic);
+        lastNanos = nanos;
         Tensor[] out = new Tensor[program.outputs().size()];
         for (int i = 0; i < out.length; i++) out[i] = slots[program.outputs().get(i)];
         return out;
+    }
+
+    /** The origin, then one line per launch: fused kernels with their instructions' count, time and DRAM bytes of the last run. */
+    @Override
+    public String describe() {
+        StringBuilder sb = new StringBuilder("npu program: ").append(program.launches().size()).append(" launches, ")
+                .append(program.fusedLaunches()).append(" fused (").append(origin).append(")\n");
+        if (!passes.isEmpty()) for (String line : passes.split("\n")) sb.append("  passes: ").append(line).append('\n');
+        long[] nanos = lastNanos;
+        List<LaunchTraffic> traffic = lastTraffic;
+        int fused = 0;
+        for (int i = 0; i < program.launches().size(); i++) {
+            KernelProgram.Launch l = program.launches().get(i);
+            String what = switch (l) {
+                case KernelProgram.Eager e -> "eager " + e.op().name();
+                case KernelProgram.Fused f -> "fused " + f.name() + " (" + f.program().instructions().size() + " tile instructions)";
+            };
+            sb.append(String.format(java.util.Locale.ROOT, "  launch %d: %s", i, what));
+            if (nanos != null) sb.append(String.format(java.util.Locale.ROOT, ", %.3f ms", nanos[i] / 1e6));
+            if (l instanceof KernelProgram.Fused && fused < traffic.size()) {
+                LaunchTraffic t = traffic.get(fused++);
+                sb.append(", DRAM read ").append(t.bytesRead()).append(" B, written ").append(t.bytesWritten()).append(" B");
+            }
+            sb.append('\n');
+        }
+        return sb.toString();
     }
 
     @Override

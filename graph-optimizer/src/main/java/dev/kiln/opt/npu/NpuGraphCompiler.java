@@ -61,8 +61,7 @@ public final class NpuGraphCompiler implements GraphCompiler {
 
     /** The kernel program for {@code g}, compiled afresh. */
     public KernelProgram lower(Graph g) {
-        Graph optimised = Pipeline.standard().run(g).graph();
-        return Lowering.lower(optimised, device);
+        return Lowering.lower(Pipeline.standard().run(g).graph(), device);
     }
 
     /** The cache key of {@code g} on this compiler's device. */
@@ -78,18 +77,22 @@ public final class NpuGraphCompiler implements GraphCompiler {
         if (hit.isPresent()) {
             try {
                 KernelProgram p = KernelProgram.parse(new String(hit.get().part("program"), StandardCharsets.UTF_8));
-                (cache.stats().memoryHits() > memoryHitsBefore ? MEMORY_HITS : DISK_HITS).increment();
-                return new NpuExecutable(p, device);
+                boolean memory = cache.stats().memoryHits() > memoryHitsBefore;
+                (memory ? MEMORY_HITS : DISK_HITS).increment();
+                return new NpuExecutable(p, device, memory ? "kernel cache memory hit" : "kernel cache disk hit",
+                        "not run: the program came from the kernel cache");
             } catch (RuntimeException e) {
                 LOG.log(System.Logger.Level.WARNING, "kernel cache: the program cached under " + key + " cannot be read ("
                         + e.getMessage() + "); compiling it again");
             }
         }
         long t0 = System.nanoTime();
-        KernelProgram p = lower(g);
+        Pipeline.Result optimised = Pipeline.standard().run(g);
+        KernelProgram p = Lowering.lower(optimised.graph(), device);
         COMPILE_NANOS.add(System.nanoTime() - t0);
         COMPILES.increment();
         cache.put(key, Artifact.of(Map.of("program", p.toText().getBytes(StandardCharsets.UTF_8)), Map.of("graph", g.hash())));
-        return new NpuExecutable(p, device);
+        return new NpuExecutable(p, device, String.format(java.util.Locale.ROOT, "compiled in %.1f ms", (System.nanoTime() - t0) / 1e6),
+                optimised.explain().strip());
     }
 }
