@@ -1,6 +1,10 @@
 package dev.kiln.samples.bench;
 
 import dev.kiln.npu.Parallel;
+import dev.kiln.Backend;
+import dev.kiln.CompileOptions;
+import dev.kiln.Fn1;
+import dev.kiln.Kiln;
 import dev.kiln.tensor.Tensor;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorOperators;
@@ -32,6 +36,9 @@ public final class Workloads {
     /** The workload ids that can be benchmarked now. */
     public enum Id { W0, W1, W2 }
 
+    /** Eager runs op by op; compiled traces once with {@code Kiln.compile} on the NPU backend and replays. W0 has no modes. */
+    public enum Mode { EAGER, COMPILED }
+
     /**
      * Problem sizes: {@link #standard()} is the workload table's; {@link #small()} shrinks
      * everything for smoke tests.
@@ -47,23 +54,35 @@ public final class Workloads {
     /** Keeps results reachable so that no work can be optimised away. */
     private volatile Object sink;
 
-    public Workloads(Sizes sizes, Timing timing) {
+    private final List<Mode> modes;
+
+    public Workloads(Sizes sizes, Timing timing) { this(sizes, timing, List.of(Mode.EAGER)); }
+
+    public Workloads(Sizes sizes, Timing timing, List<Mode> modes) {
         this.sizes = sizes;
         this.timing = timing;
+        this.modes = List.copyOf(modes);
         this.oobChecks = !"0".equals(System.getProperty(OOB_CHECK_PROPERTY));
     }
 
     public List<BenchResult> run(Id id) {
         return switch (id) {
             case W0 -> machineLimits();
-            case W1 -> List.of(pointwiseChain());
-            case W2 -> List.of(mlp());
+            case W1 -> modes.stream().map(this::pointwiseChain).toList();
+            case W2 -> modes.stream().map(this::mlp).toList();
         };
     }
 
     private BenchResult result(Id id, String name, Timing.Stats stats, Double gbps, Double gflops) {
-        return new BenchResult(id.name(), name, "eager", stats, gbps, gflops, oobChecks, Parallel.workers());
+        return result(id, name, Mode.EAGER, stats, gbps, gflops);
     }
+
+    private BenchResult result(Id id, String name, Mode mode, Timing.Stats stats, Double gbps, Double gflops) {
+        return new BenchResult(id.name(), name, mode.name().toLowerCase(java.util.Locale.ROOT), stats, gbps, gflops, oobChecks,
+                Parallel.workers());
+    }
+
+    private static final CompileOptions NPU = CompileOptions.defaults().backend(Backend.NPU);
 
     // ---------------------------------------------------------------- W0
 
@@ -162,24 +181,28 @@ public final class Workloads {
     // ---------------------------------------------------------------- W1
 
     /** {@code y = gelu(x*a + b) * sigmoid(x) + x}, counting 8 bytes (one read, one write) per element. */
-    private BenchResult pointwiseChain() {
+    private BenchResult pointwiseChain(Mode mode) {
         int n = sizes.pointwiseElements();
         Tensor x = Tensor.randn(1, n);
         double a = 0.75, b = 0.25;
-        Timing.Stats t = timing.measure(() -> sink = gelu(x.mul(a).add(b)).mul(x.sigmoid()).add(x));
-        return result(Id.W1, "pointwise_chain", t, BenchResult.perSecondAtMedian(8.0 * n, t), null);
+        Fn1<Tensor> chain = t -> gelu(t.mul(a).add(b)).mul(t.sigmoid()).add(t);
+        Fn1<Tensor> run = mode == Mode.COMPILED ? Kiln.compile(chain, NPU) : chain;
+        Timing.Stats t = timing.measure(() -> sink = run.apply(x));
+        return result(Id.W1, "pointwise_chain", mode, t, BenchResult.perSecondAtMedian(8.0 * n, t), null);
     }
 
     // ---------------------------------------------------------------- W2
 
     /** {@code gelu(x @ W1 + b1) @ W2 + b2}, counting the two matmuls' flops. */
-    private BenchResult mlp() {
+    private BenchResult mlp(Mode mode) {
         int rows = sizes.mlpRows(), model = sizes.mlpModel(), hidden = sizes.mlpHidden();
         Tensor x = Tensor.randn(2, rows, model);
         Tensor w1 = Tensor.randn(3, model, hidden).mul(1 / Math.sqrt(model)), b1 = Tensor.randn(4, hidden).mul(0.1);
         Tensor w2 = Tensor.randn(5, hidden, model).mul(1 / Math.sqrt(hidden)), b2 = Tensor.randn(6, model).mul(0.1);
-        Timing.Stats t = timing.measure(() -> sink = gelu(x.matmul(w1).add(b1)).matmul(w2).add(b2));
+        Fn1<Tensor> mlp = in -> gelu(in.matmul(w1).add(b1)).matmul(w2).add(b2);
+        Fn1<Tensor> run = mode == Mode.COMPILED ? Kiln.compile(mlp, NPU) : mlp;
+        Timing.Stats t = timing.measure(() -> sink = run.apply(x));
         double flops = 2.0 * rows * model * hidden * 2;
-        return result(Id.W2, "mlp", t, null, BenchResult.perSecondAtMedian(flops, t));
+        return result(Id.W2, "mlp", mode, t, null, BenchResult.perSecondAtMedian(flops, t));
     }
 }

@@ -33,8 +33,8 @@ final class BenchCommand implements Callable<Integer> {
             description = "The workload to run, or all of them; dispatch and trace measure the compiler's own overheads.")
     String workload;
 
-    @Option(names = "--mode", paramLabel = "eager", defaultValue = "eager",
-            description = "Execution mode; only eager exists until the compiler arrives.")
+    @Option(names = "--mode", paramLabel = "eager|compiled|both", defaultValue = "eager",
+            description = "eager (op by op), compiled (Kiln.compile on the NPU backend; W1 and W2), or both side by side.")
     String mode;
 
     @Option(names = "--runs", paramLabel = "N", defaultValue = "5", description = "Measured runs (default: ${DEFAULT-VALUE}).")
@@ -54,11 +54,12 @@ final class BenchCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         List<Workloads.Id> ids = selected();
-        if (!mode.equals("eager")) {
-            throw new ParameterException(spec.commandLine(), mode.equals("compiled")
-                    ? "--mode compiled is not available yet: it arrives with the tracer and compiler; use --mode eager"
-                    : "unknown mode '" + mode + "': expected eager");
-        }
+        List<Workloads.Mode> modes = switch (mode) {
+            case "eager" -> List.of(Workloads.Mode.EAGER);
+            case "compiled" -> List.of(Workloads.Mode.COMPILED);
+            case "both" -> List.of(Workloads.Mode.EAGER, Workloads.Mode.COMPILED);
+            default -> throw new ParameterException(spec.commandLine(), "unknown mode '" + mode + "': expected eager, compiled or both");
+        };
         if (runs < 1) throw new ParameterException(spec.commandLine(), "--runs must be at least 1, got " + runs);
         if (warmup < 0) throw new ParameterException(spec.commandLine(), "--warmup must be at least 0, got " + warmup);
         boolean checksOff = "0".equals(System.getProperty(Workloads.OOB_CHECK_PROPERTY));
@@ -74,7 +75,7 @@ final class BenchCommand implements Callable<Integer> {
             out.flush();
             return 0;
         }
-        Workloads w = new Workloads(small ? Workloads.Sizes.small() : Workloads.Sizes.standard(), new Timing(warmup, runs));
+        Workloads w = new Workloads(small ? Workloads.Sizes.small() : Workloads.Sizes.standard(), new Timing(warmup, runs), modes);
         for (Workloads.Id id : ids) {
             for (BenchResult r : w.run(id)) {
                 out.println(r.toJson());

@@ -77,10 +77,14 @@ class KilnCliTest {
     }
 
     @Test
-    void benchRejectsCompiledModeAndBadCounts() {
-        Result compiled = kiln("bench", "W1", "--mode", "compiled");
-        assertEquals(2, compiled.exit());
-        assertTrue(compiled.err().startsWith("--mode compiled is not available yet"), compiled.err());
+    void benchRunsBothModesSideBySideAndRejectsBadArguments() throws IOException {
+        Result both = kiln("bench", "W1", "--mode", "both", "--small", "--runs", "1", "--warmup", "0");
+        assertEquals(0, both.exit(), both.err());
+        assertEquals(List.of("eager", "compiled"),
+                both.lines().stream().map(l -> readJson(l).get("mode").asText()).toList(), both.out());
+        Result unknown = kiln("bench", "W1", "--mode", "lazy");
+        assertEquals(2, unknown.exit());
+        assertTrue(unknown.err().startsWith("unknown mode 'lazy'"), unknown.err());
         assertEquals(2, kiln("bench", "W1", "--runs", "0").exit());
         assertEquals(2, kiln("bench", "W1", "--warmup", "-1").exit());
         assertEquals(2, kiln("bench", "W1", "--runs", "many").exit());
@@ -147,6 +151,14 @@ class KilnCliTest {
             var json = new com.fasterxml.jackson.databind.ObjectMapper().readTree(r.lines().getFirst());
             assertEquals(w, json.get("workload").asText());
             assertTrue(json.get("median_us").asDouble() > 0, r.out());
+        }
+    }
+
+    private static JsonNode readJson(String line) {
+        try {
+            return JSON.readTree(line);
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException(e);
         }
     }
 
