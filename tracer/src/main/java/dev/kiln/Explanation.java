@@ -33,10 +33,12 @@ public final class Explanation {
 
     static Explanation of(Object compiled, Object[] userArgs) {
         CompiledFunction f = Kiln.unwrap(compiled);
-        Object[] args = ModuleCompiler.isCompiledModule(compiled) ? ModuleCompiler.fullArgs(compiled, userArgs) : userArgs;
-        f.call(args);
+        boolean module = ModuleCompiler.isCompiledModule(compiled);
+        Object[] args = module ? ModuleCompiler.fullArgs(compiled, userArgs) : userArgs;
+        java.util.function.Supplier<Object> call = module ? () -> ModuleCompiler.invokeForward(compiled, userArgs) : () -> f.call(args);
+        call.get();
         long t0 = System.nanoTime();
-        f.call(args);
+        call.get();
         double micros = (System.nanoTime() - t0) / 1e3;
         return new Explanation(f.name(), f.options(), f.events(), f.runsEagerly(), f.isLazy(args), micros);
     }
@@ -72,6 +74,9 @@ public final class Explanation {
                 sb.append("  graph ").append(g++).append(": ").append(graph.opCount()).append(" ops, ")
                         .append(graph.inputCount()).append(" inputs, hash ").append(graph.hash(), 0, 16).append('\n');
                 for (String line : graph.toTable().split("\n")) sb.append("    ").append(line).append('\n');
+            }
+            if (e.executable() != null && !e.executable().describe().isEmpty()) {
+                for (String line : e.executable().describe().split("\n")) sb.append("  ").append(line).append('\n');
             }
             for (TraceSession.GraphBreak b : e.breaks()) {
                 sb.append("  graph break: ").append(b.reason()).append(" at ").append(b.sourceLine()).append('\n');

@@ -15,7 +15,9 @@ import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * Base class of user models, like {@code torch.nn.Module}: tensor fields are its
- * parameters, {@code Module} fields (and arrays or lists of them) its sub-modules.
+ * parameters, {@code Module} fields (and arrays or lists of them) its sub-modules;
+ * fields holding records (a {@code Weights} record, say) are searched through their
+ * components.
  * Subclasses define {@code forward(...)} methods in plain eager code.
  */
 public abstract class Module {
@@ -58,6 +60,9 @@ public abstract class Module {
             case Object[] arr -> {
                 for (int i = 0; i < arr.length; i++) visit(arr[i], path + "." + i, out, seenTensors, seenModules);
             }
+            case Record r -> {
+                for (var c : r.getClass().getRecordComponents()) visit(component(c, r), path + "." + c.getName(), out, seenTensors, seenModules);
+            }
             case List<?> list -> {
                 for (int i = 0; i < list.size(); i++) visit(list.get(i), path + "." + i, out, seenTensors, seenModules);
             }
@@ -75,6 +80,16 @@ public abstract class Module {
             case Object[] arr -> { for (Object o : arr) structure(o, out, seen); }
             case List<?> list -> { for (Object o : list) structure(o, out, seen); }
             case null, default -> { }
+        }
+    }
+
+    private static Object component(java.lang.reflect.RecordComponent c, Record r) {
+        try {
+            java.lang.reflect.Method accessor = c.getAccessor();
+            accessor.setAccessible(true);
+            return accessor.invoke(r);
+        } catch (ReflectiveOperationException e) {
+            throw new IllegalStateException("cannot read record component " + c, e);
         }
     }
 

@@ -1,30 +1,34 @@
 package dev.kiln.tensor;
 
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 
 /**
  * Off-heap memory (the virtual NPU's DRAM) holding a tensor's elements. Several
  * tensors (views) may share one storage.
  *
- * <p>Each storage owns an automatic arena: its memory is freed once no tensor
- * refers to it. Automatic arenas count against {@code -XX:MaxDirectMemorySize}
- * (by default the heap size) and make the JVM collect before exceeding it, which
- * is what keeps a long loop of eager ops from growing memory without bound.
+ * <p>Memory comes from the {@link DramPool}: it goes back to the pool once no tensor
+ * refers to the storage, and the pool collects garbage when blocks stop coming back,
+ * which is what keeps a long loop of eager ops from growing memory without bound.
+ * Fresh memory is not zeroed: whoever allocates it writes every element.
  */
 public final class Storage {
     /** Alignment of every allocation: one cache line, and a multiple of every vector width. */
     public static final long ALIGNMENT = 64;
 
-    private final MemorySegment segment;
+    // Assigned once, right after construction: the pool needs the owner to watch for its release.
+    private MemorySegment segment;
+
+    private Storage() {}
 
     private Storage(MemorySegment segment) {
         this.segment = segment;
     }
 
-    /** Allocates zeroed memory for {@code bytes} bytes. */
+    /** Allocates memory for {@code bytes} bytes, uninitialised: the caller writes every element. */
     public static Storage allocate(long bytes) {
-        return new Storage(Arena.ofAuto().allocate(Math.max(bytes, 1), ALIGNMENT));
+        Storage s = new Storage();
+        s.segment = DramPool.INSTANCE.allocate(bytes, s);
+        return s;
     }
 
     /** Wraps memory owned elsewhere; the caller keeps it alive for as long as this storage. */

@@ -41,7 +41,7 @@ public final class Tensor {
 
     // ================================================================ creation
 
-    /** An uninitialised (in practice zeroed) contiguous tensor. */
+    /** An uninitialised contiguous tensor: the caller writes every element (kernels do). */
     public static Tensor empty(DType dtype, Shape shape) {
         return new Tensor(dtype, Layout.contiguous(shape), Storage.allocate(shape.numel() * dtype.byteSize()), null);
     }
@@ -253,6 +253,14 @@ public final class Tensor {
         }
         return off;
     }
+
+    // ================================================================ files
+
+    /** Reads a NumPy {@code .npy} file; see {@link Npy} for the dtypes and layouts it accepts. */
+    public static Tensor load(java.nio.file.Path path) throws java.io.IOException { return Npy.load(path); }
+
+    /** Writes this tensor as a NumPy {@code .npy} file (bfloat16 is widened to float32); see {@link Npy}. */
+    public void save(java.nio.file.Path path) throws java.io.IOException { Npy.save(this, path); }
 
     // ================================================================ dtype
 
@@ -478,6 +486,9 @@ public final class Tensor {
     /** Flattens dimensions {@code start..end} (inclusive) into one. */
     public Tensor flatten(int start, int end) {
         int s = Shape.normalizeDim(start, rank(), "flatten", shape()), e = Shape.normalizeDim(end, rank(), "flatten", shape());
+        if (s > e) {
+            throw new KilnShapeException("flatten: start dimension " + start + " comes after end dimension " + end + " in shape " + shape());
+        }
         int[] d = shape().dims();
         if (rank() == 0) return reshape(1);
         int[] out = new int[d.length - (e - s)];
@@ -543,6 +554,7 @@ public final class Tensor {
     /** The sub-tensor at {@code index} of dimension {@code dim}, which is removed. */
     public Tensor select(int dim, long index) {
         int d = Shape.normalizeDim(dim, rank(), "select", shape());
+        if (rank() == 0) throw new KilnShapeException("select: cannot select from a 0-dimensional tensor");
         long i = index < 0 ? index + size(d) : index;
         if (i < 0 || i >= size(d)) {
             throw new KilnShapeException("select: index " + index + " is out of range for dimension " + d
@@ -597,6 +609,7 @@ public final class Tensor {
     /** Splits into chunks of {@code size} along {@code dim} (the last may be smaller); views. */
     public Tensor[] split(int size, int dim) {
         int d = Shape.normalizeDim(dim, rank(), "split", shape());
+        if (rank() == 0) throw new KilnShapeException("split: cannot split a 0-dimensional tensor");
         if (size <= 0) throw new KilnShapeException("split: split size must be positive, got " + size);
         int n = size(d);
         int count = Math.max(1, (n + size - 1) / size);
@@ -608,6 +621,7 @@ public final class Tensor {
     /** Splits into pieces of the given sizes along {@code dim}, which must add up to its size; views. */
     public Tensor[] split(int[] sizes, int dim) {
         int d = Shape.normalizeDim(dim, rank(), "split", shape());
+        if (rank() == 0) throw new KilnShapeException("split: cannot split a 0-dimensional tensor");
         long total = 0;
         for (int s : sizes) {
             if (s < 0) throw new KilnShapeException("split: sizes must be non-negative, got " + Arrays.toString(sizes));

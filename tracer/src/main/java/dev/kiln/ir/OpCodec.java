@@ -17,9 +17,10 @@ import java.util.Map;
 /**
  * Text encoding of op values, derived from the registry's records: {@code Name(attr=value, ...)}.
  * New ops and attributes need no codec changes; the format version in {@link GraphFormat}
- * changes when an encoding would.
+ * changes when an encoding would. Public so that backends can serialise the ops of their
+ * compiled programs in the same form.
  */
-final class OpCodec {
+public final class OpCodec {
     private static final Map<String, Class<?>> OPS = new HashMap<>();
 
     static {
@@ -35,7 +36,7 @@ final class OpCodec {
         }
     }
 
-    static String encode(Op op) {
+    public static String encode(Op op) {
         StringBuilder sb = new StringBuilder(op.getClass().getSimpleName()).append('(');
         RecordComponent[] rc = op.getClass().getRecordComponents();
         for (int i = 0; i < rc.length; i++) {
@@ -62,7 +63,7 @@ final class OpCodec {
         };
     }
 
-    static Op decode(String text) {
+    public static Op decode(String text) {
         int open = text.indexOf('(');
         if (open < 0 || !text.endsWith(")")) throw new IllegalArgumentException("not an op: " + text);
         Class<?> c = OPS.get(text.substring(0, open));

@@ -40,7 +40,7 @@ public final class CompiledFunction {
      * it happened, which dimensions became symbolic, and what it produced.
      */
     public record CompileEvent(String signature, String reason, String dynamicDims, List<Graph> graphs,
-                               List<TraceSession.GraphBreak> breaks, long traceNanos) {}
+                               List<TraceSession.GraphBreak> breaks, long traceNanos, GraphExecutable executable) {}
 
     private sealed interface Entry permits WholeGraph, Lazy, SymbolicGraph {
         boolean matches(Object[] args);
@@ -136,7 +136,7 @@ public final class CompiledFunction {
             if (!probed.equals(instance)) {
                 events.add(new CompileEvent(g.signature().toString(), "the graph traced at sizes " + key
                         + " differs from the symbolic template (the code depends on these sizes); compiled it separately",
-                        "", List.of(probed), List.of(), System.nanoTime() - t0));
+                        "", List.of(probed), List.of(), System.nanoTime() - t0, null));
             }
             exe = compile(probed);
             g.instances().put(key, exe);
@@ -190,7 +190,7 @@ public final class CompiledFunction {
             String sigText = entry instanceof SymbolicGraph sg ? sg.signature().toString() : Signature.of(args).toString();
             events.add(new CompileEvent(sigText, reason, dynamicDims,
                     traced.session().hadBreaks() ? traced.session().segments() : List.of(traced.graph()),
-                    traced.session().breaks(), nanos));
+                    traced.session().breaks(), nanos, traced.executable()));
             Entry[] next = Arrays.copyOf(entries, entries.length + 1);
             next[entries.length] = entry;
             entries = next;
@@ -265,8 +265,15 @@ public final class CompiledFunction {
         Object[] symbolic = new Object[args.length];
         int t = 0;
         for (int i = 0; i < args.length; i++) {
-            symbolic[i] = args[i] instanceof Tensor x
-                    ? session.inputMeta(new dev.kiln.ops.TensorMeta(x.dtype(), shapes[t++])) : args[i];
+            if (args[i] instanceof Tensor x) {
+                dev.kiln.tensor.Shape shape = shapes[t++];
+                // Arguments whose size does not move keep their identity, so code that reads them
+                // from a field (a module's parameters) still finds the graph input they are.
+                symbolic[i] = shape.equals(x.shape()) ? session.input(x)
+                        : session.inputMeta(new dev.kiln.ops.TensorMeta(x.dtype(), shape));
+            } else {
+                symbolic[i] = args[i];
+            }
         }
         try {
             Object out = Dispatch.intercepting(session, () -> body.apply(symbolic));
@@ -320,7 +327,22 @@ public final class CompiledFunction {
 
     private GraphExecutable compile(Graph g) {
         if (options.backend() == Backend.EAGER) return new GraphInterpreter(g);
-        throw new KilnException("backend " + options.backend() + " is not available");
+        return compilerFor(options.backend()).compile(g);
+    }
+
+    /** The module that provides each non-eager backend, for the message when it is missing. */
+    private static final java.util.Map<Backend, String> BACKEND_MODULES = java.util.Map.of(Backend.NPU, "dev.kiln:graph-optimizer");
+
+    private static final ConcurrentHashMap<Backend, GraphCompiler> COMPILERS = new ConcurrentHashMap<>();
+
+    private static GraphCompiler compilerFor(Backend backend) {
+        return COMPILERS.computeIfAbsent(backend, b -> {
+            for (GraphCompiler c : java.util.ServiceLoader.load(GraphCompiler.class, CompiledFunction.class.getClassLoader())) {
+                if (c.backend() == b) return c;
+            }
+            throw new KilnException("backend " + b + " is not available: no dev.kiln.trace.GraphCompiler for it on the class path; add "
+                    + BACKEND_MODULES.getOrDefault(b, "the module that provides it") + " as a dependency");
+        });
     }
 
     /** How the user's function returned its tensors, to rebuild the same shape of result. */

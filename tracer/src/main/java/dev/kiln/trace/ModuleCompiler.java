@@ -144,6 +144,25 @@ public final class ModuleCompiler {
         return function(compiled.getClass(), forwards.get(0));
     }
 
+    /** Calls the compiled module's (single) forward method with {@code userArgs}, as user code would. */
+    public static Object invokeForward(Object compiled, Object[] userArgs) {
+        List<Method> forwards = forwardMethods(compiled.getClass().getSuperclass());
+        for (Method m : forwards) {
+            if (m.getParameterCount() != userArgs.length) continue;
+            try {
+                m.setAccessible(true);
+                return m.invoke(compiled, userArgs);
+            } catch (InvocationTargetException e) {
+                if (e.getCause() instanceof RuntimeException re) throw re;
+                throw new KilnException("forward failed", e.getCause());
+            } catch (IllegalAccessException e) {
+                throw new KilnException("cannot call forward", e);
+            }
+        }
+        throw new KilnException("explain: " + compiled.getClass().getSuperclass().getSimpleName() + " has no forward method of "
+                + userArgs.length + " arguments");
+    }
+
     /** The arguments the compiled function of a module takes: the user's, then parameters, then structure. */
     public static Object[] fullArgs(Object module, Object[] userArgs) {
         Module m = (Module) module;

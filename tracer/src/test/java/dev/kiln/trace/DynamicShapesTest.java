@@ -54,6 +54,26 @@ class DynamicShapesTest {
         assertEquals("s0 = a[0]; s1 = a[1]", e.compiles().get(0).dynamicDims());
     }
 
+    static class Projection extends dev.kiln.nn.Module {
+        Tensor weight = Tensor.randn(5, 6, 4);
+
+        Tensor forward(Tensor x) { return F.linear(x, weight, null).reshape(-1, 2, 3).sum(1); }
+    }
+
+    @Test
+    void moduleParametersKeepTheirIdentityWhileASequenceDimensionIsSymbolic() {
+        Projection eager = new Projection();
+        Projection compiled = Kiln.compile(new Projection());
+        compiled.weight = eager.weight;
+        for (int s = 2; s < 9; s++) {
+            Tensor x = Tensor.randn(s, 3, s, 4);
+            assertArrayEquals(eager.forward(x).toFloatArray(), compiled.forward(x).toFloatArray(), 1e-6f);
+        }
+        Explanation e = Kiln.explain(compiled, Tensor.randn(1, 3, 12, 4));
+        assertEquals(2, e.compiles().size(), e.toString());
+        assertEquals("s0 = x[1]", e.compiles().get(1).dynamicDims());
+    }
+
     @Test
     void dynamicOffCompilesEverySize() {
         Fn1<Tensor> f = Kiln.compile(x -> x.add(1.0), CompileOptions.defaults().dynamic(Dynamic.OFF));

@@ -191,6 +191,26 @@ class KilnCompileTest {
         assertEquals(1, Kiln.explain(otherCompiled, x).compiles().size());
     }
 
+    static class DoubledLinear extends Linear {
+        DoubledLinear(int in, int out, long seed) { super(in, out, seed); }
+
+        @Override
+        Tensor forward(Tensor x) { return super.forward(x).mul(2.0); }
+    }
+
+    @Test
+    void replacingASubModuleWithAnotherKindRecompiles() {
+        TwoLayer eager = new TwoLayer(7);
+        TwoLayer compiled = Kiln.compile(new TwoLayer(7));
+        Tensor x = Tensor.randn(4, 2, 4);
+        compiled.forward(x);
+        eager.second = new DoubledLinear(8, 2, 3);
+        compiled.second = eager.second;
+        assertArrayEquals(eager.forward(x).toFloatArray(), compiled.forward(x).toFloatArray());
+        Explanation e = Kiln.explain(compiled, x);
+        assertTrue(e.compiles().getLast().reason().contains("guard failed"), e.toString());
+    }
+
     @Test
     void moduleThatIsNotAModuleIsRejected() {
         var e = assertThrows(KilnException.class, () -> Kiln.compile(new Object()));

@@ -1,5 +1,6 @@
 package dev.kiln.trace;
 
+import dev.kiln.CompileOptions;
 import dev.kiln.FnN;
 import dev.kiln.Kiln;
 import dev.kiln.tensor.KilnException;
@@ -21,7 +22,10 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
  * broadcasting, scalar ops, views (transpose, slice, reshape, expand), reductions,
  * softmax and matmul over random shapes, replayed across calls and recompiles.
  */
-class RandomProgramProperties {
+public class RandomProgramProperties {
+
+    /** The options programs compile with; other backends' tests override this. */
+    protected CompileOptions options() { return CompileOptions.defaults(); }
 
     /** One step of a program: reads values by index and appends its result. */
     private record Step(String kind, int a, int b, int dim, double scalar) {}
@@ -148,9 +152,9 @@ class RandomProgramProperties {
     }
 
     @Property(tries = 60)
-    void compiledEqualsEager(@ForAll long seed, @ForAll @IntRange(min = 1, max = 7) int otherRows) {
+    public void compiledEqualsEager(@ForAll long seed, @ForAll @IntRange(min = 1, max = 7) int otherRows) {
         Program p = generate(seed);
-        FnN<Tensor> compiled = Kiln.compileN(p::run);
+        FnN<Tensor> compiled = Kiln.compileN(p::run, options());
         for (int call = 0; call < 3; call++) {
             // Calls 0 and 1 share a signature (replay); call 2 may change the row count (recompile).
             Tensor[] in = inputs(p, seed * 31 + call, call == 2 ? otherRows : 0);

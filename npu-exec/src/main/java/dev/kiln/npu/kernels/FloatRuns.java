@@ -61,7 +61,7 @@ final class FloatRuns {
                 a2 = a2.add(load(s, p + 2L * LANES));
                 a3 = a3.add(load(s, p + 3L * LANES));
             }
-            total += a0.add(a1).add(a2.add(a3)).reduceLanes(VectorOperators.ADD);
+            total += Lanes.sum(a0.add(a1).add(a2.add(a3)));
         }
         for (; i < n; i++) total += get(s, off + i);
         return total;
@@ -85,8 +85,8 @@ final class FloatRuns {
                 q0 = x0.fma(x0, q0);
                 q1 = x1.fma(x1, q1);
             }
-            s1 += d0.add(d1).reduceLanes(VectorOperators.ADD);
-            s2 += q0.add(q1).reduceLanes(VectorOperators.ADD);
+            s1 += Lanes.sum(d0.add(d1));
+            s2 += Lanes.sum(q0.add(q1));
         }
         for (; i < n; i++) {
             float d = get(s, off + i) - shift;
@@ -165,7 +165,7 @@ final class FloatRuns {
                 if (out != null) e.intoMemorySegment(out, (outOff + i) * 4, ORDER, m);
                 acc = acc.add(e, m);
             }
-            total += acc.reduceLanes(VectorOperators.ADD);
+            total += Lanes.sum(acc);
         }
         return total;
     }

@@ -12,8 +12,9 @@ import dev.kiln.tensor.Tensor;
  * Matrix multiplication with PyTorch's {@code matmul} semantics (1-D operands
  * promoted and their dimension removed, batch dimensions broadcast), over arbitrary
  * strided views. float32 runs a packed, cache- and register-blocked GEMM
- * ({@code gemm.FloatGemm}) or, when one side is a single vector, a packing-free
- * matrix-vector kernel; half types compute in float32, integers in long.
+ * ({@code gemm.FloatGemm}) or, for a few rows (decoding) or a single column,
+ * packing-free kernels ({@code gemm.FloatGemv}); half types compute in float32,
+ * float64 in double, integers in long.
  */
 public final class MatMul {
     private MatMul() {}

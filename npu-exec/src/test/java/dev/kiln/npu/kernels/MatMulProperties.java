@@ -55,6 +55,15 @@ class MatMulProperties {
     }
 
     @Property(tries = 60)
+    void packedProductsMatchReference(@ForAll @IntRange(min = 17, max = 60) int m, @ForAll("dims") int k, @ForAll("dims") int n,
+                                      @ForAll @IntRange(min = 0, max = 3) int batch, @ForAll Presentation pa, @ForAll Presentation pb,
+                                      @ForAll boolean nonFinite, @ForAll long seed) {
+        // More than FloatGemv.MAX_ROWS rows and more than one column: the packed float32 GEMM.
+        int[] aShape = batch == 0 ? new int[] {m, k} : new int[] {batch, m, k};
+        checkCase(aShape, new int[] {k, Math.max(n, 2)}, DType.FLOAT32, pa, pb, nonFinite, seed);
+    }
+
+    @Property(tries = 60)
     void linearLayerShapes(@ForAll @IntRange(min = 1, max = 3) int lead, @ForAll("dims") int seq, @ForAll("dims") int in,
                            @ForAll("dims") int out, @ForAll Presentation px, @ForAll long seed) {
         // x [lead, seq, in] @ w.mT() with w [out, in]: the batch folds into M when x allows it.

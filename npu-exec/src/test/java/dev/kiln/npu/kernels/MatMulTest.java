@@ -3,6 +3,7 @@ package dev.kiln.npu.kernels;
 import dev.kiln.tensor.DType;
 import dev.kiln.tensor.KilnShapeException;
 import dev.kiln.tensor.KilnTypeException;
+import dev.kiln.tensor.Layout;
 import dev.kiln.tensor.Shape;
 import dev.kiln.tensor.Tensor;
 import dev.kiln.testing.TestTensors;
@@ -67,9 +68,8 @@ class MatMulTest {
     @ParameterizedTest
     @EnumSource(value = DType.class, names = {"FLOAT32", "FLOAT64", "FLOAT16", "BFLOAT16", "INT32", "INT64"})
     void largeProductCrossesBlocksAndWorkers(DType dtype) {
-        // float32 blocks are kc 512 x mc 192 (also for the half types); float64 and int64 are 768 x 60-64.
-        boolean floatBlocking = dtype == DType.FLOAT32 || dtype == DType.FLOAT16 || dtype == DType.BFLOAT16;
-        int m = floatBlocking ? 200 : 70, k = floatBlocking ? 600 : 800, n = floatBlocking ? 100 : 40;
+        // Blocks are kc 512 deep for every type, mc 192 rows for float32 and the half types, 96 for the others.
+        int m = 200, k = 600, n = 100;
         Tensor a = random(dtype, Presentation.CONTIGUOUS, 10, m, k);
         check(a, random(dtype, Presentation.CONTIGUOUS, 11, k, n));
         check(a, random(dtype, Presentation.CONTIGUOUS, 12, n, k).mT());
@@ -108,6 +108,30 @@ class MatMulTest {
         // Decode-step linear layer: x [1, 64] @ w.mT().
         check(random(DType.FLOAT32, Presentation.CONTIGUOUS, 48, 1, 64), random(DType.FLOAT32, Presentation.CONTIGUOUS, 49, 64, 64).mT());
         check(random(DType.FLOAT32, Presentation.CONTIGUOUS, 50, 1, 4096), random(DType.FLOAT32, Presentation.CONTIGUOUS, 51, 1000, 4096).mT());
+    }
+
+    /** A view of {@code base}'s storage with the given strides and offset (negative and zero strides allowed). */
+    private static Tensor view(Tensor base, long offset, long[] strides, int... shape) {
+        return Tensor.fromStorage(base.dtype(), new Layout(Shape.of(shape), strides, offset), base.storage());
+    }
+
+    @Test
+    void negativeAndZeroStridesAreRead() {
+        for (DType dtype : new DType[] {DType.FLOAT32, DType.FLOAT64, DType.BFLOAT16, DType.INT64}) {
+            Tensor storage = random(dtype, Presentation.CONTIGUOUS, 70, 40 * 50);
+            // Rows and columns both reversed: element (i, p) at 1999 - 50 i - p.
+            Tensor reversed = view(storage, 40 * 50 - 1, new long[] {-50, -1}, 40, 50);
+            // Transposed and reversed along K.
+            Tensor reversedT = view(storage, 49, new long[] {-1, 50}, 50, 30);
+            // Broadcast: every row of A the same, every column of B the same.
+            Tensor sameRows = view(storage, 7, new long[] {0, 1}, 40, 50);
+            Tensor sameColumns = view(storage, 3, new long[] {2, 0}, 50, 30);
+            check(reversed, reversedT);
+            check(sameRows, sameColumns);
+            check(reversed, sameColumns);
+            check(view(storage, 1999, new long[] {-50, -1}, 3, 50), reversedT);
+            check(view(storage, 100, new long[] {0, -2}, 1, 50), sameColumns);
+        }
     }
 
     @Test

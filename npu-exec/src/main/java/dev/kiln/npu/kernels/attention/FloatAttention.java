@@ -1,5 +1,7 @@
 package dev.kiln.npu.kernels.attention;
 
+import dev.kiln.npu.kernels.Lanes;
+import dev.kiln.npu.kernels.VectorMath;
 import dev.kiln.npu.Parallel;
 import dev.kiln.ops.Op;
 import dev.kiln.tensor.Tensor;
@@ -237,13 +239,14 @@ public final class FloatAttention {
         FloatVector shift = FloatVector.broadcast(SPECIES, next);
         FloatVector sum = FloatVector.zero(SPECIES);
         for (int c = 0; c < width; c += LANES) {
-            FloatVector p = FloatVector.fromArray(SPECIES, scores, base + c).sub(shift).lanewise(VectorOperators.EXP);
+            // VectorMath.exp, not lanewise(EXP): the library's EXP differs between the interpreter and C2.
+            FloatVector p = VectorMath.exp(FloatVector.fromArray(SPECIES, scores, base + c).sub(shift));
             p.intoArray(scores, base + c);
             sum = sum.add(p);
         }
         float correction = (float) Math.exp(previous - next);
         rowMax[r] = next;
-        rowSum[r] = rowSum[r] * correction + sum.reduceLanes(VectorOperators.ADD);
+        rowSum[r] = rowSum[r] * correction + Lanes.sum(sum);
         if (correction != 1f) {
             FloatVector f = FloatVector.broadcast(SPECIES, correction);
             for (int c = r * valuePad, end = c + valuePad; c < end; c += LANES) {

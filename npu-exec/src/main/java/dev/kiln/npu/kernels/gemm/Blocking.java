@@ -17,10 +17,12 @@ record Blocking(int mr, int nr, int kc, int mc, int nc) {
     private static final int B_PANEL_BYTES = 96 * 1024;
     private static final int A_BLOCK_BYTES = 384 * 1024;
     private static final int B_SLAB_BYTES = 4 * 1024 * 1024;
+    /** Deeper passes gain nothing once the tile store is amortised, and narrow kernels would get very deep ones. */
+    private static final int MAX_KC = 512;
 
     /** Blocking for an {@code mr x nr} kernel over elements of {@code elementBytes}. */
     static Blocking forKernel(int mr, int nr, int elementBytes) {
-        int kc = Math.max(16, B_PANEL_BYTES / (nr * elementBytes) / 16 * 16);
+        int kc = Math.min(MAX_KC, Math.max(16, B_PANEL_BYTES / (nr * elementBytes) / 16 * 16));
         int mc = Math.max(mr, A_BLOCK_BYTES / (kc * elementBytes) / mr * mr);
         int nc = Math.max(nr, B_SLAB_BYTES / (kc * elementBytes) / nr * nr);
         return new Blocking(mr, nr, kc, mc, nc);

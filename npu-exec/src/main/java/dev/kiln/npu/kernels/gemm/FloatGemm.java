@@ -43,7 +43,13 @@ public final class FloatGemm extends PackedGemm<float[]> {
         long cs = a.colStride();
         for (int i = 0; i < rows; i += MR) {
             int panelRows = Math.min(MR, rows - i), d = i * kc;
-            for (int r = 0; r < MR; r++) {
+            int r = 0;
+            if (a.dtype() == DType.FLOAT32 && cs == 1) {
+                for (; r + 8 <= panelRows; r += 8) {
+                    scatterContiguous8(s, a.index(batch, row0 + i + r, k0), a.rowStride(), kc, dst, d + r, MR);
+                }
+            }
+            for (; r < MR; r++) {
                 if (r >= panelRows) {
                     for (int p = 0; p < kc; p++) dst[d + p * MR + r] = 0;
                 } else if (a.dtype() == DType.FLOAT32 && cs == 1) {
@@ -74,12 +80,12 @@ public final class FloatGemm extends PackedGemm<float[]> {
             }
             return;
         }
-        // Otherwise walk each column along K (contiguous when B is a transposed view),
-        // scattering into the panel, which stays in L1.
+        // Otherwise walk each column along K (contiguous when B is a transposed view, as in
+        // a linear layer), scattering into the panel.
         int q = 0;
         if (b.dtype() == DType.FLOAT32 && rs == 1) {
-            for (; q + 4 <= cols; q += 4) {
-                scatterContiguous4(s, b.index(batch, k0, col0 + q), b.colStride(), kc, dst, dstOffset + q, NR);
+            for (; q + 8 <= cols; q += 8) {
+                scatterContiguous8(s, b.index(batch, k0, col0 + q), cs, kc, dst, dstOffset + q, NR);
             }
         }
         for (; q < NR; q++) {
@@ -98,15 +104,24 @@ public final class FloatGemm extends PackedGemm<float[]> {
         for (int p = 0; p < n; p++) dst[at + p * step] = s.getAtIndex(F32, from + p);
     }
 
-    /** Four adjacent columns at once: four load streams, and each panel line gets four stores in a row. */
-    private static void scatterContiguous4(MemorySegment s, long from, long columnStride, int n, float[] dst, int at, int step) {
-        long f0 = from, f1 = from + columnStride, f2 = f1 + columnStride, f3 = f2 + columnStride;
+    /**
+     * Eight adjacent columns of a panel (rows of A, or columns of a transposed B) at once:
+     * eight load streams keep more cache misses in flight, and each panel line gets eight
+     * stores in a row (measured best of 4, 8 and 16).
+     */
+    private static void scatterContiguous8(MemorySegment s, long from, long columnStride, int n, float[] dst, int at, int step) {
+        long f0 = from, f1 = f0 + columnStride, f2 = f1 + columnStride, f3 = f2 + columnStride;
+        long f4 = f3 + columnStride, f5 = f4 + columnStride, f6 = f5 + columnStride, f7 = f6 + columnStride;
         for (int p = 0; p < n; p++) {
             int d = at + p * step;
             dst[d] = s.getAtIndex(F32, f0 + p);
             dst[d + 1] = s.getAtIndex(F32, f1 + p);
             dst[d + 2] = s.getAtIndex(F32, f2 + p);
             dst[d + 3] = s.getAtIndex(F32, f3 + p);
+            dst[d + 4] = s.getAtIndex(F32, f4 + p);
+            dst[d + 5] = s.getAtIndex(F32, f5 + p);
+            dst[d + 6] = s.getAtIndex(F32, f6 + p);
+            dst[d + 7] = s.getAtIndex(F32, f7 + p);
         }
     }
 

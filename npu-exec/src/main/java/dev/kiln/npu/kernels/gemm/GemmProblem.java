@@ -37,9 +37,10 @@ public record GemmProblem(int batch, int m, int n, int k, Operand a, Operand b, 
         int batch = Math.toIntExact(batchShape.numel());
         MemorySegment outSegment = out.storage().segment();
 
-        long foldedRowStride = batch > 1 && isZero(bBatchStrides) ? collapsedStride(batchShape.dims(), aBatchStrides, m, aRow) : 0;
+        boolean foldable = batch > 1 && isZero(bBatchStrides) && (long) batch * m <= Integer.MAX_VALUE;
+        long foldedRowStride = foldable ? collapsedStride(batchShape.dims(), aBatchStrides, m, aRow) : 0;
         if (foldedRowStride != 0) {
-            return new GemmProblem(1, Math.multiplyExact(batch, m), n, k,
+            return new GemmProblem(1, batch * m, n, k,
                     new Operand(a.storage().segment(), a.dtype(), new long[] {a.layout().offset()}, foldedRowStride, aCol),
                     new Operand(b.storage().segment(), b.dtype(), new long[] {b.layout().offset()}, bRow, bCol),
                     outSegment, out.layout().offset());

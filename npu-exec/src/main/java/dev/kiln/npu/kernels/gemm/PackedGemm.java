@@ -71,8 +71,14 @@ abstract class PackedGemm<P> {
         }
         int tileCount = tiles;
         boolean byColumns = splitColumns;
+        int largestTile = 0;
+        for (int t = 0; t < tiles; t++) {
+            int extent = byColumns ? p.n() : p.m(), granule = byColumns ? nr : mr;
+            largestTile = Math.max(largestTile, boundary(extent, granule, t + 1, tiles) - boundary(extent, granule, t, tiles));
+        }
+        int maxRows = byColumns ? p.m() : largestTile, maxCols = byColumns ? largestTile : p.n();
         Parallel.forRange((long) p.batch() * tiles, cost, (from, to) -> {
-            Workspace<P> ws = null;
+            Workspace<P> ws = new Workspace<>(this, p.k(), maxRows, maxCols);
             for (long u = from; u < to; u++) {
                 int batch = (int) (u / tileCount), tile = (int) (u % tileCount);
                 int row0 = 0, row1 = p.m(), col0 = 0, col1 = p.n();
@@ -83,7 +89,6 @@ abstract class PackedGemm<P> {
                     row0 = boundary(p.m(), mr, tile, tileCount);
                     row1 = boundary(p.m(), mr, tile + 1, tileCount);
                 }
-                if (ws == null) ws = new Workspace<>(this, p);
                 computeBlock(p, ws, batch, row0, row1, col0, col1);
             }
         });
@@ -99,7 +104,7 @@ abstract class PackedGemm<P> {
         int mr = blocking.mr(), nr = blocking.nr(), k = p.k();
         Block c = openBlock(p, batch, row0, row1 - row0, col0, col1 - col0);
         // With a single A block each B panel is used right after packing: reuse one panel's
-        // buffer, which stays in L1, instead of writing a whole slab out to memory.
+        // buffer, which stays in cache, instead of writing a whole slab out to memory.
         boolean panelAtATime = row1 - row0 <= blocking.mc();
         // Equal slabs: a narrow last one would repack all of A for a sliver of C.
         int slabs = (col1 - col0 + blocking.nc() - 1) / blocking.nc();
@@ -114,7 +119,7 @@ abstract class PackedGemm<P> {
                     packA(p.a(), batch, ic, mc, pc, kc, ws.a);
                     for (int jr = 0; jr < nc; jr += nr) {
                         int cols = Math.min(nr, nc - jr);
-                        // B is packed while the first A block consumes it, so the panel is still in L1.
+                        // B is packed while the first A block consumes it, so the panel is still in cache.
                         int panel = panelAtATime ? 0 : jr * kc;
                         if (ic == row0) packB(p.b(), batch, pc, kc, jc + jr, cols, ws.b, panel);
                         for (int ir = 0; ir < mc; ir += mr) {
@@ -128,15 +133,15 @@ abstract class PackedGemm<P> {
         closeBlock(p, c, batch, row1 - row0, col1 - col0);
     }
 
-    /** One worker's packing buffers, big enough for any block of the problem. */
+    /** One worker's packing buffers, big enough for C blocks of up to rows x cols. */
     private static final class Workspace<P> {
         final P a, b, tile;
 
-        Workspace(PackedGemm<P> gemm, GemmProblem p) {
+        Workspace(PackedGemm<P> gemm, int k, int rows, int cols) {
             Blocking bl = gemm.blocking;
-            int kc = Math.min(bl.kc(), p.k());
-            a = gemm.newBuffer(Blocking.roundUp(Math.min(bl.mc(), p.m()), bl.mr()) * kc);
-            int panels = p.m() <= bl.mc() ? 1 : Blocking.roundUp(Math.min(bl.nc(), p.n()), bl.nr()) / bl.nr();
+            int kc = Math.min(bl.kc(), k);
+            a = gemm.newBuffer(Blocking.roundUp(Math.min(bl.mc(), rows), bl.mr()) * kc);
+            int panels = rows <= bl.mc() ? 1 : Blocking.roundUp(Math.min(bl.nc(), cols), bl.nr()) / bl.nr();
             b = gemm.newBuffer(panels * bl.nr() * kc);
             tile = gemm.newBuffer(bl.mr() * bl.nr());
         }

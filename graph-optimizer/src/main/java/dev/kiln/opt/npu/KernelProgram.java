@@ -1,0 +1,145 @@
+package dev.kiln.opt.npu;
+
+import dev.kiln.ir.OpCodec;
+import dev.kiln.npu.fused.TileProgram;
+import dev.kiln.ops.Op;
+import dev.kiln.tensor.Shape;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.stream.Collectors;
+
+/**
+ * A graph lowered for the NPU: values live in numbered slots; the graph's inputs fill
+ * {@link #inputs}; {@link #launches} run in order, each reading and writing slots; the
+ * results are {@link #outputs}. A launch is a fused tile program or one op run on the
+ * eager kernels. Immutable, with a versioned text form ({@link #toText}, {@link #parse})
+ * for the kernel cache.
+ */
+public record KernelProgram(int slots, List<Integer> inputs, List<Launch> launches, List<Integer> outputs) {
+    public static final String FORMAT = "kiln-kernel-program v1";
+
+    public sealed interface Launch {
+        List<Integer> in();
+        List<Integer> out();
+    }
+
+    /** One op on the eager kernels (through {@code Dispatch}). */
+    public record Eager(Op op, List<Integer> in, List<Integer> out) implements Launch {
+        public Eager {
+            in = List.copyOf(in);
+            out = List.copyOf(out);
+        }
+    }
+
+    /** A fused pointwise kernel producing float32 values of {@code shape}. */
+    public record Fused(String name, Shape shape, TileProgram program, List<Integer> in, List<Integer> out) implements Launch {
+        public Fused {
+            in = List.copyOf(in);
+            out = List.copyOf(out);
+            if (name.isBlank() || name.contains(" ")) throw new IllegalArgumentException("kernel name must be one word: '" + name + "'");
+        }
+    }
+
+    public KernelProgram {
+        inputs = List.copyOf(inputs);
+        launches = List.copyOf(launches);
+        outputs = List.copyOf(outputs);
+        boolean[] defined = new boolean[slots];
+        for (int s : inputs) defined[check(slots, s)] = true;
+        for (Launch l : launches) {
+            for (int s : l.in()) {
+                if (!defined[check(slots, s)]) throw new IllegalArgumentException("slot " + s + " is read before it is written: " + l);
+            }
+            for (int s : l.out()) defined[check(slots, s)] = true;
+        }
+        for (int s : outputs) if (!defined[check(slots, s)]) throw new IllegalArgumentException("output slot " + s + " is never written");
+    }
+
+    private static int check(int slots, int s) {
+        if (s < 0 || s >= slots) throw new IllegalArgumentException("slot " + s + " out of range [0, " + slots + ")");
+        return s;
+    }
+
+    public long fusedLaunches() { return launches.stream().filter(l -> l instanceof Fused).count(); }
+
+    // ---------------------------------------------------------------- text form
+
+    public String toText() {
+        StringBuilder sb = new StringBuilder(FORMAT).append('\n');
+        sb.append("slots ").append(slots).append('\n');
+        sb.append("inputs ").append(list(inputs)).append('\n');
+        for (Launch l : launches) {
+            switch (l) {
+                case Eager e -> sb.append("eager ").append(list(e.in())).append(" > ").append(list(e.out())).append(' ')
+                        .append(OpCodec.encode(e.op())).append('\n');
+                case Fused f -> {
+                    String[] body = f.program().toText().strip().split("\n");
+                    sb.append("fused ").append(f.name()).append(' ').append(f.shape()).append(' ').append(list(f.in())).append(" > ")
+                            .append(list(f.out())).append(' ').append(body.length).append('\n');
+                    for (String line : body) sb.append("  ").append(line).append('\n');
+                }
+            }
+        }
+        sb.append("outputs ").append(list(outputs)).append('\n');
+        return sb.toString();
+    }
+
+    private static String list(List<Integer> l) {
+        return l.isEmpty() ? "-" : l.stream().map(String::valueOf).collect(Collectors.joining(","));
+    }
+
+    private static List<Integer> unlist(String s) {
+        if (s.equals("-")) return List.of();
+        return Arrays.stream(s.split(",")).map(Integer::parseInt).toList();
+    }
+
+    private static Shape shape(String s) {
+        if (!s.startsWith("[") || !s.endsWith("]")) throw new IllegalArgumentException("expected a shape [d0,d1,...], got " + s);
+        String body = s.substring(1, s.length() - 1);
+        return body.isEmpty() ? Shape.SCALAR : Shape.of(Arrays.stream(body.split(",")).mapToInt(Integer::parseInt).toArray());
+    }
+
+    /** Reads {@link #toText}'s form; throws IllegalArgumentException naming the bad line. */
+    public static KernelProgram parse(String text) {
+        String[] lines = text.split("\n");
+        if (lines.length == 0 || !lines[0].equals(FORMAT)) {
+            throw new IllegalArgumentException("not a kernel program (expected header '" + FORMAT + "')");
+        }
+        int slots = -1;
+        List<Integer> inputs = null, outputs = null;
+        List<Launch> launches = new ArrayList<>();
+        for (int i = 1; i < lines.length; i++) {
+            String line = lines[i];
+            try {
+                String[] p = line.split(" ", 2);
+                switch (p[0]) {
+                    case "slots" -> slots = Integer.parseInt(p[1]);
+                    case "inputs" -> inputs = unlist(p[1]);
+                    case "outputs" -> outputs = unlist(p[1]);
+                    case "eager" -> {
+                        String[] q = p[1].split(" ", 4);
+                        if (!q[1].equals(">")) throw new IllegalArgumentException("expected 'in > out op'");
+                        launches.add(new Eager(OpCodec.decode(q[3]), unlist(q[0]), unlist(q[2])));
+                    }
+                    case "fused" -> {
+                        String[] q = p[1].split(" ");
+                        if (q.length != 6 || !q[3].equals(">")) throw new IllegalArgumentException("expected 'name shape in > out lines'");
+                        int count = Integer.parseInt(q[5]);
+                        if (i + count >= lines.length) throw new IllegalArgumentException("the tile program is cut short");
+                        StringBuilder body = new StringBuilder();
+                        for (int k = 1; k <= count; k++) body.append(lines[i + k].strip()).append('\n');
+                        launches.add(new Fused(q[0], shape(q[1]), TileProgram.parse(body.toString()), unlist(q[2]), unlist(q[4])));
+                        i += count;
+                    }
+                    default -> throw new IllegalArgumentException("unknown entry " + p[0]);
+                }
+            } catch (RuntimeException e) {
+                throw new IllegalArgumentException("kernel program line " + (i + 1) + " '" + line + "': " + e.getMessage(), e);
+            }
+        }
+        if (slots < 0 || inputs == null || outputs == null) throw new IllegalArgumentException("kernel program is missing slots, inputs or outputs");
+        return new KernelProgram(slots, inputs, launches, outputs);
+    }
+}

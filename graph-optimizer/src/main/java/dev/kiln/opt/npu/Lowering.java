@@ -1,0 +1,243 @@
+package dev.kiln.opt.npu;
+
+import dev.kiln.ir.Graph;
+import dev.kiln.ir.Node;
+import dev.kiln.ir.ValueRef;
+import dev.kiln.npu.device.NpuDevice;
+import dev.kiln.npu.fused.FusedKernel;
+import dev.kiln.npu.fused.TileInstr;
+import dev.kiln.npu.fused.TileProgram;
+import dev.kiln.ops.BinaryFn;
+import dev.kiln.ops.Op;
+import dev.kiln.ops.TensorMeta;
+
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.PriorityQueue;
+
+/**
+ * Lowers a graph to a {@link KernelProgram}: each fusion group of {@link FusePointwise}
+ * becomes one fused tile program, every other op an eager launch, in an order that
+ * respects the dependencies between groups.
+ */
+public final class Lowering {
+    private Lowering() {}
+
+    public static KernelProgram lower(Graph g, NpuDevice device) {
+        return lower(g, FusePointwise.groups(g), device);
+    }
+
+    public static KernelProgram lower(Graph g, List<FusePointwise.Group> groups, NpuDevice device) {
+        int n = g.nodes().size();
+        int[] slotBase = new int[n + 1];
+        for (int i = 0; i < n; i++) slotBase[i + 1] = slotBase[i] + g.node(i).outputs().size();
+        java.util.function.ToIntFunction<ValueRef> slot = v -> slotBase[v.node()] + v.output();
+
+        // Each node's unit: its group's first node, or itself.
+        int[] unit = new int[n];
+        for (int i = 0; i < n; i++) unit[i] = i;
+        Map<Integer, FusePointwise.Group> byUnit = new HashMap<>();
+        for (FusePointwise.Group grp : groups) {
+            for (int i : grp.nodes()) unit[i] = grp.nodes().get(0);
+            byUnit.put(grp.nodes().get(0), grp);
+        }
+
+        List<Integer> inputs = new ArrayList<>(java.util.Collections.nCopies(g.inputCount(), 0));
+        for (Node node : g.nodes()) if (node instanceof Node.Input in) inputs.set(in.index(), slot.applyAsInt(node.value(0)));
+
+        List<KernelProgram.Launch> launches = new ArrayList<>();
+        for (int u : unitOrder(g, unit)) {
+            FusePointwise.Group grp = byUnit.get(u);
+            if (grp != null) {
+                TileProgram program = tileProgram(g, grp);
+                List<Integer> in = grp.inputs().stream().map(slot::applyAsInt).toList();
+                List<Integer> out = grp.outputs().stream().map(slot::applyAsInt).toList();
+                if (FusedKernel.tileFor(program.registers(), device) > 0) {
+                    launches.add(new KernelProgram.Fused("fused_" + u, grp.shape(), program, in, out));
+                    continue;
+                }
+                // Too many live values for one core's SRAM: run the ops one by one.
+                for (int i : grp.nodes()) launches.add(eager((Node.Apply) g.node(i), slot));
+            } else if (g.node(u) instanceof Node.Apply ap) {
+                launches.add(eager(ap, slot));
+            }
+        }
+        List<Integer> outputs = g.outputs().stream().map(slot::applyAsInt).toList();
+        return new KernelProgram(slotBase[n], inputs, launches, outputs);
+    }
+
+    private static KernelProgram.Eager eager(Node.Apply ap, java.util.function.ToIntFunction<ValueRef> slot) {
+        List<Integer> out = new ArrayList<>();
+        for (int o = 0; o < ap.outputs().size(); o++) out.add(slot.applyAsInt(ap.value(o)));
+        return new KernelProgram.Eager(ap.op(), ap.inputs().stream().map(slot::applyAsInt).toList(), out);
+    }
+
+    /** Units (groups, other nodes) in a dependency order, earliest first node first. */
+    private static List<Integer> unitOrder(Graph g, int[] unit) {
+        int n = unit.length;
+        List<List<Integer>> succ = new ArrayList<>();
+        for (int i = 0; i < n; i++) succ.add(new ArrayList<>());
+        int[] indegree = new int[n];
+        for (Node node : g.nodes()) {
+            if (!(node instanceof Node.Apply ap)) continue;
+            for (ValueRef v : ap.inputs()) {
+                int from = unit[v.node()], to = unit[node.id()];
+                if (from != to && !succ.get(from).contains(to)) {
+                    succ.get(from).add(to);
+                    indegree[to]++;
+                }
+            }
+        }
+        PriorityQueue<Integer> ready = new PriorityQueue<>();
+        for (int i = 0; i < n; i++) if (unit[i] == i && indegree[i] == 0) ready.add(i);
+        List<Integer> order = new ArrayList<>();
+        while (!ready.isEmpty()) {
+            int u = ready.poll();
+            order.add(u);
+            for (int s : succ.get(u)) if (--indegree[s] == 0) ready.add(s);
+        }
+        return order;
+    }
+
+    // ---------------------------------------------------------------- tile programs
+
+    /**
+     * The tile program of a group. 0-d inputs and host scalars get registers filled once
+     * per worker; tile inputs are loaded just before their first use; a register is
+     * reused once the last use of its value has run; each group output is stored as
+     * soon as it is computed.
+     */
+    static TileProgram tileProgram(Graph g, FusePointwise.Group grp) {
+        return new ProgramBuilder(g, grp).build();
+    }
+
+    private static final class ProgramBuilder {
+        private final Graph g;
+        private final FusePointwise.Group grp;
+        private final List<TileProgram.InputSpec> specs = new ArrayList<>();
+        private final Map<ValueRef, Integer> inputIndex = new HashMap<>();
+        private final Map<ValueRef, Integer> reg = new HashMap<>();
+        private final Map<Integer, Integer> constants = new HashMap<>();
+        private final Map<ValueRef, Integer> uses = new HashMap<>();
+        private final List<TileInstr> setup = new ArrayList<>();
+        private final List<TileInstr> body = new ArrayList<>();
+        private final ArrayDeque<Integer> free = new ArrayDeque<>();
+        private int[] pending = new int[8];
+        private boolean[] pinned = new boolean[8];
+        private int registers;
+
+        ProgramBuilder(Graph g, FusePointwise.Group grp) {
+            this.g = g;
+            this.grp = grp;
+        }
+
+        TileProgram build() {
+            for (ValueRef v : grp.inputs()) {
+                TensorMeta m = g.meta(v);
+                boolean scalar = m.shape().rank() == 0 && grp.shape().rank() != 0;
+                inputIndex.put(v, specs.size());
+                specs.add(new TileProgram.InputSpec(m.dtype(), scalar));
+                if (scalar) {
+                    int r = pinnedRegister();
+                    setup.add(new TileInstr.Broadcast(inputIndex.get(v), r));
+                    reg.put(v, r);
+                }
+            }
+            for (int i : grp.nodes()) for (ValueRef v : ((Node.Apply) g.node(i)).inputs()) uses.merge(v, 1, Integer::sum);
+            for (int i : grp.nodes()) lower((Node.Apply) g.node(i));
+            List<TileInstr> code = new ArrayList<>(setup);
+            code.addAll(body);
+            return new TileProgram(specs, grp.outputs().size(), registers, code);
+        }
+
+        private void lower(Node.Apply ap) {
+            ValueRef out = ap.value(0);
+            List<ValueRef> in = ap.inputs();
+            if (ap.op() instanceof Op.Cast) {
+                // float32 to float32: the same register under a second name.
+                int r = operand(in.get(0));
+                reg.put(out, r);
+                pending[r] += uses.getOrDefault(out, 0);
+                release(r);
+                store(out, r);
+                return;
+            }
+            int[] ops = new int[in.size()];
+            for (int k = 0; k < ops.length; k++) ops[k] = operand(in.get(k));
+            // x ** 2 is x * x, as the eager kernel computes it.
+            boolean square = ap.op() instanceof Op.BinaryScalar s && s.fn() == BinaryFn.POW && !s.scalarFirst() && s.scalar() == 2;
+            int scalarReg = ap.op() instanceof Op.BinaryScalar s && !square ? constant((float) s.scalar()) : -1;
+            for (int r : ops) release(r);
+            int dst = allocate();
+            TileInstr ins = switch (ap.op()) {
+                case Op.Unary u -> new TileInstr.Unary(u.fn(), ops[0], dst);
+                case Op.Binary b -> new TileInstr.Binary(b.fn(), ops[0], ops[1], dst);
+                case Op.BinaryScalar s when square -> new TileInstr.Binary(BinaryFn.MUL, ops[0], ops[0], dst);
+                case Op.BinaryScalar s -> s.scalarFirst() ? new TileInstr.Binary(s.fn(), scalarReg, ops[0], dst)
+                        : new TileInstr.Binary(s.fn(), ops[0], scalarReg, dst);
+                case Op.Clamp c -> new TileInstr.Clamp((float) c.min(), (float) c.max(), ops[0], dst);
+                case Op.Where w -> new TileInstr.Where(ops[0], ops[1], ops[2], dst);
+                default -> throw new IllegalArgumentException("not a fusible op: " + ap.op());
+            };
+            body.add(ins);
+            reg.put(out, dst);
+            pending[dst] = uses.getOrDefault(out, 0);
+            store(out, dst);
+            // A value only returned, never read in the group, frees its register at once.
+            if (pending[dst] == 0) free.push(dst);
+        }
+
+        private void store(ValueRef v, int r) {
+            int o = grp.outputs().indexOf(v);
+            if (o >= 0) body.add(new TileInstr.Store(r, o));
+        }
+
+        /** The register holding {@code v}, loading a tile input on first use; counts one use. */
+        private int operand(ValueRef v) {
+            Integer r = reg.get(v);
+            if (r == null) {
+                r = allocate();
+                body.add(new TileInstr.Load(inputIndex.get(v), r));
+                reg.put(v, r);
+                pending[r] = uses.get(v);
+            }
+            return r;
+        }
+
+        /** One use of register r is done; the last frees it (after the instruction reading it, which may write it). */
+        private void release(int r) {
+            if (pinned[r]) return;
+            if (--pending[r] == 0) free.push(r);
+        }
+
+        private int constant(float value) {
+            return constants.computeIfAbsent(Float.floatToRawIntBits(value), bits -> {
+                int r = pinnedRegister();
+                setup.add(new TileInstr.Constant(value, r));
+                return r;
+            });
+        }
+
+        private int pinnedRegister() {
+            int r = fresh();
+            pinned[r] = true;
+            return r;
+        }
+
+        private int allocate() {
+            return free.isEmpty() ? fresh() : free.pop();
+        }
+
+        private int fresh() {
+            int r = registers++;
+            if (r >= pending.length) {
+                pending = java.util.Arrays.copyOf(pending, 2 * r);
+                pinned = java.util.Arrays.copyOf(pinned, 2 * r);
+            }
+            return r;
+        }
+    }
+}

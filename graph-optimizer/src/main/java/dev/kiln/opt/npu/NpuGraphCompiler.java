@@ -1,0 +1,98 @@
+package dev.kiln.opt.npu;
+
+import dev.kiln.Backend;
+import dev.kiln.cache.Artifact;
+import dev.kiln.cache.CacheKey;
+import dev.kiln.cache.KernelCache;
+import dev.kiln.cache.KilnVersion;
+import dev.kiln.ir.Graph;
+import dev.kiln.npu.device.NpuDevice;
+import dev.kiln.opt.Pipeline;
+import dev.kiln.trace.GraphCompiler;
+
+import java.nio.charset.StandardCharsets;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.atomic.LongAdder;
+
+/**
+ * The NPU backend: the standard optimisation pipeline, pointwise fusion, lowering to a
+ * {@link KernelProgram}, run by an {@link NpuExecutable} on this machine's device.
+ *
+ * <p>Kernel programs go through the {@link KernelCache}, keyed by the graph's hash, its
+ * input signature, the device, the compiler version and the compile options: on a hit
+ * (in memory, or on disk from an earlier JVM) the program is read back and run, and no
+ * pass or lowering runs again. A cached program that cannot be read is reported and
+ * recompiled.
+ */
+public final class NpuGraphCompiler implements GraphCompiler {
+    /** Changes whenever lowering or the program format would produce a different program for the same graph. */
+    static final String COMPILER_VERSION = "npu-compiler 1; " + KernelProgram.FORMAT + "; kiln " + KilnVersion.VALUE;
+    private static final String OPTIONS = "pipeline=standard; fusion=pointwise";
+    private static final System.Logger LOG = System.getLogger("dev.kiln.npu");
+
+    private static final class DefaultCache {
+        static final KernelCache INSTANCE = KernelCache.fromEnvironment();
+    }
+
+    /** Process-wide counts of how compiled graphs were obtained, for the demo and explain. */
+    public record Counts(long compiles, long memoryHits, long diskHits, double compileMillis) {}
+
+    private static final LongAdder COMPILES = new LongAdder(), MEMORY_HITS = new LongAdder(), DISK_HITS = new LongAdder(),
+            COMPILE_NANOS = new LongAdder();
+
+    private final NpuDevice device;
+    private final KernelCache cache;
+
+    /** For {@link java.util.ServiceLoader}: the current machine's device and the cache the environment configures. */
+    public NpuGraphCompiler() { this(NpuDevice.current(), DefaultCache.INSTANCE); }
+
+    public NpuGraphCompiler(NpuDevice device, KernelCache cache) {
+        this.device = device;
+        this.cache = cache;
+    }
+
+    @Override
+    public Backend backend() { return Backend.NPU; }
+
+    public static Counts counts() {
+        return new Counts(COMPILES.sum(), MEMORY_HITS.sum(), DISK_HITS.sum(), COMPILE_NANOS.sum() / 1e6);
+    }
+
+    /** The kernel program for {@code g}, compiled afresh. */
+    public KernelProgram lower(Graph g) {
+        return Lowering.lower(Pipeline.standard().run(g).graph(), device);
+    }
+
+    /** The cache key of {@code g} on this compiler's device. */
+    public CacheKey key(Graph g) {
+        return CacheKey.ofGraphHash(g.hash(), g.inputMetas().toString(), device.toString(), COMPILER_VERSION, OPTIONS);
+    }
+
+    @Override
+    public NpuExecutable compile(Graph g) {
+        CacheKey key = key(g);
+        long memoryHitsBefore = cache.stats().memoryHits();
+        Optional<Artifact> hit = cache.get(key);
+        if (hit.isPresent()) {
+            try {
+                KernelProgram p = KernelProgram.parse(new String(hit.get().part("program"), StandardCharsets.UTF_8));
+                boolean memory = cache.stats().memoryHits() > memoryHitsBefore;
+                (memory ? MEMORY_HITS : DISK_HITS).increment();
+                return new NpuExecutable(p, device, memory ? "kernel cache memory hit" : "kernel cache disk hit",
+                        "not run: the program came from the kernel cache");
+            } catch (RuntimeException e) {
+                LOG.log(System.Logger.Level.WARNING, "kernel cache: the program cached under " + key + " cannot be read ("
+                        + e.getMessage() + "); compiling it again");
+            }
+        }
+        long t0 = System.nanoTime();
+        Pipeline.Result optimised = Pipeline.standard().run(g);
+        KernelProgram p = Lowering.lower(optimised.graph(), device);
+        COMPILE_NANOS.add(System.nanoTime() - t0);
+        COMPILES.increment();
+        cache.put(key, Artifact.of(Map.of("program", p.toText().getBytes(StandardCharsets.UTF_8)), Map.of("graph", g.hash())));
+        return new NpuExecutable(p, device, String.format(java.util.Locale.ROOT, "compiled in %.1f ms", (System.nanoTime() - t0) / 1e6),
+                optimised.explain().strip());
+    }
+}

@@ -1,0 +1,147 @@
+package dev.kiln.opt.npu;
+
+import dev.kiln.Backend;
+import dev.kiln.CompileOptions;
+import dev.kiln.Fn1;
+import dev.kiln.Fn3;
+import dev.kiln.Kiln;
+import dev.kiln.ir.Graph;
+import dev.kiln.ir.GraphBuilder;
+import dev.kiln.ir.ValueRef;
+import dev.kiln.npu.device.Dma;
+import dev.kiln.npu.device.LaunchTraffic;
+import dev.kiln.cache.CacheConfig;
+import dev.kiln.cache.KernelCache;
+import dev.kiln.npu.device.NpuDevice;
+import dev.kiln.ops.BinaryFn;
+import dev.kiln.ops.Op;
+import dev.kiln.ops.TensorMeta;
+import dev.kiln.ops.UnaryFn;
+import dev.kiln.tensor.DType;
+import dev.kiln.tensor.Shape;
+import dev.kiln.tensor.Tensor;
+import org.junit.jupiter.api.Test;
+
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class NpuBackendTest {
+    static final CompileOptions NPU = CompileOptions.defaults().backend(Backend.NPU);
+
+    static Tensor w1(Tensor x, Tensor a, Tensor b) { return x.mul(a).add(b).gelu().mul(x.sigmoid()).add(x); }
+
+    @Test
+    void w1CompiledForTheNpuIsBitIdenticalToEagerAndMovesEightBytesPerElement() {
+        Fn3<Tensor> fused = Kiln.compile(NpuBackendTest::w1, NPU);
+        for (int n : new int[] {1, 33, 10_000, 100_003}) {
+            Tensor x = Tensor.randn(n, n).mul(4.0), a = Tensor.scalar(1.25f), b = Tensor.scalar(-0.375f);
+            Tensor expected = w1(x, a, b);
+            fused.apply(x, a, b); // the first call traces
+            long before = Dma.totalBytes();
+            Tensor got = fused.apply(x, a, b);
+            long moved = Dma.totalBytes() - before;
+            assertArrayEquals(expected.toFloatArray(), got.toFloatArray(), "n=" + n);
+            // One read of x, one write of the result, and the two 0-d operands once each.
+            assertEquals(8L * n + 8, moved, "n=" + n);
+        }
+    }
+
+    @Test
+    void w1LowersToOneFusedLaunchAndItsTrafficIsCountedPerLaunch() {
+        int n = 5000;
+        Graph g = w1Graph(n);
+        NpuGraphCompiler compiler = new NpuGraphCompiler();
+        NpuExecutable exe = compiler.compile(g);
+        assertEquals(1, exe.program().launches().size());
+        assertEquals(1, exe.program().fusedLaunches());
+        Tensor x = Tensor.randn(3, n);
+        exe.run(new Tensor[] {x, Tensor.scalar(0.5f), Tensor.scalar(2f)});
+        List<LaunchTraffic> traffic = exe.lastRunTraffic();
+        assertEquals(1, traffic.size());
+        assertEquals(4L * n + 8, traffic.get(0).bytesRead());
+        assertEquals(4L * n, traffic.get(0).bytesWritten());
+    }
+
+    static Graph w1Graph(int n) {
+        GraphBuilder b = new GraphBuilder();
+        ValueRef x = b.input(new TensorMeta(DType.FLOAT32, Shape.of(n)));
+        ValueRef a = b.input(new TensorMeta(DType.FLOAT32, Shape.SCALAR));
+        ValueRef c = b.input(new TensorMeta(DType.FLOAT32, Shape.SCALAR));
+        ValueRef t = b.apply(new Op.Binary(BinaryFn.MUL), List.of(x, a)).get(0);
+        t = b.apply(new Op.Binary(BinaryFn.ADD), List.of(t, c)).get(0);
+        t = b.apply(new Op.Unary(UnaryFn.GELU), List.of(t)).get(0);
+        ValueRef s = b.apply(new Op.Unary(UnaryFn.SIGMOID), List.of(x)).get(0);
+        t = b.apply(new Op.Binary(BinaryFn.MUL), List.of(t, s)).get(0);
+        t = b.apply(new Op.Binary(BinaryFn.ADD), List.of(t, x)).get(0);
+        return b.build(List.of(t));
+    }
+
+    @Test
+    void nonFusibleOpsBetweenPointwiseChainsStillGiveEagerResults() {
+        Fn3<Tensor> fn = (x, w, bias) -> {
+            Tensor h = x.matmul(w).add(bias).gelu().mul(0.5).clamp(-2, 2);    // fused after the matmul
+            Tensor p = h.reshape(6, 4).softmax(1).mul(3.0).sub(h.reshape(6, 4).tanh()); // softmax breaks the chain
+            Tensor q = p.permute(1, 0).exp().add(1.0);                           // a transposed view feeds a fused group
+            return Tensor.where(q.gt(2.0), q, q.neg());                          // comparison stays eager, where fuses
+        };
+        Fn3<Tensor> compiled = Kiln.compile(fn, NPU);
+        Tensor x = Tensor.randn(1, 4, 5), w = Tensor.randn(2, 5, 6), bias = Tensor.randn(3, 6);
+        float[] expected = fn.apply(x, w, bias).toFloatArray();
+        assertArrayEquals(expected, compiled.apply(x, w, bias).toFloatArray());
+        assertArrayEquals(expected, compiled.apply(x, w, bias).toFloatArray());
+    }
+
+    @Test
+    void outputsThatAreAlsoUsedInsideTheGroupAreStored() {
+        Fn1<Tensor[]> fn = x -> {
+            Tensor e = x.exp();
+            Tensor y = e.mul(2.0).add(x);
+            return new Tensor[] {e, y, x.to(DType.FLOAT32)};
+        };
+        Fn1<Tensor[]> compiled = Kiln.compile(fn, NPU);
+        Tensor x = Tensor.randn(7, 3, 11);
+        Tensor[] want = fn.apply(x), got = compiled.apply(x);
+        for (int i = 0; i < want.length; i++) assertArrayEquals(want[i].toFloatArray(), got[i].toFloatArray(), "output " + i);
+    }
+
+    @Test
+    void kernelProgramRoundTripsThroughText() {
+        Graph g = w1Graph(64);
+        GraphBuilder b = new GraphBuilder();
+        ValueRef x = b.input(new TensorMeta(DType.FLOAT32, Shape.of(4, 8)));
+        ValueRef w = b.input(new TensorMeta(DType.FLOAT32, Shape.of(8, 8)));
+        ValueRef m = b.apply(new Op.MatMul(), List.of(x, w)).get(0);
+        ValueRef s = b.apply(new Op.BinaryScalar(BinaryFn.SUB, 0.1, false, true), List.of(m)).get(0);
+        ValueRef c = b.apply(new Op.Clamp(-0.0, Double.POSITIVE_INFINITY), List.of(s)).get(0);
+        ValueRef sm = b.apply(new Op.Softmax(1, false), List.of(c)).get(0);
+        ValueRef r = b.apply(new Op.Reshape(Shape.of(32)), List.of(sm)).get(0);
+        ValueRef e = b.apply(new Op.Unary(UnaryFn.ERF), List.of(r)).get(0);
+        Graph mixed = b.build(List.of(e, c));
+        NpuGraphCompiler compiler = new NpuGraphCompiler();
+        for (Graph graph : List.of(g, mixed)) {
+            KernelProgram p = compiler.lower(graph);
+            String text = p.toText();
+            assertTrue(text.startsWith(KernelProgram.FORMAT + "\n"), text);
+            KernelProgram back = KernelProgram.parse(text);
+            assertEquals(p, back);
+            assertEquals(text, back.toText());
+        }
+        KernelProgram p = compiler.lower(mixed);
+        assertEquals(2, p.fusedLaunches(), p.toText());
+        assertEquals(List.of("Eager", "Fused", "Eager", "Eager", "Fused"),
+                p.launches().stream().map(l -> l.getClass().getSimpleName()).toList(), p.toText());
+    }
+
+    @Test
+    void aSmallSramGivesManySmallTilesAndTheSameResult() {
+        NpuDevice tiny = new NpuDevice(64 * 1024, NpuDevice.current().vectorBits(), 1, 1e10);
+        KernelProgram p = new NpuGraphCompiler(tiny, KernelCache.open(CacheConfig.memoryOnly(1 << 20))).lower(w1Graph(100));
+        assertEquals(1, p.fusedLaunches());
+        Tensor x = Tensor.randn(9, 100);
+        Tensor got = new NpuGraphCompiler(tiny, KernelCache.open(CacheConfig.memoryOnly(1 << 20))).compile(w1Graph(100)).run(new Tensor[] {x, Tensor.scalar(3f), Tensor.scalar(1f)})[0];
+        assertArrayEquals(w1(x, Tensor.scalar(3f), Tensor.scalar(1f)).toFloatArray(), got.toFloatArray());
+    }
+}

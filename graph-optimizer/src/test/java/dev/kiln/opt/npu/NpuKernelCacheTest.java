@@ -1,0 +1,83 @@
+package dev.kiln.opt.npu;
+
+import dev.kiln.cache.CacheConfig;
+import dev.kiln.cache.KernelCache;
+import dev.kiln.ir.Graph;
+import dev.kiln.npu.device.NpuDevice;
+import dev.kiln.tensor.Tensor;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.stream.Stream;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class NpuKernelCacheTest {
+    @TempDir
+    Path dir;
+
+    private static Tensor[] inputs() {
+        return new Tensor[] {Tensor.randn(4, 1000), Tensor.scalar(1.5f), Tensor.scalar(-0.5f)};
+    }
+
+    private static float[] run(NpuExecutable e) { return e.run(inputs())[0].toFloatArray(); }
+
+    @Test
+    void aSecondCompilerFindsTheProgramOnDiskAndComputesTheSameBits() {
+        Graph g = NpuBackendTest.w1Graph(1000);
+        NpuGraphCompiler cold = new NpuGraphCompiler(NpuDevice.current(), KernelCache.open(CacheConfig.at(dir)));
+        NpuGraphCompiler.Counts before = NpuGraphCompiler.counts();
+        float[] first = run(cold.compile(g));
+        NpuGraphCompiler.Counts afterCold = NpuGraphCompiler.counts();
+        assertEquals(before.compiles() + 1, afterCold.compiles());
+
+        // A new cache over the same directory stands for a new JVM: a disk hit, no compile.
+        NpuGraphCompiler warm = new NpuGraphCompiler(NpuDevice.current(), KernelCache.open(CacheConfig.at(dir)));
+        float[] second = run(warm.compile(g));
+        NpuGraphCompiler.Counts afterWarm = NpuGraphCompiler.counts();
+        assertEquals(afterCold.compiles(), afterWarm.compiles());
+        assertEquals(afterCold.diskHits() + 1, afterWarm.diskHits());
+        assertArrayEquals(first, second);
+
+        warm.compile(g);
+        assertEquals(afterWarm.memoryHits() + 1, NpuGraphCompiler.counts().memoryHits());
+    }
+
+    @Test
+    void theKeyCoversTheGraphAndTheDevice() {
+        NpuGraphCompiler a = new NpuGraphCompiler(NpuDevice.current(), KernelCache.open(CacheConfig.memoryOnly(1 << 20)));
+        NpuDevice other = new NpuDevice(64 * 1024, NpuDevice.current().vectorBits(), 1, 1e10);
+        NpuGraphCompiler b = new NpuGraphCompiler(other, KernelCache.open(CacheConfig.memoryOnly(1 << 20)));
+        Graph g = NpuBackendTest.w1Graph(1000);
+        assertEquals(a.key(g), a.key(NpuBackendTest.w1Graph(1000)));
+        assertNotEquals(a.key(g), a.key(NpuBackendTest.w1Graph(1001)));
+        assertNotEquals(a.key(g), b.key(g));
+    }
+
+    @Test
+    void aCorruptedEntryIsRecompiledWithTheRightResult() throws IOException {
+        Graph g = NpuBackendTest.w1Graph(1000);
+        float[] expected = run(new NpuGraphCompiler(NpuDevice.current(), KernelCache.open(CacheConfig.at(dir))).compile(g));
+        List<Path> entries;
+        try (Stream<Path> walk = Files.walk(dir)) {
+            entries = walk.filter(p -> p.toString().endsWith(".entry")).toList();
+        }
+        assertEquals(1, entries.size());
+        byte[] bytes = Files.readAllBytes(entries.getFirst());
+        bytes[bytes.length - 3] ^= 0x5a;
+        Files.write(entries.getFirst(), bytes);
+
+        long compiles = NpuGraphCompiler.counts().compiles();
+        float[] again = run(new NpuGraphCompiler(NpuDevice.current(), KernelCache.open(CacheConfig.at(dir))).compile(g));
+        assertEquals(compiles + 1, NpuGraphCompiler.counts().compiles(), "a corrupt entry is a miss, so the graph compiles again");
+        assertArrayEquals(expected, again);
+        assertTrue(Files.exists(entries.getFirst()), "the recompiled program is published again");
+    }
+}

@@ -1,0 +1,133 @@
+package dev.kiln.cache;
+
+import com.github.benmanes.caffeine.cache.Cache;
+import com.github.benmanes.caffeine.cache.Caffeine;
+import com.github.benmanes.caffeine.cache.RemovalCause;
+
+import java.io.IOException;
+import java.lang.System.Logger.Level;
+import java.nio.file.Path;
+import java.util.Objects;
+import java.util.Optional;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * The kernel cache: an in-memory tier (Caffeine, bounded by bytes) in front of an on-disk
+ * tier ({@link CacheDirectory}). Never fails the caller: a disk problem is logged and the
+ * cache carries on in memory, and a bad entry is a miss, so the caller recompiles.
+ */
+public final class KernelCache {
+    private static final System.Logger LOG = System.getLogger("dev.kiln.cache");
+
+    private final Cache<String, Artifact> memory;
+    private final CacheDirectory disk;
+    /** Cleared when a write fails (full disk, read-only directory): the disk is then only read. */
+    private volatile boolean diskWritable;
+
+    private final AtomicLong memoryHits = new AtomicLong();
+    private final AtomicLong memoryEvictions = new AtomicLong();
+    /** Misses of a memory-only cache (the disk tier counts its own). */
+    private final AtomicLong disklessMisses = new AtomicLong();
+
+    /**
+     * Counters since this cache was opened.
+     *
+     * @param memoryHits      gets answered from memory
+     * @param diskHits        gets answered from disk
+     * @param misses          gets answered by neither (including bad entries)
+     * @param memoryEvictions artifacts dropped from memory for space
+     * @param diskEvictions   entries this process unlinked from disk for space
+     * @param corruptEntries  bad disk entries found (reported, removed, treated as misses)
+     * @param memoryBytes     bytes held in memory
+     * @param diskBytes       bytes on disk, as last measured plus this process's writes since
+     * @param diskDirectory   the disk tier's directory, empty when memory-only
+     * @param diskWritable    false when the disk tier is absent or was degraded after a write failed
+     */
+    public record Stats(long memoryHits, long diskHits, long misses, long memoryEvictions, long diskEvictions,
+                        long corruptEntries, long memoryBytes, long diskBytes, Optional<Path> diskDirectory,
+                        boolean diskWritable) {
+        public long hits() { return memoryHits + diskHits; }
+        public long evictions() { return memoryEvictions + diskEvictions; }
+    }
+
+    private KernelCache(CacheConfig config, CacheDirectory disk) {
+        this.disk = disk;
+        this.diskWritable = disk != null;
+        this.memory = config.memoryCapBytes() == 0 ? null : Caffeine.newBuilder()
+                .maximumWeight(config.memoryCapBytes())
+                .weigher((String k, Artifact a) -> (int) Math.min(Integer.MAX_VALUE, a.byteSize()))
+                // run listeners and maintenance on the caller's thread, so stats are exact when a call returns
+                .executor(Runnable::run)
+                .removalListener((String k, Artifact a, RemovalCause cause) -> {
+                    if (cause.wasEvicted()) memoryEvictions.incrementAndGet();
+                })
+                .build();
+    }
+
+    /** The cache configured by system properties and environment (see {@link CacheConfig#fromEnvironment()}). */
+    public static KernelCache fromEnvironment() {
+        return open(CacheConfig.fromEnvironment());
+    }
+
+    /** A cache with this configuration; a disk directory that cannot be used is logged and left out. */
+    public static KernelCache open(CacheConfig config) {
+        CacheDirectory disk = null;
+        if (config.directory().isPresent()) {
+            Path dir = config.directory().get();
+            try {
+                disk = CacheDirectory.open(dir, config.diskCapBytes());
+            } catch (CacheException | java.io.UncheckedIOException e) {
+                LOG.log(Level.WARNING, "kernel cache: {0}; caching compiled kernels in memory only", e.getMessage());
+            }
+        }
+        KernelCache cache = new KernelCache(config, disk);
+        if (disk != null && !disk.isWritable()) {
+            cache.diskWritable = false;
+            LOG.log(Level.WARNING, "kernel cache: directory {0} is not writable; reading it, but caching new kernels in memory only", disk.root());
+        }
+        return cache;
+    }
+
+    /** The artifact for {@code key} from memory, else from disk (then kept in memory too); empty if neither has it. */
+    public Optional<Artifact> get(CacheKey key) {
+        Objects.requireNonNull(key, "key");
+        if (memory != null) {
+            Artifact a = memory.getIfPresent(key.hex());
+            if (a != null) {
+                memoryHits.incrementAndGet();
+                return Optional.of(a);
+            }
+        }
+        if (disk == null) {
+            disklessMisses.incrementAndGet();
+            return Optional.empty();
+        }
+        Optional<Artifact> a = disk.get(key);
+        if (a.isPresent() && memory != null) memory.put(key.hex(), a.get());
+        return a;
+    }
+
+    /** Stores {@code artifact} under {@code key} in memory and on disk. */
+    public void put(CacheKey key, Artifact artifact) {
+        Objects.requireNonNull(key, "key");
+        Objects.requireNonNull(artifact, "artifact");
+        if (memory != null) memory.put(key.hex(), artifact);
+        if (!diskWritable) return;
+        try {
+            disk.put(key, artifact);
+        } catch (IOException | RuntimeException e) {
+            diskWritable = false;
+            LOG.log(Level.WARNING, "kernel cache: cannot write to {0} ({1}); caching new kernels in memory only",
+                    disk.root(), e instanceof IOException io ? CacheDirectory.describe(io) : e.toString());
+        }
+    }
+
+    public Stats stats() {
+        if (memory != null) memory.cleanUp();
+        long memoryBytes = memory == null ? 0 : memory.policy().eviction().map(e -> e.weightedSize().orElse(0)).orElse(0L);
+        return new Stats(memoryHits.get(), disk == null ? 0 : disk.hits(),
+                disklessMisses.get() + (disk == null ? 0 : disk.misses()), memoryEvictions.get(),
+                disk == null ? 0 : disk.evictions(), disk == null ? 0 : disk.corruptEntries(), memoryBytes,
+                disk == null ? 0 : disk.estimatedBytes(), disk == null ? Optional.empty() : Optional.of(disk.root()), diskWritable);
+    }
+}

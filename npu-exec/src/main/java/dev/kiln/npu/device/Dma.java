@@ -1,0 +1,76 @@
+package dev.kiln.npu.device;
+
+import dev.kiln.tensor.DType;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.concurrent.atomic.LongAdder;
+
+/**
+ * The DMA engine between DRAM (tensor storage, off-heap) and a core's SRAM. Every byte a
+ * kernel moves goes through here and is counted, per launch ({@link Transfer}) and in
+ * total, so tests and the cost model can see exactly what a kernel reads and writes.
+ * Counters are {@link LongAdder}s: workers of one launch count concurrently.
+ */
+public final class Dma {
+    private static final LongAdder TOTAL_READ = new LongAdder();
+    private static final LongAdder TOTAL_WRITTEN = new LongAdder();
+    private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED;
+
+    private Dma() {}
+
+    /** Bytes read from DRAM by all launches since the JVM started. */
+    public static long totalBytesRead() { return TOTAL_READ.sum(); }
+
+    /** Bytes written to DRAM by all launches since the JVM started. */
+    public static long totalBytesWritten() { return TOTAL_WRITTEN.sum(); }
+
+    public static long totalBytes() { return totalBytesRead() + totalBytesWritten(); }
+
+    /** Starts counting the traffic of one launch of {@code kernel}. */
+    public static Transfer begin(String kernel) { return new Transfer(kernel); }
+
+    /** The traffic of one launch; its copies also count toward the totals. */
+    public static final class Transfer {
+        private final String kernel;
+        private final LongAdder read = new LongAdder();
+        private final LongAdder written = new LongAdder();
+
+        private Transfer(String kernel) { this.kernel = kernel; }
+
+        /**
+         * Copies {@code n} elements of {@code type} (float32, or bool as 0/1) from DRAM at element
+         * {@code index} into {@code sram[at...]} as float32.
+         */
+        public void load(MemorySegment dram, DType type, long index, float[] sram, int at, int n) {
+            switch (type) {
+                case FLOAT32 -> MemorySegment.copy(dram, F32, index * Float.BYTES, sram, at, n);
+                case BOOL -> {
+                    for (int i = 0; i < n; i++) sram[at + i] = dram.get(ValueLayout.JAVA_BYTE, index + i) != 0 ? 1f : 0f;
+                }
+                default -> throw new IllegalArgumentException("DMA loads float32 or bool, not " + type);
+            }
+            count(read, TOTAL_READ, (long) n * type.byteSize());
+        }
+
+        /** Reads one element (float32 or bool as 0/1) from DRAM: a 0-d operand. */
+        public float loadScalar(MemorySegment dram, DType type, long index) {
+            float[] one = new float[1];
+            load(dram, type, index, one, 0, 1);
+            return one[0];
+        }
+
+        /** Copies {@code n} floats from {@code sram[at...]} to float32 DRAM at element {@code index}. */
+        public void store(float[] sram, int at, MemorySegment dram, long index, int n) {
+            MemorySegment.copy(sram, at, dram, F32, index * Float.BYTES, n);
+            count(written, TOTAL_WRITTEN, (long) n * Float.BYTES);
+        }
+
+        private static void count(LongAdder launch, LongAdder total, long bytes) {
+            launch.add(bytes);
+            total.add(bytes);
+        }
+
+        public LaunchTraffic traffic() { return new LaunchTraffic(kernel, read.sum(), written.sum()); }
+    }
+}

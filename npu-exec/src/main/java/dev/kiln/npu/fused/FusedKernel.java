@@ -1,0 +1,152 @@
+package dev.kiln.npu.fused;
+
+import dev.kiln.npu.Parallel;
+import dev.kiln.npu.device.Dma;
+import dev.kiln.npu.device.LaunchTraffic;
+import dev.kiln.npu.device.NpuDevice;
+import dev.kiln.npu.device.Sram;
+import dev.kiln.npu.kernels.TileKernels;
+import dev.kiln.tensor.DType;
+import dev.kiln.tensor.KilnException;
+import dev.kiln.tensor.Shape;
+import dev.kiln.tensor.Tensor;
+
+import java.lang.foreign.MemorySegment;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * A {@link TileProgram} made runnable on a device: the output is cut into tiles sized so
+ * that all registers (plus the primitives' scratch) fit one core's SRAM; workers take
+ * contiguous ranges of tiles; per tile, inputs come in by DMA, the instructions run on
+ * SRAM, outputs go out by DMA. Each input element is thus read once and each output
+ * element written once, whatever the length of the chain.
+ */
+public final class FusedKernel {
+    /**
+     * Upper bound on a tile: past a few tens of KiB per register the passes over a tile
+     * stop fitting the nearer caches, and smaller tiles balance better across workers.
+     */
+    private static final int MAX_TILE = 8192;
+
+    private final String name;
+    private final TileProgram program;
+    private final NpuDevice device;
+    private final int tile;
+    private final TileInstr[] setup;
+    private final TileInstr[] body;
+    private final int cost;
+
+    public FusedKernel(String name, TileProgram program, NpuDevice device) {
+        this.name = name;
+        this.program = program;
+        this.device = device;
+        this.tile = tileFor(program.registers(), device);
+        if (tile == 0) {
+            throw new KilnException(name + ": a tile program of " + program.registers() + " registers does not fit "
+                    + device.sramBytesPerCore() + " bytes of SRAM");
+        }
+        this.setup = program.instructions().stream().filter(TileInstr::isSetup).toArray(TileInstr[]::new);
+        this.body = program.instructions().stream().filter(i -> !i.isSetup()).toArray(TileInstr[]::new);
+        this.cost = Math.max(1, body.length);
+    }
+
+    /** Elements per tile for a program of {@code registers} on {@code device}; 0 when not even one vector fits. */
+    public static int tileFor(int registers, NpuDevice device) {
+        long free = device.sramFloats() - (long) TileKernels.TEMPS * TileKernels.TEMP_FLOATS;
+        long perRegister = Math.min(MAX_TILE, free / registers);
+        int quantum = perRegister >= TileKernels.TEMP_FLOATS ? TileKernels.TEMP_FLOATS : TileKernels.LANES;
+        return (int) Math.max(0, perRegister - perRegister % quantum);
+    }
+
+    public String name() { return name; }
+    public TileProgram program() { return program; }
+    public int tile() { return tile; }
+
+    /**
+     * Runs the kernel: {@code inputs} as the program declares them (contiguous, of the
+     * outputs' element count, or 0-d), results into the contiguous float32 {@code outputs}.
+     * Returns the DRAM traffic of this launch.
+     */
+    public LaunchTraffic launch(Tensor[] inputs, Tensor[] outputs) {
+        check(inputs, outputs);
+        long n = outputs[0].numel();
+        Dma.Transfer dma = Dma.begin(name);
+        List<TileProgram.InputSpec> specs = program.inputs();
+        float[] scalars = new float[inputs.length];
+        for (int i = 0; i < inputs.length; i++) {
+            if (specs.get(i).scalar()) scalars[i] = dma.loadScalar(inputs[i].storage().segment(), specs.get(i).dtype(), inputs[i].layout().offset());
+        }
+        long tiles = (n + tile - 1) / tile;
+        Parallel.forRange(tiles, n * cost, (from, to) -> runTiles(inputs, outputs, scalars, dma, n, from, to));
+        return dma.traffic();
+    }
+
+    private void runTiles(Tensor[] inputs, Tensor[] outputs, float[] scalars, Dma.Transfer dma, long n, long fromTile, long toTile) {
+        Sram sram = Sram.local(device);
+        float[] data = sram.data();
+        MemorySegment seg = sram.segment();
+        int regionEnd = program.registers() * tile;
+        MemorySegment[] temps = new MemorySegment[TileKernels.TEMPS];
+        for (int t = 0; t < temps.length; t++) {
+            temps[t] = seg.asSlice((long) (regionEnd + t * TileKernels.TEMP_FLOATS) * Float.BYTES, (long) TileKernels.TEMP_FLOATS * Float.BYTES);
+        }
+        for (TileInstr ins : setup) {
+            switch (ins) {
+                case TileInstr.Broadcast b -> Arrays.fill(data, b.dst() * tile, (b.dst() + 1) * tile, scalars[b.input()]);
+                case TileInstr.Constant c -> Arrays.fill(data, c.dst() * tile, (c.dst() + 1) * tile, c.value());
+                default -> throw new IllegalStateException("not a setup instruction: " + ins);
+            }
+        }
+        for (long t = fromTile; t < toTile; t++) {
+            long start = t * tile;
+            int len = (int) Math.min(tile, n - start);
+            // Primitives work on whole vectors: the lanes past len hold stale values, computed but never stored.
+            int padded = (len + TileKernels.LANES - 1) / TileKernels.LANES * TileKernels.LANES;
+            for (TileInstr ins : body) {
+                switch (ins) {
+                    case TileInstr.Load l -> {
+                        Tensor x = inputs[l.input()];
+                        dma.load(x.storage().segment(), x.dtype(), x.layout().offset() + start, data, l.dst() * tile, len);
+                    }
+                    case TileInstr.Store s -> {
+                        Tensor o = outputs[s.output()];
+                        dma.store(data, s.src() * tile, o.storage().segment(), o.layout().offset() + start, len);
+                    }
+                    case TileInstr.Unary u -> TileKernels.unary(u.fn(), seg, at(u.src()), at(u.dst()), padded, temps);
+                    case TileInstr.Binary b -> TileKernels.binary(b.fn(), seg, at(b.a()), at(b.b()), at(b.dst()), padded);
+                    case TileInstr.Clamp c -> TileKernels.clamp(c.min(), c.max(), seg, at(c.src()), at(c.dst()), padded);
+                    case TileInstr.Where w -> TileKernels.where(seg, at(w.cond()), at(w.x()), at(w.y()), at(w.dst()), padded);
+                    case TileInstr.Broadcast b -> throw new IllegalStateException("setup instruction in the tile body: " + b);
+                    case TileInstr.Constant c -> throw new IllegalStateException("setup instruction in the tile body: " + c);
+                }
+            }
+        }
+    }
+
+    /** Byte offset of register r in SRAM. */
+    private long at(int r) { return (long) r * tile * Float.BYTES; }
+
+    private void check(Tensor[] inputs, Tensor[] outputs) {
+        if (outputs.length != program.outputs() || inputs.length != program.inputs().size()) {
+            throw new KilnException(name + ": expects " + program.inputs().size() + " inputs and " + program.outputs()
+                    + " outputs, got " + inputs.length + " and " + outputs.length);
+        }
+        Shape shape = outputs[0].shape();
+        for (Tensor o : outputs) {
+            if (o.dtype() != DType.FLOAT32 || !o.isContiguous() || !o.shape().equals(shape)) {
+                throw new KilnException(name + ": outputs must be contiguous float32 of one shape " + shape + ", got " + o.dtype() + o.shape());
+            }
+        }
+        for (int i = 0; i < inputs.length; i++) {
+            TileProgram.InputSpec spec = program.inputs().get(i);
+            Tensor x = inputs[i];
+            boolean ok = x.dtype() == spec.dtype() && (spec.scalar() ? x.numel() == 1 : x.isContiguous() && x.numel() == shape.numel());
+            if (!ok) {
+                throw new KilnException(name + ": input " + i + " must be " + (spec.scalar() ? "a single " + spec.dtype() + " element"
+                        : "contiguous " + spec.dtype() + " with " + shape.numel() + " elements") + ", got " + x.dtype() + x.shape()
+                        + (x.isContiguous() ? "" : " (not contiguous)"));
+            }
+        }
+    }
+}

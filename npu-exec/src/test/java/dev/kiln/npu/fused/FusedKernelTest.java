@@ -1,0 +1,134 @@
+package dev.kiln.npu.fused;
+
+import dev.kiln.npu.device.Dma;
+import dev.kiln.npu.device.LaunchTraffic;
+import dev.kiln.npu.device.NpuDevice;
+import dev.kiln.ops.BinaryFn;
+import dev.kiln.ops.UnaryFn;
+import dev.kiln.tensor.DType;
+import dev.kiln.tensor.KilnException;
+import dev.kiln.tensor.Shape;
+import dev.kiln.tensor.Tensor;
+import org.junit.jupiter.api.Test;
+
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class FusedKernelTest {
+    private static final TileProgram.InputSpec TILE = new TileProgram.InputSpec(DType.FLOAT32, false);
+    private static final TileProgram.InputSpec SCALAR = new TileProgram.InputSpec(DType.FLOAT32, true);
+
+    /** W1: gelu(x*a+b)*sigmoid(x)+x with 0-d a and b. */
+    static TileProgram w1() {
+        return new TileProgram(List.of(TILE, SCALAR, SCALAR), 1, 5, List.of(
+                new TileInstr.Broadcast(1, 1),
+                new TileInstr.Broadcast(2, 2),
+                new TileInstr.Load(0, 0),
+                new TileInstr.Binary(BinaryFn.MUL, 0, 1, 3),
+                new TileInstr.Binary(BinaryFn.ADD, 3, 2, 3),
+                new TileInstr.Unary(UnaryFn.GELU, 3, 3),
+                new TileInstr.Unary(UnaryFn.SIGMOID, 0, 4),
+                new TileInstr.Binary(BinaryFn.MUL, 3, 4, 3),
+                new TileInstr.Binary(BinaryFn.ADD, 3, 0, 3),
+                new TileInstr.Store(3, 0)));
+    }
+
+    @Test
+    void w1IsBitIdenticalToEagerAndMovesEightBytesPerElement() {
+        // Sizes around tile and vector boundaries, with a small SRAM so there are many tiles.
+        NpuDevice small = new NpuDevice(64 * 1024, NpuDevice.current().vectorBits(), 2, 1e10);
+        for (int n : new int[] {0, 1, 7, 17, 1000, 4099, 70_001}) {
+            for (NpuDevice device : List.of(small, NpuDevice.current())) {
+                Tensor x = Tensor.randn(n, n).mul(3.0);
+                Tensor a = Tensor.scalar(0.75f), b = Tensor.scalar(-0.5f);
+                Tensor expected = x.mul(a).add(b).gelu().mul(x.sigmoid()).add(x);
+                Tensor out = Tensor.empty(DType.FLOAT32, Shape.of(n));
+                FusedKernel k = new FusedKernel("w1", w1(), device);
+                long before = Dma.totalBytes();
+                LaunchTraffic traffic = k.launch(new Tensor[] {x, a, b}, new Tensor[] {out});
+                assertArrayEquals(expected.toFloatArray(), out.toFloatArray(), "n=" + n);
+                assertEquals(4L * n + 8, traffic.bytesRead(), "reads x once and each scalar once");
+                assertEquals(4L * n, traffic.bytesWritten());
+                assertTrue(Dma.totalBytes() - before >= traffic.bytes());
+            }
+        }
+    }
+
+    @Test
+    void whereReadsBoolConditionsAsOneBytePerElement() {
+        TileProgram p = new TileProgram(List.of(new TileProgram.InputSpec(DType.BOOL, false), TILE), 1, 3, List.of(
+                new TileInstr.Constant(-1.5f, 2),
+                new TileInstr.Load(0, 0),
+                new TileInstr.Load(1, 1),
+                new TileInstr.Clamp(-1f, 1f, 1, 1),
+                new TileInstr.Where(0, 1, 2, 1),
+                new TileInstr.Store(1, 0)));
+        boolean[] c = {true, false, true, true, false};
+        Tensor x = Tensor.vector(3f, 0.25f, -7f, Float.NaN, 2f);
+        Tensor out = Tensor.empty(DType.FLOAT32, Shape.of(5));
+        LaunchTraffic t = new FusedKernel("where", p, NpuDevice.current()).launch(new Tensor[] {Tensor.of(c, 5), x}, new Tensor[] {out});
+        assertArrayEquals(new float[] {1f, -1.5f, -1f, Float.NaN, -1.5f}, out.toFloatArray());
+        assertEquals(5 + 20, t.bytesRead());
+        assertEquals(20, t.bytesWritten());
+    }
+
+    @Test
+    void textFormRoundTripsExactly() {
+        TileProgram p = new TileProgram(List.of(TILE), 2, 2, List.of(
+                new TileInstr.Constant(-0.0f, 1),
+                new TileInstr.Load(0, 0),
+                new TileInstr.Clamp(Float.NEGATIVE_INFINITY, 0.1f, 0, 0),
+                new TileInstr.Binary(BinaryFn.SUB, 1, 0, 1),
+                new TileInstr.Store(1, 0),
+                new TileInstr.Store(0, 1)));
+        for (TileProgram q : List.of(p, w1())) {
+            TileProgram back = TileProgram.parse(q.toText());
+            assertEquals(q, back);
+            assertEquals(q.toText(), back.toText());
+        }
+        assertTrue(p.toText().startsWith(TileProgram.FORMAT));
+    }
+
+    @Test
+    void malformedProgramsAreRejectedWithTheReason() {
+        var e = assertThrows(IllegalArgumentException.class, () -> new TileProgram(List.of(TILE), 1, 2,
+                List.of(new TileInstr.Load(0, 0), new TileInstr.Unary(UnaryFn.EXP, 1, 0), new TileInstr.Store(0, 0))));
+        assertEquals("register r1 read before it is written: Unary[fn=EXP, src=1, dst=0]", e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> new TileProgram(List.of(TILE), 1, 1, List.of(new TileInstr.Load(0, 0))));
+        assertEquals("output 0 is never stored", e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> new TileProgram(List.of(TILE), 1, 1,
+                List.of(new TileInstr.Broadcast(0, 0), new TileInstr.Store(0, 0))));
+        assertEquals("input 0 is not 0-d: Broadcast[input=0, dst=0]", e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> new TileProgram(List.of(TILE), 1, 1,
+                List.of(new TileInstr.Load(0, 0), new TileInstr.Binary(BinaryFn.LT, 0, 0, 0), new TileInstr.Store(0, 0))));
+        assertTrue(e.getMessage().startsWith("not a float32 op"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> TileProgram.parse(TileProgram.FORMAT + "\ninput float32 tile\nfrobnicate 1"));
+        assertEquals("tile program line 3 'frobnicate 1': unknown instruction frobnicate", e.getMessage());
+    }
+
+    @Test
+    void launchChecksOperands() {
+        FusedKernel k = new FusedKernel("w1", w1(), NpuDevice.current());
+        Tensor x = Tensor.zeros(4, 3);
+        Tensor out = Tensor.empty(DType.FLOAT32, Shape.of(4, 3));
+        var e = assertThrows(KilnException.class, () -> k.launch(new Tensor[] {x.permute(1, 0), Tensor.scalar(1f), Tensor.scalar(2f)},
+                new Tensor[] {out}));
+        assertEquals("w1: input 0 must be contiguous float32 with 12 elements, got float32[3,4] (not contiguous)", e.getMessage());
+        e = assertThrows(KilnException.class, () -> k.launch(new Tensor[] {x}, new Tensor[] {out}));
+        assertEquals("w1: expects 3 inputs and 1 outputs, got 1 and 1", e.getMessage());
+    }
+
+    @Test
+    void tilesFitSram() {
+        NpuDevice d = new NpuDevice(64 * 1024, 256, 2, 1e10);
+        int tile = FusedKernel.tileFor(5, d);
+        assertTrue(tile > 0 && (5L * tile + 3 * 512) * 4 <= d.sramBytesPerCore(), "tile " + tile);
+        assertEquals(0, FusedKernel.tileFor(10_000, d));
+        assertThrows(KilnException.class, () -> new FusedKernel("big", new TileProgram(List.of(TILE), 1, 10_000,
+                List.of(new TileInstr.Load(0, 0), new TileInstr.Store(0, 0))), d));
+    }
+}

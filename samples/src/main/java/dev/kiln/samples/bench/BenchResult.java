@@ -1,0 +1,42 @@
+package dev.kiln.samples.bench;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+
+import java.math.BigDecimal;
+import java.math.MathContext;
+
+/**
+ * One measured figure of a workload, printed as a JSON line. {@code gbps} and
+ * {@code gflops} are null where the workload does not define them.
+ */
+public record BenchResult(String workload, String name, String mode, Timing.Stats stats, Double gbps, Double gflops,
+                          boolean oobChecks, int threads) {
+
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    /** Throughput in units per second (bytes or flops, in billions) at the median time. */
+    static double perSecondAtMedian(double units, Timing.Stats stats) {
+        return units / (stats.medianMs() / 1e3) / 1e9;
+    }
+
+    public String toJson() {
+        ObjectNode n = JSON.createObjectNode();
+        n.put("workload", workload);
+        n.put("name", name);
+        n.put("mode", mode);
+        n.put("median_ms", round(stats.medianMs()));
+        n.put("min_ms", round(stats.minMs()));
+        n.put("max_ms", round(stats.maxMs()));
+        n.put("gbps", gbps == null ? null : round(gbps));
+        n.put("gflops", gflops == null ? null : round(gflops));
+        n.put("oob_checks", oobChecks);
+        n.put("threads", threads);
+        return n.toString();
+    }
+
+    /** Four significant digits: more would be noise on a shared machine, fewer would hide small figures. */
+    private static double round(double v) {
+        return new BigDecimal(v).round(new MathContext(4)).doubleValue();
+    }
+}

@@ -1,0 +1,178 @@
+package dev.kiln.samples.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.kiln.Backend;
+import dev.kiln.CompileOptions;
+import dev.kiln.Kiln;
+import dev.kiln.opt.npu.NpuGraphCompiler;
+import dev.kiln.samples.DecoderBlock;
+import dev.kiln.tensor.Npy;
+import dev.kiln.tensor.Tensor;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.lang.management.ManagementFactory;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+import java.util.stream.Stream;
+
+@Command(name = "demo", mixinStandardHelpOptions = true,
+        description = {
+                "Runs the W4 decoder block (d_model 512, 8 query heads, 2 KV heads, head dim 64, seq 256, RMSNorm, RoPE,"
+                        + " causal GQA attention, SwiGLU MLP hidden 1536, residuals; random weights from a fixed seed),"
+                        + " each phase in a fresh JVM: eager; cold (Kiln.compile on the NPU backend with an emptied kernel"
+                        + " cache); warm (the same with the cache the cold run left).",
+                "Prints one JSON line per phase {phase, jvm_to_result_ms, first_result_ms, compile_ms, disk_hits,"
+                        + " memory_hits, compiles, result_sha256}, then a summary. jvm_to_result_ms runs from the JVM's"
+                        + " start time to the first result on the host; first_result_ms from the first compile (or"
+                        + " forward) call; result_sha256 hashes the output's float32 bytes (little-endian).",
+                "The cache directory is --cache-dir, else KILN_CACHE_DIR, else a new temporary folder."})
+final class DemoCommand implements Callable<Integer> {
+
+    enum Phase { ALL, EAGER, COLD, WARM }
+
+    static final long SEED = 42;
+    private static final int SEQ = 256;
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    @Spec
+    CommandSpec spec;
+
+    @Option(names = "--phase", paramLabel = "all|eager|cold|warm", defaultValue = "all",
+            description = "Which start to run (default: all three, each in a fresh JVM).")
+    Phase phase;
+
+    @Option(names = "--cache-dir", paramLabel = "DIR", description = "Kernel cache directory for the cold and warm phases.")
+    Path cacheDir;
+
+    @Option(names = "--output", paramLabel = "FILE", hidden = true, description = "Also save the result as .npy (for the summary).")
+    Path output;
+
+    @Override
+    public Integer call() throws Exception {
+        PrintWriter out = spec.commandLine().getOut();
+        Path dir = cacheDirectory();
+        switch (phase) {
+            case ALL -> {
+                return all(out, dir);
+            }
+            case COLD -> {
+                empty(dir);
+                runPhase(out, "cold", dir);
+            }
+            case WARM -> runPhase(out, "warm", dir);
+            case EAGER -> runPhase(out, "eager", dir);
+        }
+        out.flush();
+        return 0;
+    }
+
+    private Path cacheDirectory() throws IOException {
+        if (cacheDir != null) return cacheDir;
+        String env = System.getenv("KILN_CACHE_DIR");
+        if (env != null && !env.isBlank()) return Path.of(env);
+        return phase == Phase.ALL || phase == Phase.COLD ? Files.createTempDirectory("kiln-demo-cache") : null;
+    }
+
+    /** Each phase in a fresh JVM, then a summary comparing them. */
+    private int all(PrintWriter out, Path dir) throws IOException, InterruptedException {
+        List<JsonNode> results = new ArrayList<>();
+        List<Tensor> outputs = new ArrayList<>();
+        for (String p : List.of("eager", "cold", "warm")) {
+            Path result = Files.createTempFile("kiln-demo-" + p, ".npy");
+            List<String> cmd = new ArrayList<>();
+            cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+            cmd.addAll(ManagementFactory.getRuntimeMXBean().getInputArguments());
+            cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), KilnCli.class.getName(), "demo", "--phase", p,
+                    "--cache-dir", dir.toString(), "--output", result.toString()));
+            Process proc = new ProcessBuilder(cmd).redirectError(ProcessBuilder.Redirect.INHERIT).start();
+            String text = new String(proc.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+            if (proc.waitFor() != 0) throw new IllegalStateException("the " + p + " phase failed:\n" + text);
+            String jsonLine = text.lines().filter(l -> l.startsWith("{")).findFirst()
+                    .orElseThrow(() -> new IllegalStateException("the " + p + " phase printed no result:\n" + text));
+            out.println(jsonLine);
+            out.flush();
+            results.add(JSON.readTree(jsonLine));
+            outputs.add(Npy.load(result));
+            Files.deleteIfExists(result);
+        }
+        double eagerMs = results.get(0).get("jvm_to_result_ms").asDouble();
+        double coldMs = results.get(1).get("jvm_to_result_ms").asDouble(), warmMs = results.get(2).get("jvm_to_result_ms").asDouble();
+        boolean identical = results.get(1).get("result_sha256").asText().equals(results.get(2).get("result_sha256").asText());
+        float[] eager = outputs.get(0).toFloatArray(), compiled = outputs.get(1).toFloatArray();
+        double maxDiff = 0;
+        for (int i = 0; i < eager.length; i++) maxDiff = Math.max(maxDiff, Math.abs(eager[i] - compiled[i]));
+        out.printf(Locale.ROOT, "JVM start to first result: eager %.0f ms, cold %.0f ms, warm %.0f ms (warm/cold %.2f, warm - eager %+.0f ms);"
+                        + " cold and warm results %s; compiled vs eager max abs difference %.3g%n",
+                eagerMs, coldMs, warmMs, warmMs / coldMs, warmMs - eagerMs, identical ? "bit-identical" : "DIFFER", maxDiff);
+        out.flush();
+        return identical ? 0 : 1;
+    }
+
+    private void runPhase(PrintWriter out, String name, Path dir) throws IOException, NoSuchAlgorithmException {
+        if (dir != null) System.setProperty("kiln.cache.dir", dir.toString());
+        DecoderBlock.Config cfg = DecoderBlock.Config.w4();
+        Tensor x = Tensor.randn(SEED + 1, 1, SEQ, cfg.dModel());
+        Tensor positions = Tensor.arange(SEQ);
+
+        long t0 = System.nanoTime();
+        DecoderBlock block = new DecoderBlock(cfg, SEED);
+        if (!name.equals("eager")) block = Kiln.compile(block, CompileOptions.defaults().backend(Backend.NPU));
+        Tensor result = block.forward(x, positions);
+        float[] y = result.toFloatArray();
+        double firstResultMs = (System.nanoTime() - t0) / 1e6;
+        long jvmToResultMs = System.currentTimeMillis() - ManagementFactory.getRuntimeMXBean().getStartTime();
+
+        NpuGraphCompiler.Counts c = name.equals("eager") ? new NpuGraphCompiler.Counts(0, 0, 0, 0) : NpuGraphCompiler.counts();
+        String sha = sha256(y);
+        ObjectNode json = JSON.createObjectNode();
+        json.put("phase", name);
+        json.put("jvm_to_result_ms", jvmToResultMs);
+        json.put("first_result_ms", Math.round(firstResultMs * 1000) / 1000.0);
+        json.put("compile_ms", Math.round(c.compileMillis() * 1000) / 1000.0);
+        json.put("disk_hits", c.diskHits());
+        json.put("memory_hits", c.memoryHits());
+        json.put("compiles", c.compiles());
+        json.put("result_sha256", sha);
+        out.println(json);
+        out.printf(Locale.ROOT, "%s: decoder block [1,%d,%d] (%d heads, %d KV heads, head dim %d, SwiGLU %d): first result"
+                        + " in %.1f ms, %d ms after JVM start; %d compiles, %d disk hits; output sha256 %s...%n",
+                name, SEQ, cfg.dModel(), cfg.heads(), cfg.kvHeads(), cfg.headDim(), cfg.hidden(), firstResultMs, jvmToResultMs,
+                c.compiles(), c.diskHits(), sha.substring(0, 12));
+        if (output != null) Npy.save(result, output);
+    }
+
+    /** Empties a cache directory (the cold phase starts from nothing). */
+    private static void empty(Path dir) throws IOException {
+        if (dir == null || !Files.exists(dir)) return;
+        try (Stream<Path> walk = Files.walk(dir)) {
+            for (Path p : walk.sorted(Comparator.reverseOrder()).toList()) {
+                if (!p.equals(dir)) Files.delete(p);
+            }
+        }
+    }
+
+    /** SHA-256 of the values as little-endian float32 bytes. */
+    static String sha256(float[] values) throws NoSuchAlgorithmException {
+        ByteBuffer bytes = ByteBuffer.allocate(values.length * 4).order(ByteOrder.LITTLE_ENDIAN);
+        bytes.asFloatBuffer().put(values);
+        return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(bytes.array()));
+    }
+}

@@ -1,0 +1,301 @@
+package dev.kiln.samples.conformance;
+
+import dev.kiln.nn.F;
+import dev.kiln.tensor.DType;
+import dev.kiln.tensor.KilnShapeException;
+import dev.kiln.tensor.Shape;
+import dev.kiln.tensor.Tensor;
+
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
+
+/**
+ * ONNX operators expressed with Kiln's public API ({@link Tensor} methods and {@link F}).
+ * Each mapping only translates ONNX conventions (attribute defaults, index and type
+ * rules) into calls; the computation itself is always Kiln's own op.
+ *
+ * <p>Every mapping declares the attributes it understands: a case using any other
+ * attribute is unsupported rather than silently run with different semantics.
+ */
+public final class OnnxOps {
+    private OnnxOps() {}
+
+    @FunctionalInterface
+    private interface Body {
+        Tensor[] apply(OnnxNode node) throws UnsupportedCaseException;
+    }
+
+    @FunctionalInterface
+    private interface SingleOutput {
+        Tensor apply(OnnxNode node) throws UnsupportedCaseException;
+    }
+
+    @FunctionalInterface
+    private interface Reduction {
+        Tensor apply(Tensor x, int[] dims, boolean keepdim);
+    }
+
+    private record Mapping(Set<String> attributes, Body body) {}
+
+    private static final Set<String> REDUCE_ATTRIBUTES = Set.of("axes", "keepdims", "noop_with_empty_axes");
+    private static final Set<String> NORM_ATTRIBUTES = Set.of("axis", "epsilon", "stash_type");
+
+    private static final Map<String, Mapping> OPS = Map.ofEntries(
+            op("Add", n -> n.input(0).add(n.input(1))),
+            op("Sub", n -> n.input(0).sub(n.input(1))),
+            op("Mul", n -> n.input(0).mul(n.input(1))),
+            op("Div", OnnxOps::div),
+            // ONNX Pow has the base's type whatever the exponent's; Kiln promotes both.
+            op("Pow", n -> n.input(0).pow(n.input(1)).to(n.input(0).dtype())),
+            op("Neg", n -> n.input(0).neg()),
+            op("Exp", n -> n.input(0).exp()),
+            op("Log", n -> n.input(0).log()),
+            op("Sqrt", n -> n.input(0).sqrt()),
+            op("Tanh", n -> n.input(0).tanh()),
+            op("Sigmoid", n -> n.input(0).sigmoid()),
+            op("Erf", n -> n.input(0).erf()),
+            op("Relu", n -> n.input(0).relu()),
+            op("Softplus", n -> n.input(0).softplus()),
+            op("Gelu", Set.of("approximate"), n -> F.gelu(n.input(0), n.attributes().string("approximate", "none"))),
+            op("Swish", Set.of("alpha"), OnnxOps::swish),
+            op("Clip", Set.of("min", "max"), OnnxOps::clip),
+            op("Where", n -> Tensor.where(n.input(0), n.input(1), n.input(2))),
+            op("MatMul", n -> n.input(0).matmul(n.input(1))),
+            op("Gemm", Set.of("alpha", "beta", "transA", "transB"), OnnxOps::gemm),
+            // Opset 13 semantics: one axis, default -1.
+            op("Softmax", Set.of("axis"), n -> n.input(0).softmax(axis(n, -1))),
+            op("LogSoftmax", Set.of("axis"), n -> n.input(0).logSoftmax(axis(n, -1))),
+            multi("LayerNormalization", NORM_ATTRIBUTES, OnnxOps::layerNorm),
+            op("RMSNormalization", NORM_ATTRIBUTES, OnnxOps::rmsNorm),
+            op("ReduceSum", REDUCE_ATTRIBUTES, n -> reduce(n, Tensor::sum)),
+            op("ReduceMean", REDUCE_ATTRIBUTES, n -> reduce(n, Tensor::mean)),
+            op("ReduceMax", REDUCE_ATTRIBUTES, n -> reduce(n, Tensor::max)),
+            op("ReduceSumSquare", REDUCE_ATTRIBUTES, n -> reduce(n, (x, dims, keep) -> x.mul(x).sum(dims, keep))),
+            op("ArgMax", Set.of("axis", "keepdims", "select_last_index"), n -> n.input(0).argmax(axis(n, 0),
+                    flag(n, "keepdims", true), flag(n, "select_last_index", false))),
+            // ONNX keeps an integer input's type; Kiln's integer cumsum widens to int64 as PyTorch's does.
+            op("CumSum", Set.of("exclusive", "reverse"), n -> n.input(0).cumsum(Math.toIntExact(n.integer(1)),
+                    flag(n, "exclusive", false), flag(n, "reverse", false)).to(n.input(0).dtype())),
+            op("Trilu", Set.of("upper"), OnnxOps::trilu),
+            op("Concat", Set.of("axis"), OnnxOps::concat),
+            op("Transpose", Set.of("perm"), OnnxOps::transpose),
+            op("Reshape", Set.of("allowzero"), OnnxOps::reshape),
+            // ONNX Expand broadcasts the input and the shape against each other (either may be larger).
+            op("Expand", n -> n.input(0).broadcastTo(Shape.broadcast("Expand", n.input(0).shape(), Shape.of(n.integers(1))))),
+            op("Slice", Set.of("starts", "ends", "axes"), OnnxOps::slice),
+            op("Gather", Set.of("axis"), n -> n.input(0).indexSelect(axis(n, 0), n.input(1))),
+            op("GatherElements", Set.of("axis"), n -> n.input(0).gather(axis(n, 0), n.input(1))),
+            op("Einsum", Set.of("equation"), OnnxOps::einsum));
+
+    /** The ONNX op types with a mapping, sorted. */
+    public static Set<String> supportedOps() { return new TreeSet<>(OPS.keySet()); }
+
+    /**
+     * Runs a node with Kiln. Throws {@link UnsupportedCaseException} for an op or attribute
+     * without a mapping; errors from Kiln itself propagate.
+     */
+    public static List<Tensor> run(OnnxNode node) throws UnsupportedCaseException {
+        Mapping m = OPS.get(node.op());
+        if (m == null) throw new UnsupportedCaseException("op '" + node.op() + "' has no Kiln mapping");
+        for (String a : node.attributes().names()) {
+            if (!m.attributes().contains(a)) {
+                throw new UnsupportedCaseException("attribute '" + a + "' of " + node.op() + " is not supported");
+            }
+        }
+        return Arrays.asList(m.body().apply(node));
+    }
+
+    private static Map.Entry<String, Mapping> op(String name, SingleOutput body) {
+        return op(name, Set.of(), body);
+    }
+
+    private static Map.Entry<String, Mapping> op(String name, Set<String> attributes, SingleOutput body) {
+        return multi(name, attributes, n -> new Tensor[] {body.apply(n)});
+    }
+
+    private static Map.Entry<String, Mapping> multi(String name, Set<String> attributes, Body body) {
+        return Map.entry(name, new Mapping(attributes, body));
+    }
+
+    // ---------------------------------------------------------------- attribute helpers
+
+    private static int axis(OnnxNode n, int fallback) {
+        return Math.toIntExact(n.attributes().integer("axis", fallback));
+    }
+
+    private static boolean flag(OnnxNode n, String name, boolean fallback) {
+        return n.attributes().integer(name, fallback ? 1 : 0) != 0;
+    }
+
+    private static int[] ints(long[] values) {
+        int[] out = new int[values.length];
+        for (int i = 0; i < out.length; i++) out[i] = Math.toIntExact(values[i]);
+        return out;
+    }
+
+    /** A list given as input {@code index} (newer opsets) or as attribute {@code name} (older ones); null when neither. */
+    private static long[] inputOrAttribute(OnnxNode n, int index, String name) {
+        return n.optional(index) != null ? n.integers(index) : n.attributes().integers(name);
+    }
+
+    // ---------------------------------------------------------------- mappings
+
+    private static Tensor div(OnnxNode n) {
+        Tensor a = n.input(0), b = n.input(1);
+        // ONNX integer division truncates and keeps the type; Kiln's div is true division.
+        boolean integral = !a.dtype().isFloatingPoint() && !b.dtype().isFloatingPoint();
+        return integral ? a.div(b, Tensor.RoundingMode.TRUNC) : a.div(b);
+    }
+
+    private static Tensor swish(OnnxNode n) {
+        Tensor x = n.input(0);
+        double alpha = n.attributes().real("alpha", 1.0);
+        return alpha == 1.0 ? x.silu() : x.mul(x.mul(alpha).sigmoid());
+    }
+
+    private static Tensor clip(OnnxNode n) {
+        // Opset 11+ passes the bounds as optional inputs; opset 6 as attributes.
+        double lo = n.optional(1) != null ? n.scalar(1) : n.attributes().real("min", Double.NEGATIVE_INFINITY);
+        double hi = n.optional(2) != null ? n.scalar(2) : n.attributes().real("max", Double.POSITIVE_INFINITY);
+        return n.input(0).clamp(lo, hi);
+    }
+
+    private static Tensor gemm(OnnxNode n) {
+        Tensor a = flag(n, "transA", false) ? n.input(0).mT() : n.input(0);
+        Tensor b = flag(n, "transB", false) ? n.input(1).mT() : n.input(1);
+        Tensor c = n.optional(2);
+        double alpha = n.attributes().real("alpha", 1.0), beta = n.attributes().real("beta", 1.0);
+        Tensor y = a.matmul(b);
+        if (alpha != 1.0) y = y.mul(alpha);
+        if (c != null) y = y.add(beta == 1.0 ? c : c.mul(beta));
+        return y;
+    }
+
+    /** The dtype ONNX's {@code stash_type} (a TensorProto element type) asks statistics to be computed in. */
+    private static DType stashType(OnnxNode n) throws UnsupportedCaseException {
+        long code = n.attributes().integer("stash_type", 1);
+        return switch ((int) code) {
+            case 1 -> DType.FLOAT32;
+            case 10 -> DType.FLOAT16;
+            case 11 -> DType.FLOAT64;
+            case 16 -> DType.BFLOAT16;
+            default -> throw new UnsupportedCaseException(n.op() + ": stash_type " + code + " is not a floating-point type Kiln has");
+        };
+    }
+
+    private static Tensor castOrNull(Tensor t, DType dtype) {
+        return t == null ? null : t.to(dtype);
+    }
+
+    /** Outputs Y, Mean and InvStdDev; the statistics have the stash type, Y the input's type. */
+    private static Tensor[] layerNorm(OnnxNode n) throws UnsupportedCaseException {
+        Tensor x = n.input(0);
+        DType stash = stashType(n);
+        Tensor[] out = F.layerNormWithStats(x.to(stash), axis(n, -1), n.input(1).to(stash), castOrNull(n.optional(2), stash),
+                n.attributes().real("epsilon", 1e-5));
+        return new Tensor[] {out[0].to(x.dtype()), out[1], out[2]};
+    }
+
+    private static Tensor rmsNorm(OnnxNode n) throws UnsupportedCaseException {
+        Tensor x = n.input(0);
+        DType stash = stashType(n);
+        return F.rmsNormAxis(x.to(stash), axis(n, -1), n.input(1).to(stash), n.attributes().real("epsilon", 1e-5)).to(x.dtype());
+    }
+
+    private static Tensor reduce(OnnxNode n, Reduction r) {
+        Tensor x = n.input(0);
+        long[] axes = inputOrAttribute(n, 1, "axes");
+        int[] dims;
+        if (axes == null || axes.length == 0) {
+            // No axes reduces everything, unless noop_with_empty_axes asks for a reduction over no axes.
+            dims = flag(n, "noop_with_empty_axes", false) ? new int[0] : allDims(x.rank());
+        } else {
+            dims = ints(axes);
+        }
+        // ONNX reductions keep the input type; Kiln's integer sums widen to int64 as PyTorch's do.
+        return r.apply(x, dims, flag(n, "keepdims", true)).to(x.dtype());
+    }
+
+    private static int[] allDims(int rank) {
+        int[] d = new int[rank];
+        for (int i = 0; i < rank; i++) d[i] = i;
+        return d;
+    }
+
+    private static Tensor trilu(OnnxNode n) {
+        long k = n.optional(1) != null ? n.integer(1) : 0;
+        return flag(n, "upper", true) ? n.input(0).triu(k) : n.input(0).tril(k);
+    }
+
+    private static Tensor concat(OnnxNode n) {
+        if (!n.attributes().has("axis")) throw new IllegalArgumentException("Concat: the attribute 'axis' is required");
+        return Tensor.cat(axis(n, 0), n.inputs().toArray(Tensor[]::new));
+    }
+
+    private static Tensor transpose(OnnxNode n) {
+        Tensor x = n.input(0);
+        long[] perm = n.attributes().integers("perm");
+        // Without perm (or with an empty one, as ONNX's reference implementation reads it) the dimensions are reversed.
+        if (perm == null || perm.length == 0) {
+            int[] reversed = new int[x.rank()];
+            for (int i = 0; i < reversed.length; i++) reversed[i] = x.rank() - 1 - i;
+            return x.permute(reversed);
+        }
+        return x.permute(ints(perm));
+    }
+
+    private static Tensor reshape(OnnxNode n) {
+        Tensor x = n.input(0);
+        long[] shape = n.integers(1);
+        boolean allowZero = flag(n, "allowzero", false);
+        int[] dims = new int[shape.length];
+        for (int i = 0; i < shape.length; i++) {
+            if (shape[i] == 0 && !allowZero) {
+                // A 0 copies the input's dimension at the same position.
+                if (i >= x.rank()) {
+                    throw new KilnShapeException("Reshape: shape " + Arrays.toString(shape) + " has 0 at position " + i
+                            + ", but the input " + x.shape() + " has no dimension " + i + " to copy");
+                }
+                dims[i] = x.size(i);
+            } else {
+                dims[i] = Math.toIntExact(shape[i]);
+            }
+        }
+        return x.reshape(dims);
+    }
+
+    private static Tensor slice(OnnxNode n) {
+        Tensor x = n.input(0);
+        long[] starts = inputOrAttribute(n, 1, "starts"), ends = inputOrAttribute(n, 2, "ends");
+        if (starts == null || ends == null) throw new IllegalArgumentException("Slice: starts and ends are required");
+        long[] axes = inputOrAttribute(n, 3, "axes");
+        long[] steps = n.optional(4) != null ? n.integers(4) : null;
+        if (axes == null) axes = Arrays.stream(allDims(starts.length)).asLongStream().toArray();
+        if (steps == null) {
+            steps = new long[starts.length];
+            Arrays.fill(steps, 1);
+        }
+        if (ends.length != starts.length || axes.length != starts.length || steps.length != starts.length) {
+            throw new KilnShapeException("Slice: starts, ends, axes and steps must have one length, got " + starts.length + ", "
+                    + ends.length + ", " + axes.length + ", " + steps.length);
+        }
+        for (int i = 0; i < starts.length; i++) {
+            int axis = Shape.normalizeDim(Math.toIntExact(axes[i]), x.rank(), "Slice", x.shape());
+            long start = starts[i];
+            // ONNX clamps a start before the beginning to 0 also when stepping backwards, where Python's
+            // clamping (Kiln's) would give an empty range.
+            if (steps[i] < 0 && start < -(long) x.size(axis)) start = 0;
+            x = x.slice(axis, start, ends[i], steps[i]);
+        }
+        return x;
+    }
+
+    private static Tensor einsum(OnnxNode n) {
+        String equation = n.attributes().string("equation", null);
+        if (equation == null) throw new IllegalArgumentException("Einsum: the attribute 'equation' is required");
+        return F.einsum(equation, n.inputs().toArray(Tensor[]::new));
+    }
+}

@@ -1,0 +1,39 @@
+package dev.kiln.samples.bench;
+
+import org.junit.jupiter.api.Test;
+
+import java.util.concurrent.atomic.AtomicInteger;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+
+class TimingTest {
+
+    @Test
+    void medianMinAndMax() {
+        assertEquals(new Timing.Stats(3, 1, 9), Timing.Stats.of(new double[] {9, 1, 3}));
+        assertEquals(new Timing.Stats(2.5, 1, 9), Timing.Stats.of(new double[] {9, 1, 2, 3}));
+        assertEquals(new Timing.Stats(4, 4, 4), Timing.Stats.of(new double[] {4}));
+    }
+
+    @Test
+    void runsTheBodyWarmupPlusMeasuredTimes() {
+        AtomicInteger calls = new AtomicInteger();
+        Timing.Stats s = new Timing(2, 5).measure(calls::incrementAndGet);
+        assertEquals(7, calls.get());
+        assertEquals(true, s.minMs() <= s.medianMs() && s.medianMs() <= s.maxMs());
+    }
+
+    @Test
+    void rejectsMeaninglessCounts() {
+        assertEquals("measured runs must be >= 1, got 0", assertThrows(IllegalArgumentException.class, () -> new Timing(0, 0)).getMessage());
+        assertEquals("warm-up runs must be >= 0, got -1", assertThrows(IllegalArgumentException.class, () -> new Timing(-1, 5)).getMessage());
+    }
+
+    @Test
+    void jsonHasEveryFieldWithNullsWhereAFigureDoesNotApply() {
+        BenchResult r = new BenchResult("W1", "pointwise_chain", "eager", new Timing.Stats(1.23456, 1, 2), 0.000123456, null, false, 2);
+        assertEquals("{\"workload\":\"W1\",\"name\":\"pointwise_chain\",\"mode\":\"eager\",\"median_ms\":1.235,\"min_ms\":1.0,"
+                + "\"max_ms\":2.0,\"gbps\":1.235E-4,\"gflops\":null,\"oob_checks\":false,\"threads\":2}", r.toJson());
+    }
+}

@@ -1,0 +1,274 @@
+package dev.kiln.samples.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.kiln.npu.Parallel;
+import dev.kiln.samples.conformance.CaseWriter;
+import dev.kiln.tensor.DType;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import picocli.CommandLine;
+
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class KilnCliTest {
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    @TempDir
+    Path dir;
+
+    private record Result(int exit, String out, String err) {
+        List<String> lines() { return out.isEmpty() ? List.of() : List.of(out.split("\n")); }
+    }
+
+    private static Result kiln(String... args) {
+        CommandLine cl = KilnCli.commandLine();
+        StringWriter out = new StringWriter(), err = new StringWriter();
+        cl.setOut(new PrintWriter(out, true));
+        cl.setErr(new PrintWriter(err, true));
+        int exit = cl.execute(args);
+        return new Result(exit, out.toString(), err.toString());
+    }
+
+    // ---------------------------------------------------------------- general
+
+    @Test
+    void versionAndHelp() {
+        Result v = kiln("--version");
+        assertEquals(0, v.exit());
+        assertTrue(v.out().startsWith("kiln 0."), v.out());
+        assertTrue(v.out().contains("float lanes"), v.out());
+        Result h = kiln("--help");
+        assertEquals(0, h.exit());
+        for (String command : List.of("demo", "conformance", "bench")) assertTrue(h.out().contains(command), h.out());
+    }
+
+    @Test
+    void aCommandIsRequired() {
+        Result r = kiln();
+        assertEquals(2, r.exit());
+        assertTrue(r.err().contains("Missing command"), r.err());
+    }
+
+    // ---------------------------------------------------------------- bench
+
+    @Test
+    void benchRejectsWorkloadsThatComeLater() {
+        for (String w : List.of("W3", "W4", "w5", "W6")) {
+            Result r = kiln("bench", w);
+            assertEquals(2, r.exit(), w);
+            assertTrue(r.err().startsWith("workload " + w.toUpperCase() + " is not available yet"), r.err());
+            assertTrue(r.out().isEmpty());
+        }
+        Result unknown = kiln("bench", "W9");
+        assertEquals(2, unknown.exit());
+        assertTrue(unknown.err().startsWith("unknown workload 'W9': expected W0, W1, W2, all, dispatch or trace"), unknown.err());
+    }
+
+    @Test
+    void benchRunsBothModesSideBySideAndRejectsBadArguments() throws IOException {
+        Result both = kiln("bench", "W1", "--mode", "both", "--small", "--runs", "1", "--warmup", "0");
+        assertEquals(0, both.exit(), both.err());
+        assertEquals(List.of("eager", "compiled"),
+                both.lines().stream().map(l -> readJson(l).get("mode").asText()).toList(), both.out());
+        Result unknown = kiln("bench", "W1", "--mode", "lazy");
+        assertEquals(2, unknown.exit());
+        assertTrue(unknown.err().startsWith("unknown mode 'lazy'"), unknown.err());
+        assertEquals(2, kiln("bench", "W1", "--runs", "0").exit());
+        assertEquals(2, kiln("bench", "W1", "--warmup", "-1").exit());
+        assertEquals(2, kiln("bench", "W1", "--runs", "many").exit());
+    }
+
+    @Test
+    void benchNoBoundsChecksNeedsTheJvmFlag() {
+        // Tests run with the checks on, so asking for them off must be refused rather than misreported.
+        Result r = kiln("bench", "W0", "--small", "--no-bounds-checks");
+        assertEquals(2, r.exit());
+        assertTrue(r.err().startsWith("--no-bounds-checks needs the JVM started with"
+                + " -Djdk.incubator.vector.VECTOR_ACCESS_OOB_CHECK=0"), r.err());
+    }
+
+    @Test
+    void benchW1PrintsOneJsonLine() throws IOException {
+        Result r = kiln("bench", "W1", "--runs", "1", "--warmup", "0", "--small");
+        assertEquals(0, r.exit(), r.err());
+        assertEquals(1, r.lines().size(), r.out());
+        JsonNode j = assertResultShape(r.lines().get(0), "W1", "pointwise_chain");
+        assertTrue(j.get("gbps").isNumber() && j.get("gbps").doubleValue() > 0, j.toString());
+        assertTrue(j.get("gflops").isNull(), j.toString());
+    }
+
+    @Test
+    void benchW0AndW2ReportTheirFigures() throws IOException {
+        Result w0 = kiln("bench", "W0", "--runs", "1", "--warmup", "0", "--small");
+        assertEquals(0, w0.exit(), w0.err());
+        assertEquals(3, w0.lines().size(), w0.out());
+        JsonNode copy = assertResultShape(w0.lines().get(0), "W0", "copy");
+        JsonNode triad = assertResultShape(w0.lines().get(1), "W0", "triad");
+        JsonNode fma = assertResultShape(w0.lines().get(2), "W0", "fma_peak");
+        assertTrue(copy.get("gbps").doubleValue() > 0 && copy.get("gflops").isNull());
+        assertTrue(triad.get("gbps").doubleValue() > 0 && triad.get("gflops").isNull());
+        assertTrue(fma.get("gbps").isNull() && fma.get("gflops").doubleValue() > 0);
+
+        Result w2 = kiln("bench", "W2", "--runs", "2", "--warmup", "0", "--small");
+        assertEquals(0, w2.exit(), w2.err());
+        JsonNode mlp = assertResultShape(w2.lines().get(0), "W2", "mlp");
+        assertTrue(mlp.get("gbps").isNull() && mlp.get("gflops").doubleValue() > 0);
+    }
+
+    private static JsonNode assertResultShape(String line, String workload, String name) throws IOException {
+        JsonNode j = JSON.readTree(line);
+        List<String> fields = new ArrayList<>();
+        j.fieldNames().forEachRemaining(fields::add);
+        assertEquals(List.of("workload", "name", "mode", "median_ms", "min_ms", "max_ms", "gbps", "gflops", "oob_checks",
+                "threads"), fields);
+        assertEquals(workload, j.get("workload").textValue());
+        assertEquals(name, j.get("name").textValue());
+        assertEquals("eager", j.get("mode").textValue());
+        double min = j.get("min_ms").doubleValue(), median = j.get("median_ms").doubleValue(), max = j.get("max_ms").doubleValue();
+        assertTrue(0 <= min && min <= median && median <= max, line);
+        assertTrue(j.get("oob_checks").booleanValue(), line);
+        assertEquals(Parallel.workers(), j.get("threads").intValue());
+        return j;
+    }
+
+    @Test
+    void benchDispatchAndTracePrintMicrosecondsPerCallAndPerOp() throws IOException {
+        for (String w : List.of("dispatch", "trace")) {
+            Result r = kiln("bench", w, "--runs", "1", "--warmup", "0");
+            assertEquals(0, r.exit(), r.err());
+            var json = new com.fasterxml.jackson.databind.ObjectMapper().readTree(r.lines().getFirst());
+            assertEquals(w, json.get("workload").asText());
+            assertTrue(json.get("median_us").asDouble() > 0, r.out());
+        }
+    }
+
+    private static JsonNode readJson(String line) {
+        try {
+            return JSON.readTree(line);
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
+    }
+
+    // ---------------------------------------------------------------- conformance
+
+    @Test
+    void conformanceExitStatusFollowsTheVerdicts() throws IOException {
+        var x = CaseWriter.tensor(DType.FLOAT32, new double[] {1, 2, 3, 4, 5, 6}, 2, 3);
+        var xt = CaseWriter.tensor(DType.FLOAT32, new double[] {1, 4, 2, 5, 3, 6}, 3, 2);
+        CaseWriter.write(dir.resolve("good"), "transpose", "Transpose", Map.of(), List.of(x), List.of(xt));
+        Result ok = kiln("conformance", "--mode", "eager", dir.resolve("good").toString());
+        assertEquals(0, ok.exit(), ok.out() + ok.err());
+        assertEquals(List.of("PASS transpose eager", "1 passed, 0 failed, 0 skipped"), ok.lines());
+
+        CaseWriter.write(dir.resolve("bad"), "transpose_wrong", "Transpose", Map.of(), List.of(x), List.of(x));
+        Result bad = kiln("conformance", dir.resolve("good").toString(), dir.resolve("bad").toString());
+        assertEquals(1, bad.exit());
+        assertEquals(List.of("PASS transpose eager", "PASS transpose compiled",
+                "FAIL transpose_wrong eager - shape [3,2], expected [2,3]",
+                "FAIL transpose_wrong compiled - shape [3,2], expected [2,3]",
+                "2 passed, 2 failed, 0 skipped"), bad.lines());
+    }
+
+    @Test
+    void conformanceRejectsMissingDirectoriesAndEmptyRuns() throws IOException {
+        Result missing = kiln("conformance", dir.resolve("nowhere").toString());
+        assertEquals(2, missing.exit());
+        assertTrue(missing.err().startsWith("not a directory: "), missing.err());
+        Files.createDirectories(dir.resolve("empty"));
+        Result empty = kiln("conformance", dir.resolve("empty").toString());
+        assertEquals(1, empty.exit());
+        assertEquals(List.of("0 passed, 0 failed, 0 skipped"), empty.lines());
+        assertTrue(empty.err().contains("no cases"), empty.err());
+        assertEquals(2, kiln("conformance", "--mode", "sideways", dir.toString()).exit());
+        assertEquals(2, kiln("conformance").exit());
+    }
+
+    @Test
+    void cacheStatsLsVerifyAndClear() throws IOException {
+        Path cacheDir = dir.resolve("kc");
+        var cache = dev.kiln.cache.CacheDirectory.open(cacheDir);
+        for (int i = 0; i < 3; i++) {
+            var key = dev.kiln.cache.CacheKey.of("graph " + i, "[]", "device", "compiler", "options");
+            cache.put(key, dev.kiln.cache.Artifact.of(java.util.Map.of("program", new byte[100 + i]), java.util.Map.of()));
+        }
+        assertTrue(kiln("cache", "stats", "--dir", cacheDir.toString()).out().contains(": 3 entries"));
+        List<String> ls = kiln("cache", "ls", "--dir", cacheDir.toString()).lines();
+        assertEquals(3, ls.size(), String.join("\n", ls));
+        Path victim = Path.of(ls.getFirst().substring(ls.getFirst().lastIndexOf(' ') + 1));
+        byte[] bytes = java.nio.file.Files.readAllBytes(victim);
+        bytes[bytes.length - 1] ^= 1;
+        java.nio.file.Files.write(victim, bytes);
+        Result verify = kiln("cache", "verify", "--dir", cacheDir.toString());
+        assertEquals(0, verify.exit(), verify.err());
+        assertTrue(verify.out().contains("3 entries checked, 2 valid, 1 removed"), verify.out());
+        assertTrue(kiln("cache", "clear", "--dir", cacheDir.toString()).out().startsWith("removed 2 entries"));
+        assertTrue(kiln("cache", "stats", "--dir", cacheDir.toString()).out().contains(": 0 entries"));
+    }
+
+    // ---------------------------------------------------------------- demo
+
+    @Test
+    void demoRunsEagerColdAndWarmInFreshJvmsAndWarmCompilesNothing() throws IOException {
+        Result r = kiln("demo", "--cache-dir", dir.resolve("cache").toString());
+        assertEquals(0, r.exit(), r.out() + r.err());
+        List<String> lines = r.lines();
+        assertEquals(4, lines.size(), r.out());
+        List<JsonNode> phases = new ArrayList<>();
+        for (int i = 0; i < 3; i++) phases.add(JSON.readTree(lines.get(i)));
+        List<String> fields = new ArrayList<>();
+        phases.get(0).fieldNames().forEachRemaining(fields::add);
+        assertEquals(List.of("phase", "jvm_to_result_ms", "first_result_ms", "compile_ms", "disk_hits", "memory_hits",
+                "compiles", "result_sha256"), fields);
+        assertEquals(List.of("eager", "cold", "warm"), phases.stream().map(j -> j.get("phase").textValue()).toList());
+        for (JsonNode j : phases) {
+            assertTrue(j.get("first_result_ms").doubleValue() > 0, j.toString());
+            assertTrue(j.get("jvm_to_result_ms").longValue() >= j.get("first_result_ms").doubleValue(), j.toString());
+            assertTrue(j.get("result_sha256").textValue().matches("[0-9a-f]{64}"), j.toString());
+        }
+        JsonNode cold = phases.get(1), warm = phases.get(2);
+        assertTrue(cold.get("compiles").longValue() >= 1, cold.toString());
+        assertEquals(0, cold.get("disk_hits").longValue(), cold.toString());
+        assertEquals(0, warm.get("compiles").longValue(), "a warm start compiles nothing: " + warm);
+        assertEquals(cold.get("compiles").longValue(), warm.get("disk_hits").longValue(), warm.toString());
+        assertEquals(cold.get("result_sha256"), warm.get("result_sha256"), "cold and warm results are bit-identical");
+        assertTrue(lines.get(3).startsWith("JVM start to first result: eager "), lines.get(3));
+        assertTrue(lines.get(3).contains("cold and warm results bit-identical"), lines.get(3));
+    }
+
+    @Test
+    void demoEagerIsDeterministicAndRejectsUnknownPhases() throws IOException {
+        Result first = kiln("demo", "--phase", "eager");
+        assertEquals(0, first.exit(), first.err());
+        assertTrue(first.lines().get(1).startsWith("eager: decoder block [1,256,512]"), first.lines().get(1));
+        // A fixed seed gives the same bits every time, whatever the JIT has compiled meanwhile.
+        JsonNode a = JSON.readTree(first.lines().get(0)), b = JSON.readTree(kiln("demo", "--phase", "eager").lines().get(0));
+        assertEquals(a.get("result_sha256"), b.get("result_sha256"));
+        assertEquals(2, kiln("demo", "--phase", "lukewarm").exit());
+    }
+
+    @Test
+    void resultHashIsOverLittleEndianFloat32Bytes() throws Exception {
+        // SHA-256 of the 8 bytes 00 00 80 3f 00 00 00 c0 (1.0f and -2.0f), computed independently.
+        assertEquals(sha256Hex(new byte[] {0, 0, (byte) 0x80, 0x3f, 0, 0, 0, (byte) 0xc0}),
+                DemoCommand.sha256(new float[] {1f, -2f}));
+    }
+
+    private static String sha256Hex(byte[] bytes) throws Exception {
+        StringBuilder sb = new StringBuilder();
+        for (byte b : java.security.MessageDigest.getInstance("SHA-256").digest(bytes)) sb.append(String.format("%02x", b));
+        return sb.toString();
+    }
+}
