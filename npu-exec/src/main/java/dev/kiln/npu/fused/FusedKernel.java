@@ -17,10 +17,10 @@ import java.util.List;
 
 /**
  * A {@link TileProgram} made runnable on a device: the output is cut into tiles sized so
- * that all registers (plus the primitives' scratch) fit one core's SRAM; workers take
- * contiguous ranges of tiles; per tile, inputs come in by DMA, the instructions run on
- * SRAM, outputs go out by DMA. Each input element is thus read once and each output
- * element written once, whatever the length of the chain.
+ * that all registers fit one core's SRAM; workers take contiguous ranges of tiles; per
+ * tile, inputs come in by DMA, the instructions run on SRAM, outputs go out by DMA. Each
+ * input element is thus read once and each output element written once, whatever the
+ * length of the chain.
  */
 public final class FusedKernel {
     /**
@@ -53,9 +53,8 @@ public final class FusedKernel {
 
     /** Elements per tile for a program of {@code registers} on {@code device}; 0 when not even one vector fits. */
     public static int tileFor(int registers, NpuDevice device) {
-        long free = device.sramFloats() - (long) TileKernels.TEMPS * TileKernels.TEMP_FLOATS;
-        long perRegister = Math.min(MAX_TILE, free / registers);
-        int quantum = perRegister >= TileKernels.TEMP_FLOATS ? TileKernels.TEMP_FLOATS : TileKernels.LANES;
+        long perRegister = Math.min(MAX_TILE, device.sramFloats() / registers);
+        int quantum = perRegister >= TileKernels.QUANTUM ? TileKernels.QUANTUM : TileKernels.LANES;
         return (int) Math.max(0, perRegister - perRegister % quantum);
     }
 
@@ -86,11 +85,6 @@ public final class FusedKernel {
         Sram sram = Sram.local(device);
         float[] data = sram.data();
         MemorySegment seg = sram.segment();
-        int regionEnd = program.registers() * tile;
-        MemorySegment[] temps = new MemorySegment[TileKernels.TEMPS];
-        for (int t = 0; t < temps.length; t++) {
-            temps[t] = seg.asSlice((long) (regionEnd + t * TileKernels.TEMP_FLOATS) * Float.BYTES, (long) TileKernels.TEMP_FLOATS * Float.BYTES);
-        }
         for (TileInstr ins : setup) {
             switch (ins) {
                 case TileInstr.Broadcast b -> Arrays.fill(data, b.dst() * tile, (b.dst() + 1) * tile, scalars[b.input()]);
@@ -113,7 +107,7 @@ public final class FusedKernel {
                         Tensor o = outputs[s.output()];
                         dma.store(data, s.src() * tile, o.storage().segment(), o.layout().offset() + start, len);
                     }
-                    case TileInstr.Unary u -> TileKernels.unary(u.fn(), seg, at(u.src()), at(u.dst()), padded, temps);
+                    case TileInstr.Unary u -> TileKernels.unary(u.fn(), seg, at(u.src()), at(u.dst()), padded);
                     case TileInstr.Binary b -> TileKernels.binary(b.fn(), seg, at(b.a()), at(b.b()), at(b.dst()), padded);
                     case TileInstr.Clamp c -> TileKernels.clamp(c.min(), c.max(), seg, at(c.src()), at(c.dst()), padded);
                     case TileInstr.Where w -> TileKernels.where(seg, at(w.cond()), at(w.x()), at(w.y()), at(w.dst()), padded);

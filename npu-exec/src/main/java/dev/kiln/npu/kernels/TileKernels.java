@@ -13,16 +13,15 @@ import java.lang.foreign.MemorySegment;
  * length (tiles are padded), and a destination may coincide with a source.
  */
 public final class TileKernels {
-    /** Floats of scratch a unary primitive needs, as {@link #TEMPS} slices of {@link #TEMP_FLOATS}. */
-    public static final int TEMPS = FloatKernels.TEMPS;
-    public static final int TEMP_FLOATS = FloatKernels.SUB;
+    /** Tiles are cut in multiples of this many floats where they can be: a piece that stays in L1. */
+    public static final int QUANTUM = 512;
     /** Elements per vector of the preferred species. */
     public static final int LANES = VectorMath.SPECIES.length();
 
     private TileKernels() {}
 
-    public static void unary(UnaryFn fn, MemorySegment s, long src, long dst, int n, MemorySegment[] temps) {
-        FloatKernels.unary(fn, s, src, s, dst, n, temps);
+    public static void unary(UnaryFn fn, MemorySegment s, long src, long dst, int n) {
+        FloatKernels.unary(fn, s, src, s, dst, n);
     }
 
     public static void binary(BinaryFn fn, MemorySegment s, long a, long b, long dst, int n) {
