@@ -63,7 +63,7 @@ public final class VectorMath {
 
     private static IntVector v(int c) { return IntVector.broadcast(INTS, c); }
 
-    private static final FloatVector ZERO = v(0f), ONE = v(1f), TWO = v(2f), HALF = v(0.5f), NEG_HALF = v(-0.5f);
+    private static final FloatVector ZERO = v(0f), ONE = v(1f), HALF = v(0.5f), NEG_HALF = v(-0.5f);
     private static final FloatVector INFINITY = v(Float.POSITIVE_INFINITY);
 
     // ---------------------------------------------------------------- exp

@@ -193,6 +193,10 @@ class VectorMathTest {
         assertEquals(1f, one(VectorMath::tanh, 20));
         assertEquals(-1f, one(VectorMath::tanh, -20));
         assertEquals(-0f, one(VectorMath::tanh, -0f));
+        assertEquals(0f, one(VectorMath::tanh, 0f));
+        assertEquals(0f, one(VectorMath::erf, 0f));
+        assertEquals(-0f, one(VectorMath::gelu, -0f));
+        assertEquals(-0f, one(VectorMath::gelu, -20f), "the Gaussian tail underflows to zero");
         assertEquals(1f, one(VectorMath::erf, 6));
         assertEquals(-1f, one(VectorMath::erf, -6));
         assertEquals(-0f, one(VectorMath::erf, -0f));
