@@ -1,5 +1,7 @@
 package dev.kiln.samples.cli;
 
+import dev.kiln.Backend;
+import dev.kiln.CompileOptions;
 import dev.kiln.Explanation;
 import dev.kiln.Kiln;
 import dev.kiln.ir.Graph;
@@ -19,9 +21,10 @@ import java.util.concurrent.Callable;
 
 @Command(name = "explain", mixinStandardHelpOptions = true,
         description = {
-                "Compiles the W4 decoder block as a module and prints what the compiler did: each compiled signature"
-                        + " and the guard that caused it, symbolic dimensions, the graphs (one line per node with shapes),"
-                        + " graph breaks with their source lines, and the cost of a call.",
+                "Compiles the W4 decoder block as a module on the NPU backend and prints what the compiler did: each"
+                        + " compiled signature and the guard that caused it, symbolic dimensions, the graphs (one line per node"
+                        + " with shapes), the passes, fused kernels and per-launch time and DRAM bytes, whether programs came"
+                        + " from the kernel cache, graph breaks with their source lines, and the cost of a call.",
                 "The block is called at two sequence lengths, so the second call shows the sequence dimension"
                         + " becoming symbolic."})
 final class ExplainCommand implements Callable<Integer> {
@@ -39,7 +42,7 @@ final class ExplainCommand implements Callable<Integer> {
     public Integer call() throws IOException {
         PrintWriter out = spec.commandLine().getOut();
         DecoderBlock.Config cfg = DecoderBlock.Config.w4();
-        DecoderBlock block = Kiln.compile(new DecoderBlock(cfg, DemoCommand.SEED));
+        DecoderBlock block = Kiln.compile(new DecoderBlock(cfg, DemoCommand.SEED), CompileOptions.defaults().backend(Backend.NPU));
         block.forward(input(cfg, seq), Tensor.arange(seq));
         int second = seq + 16;
         Explanation e = Kiln.explain(block, input(cfg, second), Tensor.arange(second));
