@@ -46,7 +46,7 @@ final class DramPool {
     private DramPool(long capacity) {
         for (int i = 0; i < CLASSES; i++) free[i] = new ConcurrentLinkedDeque<>();
         this.capacity = capacity;
-        this.gcInterval = Math.max(64L << 20, capacity / 4);
+        this.gcInterval = Math.clamp(capacity / 4, 64L << 20, 256L << 20);
     }
 
     /** The JVM's direct-memory limit (the heap size unless set), less a margin, or {@code kiln.npu.dramBytes}. */
