@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.kiln.FnN;
 import dev.kiln.Kiln;
+import dev.kiln.ir.Graph;
 import dev.kiln.nn.F;
 import dev.kiln.ops.Dispatch;
 import dev.kiln.tensor.Tensor;
@@ -19,7 +20,7 @@ import java.util.List;
 public final class CompilerOverheads {
     /** Calls (or traced ops) per timed run, so that one run lasts long enough to time. */
     private static final int CALLS_PER_RUN = 200_000;
-    private static final int OPS_PER_TRACE = 64;
+    public static final int OPS_PER_TRACE = 64;
     private static final ObjectMapper JSON = new ObjectMapper();
 
     private final Timing timing;
@@ -29,15 +30,26 @@ public final class CompilerOverheads {
         this.timing = timing;
     }
 
-    /** The JSON line of the dispatch figure. */
-    public String dispatch() {
-        FnN<Tensor[]> identity = Kiln.compileN(args -> {
+    /** A compiled function returning its tensor arguments: replaying it costs only guards and dispatch. */
+    public static FnN<Tensor[]> compiledIdentity() {
+        return Kiln.compileN(args -> {
             Tensor[] out = new Tensor[args.length];
             for (int i = 0; i < args.length; i++) out[i] = (Tensor) args[i];
             return out;
         });
+    }
+
+    /** Sixteen small tensor arguments. */
+    public static Object[] sixteenInputs() {
         Object[] inputs = new Object[16];
         for (int i = 0; i < inputs.length; i++) inputs[i] = Tensor.randn(i, 8, 64);
+        return inputs;
+    }
+
+    /** The JSON line of the dispatch figure. */
+    public String dispatch() {
+        FnN<Tensor[]> identity = compiledIdentity();
+        Object[] inputs = sixteenInputs();
         Timing.Stats s = timing.measure(() -> {
             for (int i = 0; i < CALLS_PER_RUN; i++) sink = identity.apply(inputs);
         });
@@ -54,7 +66,8 @@ public final class CompilerOverheads {
         return line("trace", s, (long) traces * OPS_PER_TRACE, "recording one op (relu/mul chain of 64 ops)");
     }
 
-    private static Object traceChain(Tensor input) {
+    /** Records a chain of {@link #OPS_PER_TRACE} ops on {@code input} into a graph, running nothing. */
+    public static Graph traceChain(Tensor input) {
         TraceSession session = new TraceSession(true, g -> {
             throw new IllegalStateException("nothing runs while recording");
         });
