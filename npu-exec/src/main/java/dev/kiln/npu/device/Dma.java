@@ -42,11 +42,11 @@ public final class Dma {
          * Copies {@code n} elements of {@code type} (float32, or bool as 0/1) from DRAM at element
          * {@code index} into {@code sram[at...]} as float32.
          */
-        public void load(MemorySegment dram, DType type, long index, float[] sram, int at, int n) {
+        public void load(MemorySegment dram, DType type, long index, MemorySegment sram, int at, int n) {
             switch (type) {
-                case FLOAT32 -> MemorySegment.copy(dram, F32, index * Float.BYTES, sram, at, n);
+                case FLOAT32 -> MemorySegment.copy(dram, index * Float.BYTES, sram, (long) at * Float.BYTES, (long) n * Float.BYTES);
                 case BOOL -> {
-                    for (int i = 0; i < n; i++) sram[at + i] = dram.get(ValueLayout.JAVA_BYTE, index + i) != 0 ? 1f : 0f;
+                    for (int i = 0; i < n; i++) sram.setAtIndex(F32, at + i, dram.get(ValueLayout.JAVA_BYTE, index + i) != 0 ? 1f : 0f);
                 }
                 default -> throw new IllegalArgumentException("DMA loads float32 or bool, not " + type);
             }
@@ -55,14 +55,19 @@ public final class Dma {
 
         /** Reads one element (float32 or bool as 0/1) from DRAM: a 0-d operand. */
         public float loadScalar(MemorySegment dram, DType type, long index) {
-            float[] one = new float[1];
-            load(dram, type, index, one, 0, 1);
-            return one[0];
+            MemorySegment one = MemorySegment.ofArray(new float[1]);
+            switch (type) {
+                case FLOAT32 -> MemorySegment.copy(dram, index * Float.BYTES, one, 0, Float.BYTES);
+                case BOOL -> one.setAtIndex(F32, 0, dram.get(ValueLayout.JAVA_BYTE, index) != 0 ? 1f : 0f);
+                default -> throw new IllegalArgumentException("DMA loads float32 or bool, not " + type);
+            }
+            count(read, TOTAL_READ, type.byteSize());
+            return one.getAtIndex(F32, 0);
         }
 
         /** Copies {@code n} floats from {@code sram[at...]} to float32 DRAM at element {@code index}. */
-        public void store(float[] sram, int at, MemorySegment dram, long index, int n) {
-            MemorySegment.copy(sram, at, dram, F32, index * Float.BYTES, n);
+        public void store(MemorySegment sram, int at, MemorySegment dram, long index, int n) {
+            MemorySegment.copy(sram, (long) at * Float.BYTES, dram, index * Float.BYTES, (long) n * Float.BYTES);
             count(written, TOTAL_WRITTEN, (long) n * Float.BYTES);
         }
 

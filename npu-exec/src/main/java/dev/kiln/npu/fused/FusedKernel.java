@@ -12,7 +12,6 @@ import dev.kiln.tensor.Shape;
 import dev.kiln.tensor.Tensor;
 
 import java.lang.foreign.MemorySegment;
-import java.util.Arrays;
 import java.util.List;
 
 /**
@@ -83,12 +82,11 @@ public final class FusedKernel {
 
     private void runTiles(Tensor[] inputs, Tensor[] outputs, float[] scalars, Dma.Transfer dma, long n, long fromTile, long toTile) {
         Sram sram = Sram.local(device);
-        float[] data = sram.data();
         MemorySegment seg = sram.segment();
         for (TileInstr ins : setup) {
             switch (ins) {
-                case TileInstr.Broadcast b -> Arrays.fill(data, b.dst() * tile, (b.dst() + 1) * tile, scalars[b.input()]);
-                case TileInstr.Constant c -> Arrays.fill(data, c.dst() * tile, (c.dst() + 1) * tile, c.value());
+                case TileInstr.Broadcast b -> sram.fill(b.dst() * tile, tile, scalars[b.input()]);
+                case TileInstr.Constant c -> sram.fill(c.dst() * tile, tile, c.value());
                 default -> throw new IllegalStateException("not a setup instruction: " + ins);
             }
         }
@@ -101,11 +99,11 @@ public final class FusedKernel {
                 switch (ins) {
                     case TileInstr.Load l -> {
                         Tensor x = inputs[l.input()];
-                        dma.load(x.storage().segment(), x.dtype(), x.layout().offset() + start, data, l.dst() * tile, len);
+                        dma.load(x.storage().segment(), x.dtype(), x.layout().offset() + start, seg, l.dst() * tile, len);
                     }
                     case TileInstr.Store s -> {
                         Tensor o = outputs[s.output()];
-                        dma.store(data, s.src() * tile, o.storage().segment(), o.layout().offset() + start, len);
+                        dma.store(seg, s.src() * tile, o.storage().segment(), o.layout().offset() + start, len);
                     }
                     case TileInstr.Unary u -> TileKernels.unary(u.fn(), seg, at(u.src()), at(u.dst()), padded);
                     case TileInstr.Binary b -> TileKernels.binary(b.fn(), seg, at(b.a()), at(b.b()), at(b.dst()), padded);
