@@ -52,7 +52,8 @@ public sealed interface Op {
     /**
      * A binary op with a host scalar operand, promoted as PyTorch promotes a Python
      * number: it never widens a tensor of the same category (float16 + 2.5 stays float16),
-     * but a float scalar makes an integer tensor float32 and an integer scalar makes a bool tensor int64.
+     * but a float scalar makes an integer or bool tensor float32 and an integer scalar makes a bool tensor int64
+     * ({@code torch.tensor([True]) + 1} is {@code tensor([2])}).
      */
     record BinaryScalar(BinaryFn fn, double scalar, boolean integralScalar, boolean scalarFirst) implements Op {
         public String name() { return fn.opName(); }
@@ -64,7 +65,7 @@ public sealed interface Op {
 
         public DType operandType(DType tensor) {
             if (!integralScalar && !tensor.isFloatingPoint()) return DType.FLOAT32;
-            if (integralScalar && tensor == DType.BOOL && !(scalar == 0 || scalar == 1)) return DType.INT64;
+            if (integralScalar && tensor == DType.BOOL) return DType.INT64;
             return tensor;
         }
 
