@@ -3,7 +3,8 @@ package dev.kiln.npu.kernels.serving;
 /**
  * Plain double-precision attention over a paged cache, straight from the kiln.PagedAttention
  * definition: a visibility test per key, softmax over the visible scores, zeros when none.
- * Caches are row-major [NB, BS, Hkv, D] arrays.
+ * Caches are row-major [NB, BS, Hkv, D] arrays. StrictMath keeps generated conformance cases
+ * byte-identical on every JVM.
  */
 final class PagedReference {
     private PagedReference() {}
@@ -30,7 +31,7 @@ final class PagedReference {
                         double dot = 0;
                         for (int d = 0; d < dim; d++) dot += query[(row * heads + h) * dim + d] * keyCache[at + d];
                         double score = scale * dot;
-                        if (softcap > 0) score = softcap * Math.tanh(score / softcap);
+                        if (softcap > 0) score = softcap * StrictMath.tanh(score / softcap);
                         scores[j] = score;
                         max = Math.max(max, score);
                     }
@@ -38,7 +39,7 @@ final class PagedReference {
                     double[] acc = new double[dim];
                     for (int j = 0; j < ctx; j++) {
                         if (!visible[j]) continue;
-                        double w = Math.exp(scores[j] - max);
+                        double w = StrictMath.exp(scores[j] - max);
                         sum += w;
                         int at = keyRow(blockTables[s * maxBlocks + j / blockSize], j % blockSize, kvh, blockSize, kvHeads, dim);
                         for (int d = 0; d < dim; d++) acc[d] += w * valueCache[at + d];
