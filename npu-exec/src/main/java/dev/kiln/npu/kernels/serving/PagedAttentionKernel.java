@@ -1,6 +1,7 @@
 package dev.kiln.npu.kernels.serving;
 
 import dev.kiln.npu.Parallel;
+import dev.kiln.npu.kernels.VectorMath;
 import dev.kiln.ops.ServingKernels.AttentionParams;
 import dev.kiln.tensor.Tensor;
 import jdk.incubator.vector.FloatVector;
@@ -132,11 +133,7 @@ final class PagedAttentionKernel {
                     scale(acc, g * dim, dim, alpha);
                     max[g] = tileMax;
                 }
-                for (int k = 0; k < n; k++) {
-                    float e = (float) Math.exp(scores[base + k] - max[g]);
-                    scores[base + k] = e;
-                    sum[g] += e;
-                }
+                sum[g] += exponentiate(scores, base, n, max[g]);
             }
             for (int k = 0; k < n; k++) {
                 long at = values.row(block, slot0 + k, kvHead);
@@ -203,6 +200,25 @@ final class PagedAttentionKernel {
             VectorMask<Float> m = S.indexInRange(i, n);
             FloatVector.fromArray(S, b, i, m).fma(wv, FloatVector.fromArray(S, acc, at + i, m)).intoArray(acc, at + i, m);
         }
+    }
+
+    /** Replaces {@code s[at..at+n)} by exp(s - shift) and returns their sum. */
+    private static float exponentiate(float[] s, int at, int n, float shift) {
+        FloatVector shiftV = FloatVector.broadcast(S, shift), total = FloatVector.zero(S);
+        int i = 0;
+        for (int bound = S.loopBound(n); i < bound; i += LANES) {
+            FloatVector e = VectorMath.exp(FloatVector.fromArray(S, s, at + i).sub(shiftV));
+            e.intoArray(s, at + i);
+            total = total.add(e);
+        }
+        float sum = total.reduceLanes(VectorOperators.ADD);
+        if (i < n) {
+            VectorMask<Float> m = S.indexInRange(i, n);
+            FloatVector e = VectorMath.exp(FloatVector.fromArray(S, s, at + i, m).sub(shiftV));
+            e.intoArray(s, at + i, m);
+            sum += e.reduceLanes(VectorOperators.ADD, m);
+        }
+        return sum;
     }
 
     private static void scale(float[] a, int at, int n, float factor) {
