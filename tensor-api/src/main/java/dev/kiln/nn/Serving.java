@@ -64,8 +64,9 @@ public final class Serving {
                         + keyCache.shape() + " of " + capacity + " slots (valid: -1 to skip, or 0.." + (capacity - 1) + ")");
             }
         }
-        if (keyCache.storage() == valueCache.storage()) {
-            throw new KilnException(op + ": keyCache and valueCache share storage; they must be separate tensors");
+        // Views of one combined KV buffer are fine; the very same view would overwrite keys with values.
+        if (keyCache.storage() == valueCache.storage() && keyCache.layout().equals(valueCache.layout())) {
+            throw new KilnException(op + ": keyCache and valueCache are the same tensor; keys and values need separate caches");
         }
         KernelsHolder.KERNELS.reshapeAndCache(key, value, keyCache, valueCache, slots);
     }

@@ -109,8 +109,19 @@ class ServingErrorsTest {
                 () -> Serving.reshapeAndCache(key, Tensor.ones(2, 2, 3), kc, Tensor.zeros(2, 3, 2, 4), slots));
         expect(KilnTypeException.class, "reshapeAndCache: slotMapping must be an int32 or int64 tensor, got float32[2]",
                 () -> Serving.reshapeAndCache(key, key, kc, Tensor.zeros(2, 3, 2, 4), Tensor.of(new float[] {0, 1}, 2)));
-        expect(KilnException.class, "reshapeAndCache: keyCache and valueCache share storage; they must be separate tensors",
+        expect(KilnException.class, "reshapeAndCache: keyCache and valueCache are the same tensor; keys and values need separate caches",
                 () -> Serving.reshapeAndCache(key, key, kc, kc, slots));
+    }
+
+    @Test
+    void reshapeAndCacheWritesIntoTwoViewsOfOneCombinedKvBuffer() {
+        Tensor kv = Tensor.zeros(2, 2, 3, 1, 2);                          // [K/V, NB, BS, Hkv, D]
+        Tensor key = Tensor.of(new float[] {1, 2, 3, 4}, 2, 1, 2), value = Tensor.of(new float[] {5, 6, 7, 8}, 2, 1, 2);
+        Serving.reshapeAndCache(key, value, kv.select(0, 0), kv.select(0, 1), Tensor.of(new long[] {4, 0}, 2));
+        double[] expected = new double[24];
+        expected[8] = 1; expected[9] = 2; expected[0] = 3; expected[1] = 4;
+        expected[20] = 5; expected[21] = 6; expected[12] = 7; expected[13] = 8;
+        assertArrayEquals(expected, values(kv));
     }
 
     @Test
