@@ -1,6 +1,7 @@
 package dev.kiln.samples.conformance;
 
 import dev.kiln.nn.F;
+import dev.kiln.nn.Serving;
 import dev.kiln.tensor.DType;
 import dev.kiln.tensor.KilnShapeException;
 import dev.kiln.tensor.Shape;
@@ -13,7 +14,8 @@ import java.util.Set;
 import java.util.TreeSet;
 
 /**
- * ONNX operators expressed with Kiln's public API ({@link Tensor} methods and {@link F}).
+ * ONNX operators expressed with Kiln's public API ({@link Tensor} methods and {@link F}),
+ * plus the kiln.* serving ops ({@link Serving}).
  * Each mapping only translates ONNX conventions (attribute defaults, index and type
  * rules) into calls; the computation itself is always Kiln's own op.
  *
@@ -88,7 +90,16 @@ public final class OnnxOps {
             op("Slice", Set.of("starts", "ends", "axes"), OnnxOps::slice),
             op("Gather", Set.of("axis"), n -> n.input(0).indexSelect(axis(n, 0), n.input(1))),
             op("GatherElements", Set.of("axis"), n -> n.input(0).gather(axis(n, 0), n.input(1))),
-            op("Einsum", Set.of("equation"), OnnxOps::einsum));
+            op("Einsum", Set.of("equation"), OnnxOps::einsum),
+            multi("kiln.ReshapeAndCache", Set.of(), OnnxOps::reshapeAndCache),
+            op("kiln.PagedAttention", Set.of("scale", "causal", "sliding_window", "softcap"), OnnxOps::pagedAttention),
+            op("kiln.SlidingWindowDecode", Set.of("scale", "softcap"), OnnxOps::slidingWindowDecode));
+
+    /** Ops that update tensors in place, which {@code Kiln.compile} cannot trace yet. */
+    private static final Set<String> EAGER_ONLY = Set.of("kiln.ReshapeAndCache", "kiln.PagedAttention", "kiln.SlidingWindowDecode");
+
+    /** Whether {@code op} runs eagerly only (the serving ops). */
+    public static boolean isEagerOnly(String op) { return EAGER_ONLY.contains(op); }
 
     /** The ONNX op types with a mapping, sorted. */
     public static Set<String> supportedOps() { return new TreeSet<>(OPS.keySet()); }
@@ -148,6 +159,28 @@ public final class OnnxOps {
         // ONNX integer division truncates and keeps the type; Kiln's div is true division.
         boolean integral = !a.dtype().isFloatingPoint() && !b.dtype().isFloatingPoint();
         return integral ? a.div(b, Tensor.RoundingMode.TRUNC) : a.div(b);
+    }
+
+    /** Outputs the updated caches; the case's own cache inputs are copied first and stay unchanged. */
+    private static Tensor[] reshapeAndCache(OnnxNode n) {
+        Tensor keyCache = n.input(2).copy(), valueCache = n.input(3).copy();
+        Serving.reshapeAndCache(n.input(0), n.input(1), keyCache, valueCache, n.input(4));
+        return new Tensor[] {keyCache, valueCache};
+    }
+
+    private static double attentionScale(OnnxNode n) {
+        return n.attributes().real("scale", 1 / Math.sqrt(n.input(0).size(-1)));
+    }
+
+    private static Tensor pagedAttention(OnnxNode n) {
+        return Serving.pagedAttention(n.input(0), n.input(1), n.input(2), n.input(3), n.input(4), n.input(5),
+                attentionScale(n), flag(n, "causal", true), Math.toIntExact(n.attributes().integer("sliding_window", 0)),
+                n.attributes().real("softcap", 0));
+    }
+
+    private static Tensor slidingWindowDecode(OnnxNode n) {
+        return Serving.slidingWindowDecode(n.input(0), n.input(1), n.input(2), n.input(3), attentionScale(n),
+                n.attributes().real("softcap", 0));
     }
 
     private static Tensor swish(OnnxNode n) {

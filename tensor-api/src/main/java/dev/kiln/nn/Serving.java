@@ -1,0 +1,277 @@
+package dev.kiln.nn;
+
+import dev.kiln.ops.ServingKernels;
+import dev.kiln.ops.ServingKernels.AttentionParams;
+import dev.kiln.tensor.DType;
+import dev.kiln.tensor.Elements;
+import dev.kiln.tensor.KilnException;
+import dev.kiln.tensor.KilnShapeException;
+import dev.kiln.tensor.KilnTypeException;
+import dev.kiln.tensor.Shape;
+import dev.kiln.tensor.Tensor;
+
+import java.util.ServiceLoader;
+
+/**
+ * Attention ops for LLM serving over a paged KV cache (vLLM's flash layout
+ * {@code [blocks, block_size, kv_heads, head_dim]}) and over per-sequence ring buffers.
+ * They run eagerly only: {@link #reshapeAndCache} updates the caches in place, which the
+ * functional op registry (always fresh outputs) cannot express.
+ *
+ * <p>Float tensors may be float32, float16, bfloat16 or float64 (computed in float32);
+ * index tensors int32 or int64.
+ */
+public final class Serving {
+    private Serving() {}
+
+    private static final class KernelsHolder {
+        static final ServingKernels KERNELS = ServiceLoader.load(ServingKernels.class).findFirst().orElseThrow(() ->
+                new KilnException("no Kiln serving kernels on the class path: add the dev.kiln:npu-exec dependency"));
+    }
+
+    // ================================================================ ReshapeAndCache
+
+    /**
+     * Writes token {@code t} of {@code key}/{@code value} [T, Hkv, D] into the caches
+     * [NB, BS, Hkv, D] at slot {@code slotMapping[t]} (block {@code slot / BS}, offset
+     * {@code slot % BS}), in place; a slot of -1 is skipped. Nothing is written when any
+     * argument is invalid.
+     */
+    public static void reshapeAndCache(Tensor key, Tensor value, Tensor keyCache, Tensor valueCache, Tensor slotMapping) {
+        String op = "reshapeAndCache";
+        concrete(op, key, value, keyCache, valueCache, slotMapping);
+        floating(op, "key", key);
+        floating(op, "value", value);
+        floating(op, "keyCache", keyCache);
+        floating(op, "valueCache", valueCache);
+        rank(op, "key", key, 3, "[T, Hkv, D]");
+        sameShape(op, "value", value, "key", key);
+        rank(op, "keyCache", keyCache, 4, "[NB, BS, Hkv, D]");
+        sameShape(op, "valueCache", valueCache, "keyCache", keyCache);
+        for (int d = 1; d <= 2; d++) {
+            if (key.size(d) != keyCache.size(d + 1)) {
+                throw new KilnShapeException(op + ": key " + key.shape() + " and keyCache " + keyCache.shape()
+                        + " disagree in " + (d == 1 ? "the KV head count" : "the head size") + " (dimension " + d
+                        + " of key, " + (d + 1) + " of the cache)");
+            }
+        }
+        vector(op, "slotMapping", slotMapping, key.size(0), "the token count T of key " + key.shape());
+        long[] slots = longs(slotMapping);
+        long capacity = (long) keyCache.size(0) * keyCache.size(1);
+        for (int t = 0; t < slots.length; t++) {
+            if (slots[t] < -1 || slots[t] >= capacity) {
+                throw new KilnShapeException(op + ": slotMapping[" + t + "] = " + slots[t] + " is out of range for a cache "
+                        + keyCache.shape() + " of " + capacity + " slots (valid: -1 to skip, or 0.." + (capacity - 1) + ")");
+            }
+        }
+        // Views of one combined KV buffer are fine; the very same view would overwrite keys with values.
+        if (keyCache.storage() == valueCache.storage() && keyCache.layout().equals(valueCache.layout())) {
+            throw new KilnException(op + ": keyCache and valueCache are the same tensor; keys and values need separate caches");
+        }
+        KernelsHolder.KERNELS.reshapeAndCache(key, value, keyCache, valueCache, slots);
+    }
+
+    // ================================================================ PagedAttention
+
+    /** {@link #pagedAttention(Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, double, boolean, int, double)} with scale 1/sqrt(D), causal, no window and no softcap. */
+    public static Tensor pagedAttention(Tensor query, Tensor keyCache, Tensor valueCache, Tensor blockTables,
+                                       Tensor contextLens, Tensor queryStartLoc) {
+        return pagedAttention(query, keyCache, valueCache, blockTables, contextLens, queryStartLoc,
+                defaultScale(query), true, 0, 0);
+    }
+
+    /**
+     * Attention of packed variable-length queries [T, H, D] against a paged KV cache
+     * [NB, BS, Hkv, D]. Sequence {@code s} owns query rows {@code queryStartLoc[s] ..
+     * queryStartLoc[s+1]-1} and has {@code contextLens[s]} tokens cached (its new ones
+     * included); key {@code j} lives in block {@code blockTables[s][j / BS]} at offset
+     * {@code j % BS}. Query rows are aligned to the end of the context (row {@code i} of
+     * {@code q_len} sits at position {@code ctx - q_len + i}, negative when the context is
+     * shorter than the rows, and then sees no key if causal). Query head {@code h} reads KV
+     * head {@code h / (H / Hkv)}.
+     *
+     * @param scale         multiplies q.k
+     * @param causal        a row sees only keys at or before its position
+     * @param slidingWindow a row at {@code p} sees only keys after {@code p - slidingWindow} (0: no window)
+     * @param softcap       scores become {@code softcap * tanh(score / softcap)} (0: none)
+     * @return [T, H, D] in the query's dtype; rows that see no key are zero
+     */
+    public static Tensor pagedAttention(Tensor query, Tensor keyCache, Tensor valueCache, Tensor blockTables,
+                                        Tensor contextLens, Tensor queryStartLoc, double scale, boolean causal,
+                                        int slidingWindow, double softcap) {
+        String op = "pagedAttention";
+        concrete(op, query, keyCache, valueCache, blockTables, contextLens, queryStartLoc);
+        floating(op, "query", query);
+        floating(op, "keyCache", keyCache);
+        floating(op, "valueCache", valueCache);
+        rank(op, "query", query, 3, "[T, H, D]");
+        rank(op, "keyCache", keyCache, 4, "[NB, BS, Hkv, D]");
+        sameShape(op, "valueCache", valueCache, "keyCache", keyCache);
+        heads(op, query, keyCache);
+        checkParams(op, scale, slidingWindow, softcap);
+        integral(op, "blockTables", blockTables);
+        if (blockTables.rank() != 2) {
+            throw new KilnShapeException(op + ": blockTables must be [S, MAXB], got " + blockTables.shape());
+        }
+        int sequences = blockTables.size(0), maxBlocks = blockTables.size(1);
+        vector(op, "contextLens", contextLens, sequences, "the sequence count S of blockTables " + blockTables.shape());
+        vector(op, "queryStartLoc", queryStartLoc, sequences + 1,
+                "S + 1 for the sequence count S of blockTables " + blockTables.shape());
+        int[] table = ints(op, "blockTables", blockTables);
+        int[] ctx = ints(op, "contextLens", contextLens);
+        int[] start = ints(op, "queryStartLoc", queryStartLoc);
+        int tokens = query.size(0), blockSize = keyCache.size(1), blocks = keyCache.size(0);
+        if (start[0] != 0 || start[sequences] != tokens) {
+            throw new KilnShapeException(op + ": queryStartLoc must run from 0 to the query's token count " + tokens
+                    + " (query " + query.shape() + "), got " + start[0] + " .. " + start[sequences]);
+        }
+        for (int s = 0; s < sequences; s++) {
+            int qLen = start[s + 1] - start[s];
+            if (qLen < 0) {
+                throw new KilnShapeException(op + ": queryStartLoc decreases at sequence " + s + " ("
+                        + start[s] + " then " + start[s + 1] + ")");
+            }
+            if (ctx[s] < 0) throw new KilnShapeException(op + ": contextLens[" + s + "] = " + ctx[s] + " is negative");
+            int used = ceilDiv(ctx[s], blockSize);
+            if (used > maxBlocks) {
+                throw new KilnShapeException(op + ": contextLens[" + s + "] = " + ctx[s] + " needs " + used
+                        + " blocks of size " + blockSize + " but blockTables " + blockTables.shape() + " holds " + maxBlocks);
+            }
+            for (int b = 0; b < used; b++) {
+                int block = table[s * maxBlocks + b];
+                if (block < 0 || block >= blocks) {
+                    throw new KilnShapeException(op + ": blockTables[" + s + "][" + b + "] = " + block
+                            + " is out of range for dimension 0 of size " + blocks + " of keyCache " + keyCache.shape());
+                }
+            }
+        }
+        Tensor out = Tensor.empty(query.dtype(), query.shape());
+        KernelsHolder.KERNELS.pagedAttention(query, keyCache, valueCache, table, maxBlocks, ctx, start,
+                new AttentionParams(scale, causal, slidingWindow, softcap), out);
+        return out;
+    }
+
+    // ================================================================ SlidingWindowDecode
+
+    /** {@link #slidingWindowDecode(Tensor, Tensor, Tensor, Tensor, double, double)} with scale 1/sqrt(D) and no softcap. */
+    public static Tensor slidingWindowDecode(Tensor query, Tensor keyRing, Tensor valueRing, Tensor positions) {
+        return slidingWindowDecode(query, keyRing, valueRing, positions, defaultScale(query), 0);
+    }
+
+    /**
+     * One decode step of query [B, H, D] over per-sequence ring buffers [B, W, Hkv, D]
+     * holding the last W keys: the key of absolute position {@code j} is in slot
+     * {@code j % W}, and the query at {@code positions[b]} = p attends to positions
+     * {@code max(0, p - W + 1) .. p}. GQA, scale and softcap as in {@link #pagedAttention}.
+     */
+    public static Tensor slidingWindowDecode(Tensor query, Tensor keyRing, Tensor valueRing, Tensor positions,
+                                             double scale, double softcap) {
+        String op = "slidingWindowDecode";
+        concrete(op, query, keyRing, valueRing, positions);
+        floating(op, "query", query);
+        floating(op, "keyRing", keyRing);
+        floating(op, "valueRing", valueRing);
+        rank(op, "query", query, 3, "[B, H, D]");
+        rank(op, "keyRing", keyRing, 4, "[B, W, Hkv, D]");
+        sameShape(op, "valueRing", valueRing, "keyRing", keyRing);
+        if (keyRing.size(0) != query.size(0)) {
+            throw new KilnShapeException(op + ": keyRing " + keyRing.shape() + " has " + keyRing.size(0)
+                    + " sequences in dimension 0, query " + query.shape() + " has " + query.size(0));
+        }
+        if (keyRing.size(1) == 0) throw new KilnShapeException(op + ": the window W (dimension 1 of keyRing " + keyRing.shape() + ") is 0");
+        heads(op, query, keyRing);
+        checkParams(op, scale, 0, softcap);
+        vector(op, "positions", positions, query.size(0), "the batch size B of query " + query.shape());
+        long[] p = longs(positions);
+        for (int b = 0; b < p.length; b++) {
+            if (p[b] < 0) throw new KilnShapeException(op + ": positions[" + b + "] = " + p[b] + " is negative");
+        }
+        Tensor out = Tensor.empty(query.dtype(), query.shape());
+        KernelsHolder.KERNELS.slidingWindowDecode(query, keyRing, valueRing, p,
+                new AttentionParams(scale, true, keyRing.size(1), softcap), out);
+        return out;
+    }
+
+    // ================================================================ validation
+
+    private static double defaultScale(Tensor query) {
+        return query.rank() == 3 ? 1 / Math.sqrt(query.size(2)) : 1;
+    }
+
+    private static int ceilDiv(int a, int b) { return (a + b - 1) / b; }
+
+    private static void concrete(String op, Tensor... tensors) {
+        for (Tensor t : tensors) {
+            if (!t.isConcrete()) {
+                throw new KilnException(op + " runs eagerly only (in-place serving ops are eager-only for now), got a traced tensor " + t.meta());
+            }
+        }
+    }
+
+    private static void floating(String op, String name, Tensor t) {
+        if (!t.dtype().isFloatingPoint()) {
+            throw new KilnTypeException(op + ": " + name + " must be a floating-point tensor, got " + t.dtype() + t.shape());
+        }
+    }
+
+    private static void integral(String op, String name, Tensor t) {
+        if (t.dtype() != DType.INT32 && t.dtype() != DType.INT64) {
+            throw new KilnTypeException(op + ": " + name + " must be an int32 or int64 tensor, got " + t.dtype() + t.shape());
+        }
+    }
+
+    private static void rank(String op, String name, Tensor t, int rank, String expected) {
+        if (t.rank() != rank) throw new KilnShapeException(op + ": " + name + " must be " + expected + ", got " + t.shape());
+    }
+
+    private static void sameShape(String op, String name, Tensor t, String otherName, Tensor other) {
+        if (!t.shape().equals(other.shape())) {
+            throw new KilnShapeException(op + ": " + name + " " + t.shape() + " must have the shape of " + otherName + " " + other.shape());
+        }
+    }
+
+    private static void vector(String op, String name, Tensor t, int length, String what) {
+        integral(op, name, t);
+        if (!t.shape().equals(Shape.of(length))) {
+            throw new KilnShapeException(op + ": " + name + " must be [" + length + "] (" + what + "), got " + t.shape());
+        }
+    }
+
+    /** Head size and head counts of query [., H, D] against a cache [., ., Hkv, D]. */
+    private static void heads(String op, Tensor query, Tensor cache) {
+        int h = query.size(1), hkv = cache.size(2);
+        if (query.size(2) != cache.size(3)) {
+            throw new KilnShapeException(op + ": the head size of query " + query.shape() + " (dimension 2) differs from the cache's "
+                    + cache.shape() + " (dimension 3)");
+        }
+        if (hkv == 0 || h % hkv != 0) {
+            throw new KilnShapeException(op + ": the query's " + h + " heads (dimension 1 of " + query.shape()
+                    + ") are not a multiple of the cache's " + hkv + " KV heads (dimension 2 of " + cache.shape() + ")");
+        }
+    }
+
+    private static void checkParams(String op, double scale, int slidingWindow, double softcap) {
+        if (!Double.isFinite(scale)) throw new KilnException(op + ": scale must be finite, got " + scale);
+        if (slidingWindow < 0) throw new KilnException(op + ": slidingWindow must be 0 (none) or positive, got " + slidingWindow);
+        if (!(softcap >= 0) || Double.isInfinite(softcap)) {
+            throw new KilnException(op + ": softcap must be 0 (none) or a positive finite value, got " + softcap);
+        }
+    }
+
+    /** Reads an index tensor on the host (no kernels: validation must see the values before any work). */
+    private static long[] longs(Tensor t) {
+        long[] out = new long[Math.toIntExact(t.numel())];
+        for (int i = 0; i < out.length; i++) out[i] = Elements.readLong(t.dtype(), t.storage().segment(), t.elementOffset(i));
+        return out;
+    }
+
+    private static int[] ints(String op, String name, Tensor t) {
+        long[] v = longs(t);
+        int[] out = new int[v.length];
+        for (int i = 0; i < v.length; i++) {
+            if (v[i] != (int) v[i]) throw new KilnShapeException(op + ": " + name + " holds " + v[i] + ", beyond the int range");
+            out[i] = (int) v[i];
+        }
+        return out;
+    }
+}
