@@ -35,8 +35,7 @@ final class DramPool {
 
     private record Block(Arena arena, MemorySegment segment, int sizeClass) {}
 
-    @SuppressWarnings("unchecked")
-    private final ConcurrentLinkedDeque<Block>[] free = new ConcurrentLinkedDeque[CLASSES];
+    private final java.util.List<ConcurrentLinkedDeque<Block>> free = new java.util.ArrayList<>(CLASSES);
     private final long capacity;
     private final long gcInterval;
     private final AtomicLong inUse = new AtomicLong();
@@ -44,7 +43,7 @@ final class DramPool {
     private final AtomicLong sinceCollection = new AtomicLong();
 
     private DramPool(long capacity) {
-        for (int i = 0; i < CLASSES; i++) free[i] = new ConcurrentLinkedDeque<>();
+        for (int i = 0; i < CLASSES; i++) free.add(new ConcurrentLinkedDeque<>());
         this.capacity = capacity;
         this.gcInterval = Math.clamp(capacity / 4, 64L << 20, 256L << 20);
     }
@@ -67,10 +66,10 @@ final class DramPool {
     MemorySegment allocate(long bytes, Object owner) {
         int cls = sizeClass(bytes);
         long size = 1L << cls;
-        Block b = free[cls].poll();
+        Block b = free.get(cls).poll();
         if (b == null && sinceCollection.get() >= gcInterval) {
             collect();
-            b = free[cls].poll();
+            b = free.get(cls).poll();
         }
         if (b != null) {
             pooled.addAndGet(-size);
@@ -94,14 +93,14 @@ final class DramPool {
             b.arena().close();
         } else {
             pooled.addAndGet(size);
-            free[b.sizeClass()].push(b);
+            free.get(b.sizeClass()).push(b);
         }
     }
 
     /** Frees pooled blocks (largest classes first) until {@code needed} more bytes fit under the capacity. */
     private void trim(long needed) {
         for (int cls = CLASSES - 1; cls >= 0 && inUse.get() + pooled.get() + needed > capacity; cls--) {
-            for (Block b; inUse.get() + pooled.get() + needed > capacity && (b = free[cls].poll()) != null; ) {
+            for (Block b; inUse.get() + pooled.get() + needed > capacity && (b = free.get(cls).poll()) != null; ) {
                 pooled.addAndGet(-(1L << cls));
                 b.arena().close();
             }

@@ -12,6 +12,11 @@ import jdk.incubator.vector.FloatVector;
 public final class Lanes {
     private Lanes() {}
 
+    /** The lanes of {@code v} set in {@code m}, added in lane order. */
+    public static float sum(FloatVector v, jdk.incubator.vector.VectorMask<Float> m) {
+        return sum(v.blend(0f, m.not()));
+    }
+
     /** The lanes of {@code v} added in lane order. */
     public static float sum(FloatVector v) {
         float[] lanes = v.toArray();

@@ -1,12 +1,12 @@
 package dev.kiln.npu.kernels.serving;
 
 import dev.kiln.npu.Parallel;
+import dev.kiln.npu.kernels.Lanes;
 import dev.kiln.npu.kernels.VectorMath;
 import dev.kiln.ops.ServingKernels.AttentionParams;
 import dev.kiln.tensor.Tensor;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorMask;
-import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
@@ -159,7 +159,7 @@ final class PagedAttentionKernel {
             VectorMask<Float> m = S.indexInRange(i, n);
             s = FloatVector.fromArray(S, a, aAt + i, m).fma(FloatVector.fromMemorySegment(S, b, bByte + (long) i * Float.BYTES, ORDER, m), s);
         }
-        return s.reduceLanes(VectorOperators.ADD);
+        return Lanes.sum(s);
     }
 
     private static float dot(float[] a, int aAt, float[] b, int n) {
@@ -172,7 +172,7 @@ final class PagedAttentionKernel {
             VectorMask<Float> m = S.indexInRange(i, n);
             s = FloatVector.fromArray(S, a, aAt + i, m).fma(FloatVector.fromArray(S, b, i, m), s);
         }
-        return s.reduceLanes(VectorOperators.ADD);
+        return Lanes.sum(s);
     }
 
     /** {@code acc[at..at+n) += w * b[..]} with b read from a segment. */
@@ -211,12 +211,12 @@ final class PagedAttentionKernel {
             e.intoArray(s, at + i);
             total = total.add(e);
         }
-        float sum = total.reduceLanes(VectorOperators.ADD);
+        float sum = Lanes.sum(total);
         if (i < n) {
             VectorMask<Float> m = S.indexInRange(i, n);
             FloatVector e = VectorMath.exp(FloatVector.fromArray(S, s, at + i, m).sub(shiftV));
             e.intoArray(s, at + i, m);
-            sum += e.reduceLanes(VectorOperators.ADD, m);
+            sum += Lanes.sum(e, m);
         }
         return sum;
     }
