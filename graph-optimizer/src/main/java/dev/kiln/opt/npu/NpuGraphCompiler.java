@@ -26,8 +26,12 @@ import java.util.concurrent.atomic.LongAdder;
  * recompiled.
  */
 public final class NpuGraphCompiler implements GraphCompiler {
-    /** Changes whenever lowering or the program format would produce a different program for the same graph. */
-    static final String COMPILER_VERSION = "npu-compiler 1; " + KernelProgram.FORMAT + "; kiln " + KilnVersion.VALUE;
+    /**
+     * Changes whenever lowering or the program format would produce a different program for
+     * the same graph: the format, the Kiln version and a fingerprint of the compiler's code.
+     */
+    static final String COMPILER_VERSION = "npu-compiler 1; " + KernelProgram.FORMAT + "; kiln " + KilnVersion.VALUE
+            + "; code " + CompilerFingerprint.VALUE;
     private static final String OPTIONS = "pipeline=standard; fusion=pointwise";
     private static final System.Logger LOG = System.getLogger("dev.kiln.npu");
 

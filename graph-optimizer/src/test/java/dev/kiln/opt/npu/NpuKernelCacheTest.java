@@ -51,6 +51,12 @@ class NpuKernelCacheTest {
     }
 
     @Test
+    void theCompilerVersionFingerprintsTheCompilersCode() {
+        assertTrue(NpuGraphCompiler.COMPILER_VERSION.matches(".*; code [0-9a-f]{24}$"), NpuGraphCompiler.COMPILER_VERSION);
+        assertEquals(CompilerFingerprint.VALUE, CompilerFingerprint.VALUE, "computed once per JVM");
+    }
+
+    @Test
     void theKeyCoversTheGraphAndTheDevice() {
         NpuGraphCompiler a = new NpuGraphCompiler(NpuDevice.current(), KernelCache.open(CacheConfig.memoryOnly(1 << 20)));
         NpuDevice other = new NpuDevice(64 * 1024, NpuDevice.current().vectorBits(), 1, 1e10);
