@@ -34,7 +34,7 @@ public final class Workloads {
     private static final int FMA_CHAINS = 12;
 
     /** The workload ids that can be benchmarked now. */
-    public enum Id { W0, W1, W2 }
+    public enum Id { W0, W1, W2, W3 }
 
     /** Eager runs op by op; compiled traces once with {@code Kiln.compile} on the NPU backend and replays. W0 has no modes. */
     public enum Mode { EAGER, COMPILED }
@@ -43,9 +43,10 @@ public final class Workloads {
      * Problem sizes: {@link #standard()} is the workload table's; {@link #small()} shrinks
      * everything for smoke tests.
      */
-    public record Sizes(long streamFloats, long fmaIterations, int pointwiseElements, int mlpRows, int mlpModel, int mlpHidden) {
-        public static Sizes standard() { return new Sizes(64L << 20, 40_000_000L, 4_194_304, 64, 1024, 4096); }
-        public static Sizes small() { return new Sizes(1L << 16, 100_000L, 1 << 14, 8, 64, 256); }
+    public record Sizes(long streamFloats, long fmaIterations, int pointwiseElements, int mlpRows, int mlpModel, int mlpHidden,
+                        int attentionSeq) {
+        public static Sizes standard() { return new Sizes(64L << 20, 40_000_000L, 4_194_304, 64, 1024, 4096, 1024); }
+        public static Sizes small() { return new Sizes(1L << 16, 100_000L, 1 << 14, 8, 64, 256, 64); }
     }
 
     private final Sizes sizes;
@@ -70,6 +71,7 @@ public final class Workloads {
             case W0 -> machineLimits();
             case W1 -> modes.stream().map(this::pointwiseChain).toList();
             case W2 -> modes.stream().map(this::mlp).toList();
+            case W3 -> attention();
         };
     }
 
@@ -189,6 +191,26 @@ public final class Workloads {
         Fn1<Tensor> run = mode == Mode.COMPILED ? Kiln.compile(chain, NPU) : chain;
         Timing.Stats t = timing.measure(() -> sink = run.apply(x));
         return result(Id.W1, "pointwise_chain", mode, t, BenchResult.perSecondAtMedian(8.0 * n, t), null);
+    }
+
+    // ---------------------------------------------------------------- W3
+
+    /**
+     * Causal attention prefill, q, k, v [1, 8, seq, 64]: the attention kernel
+     * ({@code scaled_dot_product_attention}, online softmax, causal blocks skipped) against
+     * the unfused pattern a user would write (matmul, scale, mask, softmax, matmul), both
+     * eager. GFLOP/s count the causal half, 2·2·8·seq²·64 / 2.
+     */
+    private List<BenchResult> attention() {
+        int seq = sizes.attentionSeq();
+        Tensor q = Tensor.randn(7, 1, 8, seq, 64), k = Tensor.randn(8, 1, 8, seq, 64), v = Tensor.randn(9, 1, 8, seq, 64);
+        Tensor masked = Tensor.ones(seq, seq).tril().eq(0.0), minusInf = Tensor.full(Double.NEGATIVE_INFINITY, 1);
+        double flops = 2.0 * 2 * 8 * seq * (double) seq * 64 / 2;
+        Timing.Stats kernel = timing.measure(() -> sink = dev.kiln.nn.F.scaledDotProductAttention(q, k, v, null, true, null, false));
+        Timing.Stats pattern = timing.measure(() -> sink = dev.kiln.nn.F.softmax(
+                Tensor.where(masked, minusInf, q.matmul(k.mT()).mul(0.125)), -1).matmul(v));
+        return List.of(result(Id.W3, "attention_kernel", kernel, null, BenchResult.perSecondAtMedian(flops, kernel)),
+                result(Id.W3, "unfused_pattern", pattern, null, BenchResult.perSecondAtMedian(flops, pattern)));
     }
 
     // ---------------------------------------------------------------- W2
