@@ -14,6 +14,8 @@ import java.util.Properties;
 /** The {@code kiln} command line: {@code kiln demo}, {@code kiln conformance DIR...}, {@code kiln bench W1}. */
 @Command(name = "kiln", mixinStandardHelpOptions = true, versionProvider = KilnCli.Version.class,
         description = "Kiln: eager tensors for Java on a virtual NPU, and Kiln.compile to trace them into graphs.",
+        footer = {"", "The kiln launcher also runs the whole test suite: kiln test (mvn -B verify, then the conformance"
+                + " cases in ../shared/conformance when that folder exists)."},
         subcommands = {DemoCommand.class, ConformanceCommand.class, BenchCommand.class, ExplainCommand.class, CacheCommand.class,
                 CommandLine.HelpCommand.class})
 public final class KilnCli implements Runnable {
