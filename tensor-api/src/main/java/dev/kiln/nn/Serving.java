@@ -101,12 +101,7 @@ public final class Serving {
                                         int slidingWindow, double softcap) {
         String op = "pagedAttention";
         concrete(op, query, keyCache, valueCache, blockTables, contextLens, queryStartLoc);
-        floating(op, "query", query);
-        floating(op, "keyCache", keyCache);
-        floating(op, "valueCache", valueCache);
-        rank(op, "query", query, 3, "[T, H, D]");
-        rank(op, "keyCache", keyCache, 4, "[NB, BS, Hkv, D]");
-        sameShape(op, "valueCache", valueCache, "keyCache", keyCache);
+        attentionOperands(op, query, "[T, H, D]", "keyCache", keyCache, "valueCache", valueCache, "[NB, BS, Hkv, D]");
         heads(op, query, keyCache);
         checkParams(op, scale, slidingWindow, softcap);
         integral(op, "blockTables", blockTables);
@@ -168,12 +163,7 @@ public final class Serving {
                                              double scale, double softcap) {
         String op = "slidingWindowDecode";
         concrete(op, query, keyRing, valueRing, positions);
-        floating(op, "query", query);
-        floating(op, "keyRing", keyRing);
-        floating(op, "valueRing", valueRing);
-        rank(op, "query", query, 3, "[B, H, D]");
-        rank(op, "keyRing", keyRing, 4, "[B, W, Hkv, D]");
-        sameShape(op, "valueRing", valueRing, "keyRing", keyRing);
+        attentionOperands(op, query, "[B, H, D]", "keyRing", keyRing, "valueRing", valueRing, "[B, W, Hkv, D]");
         if (keyRing.size(0) != query.size(0)) {
             throw new KilnShapeException(op + ": keyRing " + keyRing.shape() + " has " + keyRing.size(0)
                     + " sequences in dimension 0, query " + query.shape() + " has " + query.size(0));
@@ -206,6 +196,17 @@ public final class Serving {
                 throw new KilnException(op + " runs eagerly only (in-place serving ops are eager-only for now), got a traced tensor " + t.meta());
             }
         }
+    }
+
+    /** Query and key/value caches: floating point, of the documented ranks, keys and values shaped alike. */
+    private static void attentionOperands(String op, Tensor query, String queryLayout, String keyName, Tensor keys,
+                                          String valueName, Tensor values, String cacheLayout) {
+        floating(op, "query", query);
+        floating(op, keyName, keys);
+        floating(op, valueName, values);
+        rank(op, "query", query, 3, queryLayout);
+        rank(op, keyName, keys, 4, cacheLayout);
+        sameShape(op, valueName, values, keyName, keys);
     }
 
     private static void floating(String op, String name, Tensor t) {

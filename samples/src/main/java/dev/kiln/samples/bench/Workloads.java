@@ -86,6 +86,11 @@ public final class Workloads {
 
     private static final CompileOptions NPU = CompileOptions.defaults().backend(Backend.NPU);
 
+    /** {@code fn} itself in eager mode, compiled on the NPU backend in compiled mode. */
+    private static Fn1<Tensor> inMode(Mode mode, Fn1<Tensor> fn) {
+        return mode == Mode.COMPILED ? Kiln.compile(fn, NPU) : fn;
+    }
+
     // ---------------------------------------------------------------- W0
 
     /** STREAM copy (8 bytes per element) and triad (12 bytes), then the peak FP32 FMA rate. */
@@ -188,7 +193,7 @@ public final class Workloads {
         Tensor x = Tensor.randn(1, n);
         double a = 0.75, b = 0.25;
         Fn1<Tensor> chain = t -> gelu(t.mul(a).add(b)).mul(t.sigmoid()).add(t);
-        Fn1<Tensor> run = mode == Mode.COMPILED ? Kiln.compile(chain, NPU) : chain;
+        Fn1<Tensor> run = inMode(mode, chain);
         Timing.Stats t = timing.measure(() -> sink = run.apply(x));
         return result(Id.W1, "pointwise_chain", mode, t, BenchResult.perSecondAtMedian(8.0 * n, t), null);
     }
@@ -222,7 +227,7 @@ public final class Workloads {
         Tensor w1 = Tensor.randn(3, model, hidden).mul(1 / Math.sqrt(model)), b1 = Tensor.randn(4, hidden).mul(0.1);
         Tensor w2 = Tensor.randn(5, hidden, model).mul(1 / Math.sqrt(hidden)), b2 = Tensor.randn(6, model).mul(0.1);
         Fn1<Tensor> mlp = in -> gelu(in.matmul(w1).add(b1)).matmul(w2).add(b2);
-        Fn1<Tensor> run = mode == Mode.COMPILED ? Kiln.compile(mlp, NPU) : mlp;
+        Fn1<Tensor> run = inMode(mode, mlp);
         Timing.Stats t = timing.measure(() -> sink = run.apply(x));
         double flops = 2.0 * rows * model * hidden * 2;
         return result(Id.W2, "mlp", mode, t, null, BenchResult.perSecondAtMedian(flops, t));
