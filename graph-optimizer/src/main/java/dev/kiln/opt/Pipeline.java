@@ -15,12 +15,15 @@ import java.util.List;
  *     constants and duplicates;
  * <li>{@link ConstantFolding}: turns ops over uniform constants into constants, which may
  *     make further identities visible next round;
+ * <li>{@link FormAttention}: re-forms hand-written attention into one attention op, once
+ *     transposes are composed and constant masks folded where they can be;
  * <li>{@link CommonSubexpressionElimination}: merges what the first two made equal;
  * <li>{@link DeadCodeElimination}: removes what the others left unused (the operands of
  *     folded and simplified ops, the later copies of merged ones).
  * </ol>
- * No pass adds nodes without replacing one, so the result never has more nodes than the
- * input, and since the pipeline stops only at a fixed point, running it again on its own
+ * Only {@link FormAttention} adds nodes (an attention op, and for a run-time bool mask the
+ * few cheap ops that keep the pattern's NaN rows) in place of the four or more it
+ * replaces; since the pipeline stops only at a fixed point, running it again on its own
  * output changes nothing. Later stages (fusion, memory planning, lowering) are more
  * {@link GraphPass}es: a pipeline is any list of them.
  */
@@ -38,9 +41,9 @@ public final class Pipeline {
         this.maxRounds = maxRounds;
     }
 
-    /** simplify, fold, CSE, DCE, repeated to a fixed point (at most {@value #DEFAULT_MAX_ROUNDS} rounds). */
+    /** simplify, fold, form attention, CSE, DCE, repeated to a fixed point (at most {@value #DEFAULT_MAX_ROUNDS} rounds). */
     public static Pipeline standard() {
-        return new Pipeline(List.of(new AlgebraicSimplification(), new ConstantFolding(),
+        return new Pipeline(List.of(new AlgebraicSimplification(), new ConstantFolding(), new FormAttention(),
                 new CommonSubexpressionElimination(), new DeadCodeElimination()), DEFAULT_MAX_ROUNDS);
     }
 

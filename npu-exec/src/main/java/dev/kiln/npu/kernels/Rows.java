@@ -81,10 +81,13 @@ final class Rows {
         inTable = inner > 1 && !inDense && length > 0 ? offsets(rowSizes, rowIn) : null;
     }
 
-    /** Rows of single dimension {@code dim} (none for a 0-dimensional tensor, giving one row of one element). */
+    /**
+     * Rows of single dimension {@code dim}, negative counting from the end as the ops'
+     * shape inference accepts it (none for a 0-dimensional tensor, giving one row of one element).
+     */
     static Rows along(Layout in, long[] outStrides, long outBase, int dim) {
         boolean[] rowDims = new boolean[in.shape().rank()];
-        if (rowDims.length > 0) rowDims[dim] = true;
+        if (rowDims.length > 0) rowDims[Math.floorMod(dim, rowDims.length)] = true;
         return new Rows(in, outStrides, outBase, rowDims);
     }
 
