@@ -5,6 +5,7 @@ import dev.kiln.Backend;
 import dev.kiln.CompileOptions;
 import dev.kiln.Fn1;
 import dev.kiln.Kiln;
+import dev.kiln.samples.DecoderBlock;
 import dev.kiln.tensor.Tensor;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorOperators;
@@ -19,8 +20,8 @@ import java.util.List;
 import static dev.kiln.nn.F.gelu;
 
 /**
- * The eager benchmark workloads W0 to W2 (see the workload table): machine limits,
- * a pointwise chain and an MLP. Inputs are random with fixed seeds; every figure is
+ * The benchmark workloads W0 to W4 (see the workload table): machine limits, a
+ * pointwise chain, an MLP, attention and a decoder block. Inputs are random with fixed seeds; every figure is
  * computed from the sizes actually run.
  */
 public final class Workloads {
@@ -34,7 +35,7 @@ public final class Workloads {
     private static final int FMA_CHAINS = 12;
 
     /** The workload ids that can be benchmarked now. */
-    public enum Id { W0, W1, W2, W3 }
+    public enum Id { W0, W1, W2, W3, W4 }
 
     /** Eager runs op by op; compiled traces once with {@code Kiln.compile} on the NPU backend and replays. W0 has no modes. */
     public enum Mode { EAGER, COMPILED }
@@ -44,9 +45,9 @@ public final class Workloads {
      * everything for smoke tests.
      */
     public record Sizes(long streamFloats, long fmaIterations, int pointwiseElements, int mlpRows, int mlpModel, int mlpHidden,
-                        int attentionSeq) {
-        public static Sizes standard() { return new Sizes(64L << 20, 40_000_000L, 4_194_304, 64, 1024, 4096, 1024); }
-        public static Sizes small() { return new Sizes(1L << 16, 100_000L, 1 << 14, 8, 64, 256, 64); }
+                        int attentionSeq, int blockSeq) {
+        public static Sizes standard() { return new Sizes(64L << 20, 40_000_000L, 4_194_304, 64, 1024, 4096, 1024, 256); }
+        public static Sizes small() { return new Sizes(1L << 16, 100_000L, 1 << 14, 8, 64, 256, 64, 16); }
     }
 
     private final Sizes sizes;
@@ -72,6 +73,7 @@ public final class Workloads {
             case W1 -> modes.stream().map(this::pointwiseChain).toList();
             case W2 -> modes.stream().map(this::mlp).toList();
             case W3 -> attention();
+            case W4 -> modes.stream().map(this::decoderBlock).toList();
         };
     }
 
@@ -231,5 +233,18 @@ public final class Workloads {
         Timing.Stats t = timing.measure(() -> sink = run.apply(x));
         double flops = 2.0 * rows * model * hidden * 2;
         return result(Id.W2, "mlp", mode, t, null, BenchResult.perSecondAtMedian(flops, t));
+    }
+
+    // ---------------------------------------------------------------- W4
+
+    /** The LLaMA-style decoder block of {@code kiln demo} on {@code [1, seq, 512]}, compiled as a module in compiled mode. */
+    private BenchResult decoderBlock(Mode mode) {
+        DecoderBlock.Config cfg = DecoderBlock.Config.w4();
+        int seq = sizes.blockSeq();
+        Tensor x = Tensor.randn(11, 1, seq, cfg.dModel()), positions = Tensor.arange(seq);
+        DecoderBlock block = new DecoderBlock(cfg, 42);
+        DecoderBlock run = mode == Mode.COMPILED ? Kiln.compile(block, NPU) : block;
+        Timing.Stats t = timing.measure(() -> sink = run.forward(x, positions));
+        return result(Id.W4, "decoder_block", mode, t, null, null);
     }
 }
