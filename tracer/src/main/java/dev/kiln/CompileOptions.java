@@ -12,8 +12,11 @@ public record CompileOptions(Backend backend, Dynamic dynamic, int recompileLimi
         if (recompileLimit < 1) throw new IllegalArgumentException("recompileLimit must be at least 1, got " + recompileLimit);
     }
 
-    /** Eager backend, automatic dynamic shapes, recompile limit 8, graph breaks allowed. */
-    public static CompileOptions defaults() { return new CompileOptions(Backend.EAGER, Dynamic.AUTO, 8, false); }
+    /**
+     * The NPU backend (which needs {@code dev.kiln:graph-optimizer} on the class path),
+     * automatic dynamic shapes, recompile limit 8, graph breaks allowed.
+     */
+    public static CompileOptions defaults() { return new CompileOptions(Backend.NPU, Dynamic.AUTO, 8, false); }
 
     public CompileOptions backend(Backend b) { return new CompileOptions(b, dynamic, recompileLimit, fullGraph); }
 

@@ -1,5 +1,6 @@
 package dev.kiln.trace;
 
+import dev.kiln.Backend;
 import dev.kiln.CompileOptions;
 import dev.kiln.Dynamic;
 import dev.kiln.Fn1;
@@ -27,7 +28,7 @@ class ConcurrentCompileTest {
         Fn1<Tensor> f = Kiln.compile(x -> {
             traces.incrementAndGet();
             return x.mul(3.0).add(x.sum(-1, true));
-        }, CompileOptions.defaults().dynamic(Dynamic.OFF));
+        }, CompileOptions.defaults().backend(Backend.EAGER).dynamic(Dynamic.OFF));
         int threads = 8, callsPerThread = 40, sizes = 4;
         ExecutorService pool = Executors.newFixedThreadPool(threads);
         CountDownLatch start = new CountDownLatch(1);

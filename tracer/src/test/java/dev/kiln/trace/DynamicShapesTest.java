@@ -1,5 +1,6 @@
 package dev.kiln.trace;
 
+import dev.kiln.Backend;
 import dev.kiln.CompileOptions;
 import dev.kiln.Dynamic;
 import dev.kiln.Explanation;
@@ -15,6 +16,9 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 class DynamicShapesTest {
+    /** The tracer is tested on the reference backend; the NPU backend lives in graph-optimizer. */
+    private static final CompileOptions EAGER = CompileOptions.defaults().backend(Backend.EAGER);
+
 
     /** Causal self-attention over a growing sequence, as in a decode loop's prefix recompute. */
     private static Tensor attention(Tensor q, Tensor k, Tensor v) {
@@ -27,7 +31,7 @@ class DynamicShapesTest {
 
     @Test
     void sequenceLengthBecomesSymbolicAfterASecondSize() {
-        Fn3<Tensor> compiled = Kiln.compile((q, k, v) -> attention(q, k, v));
+        Fn3<Tensor> compiled = Kiln.compile((q, k, v) -> attention(q, k, v), EAGER);
         for (int s = 2; s <= 24; s++) {
             Tensor q = Tensor.randn(s, 1, s, 8), k = Tensor.randn(s + 100, 1, s, 8), v = Tensor.randn(s + 200, 1, s, 8);
             Tensor expected = attention(q, k, v);
@@ -44,7 +48,7 @@ class DynamicShapesTest {
     @Test
     void dynamicOnMakesDimensionsSymbolicFromTheFirstCall() {
         Fn1<Tensor> f = Kiln.compile(x -> x.reshape(-1).softmax(0).mul(2.0),
-                CompileOptions.defaults().dynamic(Dynamic.ON));
+                EAGER.dynamic(Dynamic.ON));
         for (int n = 2; n < 10; n++) {
             Tensor x = Tensor.randn(n, n, 3);
             assertArrayEquals(x.reshape(-1).softmax(0).mul(2.0).toFloatArray(), f.apply(x).toFloatArray(), 1e-7f);
@@ -63,7 +67,7 @@ class DynamicShapesTest {
     @Test
     void moduleParametersKeepTheirIdentityWhileASequenceDimensionIsSymbolic() {
         Projection eager = new Projection();
-        Projection compiled = Kiln.compile(new Projection());
+        Projection compiled = Kiln.compile(new Projection(), EAGER);
         compiled.weight = eager.weight;
         for (int s = 2; s < 9; s++) {
             Tensor x = Tensor.randn(s, 3, s, 4);
@@ -76,14 +80,14 @@ class DynamicShapesTest {
 
     @Test
     void dynamicOffCompilesEverySize() {
-        Fn1<Tensor> f = Kiln.compile(x -> x.add(1.0), CompileOptions.defaults().dynamic(Dynamic.OFF));
+        Fn1<Tensor> f = Kiln.compile(x -> x.add(1.0), EAGER.dynamic(Dynamic.OFF));
         for (int n = 2; n < 6; n++) f.apply(Tensor.zeros(n));
         assertEquals(4, Kiln.explain(f, Tensor.zeros(5)).compiles().size());
     }
 
     @Test
     void sizeOneIsSpecialised() {
-        Fn1<Tensor> f = Kiln.compile(x -> x.sum(0));
+        Fn1<Tensor> f = Kiln.compile(x -> x.sum(0), EAGER);
         f.apply(Tensor.ones(2, 3));
         f.apply(Tensor.ones(3, 3));
         assertArrayEquals(new float[] {1, 1, 1}, f.apply(Tensor.ones(1, 3)).toFloatArray());
@@ -93,7 +97,7 @@ class DynamicShapesTest {
 
     @Test
     void codeThatBranchesOnASizeNeverGetsAnotherSizesGraph() {
-        Fn1<Tensor> f = Kiln.compile(x -> x.size(0) > 6 ? x.mul(2.0) : x.neg());
+        Fn1<Tensor> f = Kiln.compile(x -> x.size(0) > 6 ? x.mul(2.0) : x.neg(), EAGER);
         for (int n = 2; n <= 10; n++) {
             Tensor x = Tensor.ones(n);
             float[] expected = new float[n];

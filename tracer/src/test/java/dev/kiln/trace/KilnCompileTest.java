@@ -1,5 +1,6 @@
 package dev.kiln.trace;
 
+import dev.kiln.Backend;
 import dev.kiln.CompileOptions;
 import dev.kiln.Dynamic;
 import dev.kiln.Explanation;
@@ -25,6 +26,9 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 class KilnCompileTest {
+    /** The tracer is tested on the reference backend; the NPU backend lives in graph-optimizer. */
+    private static final CompileOptions EAGER = CompileOptions.defaults().backend(Backend.EAGER);
+
 
     @Test
     void compiledResultEqualsEagerAndReplaysWithoutRunningUserCode() {
@@ -33,7 +37,7 @@ class KilnCompileTest {
             runs.incrementAndGet();
             return F.gelu(x.matmul(w).add(b));
         };
-        Fn3<Tensor> compiled = Kiln.compile(mlp);
+        Fn3<Tensor> compiled = Kiln.compile(mlp, EAGER);
         Tensor x = Tensor.randn(1, 4, 8), w = Tensor.randn(2, 8, 16), b = Tensor.randn(3, 16);
         float[] eager = mlp.apply(x, w, b).toFloatArray();
         assertArrayEquals(eager, compiled.apply(x, w, b).toFloatArray());
@@ -45,7 +49,7 @@ class KilnCompileTest {
 
     @Test
     void newShapeRecompilesAndRecordsTheFailedGuard() {
-        Fn1<Tensor> f = Kiln.compile(x -> x.mul(2.0).add(1.0));
+        Fn1<Tensor> f = Kiln.compile(x -> x.mul(2.0).add(1.0), EAGER);
         f.apply(Tensor.ones(2, 3));
         f.apply(Tensor.ones(2, 3));
         Tensor y = f.apply(Tensor.ones(4, 3));
@@ -62,7 +66,7 @@ class KilnCompileTest {
         FnN<Tensor> f = Kiln.compileN(args -> {
             runs.incrementAndGet();
             return ((Tensor) args[0]).mul((double) args[1]);
-        });
+        }, EAGER);
         Tensor x = Tensor.ones(3);
         assertArrayEquals(new float[] {2, 2, 2}, f.apply(x, 2.0).toFloatArray());
         assertArrayEquals(new float[] {2, 2, 2}, f.apply(x, 2.0).toFloatArray());
@@ -73,7 +77,7 @@ class KilnCompileTest {
 
     @Test
     void recompileLimitWarnsOnceThenRunsEagerly() {
-        Fn1<Tensor> f = Kiln.compile(x -> x.add(1.0), CompileOptions.defaults().recompileLimit(2).dynamic(Dynamic.OFF));
+        Fn1<Tensor> f = Kiln.compile(x -> x.add(1.0), EAGER.recompileLimit(2).dynamic(Dynamic.OFF));
         for (int n = 1; n <= 5; n++) {
             assertArrayEquals(new float[n], f.apply(Tensor.full(-1, n)).toFloatArray());
         }
@@ -85,7 +89,7 @@ class KilnCompileTest {
     @Test
     void capturedTensorsAreInputsByReferenceNotFrozen() {
         Tensor bias = Tensor.of(new float[] {1, 2}, 2);
-        Fn1<Tensor> f = Kiln.compile(x -> x.add(bias));
+        Fn1<Tensor> f = Kiln.compile(x -> x.add(bias), EAGER);
         assertArrayEquals(new float[] {1, 2}, f.apply(Tensor.zeros(2)).toFloatArray());
         bias.storage().segment().setAtIndex(ValueLayout.JAVA_FLOAT, 0, 10f);
         assertArrayEquals(new float[] {10, 2}, f.apply(Tensor.zeros(2)).toFloatArray());
@@ -100,7 +104,7 @@ class KilnCompileTest {
             double total = s.item();
             return total > 0 ? x.mul(2.0) : x.neg();
         };
-        Fn1<Tensor> f = Kiln.compile(body);
+        Fn1<Tensor> f = Kiln.compile(body, EAGER);
         Tensor pos = Tensor.of(new float[] {1, 2, 3}, 3), neg = Tensor.of(new float[] {-1, -2, -3}, 3);
         assertArrayEquals(new float[] {2, 4, 6}, f.apply(pos).toFloatArray());
         assertArrayEquals(new float[] {1, 2, 3}, f.apply(neg).toFloatArray());
@@ -115,18 +119,18 @@ class KilnCompileTest {
 
     @Test
     void fullGraphMakesABreakAnError() {
-        Fn1<Tensor> f = Kiln.compile(x -> x.mul(x.sum().item()), CompileOptions.defaults().fullGraph(true));
+        Fn1<Tensor> f = Kiln.compile(x -> x.mul(x.sum().item()), EAGER.fullGraph(true));
         var ex = assertThrows(KilnGraphBreakException.class, () -> f.apply(Tensor.ones(3)));
         assertTrue(ex.getMessage().contains("KilnCompileTest"), ex.getMessage());
     }
 
     @Test
     void tupleOutputsKeepTheirShape() {
-        Fn2<Tensor[]> f = Kiln.compile((a, b) -> new Tensor[] {a.add(b), a.sub(b)});
+        Fn2<Tensor[]> f = Kiln.compile((a, b) -> new Tensor[] {a.add(b), a.sub(b)}, EAGER);
         Tensor[] out = f.apply(Tensor.ones(2), Tensor.ones(2));
         assertArrayEquals(new float[] {2, 2}, out[0].toFloatArray());
         assertArrayEquals(new float[] {0, 0}, out[1].toFloatArray());
-        Fn1<List<Tensor>> g = Kiln.compile(a -> List.of(a.exp(), a));
+        Fn1<List<Tensor>> g = Kiln.compile(a -> List.of(a.exp(), a), EAGER);
         List<Tensor> l = g.apply(Tensor.zeros(1));
         assertArrayEquals(new float[] {1}, l.get(0).toFloatArray());
     }
@@ -137,7 +141,7 @@ class KilnCompileTest {
         Fn1<Tensor> f = Kiln.compile(x -> {
             leaked[0] = x.add(1.0);
             return leaked[0];
-        });
+        }, EAGER);
         f.apply(Tensor.ones(2));
         var e = assertThrows(KilnException.class, () -> leaked[0].mul(2.0).toFloatArray());
         assertTrue(e.getMessage().contains("outside the compiled call"), e.getMessage());
@@ -172,7 +176,7 @@ class KilnCompileTest {
     @Test
     void modulesCompileWithParametersAsInputs() {
         TwoLayer eager = new TwoLayer(5);
-        TwoLayer compiled = Kiln.compile(new TwoLayer(5));
+        TwoLayer compiled = Kiln.compile(new TwoLayer(5), EAGER);
         Tensor x = Tensor.randn(3, 6, 4);
         assertArrayEquals(eager.forward(x).toFloatArray(), compiled.forward(x).toFloatArray());
         int runs = TwoLayer.RUNS.get();
@@ -185,7 +189,7 @@ class KilnCompileTest {
 
         // A second instance of the same class shares the compiled graph.
         TwoLayer other = new TwoLayer(99);
-        TwoLayer otherCompiled = Kiln.compile(new TwoLayer(99));
+        TwoLayer otherCompiled = Kiln.compile(new TwoLayer(99), EAGER);
         assertArrayEquals(other.forward(x).toFloatArray(), otherCompiled.forward(x).toFloatArray());
         assertEquals(runs + 2, TwoLayer.RUNS.get());
         assertEquals(1, Kiln.explain(otherCompiled, x).compiles().size());
@@ -201,7 +205,7 @@ class KilnCompileTest {
     @Test
     void replacingASubModuleWithAnotherKindRecompiles() {
         TwoLayer eager = new TwoLayer(7);
-        TwoLayer compiled = Kiln.compile(new TwoLayer(7));
+        TwoLayer compiled = Kiln.compile(new TwoLayer(7), EAGER);
         Tensor x = Tensor.randn(4, 2, 4);
         compiled.forward(x);
         eager.second = new DoubledLinear(8, 2, 3);
@@ -213,7 +217,7 @@ class KilnCompileTest {
 
     @Test
     void moduleThatIsNotAModuleIsRejected() {
-        var e = assertThrows(KilnException.class, () -> Kiln.compile(new Object()));
+        var e = assertThrows(KilnException.class, () -> Kiln.compile(new Object(), EAGER));
         assertTrue(e.getMessage().contains("must extend dev.kiln.nn.Module"), e.getMessage());
     }
 }

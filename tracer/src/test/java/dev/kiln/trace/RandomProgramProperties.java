@@ -1,5 +1,6 @@
 package dev.kiln.trace;
 
+import dev.kiln.Backend;
 import dev.kiln.CompileOptions;
 import dev.kiln.FnN;
 import dev.kiln.Kiln;
@@ -25,7 +26,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 public class RandomProgramProperties {
 
     /** The options programs compile with; other backends' tests override this. */
-    protected CompileOptions options() { return CompileOptions.defaults(); }
+    protected CompileOptions options() { return CompileOptions.defaults().backend(Backend.EAGER); }
 
     /** One step of a program: reads values by index and appends its result. */
     private record Step(String kind, int a, int b, int dim, double scalar) {}
