@@ -76,6 +76,7 @@ public final class CacheDirectory {
     private final long capBytes;
     private final boolean posix;
     private final UserPrincipal owner;
+    private final LookupCounts lookups;
 
     private final AtomicLong hits = new AtomicLong();
     private final AtomicLong misses = new AtomicLong();
@@ -93,6 +94,7 @@ public final class CacheDirectory {
         this.capBytes = capBytes;
         this.posix = posix;
         this.owner = owner;
+        this.lookups = new LookupCounts(root, fileAttributes(OWNER_ONLY_FILE));
     }
 
     /** Opens (creating, owner-only, if needed) the cache directory at {@code root} with the default 2 GiB cap. */
@@ -143,27 +145,30 @@ public final class CacheDirectory {
             checkEntryTrusted(file);
             bytes = readFully(file);
         } catch (NoSuchFileException e) {
-            misses.incrementAndGet();
-            return Optional.empty();
+            return miss();
         } catch (UntrustedEntryException e) {
             rejectEntry(file, e.getMessage());
-            misses.incrementAndGet();
-            return Optional.empty();
+            return miss();
         } catch (IOException e) {
             rejectEntry(file, "unreadable: " + describe(e));
-            misses.incrementAndGet();
-            return Optional.empty();
+            return miss();
         }
         try {
             Artifact a = EntryCodec.decode(bytes, key.hex());
             touch(file);
             hits.incrementAndGet();
+            lookups.record(true);
             return Optional.of(a);
         } catch (EntryCodec.CorruptEntryException e) {
             rejectEntry(file, e.getMessage());
-            misses.incrementAndGet();
-            return Optional.empty();
+            return miss();
         }
+    }
+
+    private Optional<Artifact> miss() {
+        misses.incrementAndGet();
+        lookups.record(false);
+        return Optional.empty();
     }
 
     /**
@@ -203,9 +208,15 @@ public final class CacheDirectory {
 
     // ---- the command-line API ----
 
-    /** What {@code kiln cache stats} shows. */
+    /**
+     * What {@code kiln cache stats} shows; {@code diskHits} and {@code diskMisses} are summed
+     * over every process that looked entries up here since the directory was made or cleared.
+     */
     public record DirectoryStats(Path root, int entries, long bytes, long capBytes, Optional<Instant> leastRecentlyUsed,
-                                 Optional<Instant> mostRecentlyUsed) {}
+                                 Optional<Instant> mostRecentlyUsed, long diskHits, long diskMisses) {
+        /** Hits over all lookups; 0 before the first. */
+        public double hitRate() { return new LookupCounts.Counts(diskHits, diskMisses).hitRate(); }
+    }
 
     /** One entry as {@code kiln cache ls} shows it; {@code problem} is set when its manifest cannot be read. */
     public record EntryInfo(String key, Path file, long fileBytes, Optional<Instant> created, Instant lastUsed,
@@ -224,9 +235,10 @@ public final class CacheDirectory {
 
     public DirectoryStats stats() {
         Scan s = scan();
+        LookupCounts.Counts c = lookups.read();
         return new DirectoryStats(root, s.files().size(), s.totalBytes(), capBytes,
                 s.files().stream().map(ScannedFile::lastUsed).min(Comparator.naturalOrder()),
-                s.files().stream().map(ScannedFile::lastUsed).max(Comparator.naturalOrder()));
+                s.files().stream().map(ScannedFile::lastUsed).max(Comparator.naturalOrder()), c.hits(), c.misses());
     }
 
     /** Every entry, least recently used first, read from its manifest (parts are not checked; see {@link #verify()}). */
@@ -293,6 +305,7 @@ public final class CacheDirectory {
         // young temp files may be a running writer's; removing them would fail its publish
         freed += removeStaleTemps(STALE_TEMP_AGE);
         estimatedBytes.set(scan().totalBytes());
+        lookups.reset();
         return new ClearReport(n, freed);
     }
 

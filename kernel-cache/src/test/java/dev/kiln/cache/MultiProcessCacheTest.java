@@ -50,6 +50,9 @@ class MultiProcessCacheTest {
         assertTrue(ids.size() > CacheWorker.SHARED_KEYS + WORKERS * 50, "ids " + ids.size());
 
         CacheDirectory cache = CacheDirectory.open(dir);
+        CacheDirectory.DirectoryStats stats = cache.stats();
+        assertEquals(WORKERS * 150 * 2, stats.diskHits() + stats.diskMisses(), "every worker's two lookups per iteration counted: " + stats);
+        assertTrue(stats.diskHits() > 0 && stats.diskMisses() > 0, stats.toString());
         CacheDirectory.VerifyReport report = cache.verify();
         assertEquals(List.of(), report.removed());
         assertEquals(ids.size(), report.checked(), "one entry per key put, none lost, none extra");

@@ -42,6 +42,8 @@ final class CacheCommand implements Callable<Integer> {
                 var s = cache.stats();
                 out.printf(Locale.ROOT, "%s: %d entries, %s of %s%s%n", s.root(), s.entries(), bytes(s.bytes()), bytes(s.capBytes()),
                         s.leastRecentlyUsed().map(t -> ", least recently used " + t).orElse(""));
+                out.printf(Locale.ROOT, "disk lookups by all processes: %d hits, %d misses, hit rate %.1f%%%n",
+                        s.diskHits(), s.diskMisses(), 100 * s.hitRate());
             }
             case LS -> {
                 for (var e : cache.list()) {

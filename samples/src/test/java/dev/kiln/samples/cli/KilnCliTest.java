@@ -219,8 +219,12 @@ class KilnCliTest {
         for (int i = 0; i < 3; i++) {
             var key = dev.kiln.cache.CacheKey.of("graph " + i, "[]", "device", "compiler", "options");
             cache.put(key, dev.kiln.cache.Artifact.of(java.util.Map.of("program", new byte[100 + i]), java.util.Map.of()));
+            cache.get(key);
         }
-        assertTrue(kiln("cache", "stats", "--dir", cacheDir.toString()).out().contains(": 3 entries"));
+        cache.get(dev.kiln.cache.CacheKey.of("graph never stored", "[]", "device", "compiler", "options"));
+        String stats = kiln("cache", "stats", "--dir", cacheDir.toString()).out();
+        assertTrue(stats.contains(": 3 entries"), stats);
+        assertTrue(stats.contains("disk lookups by all processes: 3 hits, 1 misses, hit rate 75.0%"), stats);
         List<String> ls = kiln("cache", "ls", "--dir", cacheDir.toString()).lines();
         assertEquals(3, ls.size(), String.join("\n", ls));
         Path victim = Path.of(ls.getFirst().substring(ls.getFirst().lastIndexOf(' ') + 1));
