@@ -68,7 +68,7 @@ public final class Explanation {
             sb.append("\ncompile ").append(i++).append(": ").append(e.reason()).append('\n');
             sb.append("  signature: ").append(e.signature()).append('\n');
             if (!e.dynamicDims().isEmpty()) sb.append("  symbolic dimensions: ").append(e.dynamicDims()).append('\n');
-            sb.append(String.format("  trace + compile: %.2f ms%n", e.traceNanos() / 1e6));
+            sb.append(String.format("  trace, compile and first run: %.2f ms%n", e.traceNanos() / 1e6));
             int g = 1;
             for (Graph graph : e.graphs()) {
                 sb.append("  graph ").append(g++).append(": ").append(graph.opCount()).append(" ops, ")

@@ -75,6 +75,7 @@ public final class NpuGraphCompiler implements GraphCompiler {
 
     @Override
     public NpuExecutable compile(Graph g) {
+        long lookupStart = System.nanoTime();
         CacheKey key = key(g);
         long memoryHitsBefore = cache.stats().memoryHits();
         Optional<Artifact> hit = cache.get(key);
@@ -83,8 +84,8 @@ public final class NpuGraphCompiler implements GraphCompiler {
                 KernelProgram p = KernelProgram.parse(new String(hit.get().part("program"), StandardCharsets.UTF_8));
                 boolean memory = cache.stats().memoryHits() > memoryHitsBefore;
                 (memory ? MEMORY_HITS : DISK_HITS).increment();
-                return new NpuExecutable(p, device, memory ? "kernel cache memory hit" : "kernel cache disk hit",
-                        "not run: the program came from the kernel cache");
+                return new NpuExecutable(p, device, String.format(java.util.Locale.ROOT, "kernel cache %s hit, key and load %.1f ms",
+                        memory ? "memory" : "disk", (System.nanoTime() - lookupStart) / 1e6), "not run: the program came from the kernel cache");
             } catch (RuntimeException e) {
                 LOG.log(System.Logger.Level.WARNING, "kernel cache: the program cached under " + key + " cannot be read ("
                         + e.getMessage() + "); compiling it again");
