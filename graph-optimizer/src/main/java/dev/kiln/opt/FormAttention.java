@@ -59,7 +59,7 @@ public final class FormAttention implements GraphPass {
 
     @Override
     public PassResult run(Graph graph) {
-        int[] uses = uses(graph);
+        GraphUses uses = new GraphUses(graph);
         List<String> details = new ArrayList<>();
         Graph out = GraphTransformer.transform(graph, (cx, node) -> {
             Match m = match(graph, uses, node);
@@ -72,9 +72,9 @@ public final class FormAttention implements GraphPass {
 
     // ---------------------------------------------------------------- matching (old graph)
 
-    private static Match match(Graph g, int[] uses, Node.Apply root) {
+    private static Match match(Graph g, GraphUses uses, Node.Apply root) {
         if (!(root.op() instanceof Op.MatMul) || !isFloat(root.outputs().get(0).dtype())) return null;
-        Node.Apply softmax = single(g, uses, root.inputs().get(0));
+        Node.Apply softmax = uses.singleUseProducer(root.inputs().get(0));
         if (softmax == null || !(softmax.op() instanceof Op.Softmax sm) || sm.log()) return null;
         int rank = softmax.outputs().get(0).shape().rank();
         if (rank < 2 || Math.floorMod(sm.dim(), rank) != rank - 1) return null;
@@ -83,12 +83,12 @@ public final class FormAttention implements GraphPass {
 
         ValueRef s = softmax.inputs().get(0);
         Mask mask = null;
-        Node.Apply n = single(g, uses, s);
+        Node.Apply n = uses.singleUseProducer(s);
         if (n != null) {
             mask = maskOf(g, n);
             if (mask != null) {
                 s = scoresOperand(g, n);
-                n = single(g, uses, s);
+                n = uses.singleUseProducer(s);
             }
         }
         double scale = 1;
@@ -96,7 +96,7 @@ public final class FormAttention implements GraphPass {
                 && (bs.fn() == BinaryFn.MUL || bs.fn() == BinaryFn.DIV)) {
             scale = bs.fn() == BinaryFn.MUL ? bs.scalar() : 1 / bs.scalar();
             s = n.inputs().get(0);
-            n = single(g, uses, s);
+            n = uses.singleUseProducer(s);
         }
         if (n == null || !(n.op() instanceof Op.MatMul)) return null;
         ValueRef q = n.inputs().get(0), kT = n.inputs().get(1);
@@ -152,18 +152,6 @@ public final class FormAttention implements GraphPass {
         int r = dims.size();
         for (int i = 0; i < r - 2; i++) if (dims.get(i) != i) return false;
         return dims.get(r - 2) == r - 1 && dims.get(r - 1) == r - 2;
-    }
-
-    /** The node producing {@code v} when v is used exactly once (so it can disappear into the kernel). */
-    private static Node.Apply single(Graph g, int[] uses, ValueRef v) {
-        return uses[v.node()] == 1 && g.node(v.node()) instanceof Node.Apply ap && ap.outputs().size() == 1 ? ap : null;
-    }
-
-    private static int[] uses(Graph g) {
-        int[] uses = new int[g.nodes().size()];
-        for (Node n : g.nodes()) if (n instanceof Node.Apply ap) for (ValueRef v : ap.inputs()) uses[v.node()]++;
-        for (ValueRef v : g.outputs()) uses[v.node()]++;
-        return uses;
     }
 
     private static boolean isFloat(DType t) {

@@ -15,6 +15,8 @@ import java.util.List;
  *     constants and duplicates;
  * <li>{@link ConstantFolding}: turns ops over uniform constants into constants, which may
  *     make further identities visible next round;
+ * <li>{@link FormNormalization}: re-forms softmax and RMS normalisation written op by op
+ *     into single ops;
  * <li>{@link FormAttention}: re-forms hand-written attention into one attention op, once
  *     transposes are composed and constant masks folded where they can be;
  * <li>{@link CommonSubexpressionElimination}: merges what the first two made equal;
@@ -41,9 +43,10 @@ public final class Pipeline {
         this.maxRounds = maxRounds;
     }
 
-    /** simplify, fold, form attention, CSE, DCE, repeated to a fixed point (at most {@value #DEFAULT_MAX_ROUNDS} rounds). */
+    /** simplify, fold, form normalisations, form attention, CSE, DCE, repeated to a fixed point (at most {@value #DEFAULT_MAX_ROUNDS} rounds). */
     public static Pipeline standard() {
-        return new Pipeline(List.of(new AlgebraicSimplification(), new ConstantFolding(), new FormAttention(),
+        return new Pipeline(List.of(new AlgebraicSimplification(), new ConstantFolding(), new FormNormalization(),
+                new FormAttention(),
                 new CommonSubexpressionElimination(), new DeadCodeElimination()), DEFAULT_MAX_ROUNDS);
     }
 

@@ -35,4 +35,22 @@ class CompiledAttentionPatternTest {
         assertTrue(explained.contains("eager scaled_dot_product_attention"), explained);
         assertFalse(explained.contains("eager softmax"), explained);
     }
+
+    /** Softmax written out too, as in from-scratch transformer code: both patterns re-form, into one kernel. */
+    static Tensor fullyHandWritten(Tensor q, Tensor k, Tensor v) {
+        Tensor s = q.matmul(k.mT()).mul(0.25);
+        Tensor e = s.sub(s.max(-1, true)).exp();
+        return e.div(e.sum(-1, true)).matmul(v);
+    }
+
+    @Test
+    void aHandWrittenSoftmaxInsideTheAttentionPatternBecomesPartOfTheKernel() {
+        Fn3<Tensor> compiled = Kiln.compile(CompiledAttentionPatternTest::fullyHandWritten, NpuBackendTest.NPU);
+        Tensor q = Tensor.randn(4, 1, 2, 19, 16), k = Tensor.randn(5, 1, 2, 23, 16), v = Tensor.randn(6, 1, 2, 23, 8);
+        float[] e = fullyHandWritten(q, k, v).toFloatArray(), a = compiled.apply(q, k, v).toFloatArray();
+        for (int i = 0; i < e.length; i++) assertEquals(e[i], a[i], 2e-5f * (1 + Math.abs(e[i])), "element " + i);
+        String explained = Kiln.explain(compiled, q, k, v).toString();
+        assertTrue(explained.contains("npu program: 1 launches"), explained);
+        assertTrue(explained.contains("eager scaled_dot_product_attention"), explained);
+    }
 }
