@@ -172,14 +172,54 @@ public final class Serving {
         heads(op, query, keyRing);
         checkParams(op, scale, 0, softcap);
         vector(op, "positions", positions, query.size(0), "the batch size B of query " + query.shape());
-        long[] p = longs(positions);
-        for (int b = 0; b < p.length; b++) {
-            if (p[b] < 0) throw new KilnShapeException(op + ": positions[" + b + "] = " + p[b] + " is negative");
-        }
+        long[] p = nonNegative(op, "positions", longs(positions));
+        int[] sequence = java.util.stream.IntStream.range(0, query.size(0)).toArray();
         Tensor out = Tensor.empty(query.dtype(), query.shape());
-        KernelsHolder.KERNELS.slidingWindowDecode(query, keyRing, valueRing, p,
+        KernelsHolder.KERNELS.ringAttention(query, keyRing, valueRing, sequence, p,
                 new AttentionParams(scale, true, keyRing.size(1), softcap), out);
         return out;
+    }
+
+    /**
+     * Sliding-window attention of query rows [T, H, D] over per-sequence rings [B, R, Hkv, D]:
+     * row {@code t} belongs to sequence {@code rowSequence[t]}, sits at absolute position
+     * {@code positions[t]} = p and attends to positions {@code max(0, p - window + 1) .. p},
+     * the key of position j being in slot {@code j % R}. With {@code window < R} a ring holds
+     * the keys a prefill chunk of up to {@code R - window + 1} rows needs after its own keys
+     * were written (see {@link SlidingWindowCache}). GQA, scale and softcap as in
+     * {@link #pagedAttention}.
+     */
+    public static Tensor slidingWindowAttention(Tensor query, Tensor keyRing, Tensor valueRing, Tensor rowSequence,
+                                                Tensor positions, int window, double scale, double softcap) {
+        String op = "slidingWindowAttention";
+        concrete(op, query, keyRing, valueRing, rowSequence, positions);
+        attentionOperands(op, query, "[T, H, D]", "keyRing", keyRing, "valueRing", valueRing, "[B, R, Hkv, D]");
+        heads(op, query, keyRing);
+        checkParams(op, scale, window, softcap);
+        if (window < 1 || window > keyRing.size(1)) {
+            throw new KilnShapeException(op + ": window must be between 1 and the ring size R (dimension 1 of keyRing "
+                    + keyRing.shape() + "), got " + window);
+        }
+        vector(op, "rowSequence", rowSequence, query.size(0), "one per query row of " + query.shape());
+        vector(op, "positions", positions, query.size(0), "one per query row of " + query.shape());
+        int[] sequence = ints(op, "rowSequence", rowSequence);
+        for (int t = 0; t < sequence.length; t++) {
+            if (sequence[t] < 0 || sequence[t] >= keyRing.size(0)) {
+                throw new KilnShapeException(op + ": rowSequence[" + t + "] = " + sequence[t] + " is not a sequence of keyRing "
+                        + keyRing.shape() + " (dimension 0)");
+            }
+        }
+        long[] p = nonNegative(op, "positions", longs(positions));
+        Tensor out = Tensor.empty(query.dtype(), query.shape());
+        KernelsHolder.KERNELS.ringAttention(query, keyRing, valueRing, sequence, p, new AttentionParams(scale, true, window, softcap), out);
+        return out;
+    }
+
+    private static long[] nonNegative(String op, String name, long[] values) {
+        for (int i = 0; i < values.length; i++) {
+            if (values[i] < 0) throw new KilnShapeException(op + ": " + name + "[" + i + "] = " + values[i] + " is negative");
+        }
+        return values;
     }
 
     // ================================================================ validation

@@ -26,9 +26,15 @@ public interface ServingKernels {
     void pagedAttention(Tensor query, Tensor keyCache, Tensor valueCache, int[] blockTables, int maxBlocks,
                         int[] contextLens, int[] queryStartLoc, AttentionParams params, Tensor out);
 
-    /** One decode step of query [B, H, D] over ring buffers [B, W, Hkv, D] into {@code out} [B, H, D]. */
-    void slidingWindowDecode(Tensor query, Tensor keyRing, Tensor valueRing, long[] positions, AttentionParams params,
-                             Tensor out);
+    /**
+     * Attention of query rows [T, H, D] over per-sequence ring buffers [B, R, Hkv, D] into
+     * {@code out} [T, H, D]: row {@code t} belongs to sequence {@code rowSequence[t]}, sits
+     * at absolute position {@code rowPosition[t]} = p and sees positions
+     * {@code max(0, p - W + 1) .. p} (W = {@code params.slidingWindow()}, at most R), the key
+     * of position j being in slot {@code j % R}.
+     */
+    void ringAttention(Tensor query, Tensor keyRing, Tensor valueRing, int[] rowSequence, long[] rowPosition,
+                       AttentionParams params, Tensor out);
 
     /**
      * Score scale, causal masking, sliding window (0 = none) and softcap (0 = none).

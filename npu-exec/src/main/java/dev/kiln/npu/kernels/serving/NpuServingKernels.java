@@ -5,9 +5,9 @@ import dev.kiln.tensor.Tensor;
 
 /**
  * The virtual NPU's serving kernels. Both attention ops share one paged kernel: a ring
- * buffer [B, W, Hkv, D] is a paged cache whose sequence {@code b} maps every logical block
- * of size W to physical block {@code b}, so position {@code j} lands in slot {@code j % W},
- * and the window W keeps the visible positions on distinct slots.
+ * buffer [B, R, Hkv, D] is a paged cache whose sequence {@code b} maps every logical block
+ * of size R to physical block {@code b}, so position {@code j} lands in slot {@code j % R},
+ * and a window W of at most R keeps the visible positions on distinct slots.
  */
 public final class NpuServingKernels implements ServingKernels {
 
@@ -37,20 +37,19 @@ public final class NpuServingKernels implements ServingKernels {
     }
 
     @Override
-    public void slidingWindowDecode(Tensor query, Tensor keyRing, Tensor valueRing, long[] positions,
-                                    AttentionParams params, Tensor out) {
-        int batch = query.size(0), window = keyRing.size(1);
-        int[] sequence = new int[batch], first = new int[batch], last = new int[batch];
-        for (int b = 0; b < batch; b++) {
-            sequence[b] = b;
-            // Positions may exceed the int range; only their residues mod W address slots.
-            long p = positions[b];
+    public void ringAttention(Tensor query, Tensor keyRing, Tensor valueRing, int[] rowSequence, long[] rowPosition,
+                              AttentionParams params, Tensor out) {
+        int rows = query.size(0), ring = keyRing.size(1), window = params.slidingWindow();
+        int[] first = new int[rows], last = new int[rows];
+        for (int r = 0; r < rows; r++) {
+            // Positions may exceed the int range; only their residues mod R address slots.
+            long p = rowPosition[r];
             long lo = Math.max(0, p - window + 1);
-            long base = lo - lo % window;
-            first[b] = (int) (lo - base);
-            last[b] = (int) (p - base);
+            long base = lo - lo % ring;
+            first[r] = (int) (lo - base);
+            last[r] = (int) (p - base);
         }
-        PagedAttentionKernel.run(query, keyRing, valueRing, (s, logical) -> s,
-                new PagedAttentionKernel.Rows(sequence, first, last), params, out);
+        PagedAttentionKernel.run(query, keyRing, valueRing, (s, logical) -> s, new PagedAttentionKernel.Rows(rowSequence, first, last),
+                params, out);
     }
 }
