@@ -13,11 +13,6 @@ import dev.kiln.tensor.Tensor;
 /** The eager kernel backend of the virtual NPU: one kernel per op, chosen by the op's type. */
 public final class NpuBackend implements KernelBackend {
 
-    /** Loaded once, on the first op: the moment to start warming the kernels up (see {@link KernelPrimer}). */
-    public NpuBackend() {
-        KernelPrimer.startInBackground();
-    }
-
     @Override
     public String name() { return "npu"; }
 

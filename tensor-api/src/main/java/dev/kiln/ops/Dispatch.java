@@ -30,6 +30,11 @@ public final class Dispatch {
     private static final class BackendHolder {
         static final KernelBackend BACKEND = ServiceLoader.load(KernelBackend.class).findFirst().orElseThrow(() ->
                 new KilnException("no Kiln kernel backend on the class path: add the dev.kiln:npu-exec dependency"));
+
+        static {
+            // The first op: the application is starting, the moment to warm the rest up alongside it.
+            BackgroundWarmup.start();
+        }
     }
 
     public static KernelBackend backend() { return BackendHolder.BACKEND; }
