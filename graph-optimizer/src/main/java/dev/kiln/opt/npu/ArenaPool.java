@@ -11,11 +11,12 @@ import java.util.concurrent.atomic.AtomicInteger;
 /**
  * Arenas for one {@link MemoryPlan}: a run takes one, fills its intermediate values into
  * it and gives it back, so repeated runs allocate no DRAM for intermediates. Runs on
- * several threads at once each take their own; a few idle arenas are kept, the rest go
- * back to the DRAM pool when collected.
+ * several threads at once each take their own; up to eight idle arenas (or one per core
+ * on larger machines) are kept for a handful of serving threads, and the arenas of a
+ * larger burst go back to the DRAM pool when collected.
  */
 final class ArenaPool {
-    private static final int IDLE = Math.max(2, Runtime.getRuntime().availableProcessors());
+    private static final int IDLE = Math.max(8, Runtime.getRuntime().availableProcessors());
     /** Kiln's own tests fill fresh DRAM with NaNs ({@code kiln.npu.poison}); arenas do the same on every run. */
     private static final boolean POISON = Boolean.getBoolean("kiln.npu.poison");
 

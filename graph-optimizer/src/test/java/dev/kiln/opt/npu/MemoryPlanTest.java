@@ -4,6 +4,8 @@ import dev.kiln.ir.Graph;
 import dev.kiln.ir.GraphBuilder;
 import dev.kiln.ir.ValueRef;
 import dev.kiln.npu.device.NpuDevice;
+import dev.kiln.npu.fused.TileInstr;
+import dev.kiln.npu.fused.TileProgram;
 import dev.kiln.ops.BinaryFn;
 import dev.kiln.ops.Op;
 import dev.kiln.ops.TensorMeta;
@@ -114,6 +116,28 @@ class MemoryPlanTest {
         Tensor unplanned = new NpuExecutable(p, DEVICE, "compiled", "", false).run(new Tensor[] {x})[0];
         assertArrayEquals(bits(unplanned), bits(planned));
         assertArrayEquals(x.matmul(x).tanh().relu().matmul(x).toFloatArray(), planned.toFloatArray(), 1e-5f);
+    }
+
+    @Test
+    void anOutputStoredBeforeAnInputIsLoadedDoesNotTakeThatInputsBuffer() {
+        // Per tile: load x, store tanh(x), then load b, store -b. Output 0 over b's buffer would overwrite b's tile before it is read.
+        TileProgram twoOutputs = new TileProgram(
+                List.of(new TileProgram.InputSpec(DType.FLOAT32, false), new TileProgram.InputSpec(DType.FLOAT32, false)), 2, 4,
+                List.of(new TileInstr.Load(0, 0), new TileInstr.Unary(UnaryFn.TANH, 0, 1), new TileInstr.Store(1, 0),
+                        new TileInstr.Load(1, 2), new TileInstr.Unary(UnaryFn.NEG, 2, 3), new TileInstr.Store(3, 1)));
+        KernelProgram p = new KernelProgram(6, List.of(0, 1), List.of(
+                new KernelProgram.Eager(new Op.Unary(UnaryFn.EXP), List.of(1), List.of(2)),
+                new KernelProgram.Fused("two_outputs", Shape.of(3000), twoOutputs, List.of(0, 2), List.of(3, 4)),
+                new KernelProgram.Eager(new Op.Binary(BinaryFn.ADD), List.of(3, 4), List.of(5))), List.of(5));
+        MemoryPlan plan = MemoryPlan.of(p, List.of(f32(3000), f32(3000)));
+        assertEquals(1, plan.inPlaceCount(), plan.toString());
+        assertEquals(plan.offset(2), plan.offset(4), "-b goes over b, loaded before it is stored: " + plan);
+        assertTrue(plan.offset(3) != plan.offset(2), plan.toString());
+
+        Tensor x = Tensor.randn(9, 3000), y = Tensor.randn(10, 3000);
+        Tensor got = new NpuExecutable(p, DEVICE).run(new Tensor[] {x, y})[0];
+        assertArrayEquals(bits(new NpuExecutable(p, DEVICE, "compiled", "", false).run(new Tensor[] {x, y})[0]), bits(got));
+        assertArrayEquals(bits(x.tanh().add(y.exp().neg())), bits(got));
     }
 
     @Test
