@@ -59,6 +59,7 @@ public final class MemoryPlan {
     private final long[] offset;
     private final List<Buffer> buffers;
     private final long arenaBytes;
+    private final long liveBytes;
     private final long naiveBytes;
     private final long resultBytes;
     private final int inPlace;
@@ -80,7 +81,15 @@ public final class MemoryPlan {
             }
             top = Math.max(top, b.offset() + b.bytes());
         }
+        long live = 0;
+        // The most bytes live at once is reached where some buffer starts.
+        for (Buffer b : buffers) {
+            long at = 0;
+            for (Buffer o : buffers) if (o.firstLaunch() <= b.firstLaunch() && b.firstLaunch() <= o.lastLaunch()) at += o.bytes();
+            live = Math.max(live, at);
+        }
         this.arenaBytes = top;
+        this.liveBytes = live;
         this.naiveBytes = naive;
         this.resultBytes = resultBytes;
         this.inPlace = inPlace;
@@ -260,6 +269,9 @@ public final class MemoryPlan {
     /** The arena's size: the peak bytes of the program's intermediate values. */
     public long arenaBytes() { return arenaBytes; }
 
+    /** The most bytes of buffers live at once: no layout of these buffers fits a smaller arena. */
+    public long liveBytes() { return liveBytes; }
+
     /** What the intermediate values take with one allocation each, as without a plan. */
     public long naiveBytes() { return naiveBytes; }
 
@@ -269,11 +281,11 @@ public final class MemoryPlan {
     /** Values written into an input's buffer by the launch that last reads it. */
     public int inPlaceCount() { return inPlace; }
 
-    /** {@code arena 1.5 KiB for 4 intermediates (3.0 KiB one buffer each; 1 in place), results 512 B per run}. */
+    /** {@code arena 1.5 KiB for 4 intermediates (1.5 KiB live at most, 3.0 KiB one buffer each, 1 in place), results 512 B per run}. */
     public String summary() {
         int values = buffers.stream().mapToInt(b -> b.slots().size()).sum();
-        return "arena " + bytes(arenaBytes) + " for " + values + " intermediate" + (values == 1 ? "" : "s") + " ("
-                + bytes(naiveBytes) + " one buffer each; " + inPlace + " in place), results " + bytes(resultBytes) + " per run";
+        return "arena " + bytes(arenaBytes) + " for " + values + " intermediate" + (values == 1 ? "" : "s") + " (" + bytes(liveBytes)
+                + " live at most, " + bytes(naiveBytes) + " one buffer each, " + inPlace + " in place), results " + bytes(resultBytes) + " per run";
     }
 
     static String bytes(long b) {

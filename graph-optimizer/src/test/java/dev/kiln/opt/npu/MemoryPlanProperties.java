@@ -193,6 +193,7 @@ class MemoryPlanProperties {
                 assertTrue(x == y || !x.overlapsInTime(y) || !x.overlapsInMemory(y), "buffers " + x + " and " + y + ": " + why);
             }
         }
+        assertEquals(livePeak, plan.liveBytes(), why);
         assertTrue(plan.arenaBytes() >= livePeak, why);
         assertTrue(plan.arenaBytes() <= plan.naiveBytes(), why);
         assertTrue(naive <= plan.naiveBytes(), why);

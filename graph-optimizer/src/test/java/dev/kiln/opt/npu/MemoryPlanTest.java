@@ -54,6 +54,7 @@ class MemoryPlanTest {
         MemoryPlan plan = MemoryPlan.of(chain(), List.of(f32(10)));
         assertEquals(128, plan.arenaBytes(), plan.toString());
         assertEquals(192, plan.naiveBytes());
+        assertEquals(128, plan.liveBytes());
         assertEquals(40, plan.resultBytes());
         assertEquals(0, plan.inPlaceCount());
         assertEquals(List.of(0L, 64L, 0L), List.of(plan.offset(1), plan.offset(2), plan.offset(3)));
@@ -220,7 +221,7 @@ class MemoryPlanTest {
         assertTrue(exe.describe().contains("memory: planned on the first run"), exe.describe());
         exe.run(new Tensor[] {Tensor.randn(8, 16, 16)});
         String d = exe.describe();
-        assertTrue(d.contains("memory: peak arena 1.0 KiB for 2 intermediates (2.0 KiB one buffer each; 1 in place), results 1.0 KiB per run"), d);
+        assertTrue(d.contains("memory: peak arena 1.0 KiB for 2 intermediates (1.0 KiB live at most, 2.0 KiB one buffer each, 1 in place), results 1.0 KiB per run"), d);
         List<String> lines = d.lines().filter(l -> l.startsWith("  launch ")).toList();
         assertEquals(p.launches().size(), lines.size(), d);
         for (int i = 0; i < lines.size(); i++) {
