@@ -13,6 +13,8 @@ import dev.kiln.trace.GraphExecutable;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Locale;
+import java.util.Optional;
 
 /**
  * Runs a {@link KernelProgram}: fused launches on the virtual NPU, the rest on the eager
@@ -73,9 +75,9 @@ public final class NpuExecutable implements GraphExecutable {
     public KernelProgram program() { return program; }
 
     /** The memory plan of the most recent run's input shapes; empty before the first run or without planning. */
-    public java.util.Optional<MemoryPlan> memoryPlan() {
+    public Optional<MemoryPlan> memoryPlan() {
         ArenaPool a = arenas;
-        return a == null ? java.util.Optional.empty() : java.util.Optional.of(a.plan());
+        return a == null ? Optional.empty() : Optional.of(a.plan());
     }
 
     /** Arenas allocated so far: runs reuse them, concurrent runs take one each. */
@@ -215,10 +217,10 @@ public final class NpuExecutable implements GraphExecutable {
                 case KernelProgram.Eager e -> "eager " + e.op().name();
                 case KernelProgram.Fused f -> "fused " + f.name() + " (" + f.program().instructions().size() + " tile instructions)";
             };
-            sb.append(String.format(java.util.Locale.ROOT, "  launch %d: %s", i, what));
+            sb.append(String.format(Locale.ROOT, "  launch %d: %s", i, what));
             if (costs != null) {
                 LaunchCost c = costs[i];
-                sb.append(String.format(java.util.Locale.ROOT, ", %.3f ms", c.nanos() / 1e6));
+                sb.append(String.format(Locale.ROOT, ", %.3f ms", c.nanos() / 1e6));
                 if (l instanceof KernelProgram.Fused) {
                     sb.append(", DRAM read ").append(c.dmaRead()).append(" B, written ").append(c.dmaWritten()).append(" B (DMA count)");
                     if (c.operandRead() + c.operandWritten() > 0) {
@@ -239,7 +241,7 @@ public final class NpuExecutable implements GraphExecutable {
                 nanos += c.nanos();
                 bytes += c.bytes();
             }
-            sb.append(String.format(java.util.Locale.ROOT, "  last run: %.3f ms in launches, %d B of DRAM traffic%n", nanos / 1e6, bytes));
+            sb.append(String.format(Locale.ROOT, "  last run: %.3f ms in launches, %d B of DRAM traffic%n", nanos / 1e6, bytes));
         }
         return sb.toString();
     }
