@@ -239,6 +239,19 @@ class MemoryPlanTest {
     }
 
     @Test
+    void explainShowsThePeakBytesOfACompiledFunction() {
+        dev.kiln.Fn2<Tensor> fn = (x, w) -> x.matmul(w).tanh().matmul(w).softmax(1);
+        dev.kiln.Fn2<Tensor> compiled = dev.kiln.Kiln.compile(fn, NpuBackendTest.NPU);
+        Tensor x = Tensor.randn(11, 4, 32), w = Tensor.randn(12, 32, 32);
+        assertArrayEquals(fn.apply(x, w).toFloatArray(), compiled.apply(x, w).toFloatArray(), 1e-5f);
+        String text = dev.kiln.Kiln.explain(compiled, x, w).toString();
+        // x @ w (512 B) is overwritten by tanh; the second matmul's result (512 B) is live with it; softmax's is returned.
+        assertTrue(text.contains("memory: peak arena 1.0 KiB for 3 intermediates (1.0 KiB live at most, 1.5 KiB one buffer each, 1 in place),"
+                + " results 512 B per run"), text);
+        assertTrue(text.contains("eager softmax, ") && text.contains("DRAM read 512 B, written 512 B (operand sizes)"), text);
+    }
+
+    @Test
     void withoutPlanningDescribeSaysSo() {
         NpuExecutable exe = new NpuExecutable(chain(), DEVICE, "compiled", "", false);
         exe.run(new Tensor[] {Tensor.randn(1, 5)});
