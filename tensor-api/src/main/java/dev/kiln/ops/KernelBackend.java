@@ -13,8 +13,9 @@ public interface KernelBackend {
 
     /**
      * Runs {@code op} (never a {@link Op.ViewOp}) on concrete inputs, writing into the
-     * given outputs, which are freshly allocated, contiguous and shaped as
-     * {@link Op#infer} says. Inputs may be arbitrary strided views.
+     * given outputs, which are contiguous, shaped as {@link Op#infer} says and share no
+     * memory with the inputs: freshly allocated, or a compiled program's planned buffer
+     * that holds no live value. Inputs may be arbitrary strided views.
      */
     void execute(Op op, Tensor[] inputs, Tensor[] outputs);
 }

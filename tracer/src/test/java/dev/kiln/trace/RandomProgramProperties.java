@@ -40,6 +40,14 @@ public class RandomProgramProperties {
         }
     }
 
+    /** A random program of this generator and inputs for it, for properties of other layers over the same programs. */
+    public record Sample(String steps, FnN<Tensor> program, Tensor[] inputs) {}
+
+    public static Sample sample(long seed) {
+        Program p = generate(seed);
+        return new Sample(p.steps().toString(), p::run, inputs(p, seed, 0));
+    }
+
     private static Tensor apply(Step s, List<Tensor> v) {
         Tensor a = v.get(s.a());
         return switch (s.kind()) {

@@ -5,6 +5,7 @@ import dev.kiln.npu.device.NpuDevice;
 import dev.kiln.npu.fused.FusedKernel;
 import dev.kiln.ops.Dispatch;
 import dev.kiln.ops.Op;
+import dev.kiln.ops.TensorMeta;
 import dev.kiln.tensor.DType;
 import dev.kiln.tensor.Tensor;
 import dev.kiln.trace.GraphExecutable;
@@ -12,18 +13,36 @@ import dev.kiln.trace.GraphExecutable;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Locale;
+import java.util.Optional;
 
 /**
  * Runs a {@link KernelProgram}: fused launches on the virtual NPU, the rest on the eager
- * kernels. Slot values are dropped after their last reader, so peak memory follows
- * liveness as in the interpreter.
+ * kernels. Intermediate values live in an arena laid out by a {@link MemoryPlan} (made
+ * on the first run for the inputs' shapes); values returned to the caller get fresh
+ * memory. With {@code -Dkiln.npu.arena=false} every launch allocates its outputs afresh
+ * instead, as before memory planning (for comparisons).
  */
 public final class NpuExecutable implements GraphExecutable {
+    private static final boolean PLAN_BY_DEFAULT = !"false".equals(System.getProperty("kiln.npu.arena"));
+
+    /**
+     * What one launch of a run cost: its time; the DRAM bytes the DMA engine counted (fused
+     * kernels); and the bytes of the operands handed to kernels that do not go through the
+     * DMA engine (eager kernels, and the copies that make views contiguous for a fused
+     * kernel), an estimate from operand sizes, not a count. A view that needs no copy moves nothing.
+     */
+    public record LaunchCost(long nanos, long dmaRead, long dmaWritten, long operandRead, long operandWritten) {
+        public long bytes() { return dmaRead + dmaWritten + operandRead + operandWritten; }
+    }
+
     private final KernelProgram program;
     private final FusedKernel[] kernels;
     private final int[] lastUse;
+    private final boolean planMemory;
+    private volatile ArenaPool arenas;
     private volatile List<LaunchTraffic> lastTraffic = List.of();
-    private volatile long[] lastNanos;
+    private volatile LaunchCost[] lastCosts;
     private final String origin;
     private final String passes;
 
@@ -34,9 +53,15 @@ public final class NpuExecutable implements GraphExecutable {
      * the kernel cache) and {@code passes} what the optimisation passes changed.
      */
     public NpuExecutable(KernelProgram program, NpuDevice device, String origin, String passes) {
+        this(program, device, origin, passes, PLAN_BY_DEFAULT);
+    }
+
+    /** As above; {@code planMemory} false allocates each launch's outputs afresh. */
+    public NpuExecutable(KernelProgram program, NpuDevice device, String origin, String passes, boolean planMemory) {
         this.program = program;
         this.origin = origin;
         this.passes = passes;
+        this.planMemory = planMemory;
         List<KernelProgram.Launch> launches = program.launches();
         this.kernels = new FusedKernel[launches.size()];
         this.lastUse = new int[program.slots()];
@@ -49,67 +74,174 @@ public final class NpuExecutable implements GraphExecutable {
 
     public KernelProgram program() { return program; }
 
+    /** The memory plan of the most recent run's input shapes; empty before the first run or without planning. */
+    public Optional<MemoryPlan> memoryPlan() {
+        ArenaPool a = arenas;
+        return a == null ? Optional.empty() : Optional.of(a.plan());
+    }
+
+    /** Arenas allocated so far: runs reuse them, concurrent runs take one each. */
+    int arenasCreated() {
+        ArenaPool a = arenas;
+        return a == null ? 0 : a.created();
+    }
+
     /** The DRAM traffic of each fused launch of the most recent run, in launch order. */
     public List<LaunchTraffic> lastRunTraffic() { return lastTraffic; }
 
+    /** What each launch of the most recent run cost, in launch order; empty before the first run. */
+    public List<LaunchCost> lastRunCosts() {
+        LaunchCost[] c = lastCosts;
+        return c == null ? List.of() : List.of(c);
+    }
+
     @Override
     public Tensor[] run(Tensor[] inputs) {
+        ArenaPool pool = planMemory ? arenasFor(inputs) : null;
+        ArenaPool.Arena arena = pool == null || pool.plan().buffers().isEmpty() ? null : pool.take();
+        try {
+            return run(inputs, pool == null ? null : pool.plan(), arena);
+        } finally {
+            if (arena != null) pool.give(arena);
+        }
+    }
+
+    /** The arenas of the plan for these inputs' shapes, planning anew when they differ from the last run's. */
+    private ArenaPool arenasFor(Tensor[] inputs) {
+        List<TensorMeta> metas = new ArrayList<>(inputs.length);
+        for (Tensor t : inputs) metas.add(t.meta());
+        ArenaPool a = arenas;
+        if (a == null || !a.plan().fits(metas)) {
+            a = new ArenaPool(MemoryPlan.of(program, metas));
+            arenas = a;
+        }
+        return a;
+    }
+
+    private Tensor[] run(Tensor[] inputs, MemoryPlan plan, ArenaPool.Arena arena) {
         Tensor[] slots = new Tensor[program.slots()];
         for (int i = 0; i < inputs.length; i++) slots[program.inputs().get(i)] = inputs[i];
         List<LaunchTraffic> traffic = new ArrayList<>();
         List<KernelProgram.Launch> launches = program.launches();
-        long[] nanos = new long[launches.size()];
+        LaunchCost[] costs = new LaunchCost[launches.size()];
         for (int i = 0; i < launches.size(); i++) {
             long t0 = System.nanoTime();
             KernelProgram.Launch l = launches.get(i);
             Tensor[] args = new Tensor[l.in().size()];
             for (int k = 0; k < args.length; k++) args[k] = slots[l.in().get(k)];
-            Tensor[] results = switch (l) {
-                case KernelProgram.Eager e -> Dispatch.apply(e.op(), args);
+            long dmaRead = 0, dmaWritten = 0, operandRead = 0, operandWritten = 0;
+            Tensor[] results;
+            switch (l) {
+                case KernelProgram.Eager e when e.op() instanceof Op.ViewOp || plan == null -> {
+                    results = Dispatch.apply(e.op(), args);
+                    // A view moves nothing unless its input had to be copied first.
+                    if (!(e.op() instanceof Op.ViewOp) || results[0].storage() != args[0].storage()) {
+                        operandRead = operandBytes(args);
+                        operandWritten = operandBytes(results);
+                    }
+                }
+                case KernelProgram.Eager e -> {
+                    results = new Tensor[l.out().size()];
+                    for (int k = 0; k < results.length; k++) results[k] = buffer(plan, arena, l.out().get(k));
+                    Dispatch.backend().execute(e.op(), args, results);
+                    operandRead = operandBytes(args);
+                    operandWritten = operandBytes(results);
+                }
                 case KernelProgram.Fused f -> {
                     // Views (a transpose, a slice) reach a fused kernel as DMA-able contiguous copies.
                     for (int k = 0; k < args.length; k++) {
-                        if (args[k].numel() != 1 && !args[k].isContiguous()) args[k] = Dispatch.apply1(new Op.Contiguous(), args[k]);
+                        if (args[k].numel() != 1 && !args[k].isContiguous()) {
+                            Tensor copy = Dispatch.apply1(new Op.Contiguous(), args[k]);
+                            operandRead += operandBytes(args[k]);
+                            operandWritten += operandBytes(copy);
+                            args[k] = copy;
+                        }
                     }
-                    Tensor[] out = new Tensor[f.out().size()];
-                    for (int k = 0; k < out.length; k++) out[k] = Tensor.empty(DType.FLOAT32, f.shape());
-                    traffic.add(kernels[i].launch(args, out));
-                    yield out;
+                    results = new Tensor[f.out().size()];
+                    for (int k = 0; k < results.length; k++) {
+                        results[k] = plan == null ? Tensor.empty(DType.FLOAT32, f.shape()) : buffer(plan, arena, f.out().get(k));
+                    }
+                    LaunchTraffic t = kernels[i].launch(args, results);
+                    traffic.add(t);
+                    dmaRead = t.bytesRead();
+                    dmaWritten = t.bytesWritten();
                 }
-            };
+            }
             for (int k = 0; k < results.length; k++) slots[l.out().get(k)] = results[k];
             for (int s : l.in()) if (lastUse[s] == i) slots[s] = null;
-            nanos[i] = System.nanoTime() - t0;
+            costs[i] = new LaunchCost(System.nanoTime() - t0, dmaRead, dmaWritten, operandRead, operandWritten);
         }
         lastTraffic = List.copyOf(traffic);
-        lastNanos = nanos;
+        lastCosts = costs;
         Tensor[] out = new Tensor[program.outputs().size()];
         for (int i = 0; i < out.length; i++) out[i] = slots[program.outputs().get(i)];
         return out;
     }
 
-    /** The origin, then one line per launch: fused kernels with their instructions' count, time and DRAM bytes of the last run. */
+    /** Where a launch writes a slot's value: its arena range, or fresh memory for a value returned to the caller. */
+    private static Tensor buffer(MemoryPlan plan, ArenaPool.Arena arena, int slot) {
+        if (plan.placement(slot) == MemoryPlan.Placement.ARENA) return arena.tensors()[slot];
+        TensorMeta m = plan.meta(slot);
+        return Tensor.empty(m.dtype(), m.shape());
+    }
+
+    /** The bytes of the elements the tensors address, each element once (a broadcast dimension counts once). */
+    private static long operandBytes(Tensor... tensors) {
+        long bytes = 0;
+        for (Tensor t : tensors) {
+            long elements = t.numel() == 0 ? 0 : 1;
+            long[] strides = t.strides();
+            for (int d = 0; d < t.rank(); d++) if (strides[d] != 0) elements *= t.size(d);
+            bytes += elements * t.dtype().byteSize();
+        }
+        return bytes;
+    }
+
+    /**
+     * The origin, the memory plan, then one line per launch with the last run's time and
+     * DRAM bytes: counted by the DMA engine for fused kernels, from operand sizes for the rest.
+     */
     @Override
     public String describe() {
         StringBuilder sb = new StringBuilder("npu program: ").append(program.launches().size()).append(" launches, ")
                 .append(program.fusedLaunches()).append(" fused (").append(origin).append(")\n");
         if (!passes.isEmpty()) for (String line : passes.split("\n")) sb.append("  passes: ").append(line).append('\n');
-        long[] nanos = lastNanos;
-        List<LaunchTraffic> traffic = lastTraffic;
-        int fused = 0;
+        ArenaPool pool = arenas;
+        if (!planMemory) sb.append("  memory: not planned (every launch allocates its outputs)\n");
+        else if (pool == null) sb.append("  memory: planned on the first run\n");
+        else sb.append("  memory: peak ").append(pool.plan().summary()).append('\n');
+        LaunchCost[] costs = lastCosts;
         for (int i = 0; i < program.launches().size(); i++) {
             KernelProgram.Launch l = program.launches().get(i);
             String what = switch (l) {
                 case KernelProgram.Eager e -> "eager " + e.op().name();
                 case KernelProgram.Fused f -> "fused " + f.name() + " (" + f.program().instructions().size() + " tile instructions)";
             };
-            sb.append(String.format(java.util.Locale.ROOT, "  launch %d: %s", i, what));
-            if (nanos != null) sb.append(String.format(java.util.Locale.ROOT, ", %.3f ms", nanos[i] / 1e6));
-            if (l instanceof KernelProgram.Fused && fused < traffic.size()) {
-                LaunchTraffic t = traffic.get(fused++);
-                sb.append(", DRAM read ").append(t.bytesRead()).append(" B, written ").append(t.bytesWritten()).append(" B");
+            sb.append(String.format(Locale.ROOT, "  launch %d: %s", i, what));
+            if (costs != null) {
+                LaunchCost c = costs[i];
+                sb.append(String.format(Locale.ROOT, ", %.3f ms", c.nanos() / 1e6));
+                if (l instanceof KernelProgram.Fused) {
+                    sb.append(", DRAM read ").append(c.dmaRead()).append(" B, written ").append(c.dmaWritten()).append(" B (DMA count)");
+                    if (c.operandRead() + c.operandWritten() > 0) {
+                        sb.append(" + contiguous copies read ").append(c.operandRead()).append(" B, written ").append(c.operandWritten())
+                                .append(" B (operand sizes)");
+                    }
+                } else if (c.bytes() == 0) {
+                    sb.append(", no DRAM traffic (a view)");
+                } else {
+                    sb.append(", DRAM read ").append(c.operandRead()).append(" B, written ").append(c.operandWritten()).append(" B (operand sizes)");
+                }
             }
             sb.append('\n');
+        }
+        if (costs != null) {
+            long nanos = 0, bytes = 0;
+            for (LaunchCost c : costs) {
+                nanos += c.nanos();
+                bytes += c.bytes();
+            }
+            sb.append(String.format(Locale.ROOT, "  last run: %.3f ms in launches, %d B of DRAM traffic%n", nanos / 1e6, bytes));
         }
         return sb.toString();
     }
