@@ -60,14 +60,16 @@ public final class FormNormalization implements GraphPass {
         if (!(div.op() instanceof Op.Binary b) || b.fn() != BinaryFn.DIV || !isFloat(div.outputs().get(0).dtype())) return null;
         Node.Apply exp = uses.producer(div.inputs().get(0)), sum = uses.producer(div.inputs().get(1));
         if (exp == null || sum == null || !(exp.op() instanceof Op.Unary u) || u.fn() != UnaryFn.EXP) return null;
-        if (uses.count(exp.value(0)) != 2 || !uses.onlyUser(sum.value(0), div)) return null;
+        if (!(sum.op() instanceof Op.Reduce) || uses.count(exp.value(0)) != 2 || !uses.onlyUser(sum.value(0), div)) return null;
         if (!sum.inputs().get(0).equals(exp.value(0))) return null;
         Node.Apply sub = uses.singleUseProducer(exp.inputs().get(0));
         if (sub == null || !(sub.op() instanceof Op.Binary s) || s.fn() != BinaryFn.SUB) return null;
         ValueRef x = sub.inputs().get(0);
         Node.Apply max = uses.singleUseProducer(sub.inputs().get(1));
         Shape shape = g.meta(x).shape();
-        if (max == null || !max.inputs().get(0).equals(x) || !shape.equals(div.outputs().get(0).shape())) return null;
+        if (max == null || !(max.op() instanceof Op.Reduce) || !max.inputs().get(0).equals(x) || !shape.equals(div.outputs().get(0).shape())) {
+            return null;
+        }
         Integer dim = keptSingleDim(sum, ReduceFn.SUM, shape.rank());
         if (dim == null || !dim.equals(keptSingleDim(max, ReduceFn.MAX, shape.rank()))) return null;
         return new Match(new Op.Softmax(dim, false), List.of(x), "exp(x - max) / sum is softmax(dim=" + dim + ")");
