@@ -128,7 +128,10 @@ class FusedKernelTest {
         int tile = FusedKernel.tileFor(5, d);
         assertTrue(tile > 0 && 5L * tile * 4 <= d.sramBytesPerCore(), "tile " + tile);
         assertEquals(0, FusedKernel.tileFor(10_000, d));
-        assertThrows(KilnException.class, () -> new FusedKernel("big", new TileProgram(List.of(TILE), 1, 10_000,
-                List.of(new TileInstr.Load(0, 0), new TileInstr.Store(0, 0))), d));
+        TileProgram wide = new TileProgram(List.of(TILE), 1, 10_000, List.of(new TileInstr.Load(0, 0), new TileInstr.Store(0, 0)));
+        var e = assertThrows(KilnException.class, () -> new FusedKernel("big", wide, d, FusedKernel.Strategy.PRIMITIVES));
+        assertEquals("big: a tile program of 10000 registers does not fit 65536 bytes of SRAM", e.getMessage());
+        // Generated, only the input and the output occupy SRAM, whatever the register count.
+        assertEquals(FusedKernel.tileFor(2, d), new FusedKernel("big", wide, d, FusedKernel.Strategy.GENERATED).tile());
     }
 }
