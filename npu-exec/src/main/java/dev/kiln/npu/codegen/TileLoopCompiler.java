@@ -195,7 +195,8 @@ public final class TileLoopCompiler {
         }
     }
 
-    private static Compiled instantiate(TileProgram program, byte[] bytes) {
+    /** Loads {@code bytes} as a new class, outside the memo. */
+    static Compiled instantiate(TileProgram program, byte[] bytes) {
         Plan plan = new Plan(program);
         TileLoop loop;
         try {
