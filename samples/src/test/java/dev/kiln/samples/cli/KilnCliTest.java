@@ -148,8 +148,8 @@ class KilnCliTest {
         JsonNode j = JSON.readTree(line);
         List<String> fields = new ArrayList<>();
         j.fieldNames().forEachRemaining(fields::add);
-        assertEquals(List.of("workload", "name", "mode", "median_ms", "min_ms", "max_ms", "gbps", "gflops", 
-                "threads"), fields);
+        assertEquals(List.of("workload", "name", "mode", "median_ms", "min_ms", "max_ms", "gbps", "gflops", "oob_checks",
+                "threads", "first_call_ms"), fields);
         assertEquals(workload, j.get("workload").textValue());
         assertEquals(name, j.get("name").textValue());
         assertEquals("eager", j.get("mode").textValue());
