@@ -40,6 +40,7 @@ import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.EnumSet;
 import java.util.HashMap;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
@@ -56,11 +57,15 @@ import java.util.Set;
  *
  * <h2>Stages</h2>
  * The transcendental functions are {@link VectorMath} calls, shared by every kernel (few
- * distinct hot methods, and they arrive warm). C2 inlines at most about two of them into
- * one loop before its inlining budget runs out and a vector is boxed (see VectorMath), so
- * the instructions are cut into stages of at most {@link #CALLS_PER_STAGE} calls, each its
- * own static method and compilation; a value one stage makes and a later one reads passes
- * through an SRAM slot of its own.
+ * distinct hot methods, and they arrive warm). C2 stops inlining such a call once it has
+ * parsed too much of the loop before it ({@code NodeCountInliningCutoff}, see VectorMath),
+ * and a call left out of line boxes its vectors. Measured: a loop inlines a small function
+ * (sigmoid, exp, silu) followed by any other, but not gelu followed by sigmoid. So calls are
+ * scheduled as early as their operands allow, the smaller first, and the instructions are
+ * cut into stages, each its own static method and compilation, of at most two calls where
+ * the first is small (otherwise one), with few other operations before the last call. A
+ * value one stage makes and a later one reads passes through an SRAM slot of its own; an
+ * input is read again from its slot.
  *
  * <h2>Bits</h2>
  * Every instruction is the exact Vector API expression the eager kernels use for its op,
@@ -70,8 +75,8 @@ import java.util.Set;
  * bytes from a cache.
  */
 public final class TileLoopCompiler {
-    /** At most this many VectorMath (or lane-by-lane) calls in one loop: C2 inlines two (VectorMathAllocationTest). */
-    static final int CALLS_PER_STAGE = 1;
+    /** The functions after which a loop still inlines a second call: the three under 200 bytes of bytecode. */
+    static final Set<UnaryFn> SMALL_CALLS = EnumSet.of(UnaryFn.EXP, UnaryFn.SIGMOID, UnaryFn.SILU);
     /** A call is inlined only if the loop has not already parsed much before it: at most this many other operations. */
     static final int OPS_BEFORE_CALL = 12;
     /** Caps a stage's size, so no loop grows past what C2 compiles quickly and in full. */
@@ -273,25 +278,71 @@ public final class TileLoopCompiler {
             slots = next;
         }
 
-        /** Greedy: a new stage when a call would be the third, or come after too much other work, or the stage is full. */
+        /** Greedy: a new stage when a call could not be inlined after what the stage already holds, or the stage is full. */
         private void cut(List<TileInstr> body) {
             List<TileInstr> stage = new ArrayList<>();
             int calls = 0, ops = 0;
-            for (TileInstr ins : body) {
+            boolean firstCallSmall = false;
+            for (TileInstr ins : schedule(body)) {
                 boolean call = isCall(ins);
-                boolean full = stage.size() >= OPS_PER_STAGE || (call && (calls >= CALLS_PER_STAGE || ops > OPS_BEFORE_CALL));
-                if (full && !stage.isEmpty()) {
+                boolean inlinable = ops <= OPS_BEFORE_CALL && (calls == 0 || (calls == 1 && firstCallSmall));
+                if ((stage.size() >= OPS_PER_STAGE || (call && !inlinable)) && !stage.isEmpty()) {
                     stages.add(stage);
                     stage = new ArrayList<>();
                     calls = 0;
                     ops = 0;
                 }
                 stage.add(ins);
-                if (call) calls++;
-                else ops++;
+                if (call) {
+                    if (calls == 0) firstCallSmall = isSmallCall(ins);
+                    calls++;
+                } else {
+                    ops++;
+                }
             }
             if (!stage.isEmpty() || stages.isEmpty()) stages.add(stage);
         }
+    }
+
+    /**
+     * The body reordered so that each call comes as early as its operands allow (the smaller
+     * first when several could), everything else in program order: a list schedule that
+     * keeps every read after its write and every write after the reads of the value it replaces.
+     */
+    static List<TileInstr> schedule(List<TileInstr> body) {
+        List<TileInstr> remaining = new ArrayList<>(body), order = new ArrayList<>();
+        while (!remaining.isEmpty()) {
+            int pick = 0;
+            for (int i = 1; i < remaining.size(); i++) {
+                TileInstr c = remaining.get(i);
+                if (!isCall(c) || !movableToFront(remaining, i)) continue;
+                if (!isCall(remaining.get(pick)) || (isSmallCall(c) && !isSmallCall(remaining.get(pick)))) pick = i;
+            }
+            order.add(remaining.remove(pick));
+        }
+        return order;
+    }
+
+    /** Whether remaining[i] can run before all of remaining[0..i): no register it reads or writes is written or read there. */
+    private static boolean movableToFront(List<TileInstr> remaining, int i) {
+        TileInstr c = remaining.get(i);
+        int d = dst(c);
+        for (int j = 0; j < i; j++) {
+            TileInstr e = remaining.get(j);
+            int w = dst(e);
+            for (int r : reads(c)) if (r == w) return false;
+            if (d >= 0 && (d == w || Arrays.stream(reads(e)).anyMatch(r -> r == d))) return false;
+        }
+        return true;
+    }
+
+    /** A call after which another can still be inlined: a small VectorMath function, or a lane-by-lane helper (which boxes anyway). */
+    static boolean isSmallCall(TileInstr ins) {
+        return switch (ins) {
+            case TileInstr.Unary u -> SMALL_CALLS.contains(u.fn()) || u.fn() == UnaryFn.SIN || u.fn() == UnaryFn.COS;
+            case TileInstr.Binary b -> laneByLane(b.fn());
+            default -> false;
+        };
     }
 
     static boolean isCall(TileInstr ins) {

@@ -33,6 +33,13 @@ public final class FusedKernel {
      * stop fitting the nearer caches, and smaller tiles balance better across workers.
      */
     private static final int MAX_TILE = 8192;
+    /**
+     * Tile of a generated loop, which makes one pass over a few slots: small enough that they
+     * stay in L1 (on W1, one thread, 512 to 1024 elements ran about 20% faster than 8192), and
+     * short loops that a fresh JVM compiles on their call counts rather than by on-stack
+     * replacement after tens of thousands of interpreted iterations.
+     */
+    private static final int GENERATED_TILE = 1024;
 
     /** How the program runs. */
     public enum Strategy {
@@ -68,7 +75,7 @@ public final class FusedKernel {
         this.strategy = strategy;
         this.compiled = strategy == Strategy.GENERATED ? TileLoopCompiler.load(program) : null;
         int slots = compiled != null ? compiled.slots() : program.registers();
-        this.tile = tileFor(slots, device);
+        this.tile = compiled != null ? Math.min(GENERATED_TILE, tileFor(slots, device)) : tileFor(slots, device);
         if (tile == 0) {
             throw new KilnException(name + ": a tile program of " + slots + (compiled != null ? " SRAM slots" : " registers")
                     + " does not fit " + device.sramBytesPerCore() + " bytes of SRAM");

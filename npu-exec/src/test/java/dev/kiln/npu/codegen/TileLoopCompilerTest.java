@@ -59,19 +59,45 @@ class TileLoopCompilerTest {
                 new TileInstr.Store(3, 0)));
     }
 
+    /** silu, then as many other operations as a stage allows before a second call, then the largest function. */
+    static TileProgram largestPairAllowed() {
+        List<TileInstr> code = new java.util.ArrayList<>(List.of(new TileInstr.Load(0, 0), new TileInstr.Unary(UnaryFn.SILU, 0, 1)));
+        for (int i = 0; i < TileLoopCompiler.OPS_BEFORE_CALL - 1; i++) code.add(new TileInstr.Binary(BinaryFn.ADD, i == 0 ? 0 : 2, 1, 2));
+        code.add(new TileInstr.Unary(UnaryFn.GELU, 2, 2));
+        code.add(new TileInstr.Binary(BinaryFn.MUL, 2, 1, 2));
+        code.add(new TileInstr.Store(2, 0));
+        return new TileProgram(List.of(TILE), 1, 3, code);
+    }
+
     @Test
-    void oneVectorMathCallPerStageAndOnlyCarriedValuesTakeSram() {
+    void callsAreScheduledEarlyAndStagesHoldWhatC2Inlines() {
         TileLoopCompiler.Compiled w1 = TileLoopCompiler.load(w1());
-        // gelu's stage hands its result to sigmoid's; x is read again from its input slot.
-        assertEquals(2, w1.stages());
-        assertEquals(3, w1.slots());
+        // sigmoid(x) moves before x*a + b and gelu: one stage, and only x and y in SRAM.
+        assertEquals(List.of("Load", "Unary SIGMOID", "Binary MUL", "Binary ADD", "Unary GELU", "Binary MUL", "Binary ADD", "Store"),
+                TileLoopCompiler.schedule(w1().instructions().subList(2, 10)).stream().map(TileLoopCompilerTest::describe).toList());
+        assertEquals(1, w1.stages());
+        assertEquals(2, w1.slots());
         assertArrayEquals(new int[] {0, -1, -1}, w1.inputSlot());
         assertArrayEquals(new int[] {1}, w1.outputSlot());
+        // exp then tanh in one stage; erf after tanh (not small) starts another, reading x*x and tanh's result from SRAM.
         TileLoopCompiler.Compiled three = TileLoopCompiler.load(threeCalls());
-        assertEquals(3, three.stages());
-        // Input, output, x*x (read again by the last stage) and one slot for r2, which carries exp's result to
-        // tanh's stage and tanh's to erf's.
+        assertEquals(2, three.stages());
         assertEquals(4, three.slots());
+        assertEquals(1, TileLoopCompiler.load(largestPairAllowed()).stages());
+        // A value written into a register a call reads must wait for the call: no move past a reader of its old value.
+        TileProgram war = new TileProgram(List.of(TILE), 1, 2, List.of(new TileInstr.Load(0, 0), new TileInstr.Unary(UnaryFn.GELU, 0, 1),
+                new TileInstr.Unary(UnaryFn.EXP, 1, 0), new TileInstr.Unary(UnaryFn.SIGMOID, 0, 1), new TileInstr.Store(1, 0)));
+        assertEquals(war.instructions(), TileLoopCompiler.schedule(war.instructions()));
+        // gelu (not small) ends its stage; exp (small) and sigmoid share the next.
+        assertEquals(2, TileLoopCompiler.load(war).stages());
+    }
+
+    private static String describe(TileInstr ins) {
+        return switch (ins) {
+            case TileInstr.Unary u -> "Unary " + u.fn();
+            case TileInstr.Binary b -> "Binary " + b.fn();
+            default -> ins.getClass().getSimpleName();
+        };
     }
 
     @Test
@@ -81,7 +107,7 @@ class TileLoopCompilerTest {
         assertArrayEquals(bytes, TileLoopCompiler.generate(TileProgram.parse(p.toText())), "same program, same bytes");
         assertArrayEquals(bytes, TileLoopCompiler.load(p).classBytes());
         // A loop defined from the bytes computes what the generated one does.
-        MemorySegment sram = Arena.ofAuto().allocate(5L * 256 * Float.BYTES, 64);
+        MemorySegment sram = Arena.ofAuto().allocate(4L * 256 * Float.BYTES, 64);
         for (int i = 0; i < 256; i++) sram.setAtIndex(ValueLayout.JAVA_FLOAT, i, (i - 128) / 40f);
         TileLoop fresh = TileLoopCompiler.instantiate(p, bytes).loop();
         assertNotSame(TileLoopCompiler.load(p).loop(), fresh);
@@ -136,7 +162,7 @@ class TileLoopCompilerTest {
         var compiler = ManagementFactory.getCompilationMXBean();
         assumeTrue(compiler != null && compiler.getName().contains("Tiered"), "needs HotSpot's C2");
         int n = 512;
-        for (TileProgram p : List.of(w1(), threeCalls())) {
+        for (TileProgram p : List.of(w1(), threeCalls(), largestPairAllowed())) {
             TileLoopCompiler.Compiled c = TileLoopCompiler.load(p);
             MemorySegment sram = Arena.ofAuto().allocate((long) c.slots() * n * Float.BYTES, 64);
             Random r = new Random(3);
