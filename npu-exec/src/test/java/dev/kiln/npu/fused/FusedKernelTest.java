@@ -132,7 +132,8 @@ class FusedKernelTest {
         var e = assertThrows(KilnException.class, () -> new FusedKernel("big", wide, d, FusedKernel.Strategy.PRIMITIVES));
         assertEquals("big: a tile program of 10000 registers does not fit 65536 bytes of SRAM", e.getMessage());
         // Generated, only the input and the output occupy SRAM, whatever the register count.
-        int tile = new FusedKernel("big", wide, d, FusedKernel.Strategy.GENERATED).tile();
-        assertTrue(tile >= dev.kiln.npu.kernels.TileKernels.QUANTUM && 2L * tile * Float.BYTES <= d.sramBytesPerCore(), "tile " + tile);
+        int generatedTile = new FusedKernel("big", wide, d, FusedKernel.Strategy.GENERATED).tile();
+        assertTrue(generatedTile >= dev.kiln.npu.kernels.TileKernels.QUANTUM && 2L * generatedTile * Float.BYTES <= d.sramBytesPerCore(),
+                "tile " + generatedTile);
     }
 }
