@@ -130,15 +130,19 @@ public final class TileLoopCompiler {
      * not a tile loop of this program and vector length, or do not load.
      */
     public static Compiled define(TileProgram program, byte[] classBytes) {
+        String name = className(program), found;
+        try {
+            found = new ClassReader(classBytes).getClassName().replace('/', '.');
+        } catch (RuntimeException e) {
+            throw new IllegalArgumentException("class bytes of the tile loop " + name + " cannot be read: " + e, e);
+        }
+        if (!found.equals(name)) {
+            throw new IllegalArgumentException("class bytes of " + found + " are not the tile loop " + name + " of this program");
+        }
         String text = program.toText();
         synchronized (MEMO) {
             Compiled c = MEMO.get(text);
             if (c != null) return c;
-        }
-        String name = className(program);
-        String found = new ClassReader(classBytes).getClassName().replace('/', '.');
-        if (!found.equals(name)) {
-            throw new IllegalArgumentException("class bytes of " + found + " are not the tile loop " + name + " of this program");
         }
         return remember(text, instantiate(program, classBytes));
     }

@@ -127,6 +127,9 @@ class TileLoopCompilerTest {
         var e = assertThrows(IllegalArgumentException.class, () -> TileLoopCompiler.define(p, TileLoopCompiler.generate(w1())));
         assertEquals("class bytes of " + TileLoopCompiler.className(w1()) + " are not the tile loop " + TileLoopCompiler.className(p)
                 + " of this program", e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> TileLoopCompiler.define(p, new byte[] {1, 2, 3}));
+        assertTrue(e.getMessage().startsWith("class bytes of the tile loop " + TileLoopCompiler.className(p) + " cannot be read"),
+                e.getMessage());
         byte[] damaged = TileLoopCompiler.generate(p);
         Arrays.fill(damaged, damaged.length / 2, damaged.length, (byte) 0x7f);
         e = assertThrows(IllegalArgumentException.class, () -> TileLoopCompiler.instantiate(p, damaged));
