@@ -49,9 +49,11 @@ public final class FusedKernel {
         PRIMITIVES;
 
         /**
-         * The generated loop: measured on W1 it is several times faster than the primitives
-         * once compiled, and its first call is no slower (both start in the interpreter;
-         * the Vector API there costs the same per operation, and the loop makes one pass).
+         * The generated loop. Measured on W1 over 4M floats, one worker, CPU time once compiled:
+         * about 6 ms against 13 ms for the primitives (a hand-written loop: 5.7 ms). First calls
+         * in a fresh JVM cost about the same either way (both start in the interpreter and wait
+         * for C2); generating adds Byte Buddy's one-time start-up (0.2 to 0.7 s on a loaded
+         * machine) and about 10 ms per program after that.
          */
         public static Strategy preferred() { return GENERATED; }
     }
