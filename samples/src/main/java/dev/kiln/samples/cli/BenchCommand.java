@@ -103,7 +103,10 @@ final class BenchCommand implements Callable<Integer> {
     }
 
     /** Each workload and mode in a child JVM of its own (unless this is that child), printing its JSON line. */
-    private int firstCalls(List<Workloads.Id> ids, List<Workloads.Mode> modes, PrintWriter out) {
+    private int firstCalls(List<Workloads.Id> selected, List<Workloads.Mode> modes, PrintWriter out) {
+        // "all" means all the workloads whose first call is measured.
+        List<Workloads.Id> ids = workload.equalsIgnoreCase("all")
+                ? selected.stream().filter(Workloads.FIRST_CALL_WORKLOADS::contains).toList() : selected;
         for (Workloads.Id id : ids) {
             if (!Workloads.FIRST_CALL_WORKLOADS.contains(id)) {
                 throw new ParameterException(spec.commandLine(), "--first-call measures " + Workloads.FIRST_CALL_WORKLOADS + ", not " + id);
