@@ -46,7 +46,7 @@ class GeneratedTileLoopProperties {
                     default -> {
                         float got = results[output++][e];
                         check(ins, reg, got, e, p);
-                        reg.put(TileLoopCompiler.dst(ins), got);
+                        reg.put(TilePlan.dst(ins), got);
                     }
                 }
             }

@@ -62,7 +62,7 @@ class TileLoopCompilerTest {
     /** silu, then as many other operations as a stage allows before a second call, then the largest function. */
     static TileProgram largestPairAllowed() {
         List<TileInstr> code = new java.util.ArrayList<>(List.of(new TileInstr.Load(0, 0), new TileInstr.Unary(UnaryFn.SILU, 0, 1)));
-        for (int i = 0; i < TileLoopCompiler.OPS_BEFORE_CALL - 1; i++) code.add(new TileInstr.Binary(BinaryFn.ADD, i == 0 ? 0 : 2, 1, 2));
+        for (int i = 0; i < TilePlan.OPS_BEFORE_CALL - 1; i++) code.add(new TileInstr.Binary(BinaryFn.ADD, i == 0 ? 0 : 2, 1, 2));
         code.add(new TileInstr.Unary(UnaryFn.GELU, 2, 2));
         code.add(new TileInstr.Binary(BinaryFn.MUL, 2, 1, 2));
         code.add(new TileInstr.Store(2, 0));
@@ -74,7 +74,7 @@ class TileLoopCompilerTest {
         TileLoopCompiler.Compiled w1 = TileLoopCompiler.load(w1());
         // sigmoid(x) moves before x*a + b and gelu: one stage, and only x and y in SRAM.
         assertEquals(List.of("Load", "Unary SIGMOID", "Binary MUL", "Binary ADD", "Unary GELU", "Binary MUL", "Binary ADD", "Store"),
-                TileLoopCompiler.schedule(w1().instructions().subList(2, 10)).stream().map(TileLoopCompilerTest::describe).toList());
+                TilePlan.schedule(w1().instructions().subList(2, 10)).stream().map(TileLoopCompilerTest::describe).toList());
         assertEquals(1, w1.stages());
         assertEquals(2, w1.slots());
         assertArrayEquals(new int[] {0, -1, -1}, w1.inputSlot());
@@ -87,7 +87,7 @@ class TileLoopCompilerTest {
         // A value written into a register a call reads must wait for the call: no move past a reader of its old value.
         TileProgram war = new TileProgram(List.of(TILE), 1, 2, List.of(new TileInstr.Load(0, 0), new TileInstr.Unary(UnaryFn.GELU, 0, 1),
                 new TileInstr.Unary(UnaryFn.EXP, 1, 0), new TileInstr.Unary(UnaryFn.SIGMOID, 0, 1), new TileInstr.Store(1, 0)));
-        assertEquals(war.instructions(), TileLoopCompiler.schedule(war.instructions()));
+        assertEquals(war.instructions(), TilePlan.schedule(war.instructions()));
         // gelu (not small) ends its stage; exp (small) and sigmoid share the next.
         assertEquals(2, TileLoopCompiler.load(war).stages());
     }
