@@ -111,6 +111,8 @@ final class StageWriter {
         mv.visitVarInsn(Opcodes.LSTORE, offset);
         current.clear();
         current.putAll(setupLocal);
+        // A setup register an earlier stage overwrote holds that stage's value, read back from SRAM.
+        current.keySet().removeAll(plan.inbound.get(stage).keySet());
         for (TileInstr ins : plan.stages.get(stage)) instruction(ins);
         for (int r : plan.spillAtEnd.get(stage).stream().sorted().toList()) store(value(r), plan.spillSlot[r]);
         mv.visitIincInsn(index, TileLoopCompiler.LANES);

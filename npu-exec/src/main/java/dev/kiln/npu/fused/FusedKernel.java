@@ -64,7 +64,8 @@ public final class FusedKernel {
     private final Strategy strategy;
     private final TileLoopCompiler.Compiled compiled;
     private final int tile;
-    private final TileInstr[] setup;
+    /** Setup fills made once per worker, and those redone per tile because the body overwrites their register. */
+    private final TileInstr[] setupOnce, setupPerTile;
     private final TileInstr[] body;
     private final int cost;
 
@@ -82,8 +83,21 @@ public final class FusedKernel {
             throw new KilnException(name + ": a tile program of " + slots + (compiled != null ? " SRAM slots" : " registers")
                     + " does not fit " + device.sramBytesPerCore() + " bytes of SRAM");
         }
-        this.setup = program.instructions().stream().filter(TileInstr::isSetup).toArray(TileInstr[]::new);
         this.body = program.instructions().stream().filter(i -> !i.isSetup()).toArray(TileInstr[]::new);
+        java.util.Set<Integer> overwritten = new java.util.HashSet<>();
+        for (TileInstr ins : body) {
+            switch (ins) {
+                case TileInstr.Load l -> overwritten.add(l.dst());
+                case TileInstr.Unary u -> overwritten.add(u.dst());
+                case TileInstr.Binary b -> overwritten.add(b.dst());
+                case TileInstr.Clamp c -> overwritten.add(c.dst());
+                case TileInstr.Where w -> overwritten.add(w.dst());
+                default -> { }
+            }
+        }
+        TileInstr[] setup = program.instructions().stream().filter(TileInstr::isSetup).toArray(TileInstr[]::new);
+        this.setupOnce = java.util.Arrays.stream(setup).filter(i -> !overwritten.contains(setupRegister(i))).toArray(TileInstr[]::new);
+        this.setupPerTile = java.util.Arrays.stream(setup).filter(i -> overwritten.contains(setupRegister(i))).toArray(TileInstr[]::new);
         this.cost = Math.max(1, body.length);
     }
 
@@ -147,14 +161,9 @@ public final class FusedKernel {
     private void runTiles(Tensor[] inputs, Tensor[] outputs, float[] scalars, Dma.Transfer dma, long n, long fromTile, long toTile) {
         Sram sram = Sram.local(device);
         MemorySegment seg = sram.segment();
-        for (TileInstr ins : setup) {
-            switch (ins) {
-                case TileInstr.Broadcast b -> sram.fill(b.dst() * tile, tile, scalars[b.input()]);
-                case TileInstr.Constant c -> sram.fill(c.dst() * tile, tile, c.value());
-                default -> throw new IllegalStateException("not a setup instruction: " + ins);
-            }
-        }
+        fill(sram, setupOnce, scalars);
         for (long t = fromTile; t < toTile; t++) {
+            fill(sram, setupPerTile, scalars);
             long start = t * tile;
             int len = (int) Math.min(tile, n - start);
             // Primitives work on whole vectors: the lanes past len hold stale values, computed but never stored.
@@ -178,6 +187,24 @@ public final class FusedKernel {
                 }
             }
         }
+    }
+
+    private void fill(Sram sram, TileInstr[] setup, float[] scalars) {
+        for (TileInstr ins : setup) {
+            switch (ins) {
+                case TileInstr.Broadcast b -> sram.fill(b.dst() * tile, tile, scalars[b.input()]);
+                case TileInstr.Constant c -> sram.fill(c.dst() * tile, tile, c.value());
+                default -> throw new IllegalStateException("not a setup instruction: " + ins);
+            }
+        }
+    }
+
+    private static int setupRegister(TileInstr setup) {
+        return switch (setup) {
+            case TileInstr.Broadcast b -> b.dst();
+            case TileInstr.Constant c -> c.dst();
+            default -> throw new IllegalStateException("not a setup instruction: " + setup);
+        };
     }
 
     /** Byte offset of register r in SRAM. */

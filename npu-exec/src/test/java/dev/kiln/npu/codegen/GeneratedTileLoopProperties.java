@@ -25,7 +25,7 @@ class GeneratedTileLoopProperties {
     private static final NpuDevice SMALL = new NpuDevice(64 * 1024, NpuDevice.current().vectorBits(), 2, 1e10);
 
     /** Each instruction, given the values the kernel computed for its operands, against its double reference. */
-    @Property(tries = 120)
+    @Property(tries = 300)
     void everyInstructionIsWithinItsBoundOfTheDoubleReference(@ForAll long seed, @ForAll @IntRange(max = 3000) int n) {
         TileProgram p = RandomTilePrograms.program(seed, true);
         Tensor[] in = RandomTilePrograms.operands(p, n, seed + 1);
@@ -103,7 +103,7 @@ class GeneratedTileLoopProperties {
     }
 
     /** Generated and primitive kernels agree bit for bit, stale padding lanes and many tiles included. */
-    @Property(tries = 120)
+    @Property(tries = 300)
     void generatedLoopsMatchThePrimitivesBitForBit(@ForAll long seed, @ForAll @IntRange(max = 3000) int n) {
         TileProgram p = RandomTilePrograms.program(seed, false);
         Tensor[] in = RandomTilePrograms.operands(p, n, seed ^ 0x5eed);

@@ -53,19 +53,19 @@ final class RandomTilePrograms {
             code.add(new TileInstr.Constant(special(r), reg));
             written.add(reg++);
         }
-        // Setup registers are never overwritten: their fill happens once per worker, not per tile.
-        int firstFree = reg;
+        int boolRegister = reg + tiles;
         for (int i = 0; i < loaded; i++) {
             code.add(new TileInstr.Load(i, reg));
             written.add(reg++);
         }
         int steps = 1 + r.nextInt(9), outputs = 0;
         for (int s = 0; s < steps; s++) {
-            int dst = firstFree + r.nextInt(registers - firstFree);
+            // Any register, a broadcast's or a constant's included: their next tile must see them filled again.
+            int dst = r.nextInt(registers);
             int a = written.get(r.nextInt(written.size())), b = written.get(r.nextInt(written.size()));
             TileInstr ins = switch (r.nextInt(10)) {
                 case 0 -> new TileInstr.Clamp(special(r), special(r), a, dst);
-                case 1 -> new TileInstr.Where(boolInput && r.nextBoolean() ? tiles + setupRegisters : a, b,
+                case 1 -> new TileInstr.Where(boolInput && r.nextBoolean() ? boolRegister : a, b,
                         written.get(r.nextInt(written.size())), dst);
                 case 2, 3, 4 -> new TileInstr.Binary(BINARY[r.nextInt(BINARY.length)], a, b, dst);
                 default -> new TileInstr.Unary(UNARY[r.nextInt(UNARY.length)], a, dst);

@@ -92,6 +92,24 @@ class TileLoopCompilerTest {
         assertEquals(2, TileLoopCompiler.load(war).stages());
     }
 
+    @Test
+    void aConstantRegisterOverwrittenInOneStageIsReadBackInTheNext() {
+        // gelu overwrites the constant's r1 and ends stage 0; the add in stage 1 must see gelu's value, not the constant.
+        TileProgram p = new TileProgram(List.of(TILE), 1, 3, List.of(
+                new TileInstr.Constant(5f, 1),
+                new TileInstr.Load(0, 0),
+                new TileInstr.Unary(UnaryFn.GELU, 0, 1),
+                new TileInstr.Unary(UnaryFn.ERF, 0, 2),
+                new TileInstr.Binary(BinaryFn.ADD, 1, 2, 2),
+                new TileInstr.Store(2, 0)));
+        assertEquals(2, TileLoopCompiler.load(p).stages());
+        int n = 3000;
+        Tensor x = Tensor.randn(11, n);
+        Tensor out = Tensor.empty(DType.FLOAT32, Shape.of(n));
+        new FusedKernel("overwrite", p, NpuDevice.current(), FusedKernel.Strategy.GENERATED).launch(new Tensor[] {x}, new Tensor[] {out});
+        assertArrayEquals(x.gelu().add(x.erf()).toFloatArray(), out.toFloatArray());
+    }
+
     private static String describe(TileInstr ins) {
         return switch (ins) {
             case TileInstr.Unary u -> "Unary " + u.fn();

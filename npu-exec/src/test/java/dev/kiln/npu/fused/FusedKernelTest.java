@@ -59,6 +59,26 @@ class FusedKernelTest {
     }
 
     @Test
+    void aBroadcastRegisterTheBodyOverwritesIsFilledAgainForEveryTile() {
+        // r1 = a, then r1 = x * r1: each tile must start again from r1 = a.
+        TileProgram p = new TileProgram(List.of(TILE, SCALAR), 1, 2, List.of(
+                new TileInstr.Broadcast(1, 1),
+                new TileInstr.Load(0, 0),
+                new TileInstr.Binary(BinaryFn.MUL, 0, 1, 1),
+                new TileInstr.Store(1, 0)));
+        NpuDevice small = new NpuDevice(64 * 1024, NpuDevice.current().vectorBits(), 2, 1e10);
+        int n = 20_000;
+        Tensor x = Tensor.randn(5, n);
+        for (FusedKernel.Strategy s : FusedKernel.Strategy.values()) {
+            Tensor out = Tensor.empty(DType.FLOAT32, Shape.of(n));
+            FusedKernel k = new FusedKernel("overwrite", p, small, s);
+            assertTrue(k.tile() < n, "several tiles");
+            k.launch(new Tensor[] {x, Tensor.scalar(3f)}, new Tensor[] {out});
+            assertArrayEquals(x.mul(3.0).toFloatArray(), out.toFloatArray(), s.toString());
+        }
+    }
+
+    @Test
     void whereReadsBoolConditionsAsOneBytePerElement() {
         TileProgram p = new TileProgram(List.of(new TileProgram.InputSpec(DType.BOOL, false), TILE), 1, 3, List.of(
                 new TileInstr.Constant(-1.5f, 2),
