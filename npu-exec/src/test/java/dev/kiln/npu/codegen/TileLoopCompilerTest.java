@@ -110,6 +110,21 @@ class TileLoopCompilerTest {
         assertArrayEquals(x.gelu().add(x.erf()).toFloatArray(), out.toFloatArray());
     }
 
+    @Test
+    void aLongChainIsCutIntoStagesOfBoundedSize() {
+        List<TileInstr> code = new java.util.ArrayList<>(List.of(new TileInstr.Constant(0.25f, 1), new TileInstr.Load(0, 0)));
+        for (int i = 0; i < 100; i++) code.add(new TileInstr.Binary(i % 2 == 0 ? BinaryFn.ADD : BinaryFn.MUL, 0, 1, 0));
+        code.add(new TileInstr.Store(0, 0));
+        TileProgram p = new TileProgram(List.of(TILE), 1, 2, code);
+        assertEquals(3, TileLoopCompiler.load(p).stages());
+        int n = 5000;
+        Tensor x = Tensor.randn(12, n);
+        Tensor generated = Tensor.empty(DType.FLOAT32, Shape.of(n)), primitives = Tensor.empty(DType.FLOAT32, Shape.of(n));
+        new FusedKernel("long", p, NpuDevice.current(), FusedKernel.Strategy.GENERATED).launch(new Tensor[] {x}, new Tensor[] {generated});
+        new FusedKernel("long", p, NpuDevice.current(), FusedKernel.Strategy.PRIMITIVES).launch(new Tensor[] {x}, new Tensor[] {primitives});
+        assertArrayEquals(primitives.toFloatArray(), generated.toFloatArray());
+    }
+
     private static String describe(TileInstr ins) {
         return switch (ins) {
             case TileInstr.Unary u -> "Unary " + u.fn();
