@@ -6,11 +6,13 @@ import dev.kiln.cache.CacheKey;
 import dev.kiln.cache.KernelCache;
 import dev.kiln.cache.KilnVersion;
 import dev.kiln.ir.Graph;
+import dev.kiln.npu.codegen.TileLoopCompiler;
 import dev.kiln.npu.device.NpuDevice;
 import dev.kiln.opt.Pipeline;
 import dev.kiln.trace.GraphCompiler;
 
 import java.nio.charset.StandardCharsets;
+import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.atomic.LongAdder;
@@ -23,7 +25,8 @@ import java.util.concurrent.atomic.LongAdder;
  * input signature, the device, the compiler version and the compile options: on a hit
  * (in memory, or on disk from an earlier JVM) the program is read back and run, and no
  * pass or lowering runs again. A cached program that cannot be read is reported and
- * recompiled.
+ * recompiled. The artifact also holds the class bytes of every fused launch's generated
+ * tile loop ({@code tile-loops/<launch>.class}), defined on a hit without generating them.
  */
 public final class NpuGraphCompiler implements GraphCompiler {
     /**
@@ -82,6 +85,7 @@ public final class NpuGraphCompiler implements GraphCompiler {
         if (hit.isPresent()) {
             try {
                 KernelProgram p = KernelProgram.parse(new String(hit.get().part("program"), StandardCharsets.UTF_8));
+                defineTileLoops(p, hit.get());
                 boolean memory = cache.stats().memoryHits() > memoryHitsBefore;
                 (memory ? MEMORY_HITS : DISK_HITS).increment();
                 return new NpuExecutable(p, device, String.format(java.util.Locale.ROOT, "kernel cache %s hit, key and load %.1f ms",
@@ -96,8 +100,34 @@ public final class NpuGraphCompiler implements GraphCompiler {
         KernelProgram p = Lowering.lower(optimised.graph(), device);
         COMPILE_NANOS.add(System.nanoTime() - t0);
         COMPILES.increment();
-        cache.put(key, Artifact.of(Map.of("program", p.toText().getBytes(StandardCharsets.UTF_8)), Map.of("graph", g.hash())));
+        Map<String, byte[]> parts = new LinkedHashMap<>();
+        parts.put("program", p.toText().getBytes(StandardCharsets.UTF_8));
+        parts.putAll(tileLoopParts(p));
+        cache.put(key, Artifact.of(parts, Map.of("graph", g.hash())));
         return new NpuExecutable(p, device, String.format(java.util.Locale.ROOT, "compiled in %.1f ms", (System.nanoTime() - t0) / 1e6),
                 optimised.explain().strip());
+    }
+
+    private static final String TILE_LOOP_PART = "tile-loops/";
+
+    /** The class bytes of each fused launch's generated tile loop, stored next to the program. */
+    private static Map<String, byte[]> tileLoopParts(KernelProgram p) {
+        Map<String, byte[]> parts = new LinkedHashMap<>();
+        for (int i = 0; i < p.launches().size(); i++) {
+            if (p.launches().get(i) instanceof KernelProgram.Fused f) {
+                parts.put(TILE_LOOP_PART + i + ".class", TileLoopCompiler.load(f.program()).classBytes());
+            }
+        }
+        return parts;
+    }
+
+    /** Defines the cached tile loops, so that the kernels of a cache hit load them rather than generate them again. */
+    private static void defineTileLoops(KernelProgram p, Artifact a) {
+        for (int i = 0; i < p.launches().size(); i++) {
+            String part = TILE_LOOP_PART + i + ".class";
+            if (p.launches().get(i) instanceof KernelProgram.Fused f && a.partNames().contains(part)) {
+                TileLoopCompiler.define(f.program(), a.part(part));
+            }
+        }
     }
 }

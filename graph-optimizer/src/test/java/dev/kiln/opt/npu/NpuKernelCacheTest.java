@@ -1,9 +1,15 @@
 package dev.kiln.opt.npu;
 
+import dev.kiln.cache.Artifact;
 import dev.kiln.cache.CacheConfig;
 import dev.kiln.cache.KernelCache;
 import dev.kiln.ir.Graph;
+import dev.kiln.npu.codegen.TileLoopCompiler;
 import dev.kiln.npu.device.NpuDevice;
+import dev.kiln.npu.fused.TileInstr;
+import dev.kiln.npu.fused.TileProgram;
+import dev.kiln.ops.UnaryFn;
+import dev.kiln.tensor.DType;
 import dev.kiln.tensor.Tensor;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -11,7 +17,9 @@ import org.junit.jupiter.api.io.TempDir;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
@@ -84,5 +92,42 @@ class NpuKernelCacheTest {
         assertEquals(compiles + 1, NpuGraphCompiler.counts().compiles(), "a corrupt entry is a miss, so the graph compiles again");
         assertArrayEquals(expected, again);
         assertTrue(Files.exists(entries.getFirst()), "the recompiled program is published again");
+    }
+
+    @Test
+    void theArtifactCarriesTheClassOfEachFusedLaunchsTileLoop() {
+        KernelCache cache = KernelCache.open(CacheConfig.memoryOnly(1 << 20));
+        NpuGraphCompiler compiler = new NpuGraphCompiler(NpuDevice.current(), cache);
+        Graph g = NpuBackendTest.w1Graph(1000);
+        List<KernelProgram.Launch> launches = compiler.compile(g).program().launches();
+        Artifact a = cache.get(compiler.key(g)).orElseThrow();
+        int fused = 0;
+        for (int i = 0; i < launches.size(); i++) {
+            if (launches.get(i) instanceof KernelProgram.Fused f) {
+                assertArrayEquals(TileLoopCompiler.generate(f.program()), a.part("tile-loops/" + i + ".class"));
+                fused++;
+            }
+        }
+        assertTrue(fused > 0, "W1 lowers to a fused launch");
+        assertEquals(fused + 1, a.partNames().size(), a.partNames().toString());
+    }
+
+    @Test
+    void tileLoopBytesOfAnotherProgramAreRejectedAndTheGraphCompiledAgain() {
+        KernelCache cache = KernelCache.open(CacheConfig.memoryOnly(1 << 20));
+        NpuGraphCompiler compiler = new NpuGraphCompiler(NpuDevice.current(), cache);
+        Graph g = NpuBackendTest.w1Graph(1000);
+        float[] expected = run(compiler.compile(g));
+        Artifact good = cache.get(compiler.key(g)).orElseThrow();
+        String part = good.partNames().stream().filter(n -> n.startsWith("tile-loops/")).findFirst().orElseThrow();
+        TileProgram other = new TileProgram(List.of(new TileProgram.InputSpec(DType.FLOAT32, false)), 1, 1,
+                List.of(new TileInstr.Load(0, 0), new TileInstr.Unary(UnaryFn.TANH, 0, 0), new TileInstr.Store(0, 0)));
+        Map<String, byte[]> parts = new LinkedHashMap<>();
+        for (String name : good.partNames()) parts.put(name, name.equals(part) ? TileLoopCompiler.generate(other) : good.part(name));
+        cache.put(compiler.key(g), Artifact.of(parts, good.metadata()));
+
+        long compiles = NpuGraphCompiler.counts().compiles();
+        assertArrayEquals(expected, run(compiler.compile(g)));
+        assertEquals(compiles + 1, NpuGraphCompiler.counts().compiles(), "the foreign class is refused, so the graph compiles again");
     }
 }

@@ -35,13 +35,14 @@ import jdk.incubator.vector.VectorSpecies;
  * <li>a callee already compiled on its own into more than {@code InlineSmallCode} (2500
  *     bytes of machine code); flat functions without boxing stay well below that.
  * </ul>
- * So a loop body may call two of these functions, with any Vector API arithmetic around
- * them, and stay allocation-free: W1's {@code gelu(x a + b) * sigmoid(x) + x} is one loop
- * ({@code VectorMathAllocationTest}), as are any two, even {@code gelu} and {@code geluTanh}.
- * A third call can fall beyond the node budget and box. A fused chain with more
- * transcendental steps splits into stages: loops over one L1-sized block (512 floats) that
- * pass intermediates through a scratch block, each loop its own compilation with its own
- * budget.
+ * So a loop body may call two of these functions and stay allocation-free, provided the
+ * first is small (exp, sigmoid, silu: under 200 bytes of bytecode) and little comes before
+ * the second: W1's {@code gelu(x a + b) * sigmoid(x) + x} is one loop when sigmoid comes
+ * first ({@code VectorMathAllocationTest}); with gelu first, sigmoid is parsed past the
+ * budget and boxes (measured in a generated loop). A third call can fall beyond the budget
+ * too. A fused chain with more transcendental steps splits into stages (see
+ * {@code dev.kiln.npu.codegen.TileLoopCompiler}): loops over one L1-sized tile that pass
+ * intermediates through SRAM, each loop its own compilation with its own budget.
  *
  * <p>The exponential's range reduction (n = round(a log2 e), r = a - n ln 2 in two
  * Cody-Waite steps, e^r by a degree-6 polynomial, 2^n built in the exponent bits) is

@@ -59,6 +59,26 @@ class FusedKernelTest {
     }
 
     @Test
+    void aBroadcastRegisterTheBodyOverwritesIsFilledAgainForEveryTile() {
+        // r1 = a, then r1 = x * r1: each tile must start again from r1 = a.
+        TileProgram p = new TileProgram(List.of(TILE, SCALAR), 1, 2, List.of(
+                new TileInstr.Broadcast(1, 1),
+                new TileInstr.Load(0, 0),
+                new TileInstr.Binary(BinaryFn.MUL, 0, 1, 1),
+                new TileInstr.Store(1, 0)));
+        NpuDevice small = new NpuDevice(64 * 1024, NpuDevice.current().vectorBits(), 2, 1e10);
+        int n = 20_000;
+        Tensor x = Tensor.randn(5, n);
+        for (FusedKernel.Strategy s : FusedKernel.Strategy.values()) {
+            Tensor out = Tensor.empty(DType.FLOAT32, Shape.of(n));
+            FusedKernel k = new FusedKernel("overwrite", p, small, s);
+            assertTrue(k.tile() < n, "several tiles");
+            k.launch(new Tensor[] {x, Tensor.scalar(3f)}, new Tensor[] {out});
+            assertArrayEquals(x.mul(3.0).toFloatArray(), out.toFloatArray(), s.toString());
+        }
+    }
+
+    @Test
     void whereReadsBoolConditionsAsOneBytePerElement() {
         TileProgram p = new TileProgram(List.of(new TileProgram.InputSpec(DType.BOOL, false), TILE), 1, 3, List.of(
                 new TileInstr.Constant(-1.5f, 2),
@@ -128,7 +148,12 @@ class FusedKernelTest {
         int tile = FusedKernel.tileFor(5, d);
         assertTrue(tile > 0 && 5L * tile * 4 <= d.sramBytesPerCore(), "tile " + tile);
         assertEquals(0, FusedKernel.tileFor(10_000, d));
-        assertThrows(KilnException.class, () -> new FusedKernel("big", new TileProgram(List.of(TILE), 1, 10_000,
-                List.of(new TileInstr.Load(0, 0), new TileInstr.Store(0, 0))), d));
+        TileProgram wide = new TileProgram(List.of(TILE), 1, 10_000, List.of(new TileInstr.Load(0, 0), new TileInstr.Store(0, 0)));
+        var e = assertThrows(KilnException.class, () -> new FusedKernel("big", wide, d, FusedKernel.Strategy.PRIMITIVES));
+        assertEquals("big: a tile program of 10000 registers does not fit 65536 bytes of SRAM", e.getMessage());
+        // Generated, only the input and the output occupy SRAM, whatever the register count.
+        int generatedTile = new FusedKernel("big", wide, d, FusedKernel.Strategy.GENERATED).tile();
+        assertTrue(generatedTile >= dev.kiln.npu.kernels.TileKernels.QUANTUM && 2L * generatedTile * Float.BYTES <= d.sramBytesPerCore(),
+                "tile " + generatedTile);
     }
 }

@@ -23,15 +23,15 @@ import static org.junit.jupiter.api.Assertions.fail;
  * grid) against a double-precision reference written here, and checks the maximum
  * error each method documents, in ulps of the float32 result.
  */
-class VectorMathTest {
+public class VectorMathTest {
     private static final VectorSpecies<Float> S = VectorMath.SPECIES;
 
-    // ---------------------------------------------------------------- double references
+    // ---------------------------------------------------------------- double references (shared with the generated-kernel tests)
 
     private static final double SQRT_PI = Math.sqrt(Math.PI);
 
     /** erfc in double: 1 - Taylor series below 2 (losing at most 3 digits), Lentz's continued fraction above. */
-    static double erfcRef(double z) {
+    public static double erfcRef(double z) {
         if (Double.isNaN(z)) return z;
         if (z < 0) return 2 - erfcRef(-z);
         if (z < 2) return 1 - erfSeries(z);
@@ -62,31 +62,31 @@ class VectorMathTest {
         return 2 / SQRT_PI * sum;
     }
 
-    static double erfRef(double x) {
+    public static double erfRef(double x) {
         if (Double.isNaN(x)) return x;
         double a = Math.abs(x);
         double r = a < 2 ? erfSeries(a) : 1 - erfcRef(a);
         return Math.copySign(r, x);
     }
 
-    static double sigmoidRef(double x) {
+    public static double sigmoidRef(double x) {
         return x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x));
     }
 
     /** x Phi(x) with the Gaussian CDF from erfc, so the negative tail does not cancel. */
-    static double geluRef(double x) {
+    public static double geluRef(double x) {
         if (x == Double.NEGATIVE_INFINITY) return Double.NaN;
         if (x == Double.POSITIVE_INFINITY) return x;
         return x * 0.5 * erfcRef(-x / Math.sqrt(2));
     }
 
-    static double geluTanhRef(double x) {
+    public static double geluTanhRef(double x) {
         if (Double.isInfinite(x)) return x > 0 ? x : Double.NaN;
         double v = 2 * 0.7978845608028654 * (x + 0.044715 * x * x * x);
         return x * sigmoidRef(v);
     }
 
-    static double softplusRef(double x) {
+    public static double softplusRef(double x) {
         return x > 20 ? x : Math.log1p(Math.exp(x));
     }
 

@@ -8,10 +8,20 @@ import java.math.MathContext;
 
 /**
  * One measured figure of a workload, printed as a JSON line. {@code gbps} and
- * {@code gflops} are null where the workload does not define them.
+ * {@code gflops} are null where the workload does not define them; {@code firstCallMs}
+ * (the first call in a fresh JVM, compilation included) unless it was measured.
  */
 public record BenchResult(String workload, String name, String mode, Timing.Stats stats, Double gbps, Double gflops,
-                          boolean oobChecks, int threads) {
+                          boolean oobChecks, int threads, Double firstCallMs) {
+
+    public BenchResult(String workload, String name, String mode, Timing.Stats stats, Double gbps, Double gflops,
+                       boolean oobChecks, int threads) {
+        this(workload, name, mode, stats, gbps, gflops, oobChecks, threads, null);
+    }
+
+    BenchResult withFirstCallMs(double ms) {
+        return new BenchResult(workload, name, mode, stats, gbps, gflops, oobChecks, threads, ms);
+    }
 
     private static final ObjectMapper JSON = new ObjectMapper();
 
@@ -32,6 +42,7 @@ public record BenchResult(String workload, String name, String mode, Timing.Stat
         n.put("gflops", gflops == null ? null : round(gflops));
         n.put("oob_checks", oobChecks);
         n.put("threads", threads);
+        n.put("first_call_ms", firstCallMs == null ? null : round(firstCallMs));
         return n.toString();
     }
 

@@ -190,14 +190,36 @@ public final class Workloads {
     // ---------------------------------------------------------------- W1
 
     /** {@code y = gelu(x*a + b) * sigmoid(x) + x}, counting 8 bytes (one read, one write) per element. */
-    private BenchResult pointwiseChain(Mode mode) {
+    private BenchResult pointwiseChain(Mode mode) { return pointwiseChain(mode, false); }
+
+    private BenchResult pointwiseChain(Mode mode, boolean firstCall) {
         int n = sizes.pointwiseElements();
         Tensor x = Tensor.randn(1, n);
         double a = 0.75, b = 0.25;
         Fn1<Tensor> chain = t -> gelu(t.mul(a).add(b)).mul(t.sigmoid()).add(t);
+        long t0 = System.nanoTime();
         Fn1<Tensor> run = inMode(mode, chain);
+        if (firstCall) sink = run.apply(x);
+        double firstMs = (System.nanoTime() - t0) / 1e6;
         Timing.Stats t = timing.measure(() -> sink = run.apply(x));
-        return result(Id.W1, "pointwise_chain", mode, t, BenchResult.perSecondAtMedian(8.0 * n, t), null);
+        BenchResult r = result(Id.W1, "pointwise_chain", mode, t, BenchResult.perSecondAtMedian(8.0 * n, t), null);
+        return firstCall ? r.withFirstCallMs(firstMs) : r;
+    }
+
+    /** The workloads {@link #firstCall} measures. */
+    public static final List<Id> FIRST_CALL_WORKLOADS = List.of(Id.W1, Id.W2);
+
+    /**
+     * {@code id} in each mode with its first call timed (from {@code Kiln.compile}, so
+     * compilation is included, to the first result): meaningful in a fresh JVM, where
+     * nothing is compiled by the JIT yet. W1 and W2.
+     */
+    public List<BenchResult> firstCall(Id id) {
+        return switch (id) {
+            case W1 -> modes.stream().map(m -> pointwiseChain(m, true)).toList();
+            case W2 -> modes.stream().map(m -> mlp(m, true)).toList();
+            default -> throw new IllegalArgumentException("first calls are measured for " + FIRST_CALL_WORKLOADS + ", not " + id);
+        };
     }
 
     // ---------------------------------------------------------------- W3
@@ -223,16 +245,22 @@ public final class Workloads {
     // ---------------------------------------------------------------- W2
 
     /** {@code gelu(x @ W1 + b1) @ W2 + b2}, counting the two matmuls' flops. */
-    private BenchResult mlp(Mode mode) {
+    private BenchResult mlp(Mode mode) { return mlp(mode, false); }
+
+    private BenchResult mlp(Mode mode, boolean firstCall) {
         int rows = sizes.mlpRows(), model = sizes.mlpModel(), hidden = sizes.mlpHidden();
         Tensor x = Tensor.randn(2, rows, model);
         Tensor w1 = Tensor.randn(3, model, hidden).mul(1 / Math.sqrt(model)), b1 = Tensor.randn(4, hidden).mul(0.1);
         Tensor w2 = Tensor.randn(5, hidden, model).mul(1 / Math.sqrt(hidden)), b2 = Tensor.randn(6, model).mul(0.1);
         Fn1<Tensor> mlp = in -> gelu(in.matmul(w1).add(b1)).matmul(w2).add(b2);
+        long t0 = System.nanoTime();
         Fn1<Tensor> run = inMode(mode, mlp);
+        if (firstCall) sink = run.apply(x);
+        double firstMs = (System.nanoTime() - t0) / 1e6;
         Timing.Stats t = timing.measure(() -> sink = run.apply(x));
         double flops = 2.0 * rows * model * hidden * 2;
-        return result(Id.W2, "mlp", mode, t, null, BenchResult.perSecondAtMedian(flops, t));
+        BenchResult r = result(Id.W2, "mlp", mode, t, null, BenchResult.perSecondAtMedian(flops, t));
+        return firstCall ? r.withFirstCallMs(firstMs) : r;
     }
 
     // ---------------------------------------------------------------- W4

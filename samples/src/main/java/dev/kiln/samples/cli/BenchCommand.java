@@ -11,7 +11,13 @@ import picocli.CommandLine.ParameterException;
 import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
 
+import java.io.IOException;
 import java.io.PrintWriter;
+import java.io.UncheckedIOException;
+import java.lang.management.ManagementFactory;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
@@ -53,6 +59,15 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--small", hidden = true, description = "Tiny problem sizes, for smoke tests of the harness only.")
     boolean small;
 
+    @Option(names = "--first-call",
+            description = "Also time the first call (Kiln.compile included in compiled mode) of W1 or W2 in a fresh JVM per mode:"
+                    + " a child java process with the kernel cache off; first_call_ms in the JSON line, the other figures"
+                    + " from the same JVM's later runs.")
+    boolean firstCall;
+
+    @Option(names = "--in-this-jvm", hidden = true, description = "With --first-call: measure here (the child process's side).")
+    boolean inThisJvm;
+
     @Override
     public Integer call() {
         List<Workloads.Id> ids = selected();
@@ -77,6 +92,7 @@ final class BenchCommand implements Callable<Integer> {
             out.flush();
             return 0;
         }
+        if (firstCall) return firstCalls(ids, modes, out);
         Workloads w = new Workloads(small ? Workloads.Sizes.small() : Workloads.Sizes.standard(), new Timing(warmup, runs), modes);
         for (Workloads.Id id : ids) {
             for (BenchResult r : w.run(id)) {
@@ -85,6 +101,56 @@ final class BenchCommand implements Callable<Integer> {
             }
         }
         return 0;
+    }
+
+    /** Each workload and mode in a child JVM of its own (unless this is that child), printing its JSON line. */
+    private int firstCalls(List<Workloads.Id> selected, List<Workloads.Mode> modes, PrintWriter out) {
+        // "all" means all the workloads whose first call is measured.
+        List<Workloads.Id> ids = workload.equalsIgnoreCase("all")
+                ? selected.stream().filter(Workloads.FIRST_CALL_WORKLOADS::contains).toList() : selected;
+        for (Workloads.Id id : ids) {
+            if (!Workloads.FIRST_CALL_WORKLOADS.contains(id)) {
+                throw new ParameterException(spec.commandLine(), "--first-call measures " + Workloads.FIRST_CALL_WORKLOADS + ", not " + id);
+            }
+        }
+        for (Workloads.Id id : ids) {
+            for (Workloads.Mode m : modes) {
+                if (inThisJvm) {
+                    Workloads w = new Workloads(small ? Workloads.Sizes.small() : Workloads.Sizes.standard(), new Timing(warmup, runs), List.of(m));
+                    for (BenchResult r : w.firstCall(id)) out.println(r.toJson());
+                } else {
+                    out.println(inChildJvm(id, m));
+                }
+                out.flush();
+            }
+        }
+        return 0;
+    }
+
+    /** Runs this command for one workload and mode in a fresh JVM with the same JVM options, kernel cache off; its JSON line. */
+    private String inChildJvm(Workloads.Id id, Workloads.Mode m) {
+        List<String> cmd = new ArrayList<>();
+        cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+        cmd.addAll(ManagementFactory.getRuntimeMXBean().getInputArguments());
+        // A cold compile: no program or tile loop from an earlier run's cache.
+        cmd.add("-Dkiln.cache=off");
+        cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), KilnCli.class.getName(), "bench", id.name(),
+                "--mode", m.name().toLowerCase(Locale.ROOT), "--first-call", "--in-this-jvm", "--runs", Integer.toString(runs),
+                "--warmup", Integer.toString(warmup)));
+        if (small) cmd.add("--small");
+        if (noBoundsChecks) cmd.add("--no-bounds-checks");
+        try {
+            Process proc = new ProcessBuilder(cmd).redirectError(ProcessBuilder.Redirect.INHERIT).start();
+            String text = new String(proc.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+            if (proc.waitFor() != 0) throw new IllegalStateException("the first-call run of " + id + " " + m + " failed:\n" + text);
+            return text.lines().filter(l -> l.startsWith("{")).findFirst()
+                    .orElseThrow(() -> new IllegalStateException("the first-call run of " + id + " " + m + " printed no result:\n" + text));
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot start a JVM for the first-call run of " + id, e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted while timing the first call of " + id, e);
+        }
     }
 
     private List<Workloads.Id> selected() {

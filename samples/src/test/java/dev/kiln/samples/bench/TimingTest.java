@@ -34,6 +34,6 @@ class TimingTest {
     void jsonHasEveryFieldWithNullsWhereAFigureDoesNotApply() {
         BenchResult r = new BenchResult("W1", "pointwise_chain", "eager", new Timing.Stats(1.23456, 1, 2), 0.000123456, null, false, 2);
         assertEquals("{\"workload\":\"W1\",\"name\":\"pointwise_chain\",\"mode\":\"eager\",\"median_ms\":1.235,\"min_ms\":1.0,"
-                + "\"max_ms\":2.0,\"gbps\":1.235E-4,\"gflops\":null,\"oob_checks\":false,\"threads\":2}", r.toJson());
+                + "\"max_ms\":2.0,\"gbps\":1.235E-4,\"gflops\":null,\"oob_checks\":false,\"threads\":2,\"first_call_ms\":null}", r.toJson());
     }
 }

@@ -91,6 +91,23 @@ class KilnCliTest {
     }
 
     @Test
+    void benchFirstCallTimesEachModeInAFreshJvm() throws IOException {
+        Result r = kiln("bench", "W1", "--mode", "both", "--first-call", "--small", "--runs", "1", "--warmup", "0");
+        assertEquals(0, r.exit(), r.err());
+        assertEquals(2, r.lines().size(), r.out());
+        for (int i = 0; i < 2; i++) {
+            JsonNode j = readJson(r.lines().get(i));
+            assertEquals(i == 0 ? "eager" : "compiled", j.get("mode").asText(), j.toString());
+            assertTrue(j.get("first_call_ms").isNumber() && j.get("first_call_ms").doubleValue() > 0, j.toString());
+            assertTrue(j.get("median_ms").doubleValue() > 0, j.toString());
+        }
+        assertTrue(readJson(kiln("bench", "W1", "--small", "--runs", "1", "--warmup", "0").lines().get(0)).get("first_call_ms").isNull());
+        Result w3 = kiln("bench", "W3", "--first-call");
+        assertEquals(2, w3.exit());
+        assertTrue(w3.err().startsWith("--first-call measures [W1, W2], not W3"), w3.err());
+    }
+
+    @Test
     void benchNoBoundsChecksNeedsTheJvmFlag() {
         // Tests run with the checks on, so asking for them off must be refused rather than misreported.
         Result r = kiln("bench", "W0", "--small", "--no-bounds-checks");
@@ -132,7 +149,7 @@ class KilnCliTest {
         List<String> fields = new ArrayList<>();
         j.fieldNames().forEachRemaining(fields::add);
         assertEquals(List.of("workload", "name", "mode", "median_ms", "min_ms", "max_ms", "gbps", "gflops", "oob_checks",
-                "threads"), fields);
+                "threads", "first_call_ms"), fields);
         assertEquals(workload, j.get("workload").textValue());
         assertEquals(name, j.get("name").textValue());
         assertEquals("eager", j.get("mode").textValue());
