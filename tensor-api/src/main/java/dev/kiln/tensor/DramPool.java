@@ -18,7 +18,9 @@ import java.util.concurrent.atomic.AtomicLong;
  * collections: the garbage collector does not see off-heap bytes, so in a loop of eager
  * ops the tensors' small heap objects would never prompt a collection and blocks would
  * never come back. After {@link #gcInterval} bytes handed out with no block to reuse, the
- * pool asks for a collection, as the JDK's direct buffers do at their limit.
+ * pool asks for a collection, as the JDK's direct buffers do at their limit. Fresh blocks
+ * of 2 MB or more are aligned to and advised onto huge pages ({@link HugePages}), which
+ * makes their first touch cheap.
  *
  * <p>Reused blocks are not zeroed: kernels write every element of their outputs. With the
  * system property {@code kiln.npu.poison=true} (set for Kiln's own tests) every block
@@ -76,7 +78,9 @@ final class DramPool {
         } else {
             if (inUse.get() + pooled.get() + size > capacity) trim(size);
             Arena arena = Arena.ofShared();
-            b = new Block(arena, arena.allocate(size, Storage.ALIGNMENT), cls);
+            boolean huge = size >= HugePages.SIZE && HugePages.available();
+            b = new Block(arena, arena.allocate(size, huge ? HugePages.SIZE : Storage.ALIGNMENT), cls);
+            if (huge) HugePages.advise(b.segment());
         }
         inUse.addAndGet(size);
         sinceCollection.addAndGet(size);
