@@ -1,7 +1,6 @@
 package dev.kiln.npu.kernels.attention;
 
 import dev.kiln.npu.StridedIndex;
-import dev.kiln.ops.Op;
 import dev.kiln.tensor.Shape;
 import dev.kiln.tensor.Tensor;
 
@@ -16,8 +15,11 @@ import java.util.Arrays;
 final class AttentionGeometry {
     final Tensor query, key, value, mask, out;
     final boolean causal;
-    /** Scores are {@code (q * queryScale) . (k * keyScale)}: PyTorch splits the scale as sqrt(scale) on both sides. */
-    final double queryScale, keyScale;
+    /** Under {@link #causal}, query row i sees key j when {@code j <= i + causalOffset}. */
+    final long causalOffset;
+    /** Multiplies q.k; {@link #softcap} (0: none) then bounds the scaled score to (-softcap, softcap). */
+    final double scale, softcap;
+    final int partitionSize;
     final int slices, queries, keys, headDim, valueDim;
     final long queryRowStride, queryColStride, keyRowStride, keyColStride, valueRowStride, valueColStride;
     final long maskRowStride, maskColStride;
@@ -28,16 +30,17 @@ final class AttentionGeometry {
     /** Divides the head index before it meets the key/value head stride: query heads per KV head under GQA, else 1. */
     private final int headGroup;
 
-    AttentionGeometry(Op.ScaledDotProductAttention op, Tensor[] in, Tensor out, int queryBlock) {
+    AttentionGeometry(AttentionSpec spec, Tensor[] in, Tensor out, int queryBlock) {
         this.query = in[0];
         this.key = in[1];
         this.value = in[2];
-        this.mask = op.hasMask() ? in[3] : null;
+        this.mask = spec.hasMask() ? in[3] : null;
         this.out = out;
-        this.causal = op.causal();
-        double root = Math.sqrt(Math.abs(op.scale()));
-        this.queryScale = op.scale() < 0 ? -root : root;
-        this.keyScale = root;
+        this.causal = spec.causal();
+        this.causalOffset = spec.causalOffset();
+        this.scale = spec.scale();
+        this.softcap = spec.softcap();
+        this.partitionSize = spec.partitionSize();
 
         int[] outDims = out.shape().dims();
         this.batch = Arrays.copyOf(outDims, outDims.length - 2);
@@ -48,7 +51,7 @@ final class AttentionGeometry {
         this.slices = Math.toIntExact(Shape.of(batch).numel());
 
         Shape batchShape = Shape.of(batch);
-        boolean gqa = op.enableGqa() && query.rank() >= 3 && key.rank() >= 3;
+        boolean gqa = spec.enableGqa() && query.rank() >= 3 && key.rank() >= 3;
         this.headGroup = gqa ? query.size(-3) / key.size(-3) : 1;
         this.queryBatchStrides = batchStrides(query, batchShape, false);
         this.keyBatchStrides = batchStrides(key, batchShape, gqa);
@@ -114,6 +117,12 @@ final class AttentionGeometry {
         return pairs * (headDim + valueDim);
     }
 
+    /** Query block {@code t} of a slice in visiting order: under causal masking, first, last, second, second to last... */
+    int interleaved(int t, int blocks) {
+        if (!causal) return t;
+        return t % 2 == 0 ? t / 2 : blocks - 1 - t / 2;
+    }
+
     long queryOffset(int slice) { return offset(slice, queryBatchStrides, 1, query.layout().offset()); }
 
     long keyOffset(int slice) { return offset(slice, keyBatchStrides, headGroup, key.layout().offset()); }
@@ -125,8 +134,12 @@ final class AttentionGeometry {
     /** Element offset of the first output element of a slice's query row. */
     long outOffset(int slice, int row) { return ((long) slice * queries + row) * valueDim; }
 
-    /** Number of keys query row {@code row} may see: all of them, or the first row+1 under the causal mask. */
-    int visibleKeys(int row) { return causal ? (int) Math.min(keys, row + 1L) : keys; }
+    /** Number of keys query row {@code row} may see: all of them, or the first {@code row + causalOffset + 1} under the causal mask. */
+    int visibleKeys(int row) {
+        if (!causal) return keys;
+        long n = row + causalOffset + 1;
+        return (int) Math.clamp(n, 0, keys);
+    }
 
     private long offset(int slice, long[] strides, int lastDivisor, long base) {
         long off = base;
