@@ -390,7 +390,8 @@ public final class FlashAttention {
         exponentiate(col, keys, shift);
         FloatVector sum = FloatVector.fromArray(SPECIES, w.laneSum, 0);
         FloatVector correction = VectorMath.exp(previous.sub(shift));
-        next.intoArray(w.rowMax, lane);
+        // The compare-and-blend maximum skips NaN scores; their weights are NaN, so a NaN sum marks the lane NaN for good.
+        next.blend(Float.NaN, sum.test(VectorOperators.IS_NAN)).intoArray(w.rowMax, lane);
         FloatVector.fromArray(SPECIES, w.rowSum, lane).fma(correction, sum).intoArray(w.rowSum, lane);
         if (correction.compare(VectorOperators.NE, 1f).anyTrue()) {
             float[] acc = w.acc;
