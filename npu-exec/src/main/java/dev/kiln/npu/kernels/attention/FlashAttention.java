@@ -46,8 +46,8 @@ public final class FlashAttention {
     private static final int LANES = SPECIES.length();
     /** Query lanes of the wide micro-kernels: two vectors. */
     private static final int WIDE = 2 * LANES;
-    /** Keys per compute tile: a group's scores ({@code [key][WIDE]}) and mask bias stay in L1. */
-    private static final int COMPUTE_KEYS = 128;
+    /** Most keys per compute tile: a group's scores ({@code [key][WIDE]}) and mask bias stay in L1. */
+    private static final int MAX_COMPUTE_KEYS = 128;
     private static final float NEG_INF = Float.NEGATIVE_INFINITY;
     private static final FloatVector IOTA = FloatVector.fromArray(SPECIES, iota(), 0);
 
@@ -56,33 +56,40 @@ public final class FlashAttention {
      *
      * @param queryBlock    query rows per unit (a multiple of the vector width, except a single short block)
      * @param keyTile       keys per key/value tile held in SRAM
+     * @param computeKeys   keys per compute tile: one group's scores and mask bias, {@code [key][WIDE]} each
      * @param partitionKeys keys per split-KV partition
      * @param queryBlocks   query blocks per slice
      * @param partitions    key/value partitions (1: no split)
      */
-    public record Tiling(int queryBlock, int keyTile, int partitionKeys, int queryBlocks, int partitions) {
+    public record Tiling(int queryBlock, int keyTile, int computeKeys, int partitionKeys, int queryBlocks, int partitions) {
 
         /**
-         * Blocks for {@code device}: half the SRAM holds the transposed queries and output
-         * accumulators of a query block, half the key/value tile with a group's scores and
-         * bias. Query blocks are evened out over the rows (and made smaller when there are
-         * fewer units than workers); without a caller's {@code partitionSize}, keys are split
-         * only when there are still fewer units than workers (long decode contexts).
+         * Blocks for {@code device}'s SRAM per core: a sixteenth for the compute tile (scores
+         * and bias, at most {@value #MAX_COMPUTE_KEYS} keys: L1-sized), then of the rest up to
+         * half for the query block's transposed queries, output accumulators and softmax state,
+         * and what remains for the key/value tile. Query blocks are evened out over the rows (and made
+         * smaller when there are fewer units than workers); without a caller's
+         * {@code partitionSize}, keys are split only when there are still fewer units than
+         * workers (long decode contexts). At least one key and one vector of query rows, even
+         * when head sizes beyond the SRAM leave less.
          */
         public static Tiling plan(NpuDevice device, int slices, int queries, int keys, int headDim, int valueDim,
                                   int partitionSize) {
-            long half = device.sramFloats() / 2;
-            int keyTile = (int) Math.clamp(half / ((long) headDim + valueDim + 2L * WIDE), 1, Math.max(1, keys));
-            long rowFloats = (long) headDim + valueDim + 2;
-            int maxBlock = (int) Math.max(LANES, half / rowFloats / LANES * LANES);
+            long floats = device.sramFloats();
+            int computeKeys = (int) Math.clamp(floats / 16 / WIDE, 4, MAX_COMPUTE_KEYS);
+            long fixed = 2L * computeKeys * WIDE + Math.max(headDim, valueDim) + 2L * LANES + roundUp(valueDim, LANES);
+            long budget = Math.max(0, floats - fixed), perRow = (long) headDim + valueDim + 3;
+            // Queries take half, at least one lane block; keys and values the rest.
+            int maxBlock = (int) Math.clamp(budget / 2 / perRow / WIDE * WIDE, WIDE, Integer.MAX_VALUE / 2);
+            long keyFloats = budget - Math.min(budget, (long) roundUp(Math.min(maxBlock, Math.max(queries, 1)), WIDE) * perRow);
+            int keyTile = (int) Math.clamp(keyFloats / Math.max(1L, (long) headDim + valueDim), 1, Math.max(1, keys));
             int blocks = Math.max(1, Math.ceilDiv(queries, maxBlock));
             int workers = device.workers();
             if ((long) slices * blocks < workers) {
                 blocks = (int) Math.max(blocks, Math.min(Math.ceilDiv(workers, Math.max(1, slices)), Math.ceilDiv(queries, LANES)));
             }
             int rows = Math.ceilDiv(Math.max(queries, 1), blocks);
-            int queryBlock = queries <= LANES ? Math.max(queries, 1) : roundUp(rows, rows > WIDE ? WIDE : LANES);
-            queryBlock = Math.min(queryBlock, Math.max(roundUp(queries, LANES), 1));
+            int queryBlock = queries <= LANES ? Math.max(queries, 1) : Math.min(roundUp(rows, rows > WIDE ? WIDE : LANES), maxBlock);
             blocks = Math.max(1, Math.ceilDiv(queries, queryBlock));
             int partitionKeys, partitions;
             if (partitionSize > 0) {
@@ -95,7 +102,16 @@ public final class FlashAttention {
                 partitionKeys = Math.max(1, Math.ceilDiv(keys, partitions));
             }
             keyTile = Math.min(keyTile, partitionKeys);
-            return new Tiling(queryBlock, keyTile, partitionKeys, blocks, partitions);
+            return new Tiling(queryBlock, keyTile, computeKeys, partitionKeys, blocks, partitions);
+        }
+
+        /** Floats of one worker's working set (see {@link Workspace}): what must fit in SRAM. */
+        public long workspaceFloats(int headDim, int valueDim) {
+            long rows = roundUp(queryBlock, WIDE);
+            int valuePad = roundUp(valueDim, LANES);
+            return rows * headDim + (long) keyTile * headDim + Math.max((long) keyTile * valueDim, valuePad)
+                    + 2L * computeKeys * WIDE + Math.max(rows * valueDim, valuePad) + 2 * rows + Math.max(rows, partitions)
+                    + Math.max(headDim, valueDim) + 2L * LANES;
         }
     }
 
@@ -244,15 +260,16 @@ public final class FlashAttention {
 
     /**
      * One group of query lanes ({@code width} vectors from {@code lane}) against a key
-     * tile, in compute tiles of {@link #COMPUTE_KEYS}: scores, soft-cap and masks, the
+     * tile, in compute tiles of {@link Tiling#computeKeys}: scores, soft-cap and masks, the
      * online softmax update, and the weighted values.
      */
     private void group(int slice, int firstRow, int rows, int qPad, int lane, int width, int tileStart, int tileKeys) {
         int groupFirst = firstRow + lane;
         int groupLast = Math.min(groupFirst + width * LANES, firstRow + rows) - 1;
         int groupKeys = Math.min(tileKeys, g.visibleKeys(groupLast) - tileStart);
-        for (int sub = 0; sub < groupKeys; sub += COMPUTE_KEYS) {
-            int keys = Math.min(COMPUTE_KEYS, groupKeys - sub);
+        int computeKeys = tiling.computeKeys();
+        for (int sub = 0; sub < groupKeys; sub += computeKeys) {
+            int keys = Math.min(computeKeys, groupKeys - sub);
             int firstKey = tileStart + sub;
             if (width == 2) scores2(lane, sub, keys);
             else scores1(lane, sub, keys);
@@ -642,8 +659,10 @@ public final class FlashAttention {
 
     /**
      * One worker's SRAM working set, sized by the {@link Tiling} (so within the device's
-     * SRAM per core) and kept across launches. Heap arrays behind heap segments: the DMA
-     * copies into the segments, the micro-kernels read the arrays.
+     * SRAM per core, see {@link Tiling#workspaceFloats}) and kept across launches. Heap
+     * arrays behind heap segments: the DMA copies into the segments, the micro-kernels read
+     * the arrays. The merge pass of split-KV reuses {@code values} for a partition's row and
+     * {@code acc} for the merged row.
      */
     private static final class Workspace {
         private static final ThreadLocal<Workspace> LOCAL = new ThreadLocal<>();
@@ -652,43 +671,41 @@ public final class FlashAttention {
         final float[] laneMax = new float[LANES], laneSum = new float[LANES];
         /** One query or output row in the caller's layout. */
         final float[] row;
-        final MemorySegment rowSegment;
-        final MemorySegment queriesSegment, keysSegment, valuesSegment, biasSegment, accSegment, lseSegment;
+        final MemorySegment queriesSegment, keysSegment, valuesSegment, biasSegment, accSegment, lseSegment, rowSegment;
 
-        private Workspace(int queryFloats, int keyFloats, int valueFloats, int accFloats, int rows, int lseFloats, int rowFloats) {
-            row = new float[rowFloats];
-            rowSegment = MemorySegment.ofArray(row);
-            queries = new float[queryFloats];
-            keys = new float[keyFloats];
-            values = new float[valueFloats];
-            scores = new float[COMPUTE_KEYS * WIDE];
-            bias = new float[COMPUTE_KEYS * WIDE];
-            acc = new float[accFloats];
+        private Workspace(Tiling t, int headDim, int valueDim) {
+            int rows = roundUp(t.queryBlock(), WIDE), valuePad = roundUp(valueDim, LANES);
+            queries = new float[Math.multiplyExact(rows, headDim)];
+            keys = new float[Math.multiplyExact(t.keyTile(), headDim)];
+            values = new float[Math.max(Math.multiplyExact(t.keyTile(), valueDim), valuePad)];
+            scores = new float[t.computeKeys() * WIDE];
+            bias = new float[t.computeKeys() * WIDE];
+            acc = new float[Math.max(Math.multiplyExact(rows, valueDim), valuePad)];
             rowMax = new float[rows];
             rowSum = new float[rows];
-            lse = new float[lseFloats];
+            lse = new float[Math.max(rows, t.partitions())];
+            row = new float[Math.max(headDim, valueDim)];
             queriesSegment = MemorySegment.ofArray(queries);
             keysSegment = MemorySegment.ofArray(keys);
             valuesSegment = MemorySegment.ofArray(values);
             biasSegment = MemorySegment.ofArray(bias);
             accSegment = MemorySegment.ofArray(acc);
             lseSegment = MemorySegment.ofArray(lse);
+            rowSegment = MemorySegment.ofArray(row);
+        }
+
+        private boolean fits(Tiling t, int headDim, int valueDim) {
+            int rows = roundUp(t.queryBlock(), WIDE), valuePad = roundUp(valueDim, LANES);
+            return queries.length >= (long) rows * headDim && keys.length >= (long) t.keyTile() * headDim
+                    && values.length >= Math.max((long) t.keyTile() * valueDim, valuePad)
+                    && scores.length >= t.computeKeys() * WIDE && acc.length >= Math.max((long) rows * valueDim, valuePad)
+                    && rowMax.length >= rows && lse.length >= Math.max(rows, t.partitions()) && row.length >= Math.max(headDim, valueDim);
         }
 
         static Workspace local(Tiling t, int headDim, int valueDim) {
-            int rows = roundUp(t.queryBlock(), WIDE);
-            int rowFloats = Math.max(headDim, valueDim);
-            int queryFloats = Math.multiplyExact(headDim, rows);
-            int keyFloats = Math.multiplyExact(t.keyTile(), headDim);
-            int valuePad = roundUp(valueDim, LANES);
-            // The merge pass reuses values for a partition's row and acc for the merged row.
-            int valueFloats = Math.max(Math.multiplyExact(t.keyTile(), valueDim), valuePad);
-            int accFloats = Math.max(Math.multiplyExact(valueDim, rows), valuePad);
-            int lseFloats = Math.max(rows, t.partitions());
             Workspace ws = LOCAL.get();
-            if (ws == null || ws.queries.length < queryFloats || ws.keys.length < keyFloats || ws.values.length < valueFloats
-                    || ws.acc.length < accFloats || ws.rowMax.length < rows || ws.lse.length < lseFloats || ws.row.length < rowFloats) {
-                ws = new Workspace(queryFloats, keyFloats, valueFloats, accFloats, rows, lseFloats, rowFloats);
+            if (ws == null || !ws.fits(t, headDim, valueDim)) {
+                ws = new Workspace(t, headDim, valueDim);
                 LOCAL.set(ws);
             }
             return ws;

@@ -314,9 +314,15 @@ class FlashAttentionProperties {
         NpuDevice mib = new NpuDevice(1 << 20, 256, 1, 20e9);
         FlashAttention.Tiling big = FlashAttention.Tiling.plan(mib, 8, 1024, 1024, 64, 64, 0);
         assertTrue(tiny.queryBlock() < big.queryBlock() && tiny.keyTile() < big.keyTile(), tiny + " vs " + big);
-        // Working set of a unit within the SRAM: transposed queries and accumulators, key and value tiles.
-        long floats = (long) tiny.queryBlock() * (64 + 64 + 2) + (long) tiny.keyTile() * (64 + 64);
-        assertTrue(floats * 4 <= TINY.sramBytesPerCore(), tiny + " uses " + floats * 4 + " bytes");
+        // A worker's working set (transposed queries and accumulators, key and value tiles, scores) fits the SRAM.
+        for (NpuDevice d : new NpuDevice[] {TINY, SMALL, mib}) {
+            for (int[] dims : new int[][] {{64, 64}, {40, 112}, {128, 128}, {8, 8}}) {
+                FlashAttention.Tiling t = FlashAttention.Tiling.plan(d, 8, 1024, 1024, dims[0], dims[1], 0);
+                long bytes = t.workspaceFloats(dims[0], dims[1]) * 4;
+                assertTrue(bytes <= d.sramBytesPerCore(), t + " needs " + bytes + " bytes of " + d.sramBytesPerCore());
+                if (d == TINY) assertTrue(bytes > d.sramBytesPerCore() / 2, t + " uses only " + bytes + " bytes of " + d.sramBytesPerCore());
+            }
+        }
         FlashAttention.Tiling split = FlashAttention.Tiling.plan(mib, 8, 1024, 1024, 64, 64, 300);
         assertEquals(4, split.partitions());
         assertEquals(300, split.partitionKeys());
