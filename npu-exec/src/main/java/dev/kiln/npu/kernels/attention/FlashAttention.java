@@ -192,7 +192,7 @@ public final class FlashAttention {
             loadKeysAndValues(slice, tileStart, tileKeys);
             for (int lane = 0; lane < qPad; ) {
                 int width = qPad - lane >= WIDE ? 2 : 1;
-                group(slice, firstRow, rows, qPad, lane, width, tileStart, tileKeys);
+                group(slice, firstRow, rows, lane, width, tileStart, tileKeys);
                 lane += width * LANES;
             }
         }
@@ -263,7 +263,7 @@ public final class FlashAttention {
      * tile, in compute tiles of {@link Tiling#computeKeys}: scores, soft-cap and masks, the
      * online softmax update, and the weighted values.
      */
-    private void group(int slice, int firstRow, int rows, int qPad, int lane, int width, int tileStart, int tileKeys) {
+    private void group(int slice, int firstRow, int rows, int lane, int width, int tileStart, int tileKeys) {
         int groupFirst = firstRow + lane;
         int groupLast = Math.min(groupFirst + width * LANES, firstRow + rows) - 1;
         int groupKeys = Math.min(tileKeys, g.visibleKeys(groupLast) - tileStart);
