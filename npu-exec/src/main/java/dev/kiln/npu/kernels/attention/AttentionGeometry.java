@@ -110,6 +110,70 @@ final class AttentionGeometry {
         return block * queryBlock;
     }
 
+    /** Query heads per key/value head under GQA (1 without). */
+    int headGroup() { return headGroup; }
+
+    /**
+     * For one query row under GQA (decode): the same attention with the query heads that
+     * share a key/value head packed as the rows of one slice, so each key/value head is read
+     * once for all of them and its query heads fill vector lanes. Slices become
+     * (batch, KV head), rows the group's query heads: q's head stride becomes the row
+     * stride, as does the mask's. The output [..., Hq, 1, Ev] is already laid out as
+     * [..., Hkv, G, Ev]. A single row's causal rule is a key limit, {@code offset + 1}.
+     */
+    AttentionGeometry packHeads() {
+        int last = batch.length - 1, g = headGroup;
+        int[] packedBatch = batch.clone();
+        packedBatch[last] /= g;
+        long[] q = queryBatchStrides.clone(), m = maskBatchStrides == null ? null : maskBatchStrides.clone();
+        q[last] *= g;
+        if (m != null) m[last] *= g;
+        int visible = visibleKeys(0);
+        return new AttentionGeometry(query, key, value, mask, out, false, 0, scale, softcap, partitionSize,
+                slices / g, g, visible, headDim, valueDim, queryBatchStrides[last], queryColStride, keyRowStride, keyColStride,
+                valueRowStride, valueColStride, mask == null ? 0 : maskBatchStrides[last], maskColStride, queryBlock,
+                packedBatch, q, keyBatchStrides, valueBatchStrides, m, 1);
+    }
+
+    private AttentionGeometry(Tensor query, Tensor key, Tensor value, Tensor mask, Tensor out, boolean causal, long causalOffset,
+                              double scale, double softcap, int partitionSize, int slices, int queries, int keys, int headDim,
+                              int valueDim, long queryRowStride, long queryColStride, long keyRowStride, long keyColStride,
+                              long valueRowStride, long valueColStride, long maskRowStride, long maskColStride, int queryBlock,
+                              int[] batch, long[] queryBatchStrides, long[] keyBatchStrides, long[] valueBatchStrides,
+                              long[] maskBatchStrides, int headGroup) {
+        this.query = query;
+        this.key = key;
+        this.value = value;
+        this.mask = mask;
+        this.out = out;
+        this.causal = causal;
+        this.causalOffset = causalOffset;
+        this.scale = scale;
+        this.softcap = softcap;
+        this.partitionSize = partitionSize;
+        this.slices = slices;
+        this.queries = queries;
+        this.keys = keys;
+        this.headDim = headDim;
+        this.valueDim = valueDim;
+        this.queryRowStride = queryRowStride;
+        this.queryColStride = queryColStride;
+        this.keyRowStride = keyRowStride;
+        this.keyColStride = keyColStride;
+        this.valueRowStride = valueRowStride;
+        this.valueColStride = valueColStride;
+        this.maskRowStride = maskRowStride;
+        this.maskColStride = maskColStride;
+        this.queryBlock = queryBlock;
+        this.queryBlocks = (queries + queryBlock - 1) / queryBlock;
+        this.batch = batch;
+        this.queryBatchStrides = queryBatchStrides;
+        this.keyBatchStrides = keyBatchStrides;
+        this.valueBatchStrides = valueBatchStrides;
+        this.maskBatchStrides = maskBatchStrides;
+        this.headGroup = headGroup;
+    }
+
     /** Rough count of multiply-adds, for {@link dev.kiln.npu.Parallel#forRange}. */
     long cost() {
         long pairs = (long) slices * queries * keys;

@@ -143,7 +143,9 @@ public final class FlashAttention {
      * blocked for {@code device}. Returns the launch's DRAM traffic.
      */
     public static LaunchTraffic run(AttentionSpec spec, Tensor[] in, Tensor out, NpuDevice device) {
-        AttentionGeometry g = new AttentionGeometry(spec, in, out, 1);
+        AttentionGeometry whole = new AttentionGeometry(spec, in, out, 1);
+        // Decode under GQA: the query heads of one KV head share its key and value tiles and fill the lanes.
+        AttentionGeometry g = whole.queries == 1 && whole.headGroup() > 1 ? whole.packHeads() : whole;
         Tiling t = Tiling.plan(device, g.slices, g.queries, g.keys, g.headDim, g.valueDim, g.partitionSize);
         Dma.Transfer dma = Dma.begin("flash_attention");
         long units = (long) g.slices * t.queryBlocks() * t.partitions();

@@ -15,6 +15,7 @@ import net.jqwik.api.Arbitrary;
 import net.jqwik.api.ForAll;
 import net.jqwik.api.Property;
 import net.jqwik.api.Provide;
+import net.jqwik.api.Tuple;
 import net.jqwik.api.constraints.IntRange;
 import org.junit.jupiter.api.Test;
 
@@ -33,15 +34,16 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 class FlashAttentionProperties {
 
-    enum MaskKind { NONE, BOOL, FLOAT, PADDING }
+    enum MaskKind { NONE, BOOL, FLOAT, PADDING, PER_HEAD }
 
     /** Devices whose SRAM forces small query blocks and key tiles; one worker, so no automatic split-KV. */
     static final NpuDevice TINY = new NpuDevice(64 * 1024, 256, 1, 20e9);
     static final NpuDevice SMALL = new NpuDevice(160 * 1024, 256, 1, 20e9);
 
     /**
-     * q [B, Hq, L, E], k [B, Hkv, S, E], v [B, Hkv, S, Ev]; mask [L, S] (BOOL, FLOAT) or
-     * [B, 1, 1, S] (PADDING, bool); masked keys and values may hold NaN or infinity.
+     * q [B, Hq, L, E], k [B, Hkv, S, E], v [B, Hkv, S, Ev]; mask [L, S] (BOOL, FLOAT),
+     * [B, 1, 1, S] (PADDING, bool) or [B, Hq, L, S] (PER_HEAD, bool); masked keys and
+     * values may hold NaN or infinity.
      */
     record Problem(int batch, int heads, int kvHeads, int queries, int keys, int headDim, int valueDim,
                    double[] q, double[] k, double[] v, MaskKind maskKind, double[] mask,
@@ -53,7 +55,11 @@ class FlashAttentionProperties {
         int[] outShape() { return new int[] {batch, heads, queries, valueDim}; }
 
         int[] maskShape() {
-            return maskKind == MaskKind.PADDING ? new int[] {batch, 1, 1, keys} : new int[] {queries, keys};
+            return switch (maskKind) {
+                case PADDING -> new int[] {batch, 1, 1, keys};
+                case PER_HEAD -> new int[] {batch, heads, queries, keys};
+                default -> new int[] {queries, keys};
+            };
         }
 
         Tensor[] inputs(DType dtype) {
@@ -87,17 +93,18 @@ class FlashAttentionProperties {
             return Attention.attention(in[0], in[1], in[2], in.length > 3 ? in[3] : null, options());
         }
 
-        boolean maskAllows(int b, int i, int j) {
+        boolean maskAllows(int b, int h, int i, int j) {
             return switch (maskKind) {
                 case NONE -> true;
                 case BOOL -> mask[i * keys + j] != 0;
                 case FLOAT -> mask[i * keys + j] != Double.NEGATIVE_INFINITY;
                 case PADDING -> mask[b * keys + j] != 0;
+                case PER_HEAD -> mask[((b * heads + h) * queries + i) * keys + j] != 0;
             };
         }
 
-        boolean visible(int b, int i, int j) {
-            return (!causal || j <= i + offset) && maskAllows(b, i, j);
+        boolean visible(int b, int h, int i, int j) {
+            return (!causal || j <= i + offset) && maskAllows(b, h, i, j);
         }
 
         double score(int b, int h, int i, int j) {
@@ -122,7 +129,7 @@ class FlashAttentionProperties {
                         double[] s = new double[keys];
                         double max = Double.NEGATIVE_INFINITY;
                         for (int j = 0; j < keys; j++) {
-                            if (!visible(b, i, j)) continue;
+                            if (!visible(b, h, i, j)) continue;
                             s[j] = score(b, h, i, j);
                             max = Math.max(max, s[j]);
                             maxAbsScore[0] = Math.max(maxAbsScore[0], Math.abs(s[j]));
@@ -131,7 +138,7 @@ class FlashAttentionProperties {
                         double sum = 0;
                         double[] row = new double[valueDim];
                         for (int j = 0; j < keys; j++) {
-                            if (!visible(b, i, j)) continue;
+                            if (!visible(b, h, i, j)) continue;
                             double p = Math.exp(s[j] - max);
                             sum += p;
                             for (int c = 0; c < valueDim; c++) row[c] += p * v[((b * kvHeads + kh) * keys + j) * valueDim + c];
@@ -166,6 +173,7 @@ class FlashAttentionProperties {
             case NONE -> null;
             case BOOL -> bits(r, L * S);
             case PADDING -> bits(r, batch * S);
+            case PER_HEAD -> bits(r, batch * heads * L * S);
             case FLOAT -> {
                 double[] m = new double[L * S];
                 for (int x = 0; x < m.length; x++) m[x] = r.nextInt(4) == 0 ? Double.NEGATIVE_INFINITY : (float) (r.nextDouble() * 4 - 2);
@@ -197,7 +205,9 @@ class FlashAttentionProperties {
             for (int kh = 0; kh < p.kvHeads(); kh++) {
                 for (int j = 0; j < p.keys(); j++) {
                     boolean seen = false;
-                    for (int i = 0; i < p.queries() && !seen; i++) seen = p.visible(b, i, j);
+                    for (int h = kh * (p.heads() / p.kvHeads()); h < (kh + 1) * (p.heads() / p.kvHeads()) && !seen; h++) {
+                        for (int i = 0; i < p.queries() && !seen; i++) seen = p.visible(b, h, i, j);
+                    }
                     if (seen) continue;
                     int kBase = ((b * p.kvHeads() + kh) * p.keys() + j);
                     for (int e = 0; e < p.headDim(); e++) p.k()[kBase * p.headDim() + e] = nonFinite(r);
@@ -284,29 +294,60 @@ class FlashAttentionProperties {
 
     /** Q and O move once, K and V once per query block up to the keys its last row sees; nothing else. */
     @Property(tries = 60)
-    void dramTrafficMatchesTheTiling(@ForAll @IntRange(min = 1, max = 200) int queries, @ForAll @IntRange(min = 0, max = 300) int keys,
+    void dramTrafficMatchesTheTiling(@ForAll("trafficQueries") int queries, @ForAll @IntRange(min = 0, max = 300) int keys,
                                      @ForAll("headSizes") int headDim, @ForAll("headSizes") int valueDim, @ForAll boolean causal,
                                      @ForAll Alignment alignment, @ForAll("devices") NpuDevice device, @ForAll boolean half,
                                      @ForAll long seed) {
         DType dtype = half ? DType.FLOAT16 : DType.FLOAT32;
         Problem p = problem(seed, queries, keys, headDim, valueDim, 1, 2, MaskKind.NONE, causal, alignment, false, 0, false, false);
         NpuDevice oneWorker = new NpuDevice(device.sramBytesPerCore(), device.vectorBits(), 1, device.dmaBytesPerSecond());
-        FlashAttention.Tiling t = FlashAttention.Tiling.plan(oneWorker, p.batch() * p.heads(), queries, keys, headDim, valueDim, 0);
+        // One row under GQA: the two query heads of the KV head are the rows of one slice.
+        boolean packed = queries == 1;
+        int slices = p.batch() * (packed ? p.kvHeads() : p.heads()), rows = packed ? p.heads() / p.kvHeads() : queries;
+        FlashAttention.Tiling t = FlashAttention.Tiling.plan(oneWorker, slices, rows, keys, headDim, valueDim, 0);
         assertEquals(1, t.partitions());
-        long size = dtype.byteSize(), slices = (long) p.batch() * p.heads();
-        long expected = slices * queries * (headDim + valueDim) * size;
+        long size = dtype.byteSize();
+        long expected = (long) p.batch() * p.heads() * queries * (headDim + valueDim) * size;
         for (int block = 0; block < t.queryBlocks(); block++) {
-            int lastRow = Math.min(queries, (block + 1) * t.queryBlock()) - 1;
+            int lastRow = packed ? 0 : Math.min(queries, (block + 1) * t.queryBlock()) - 1;
             long seen = causal ? Math.clamp(lastRow + p.offset() + 1, 0, keys) : keys;
             expected += slices * seen * (headDim + valueDim) * size;
         }
         Tensor out = Tensor.empty(dtype, Shape.of(p.outShape()));
         LaunchTraffic traffic = FlashAttention.run(p.spec(0), p.inputs(dtype), out, oneWorker);
         assertEquals(expected, traffic.bytes(), describe(p) + " tiling " + t);
-        assertEquals(slices * queries * valueDim * size, traffic.bytesWritten(), "only the output is written");
+        assertEquals((long) p.batch() * p.heads() * queries * valueDim * size, traffic.bytesWritten(), "only the output is written");
     }
 
+    /** One query row under GQA packs the query heads of a KV head into one slice's rows. */
+    @Property(tries = 80)
+    void decodeUnderGqaMatchesTheReference(@ForAll @IntRange(min = 0, max = 300) int keys, @ForAll("headSizes") int headDim,
+                                           @ForAll @IntRange(min = 1, max = 3) int kvHeads, @ForAll("decodeGroups") int group,
+                                           @ForAll MaskKind maskKind, @ForAll boolean causal, @ForAll Alignment alignment,
+                                           @ForAll boolean softcap, @ForAll @IntRange(min = 0, max = 100) int partition,
+                                           @ForAll boolean plant, @ForAll("devices") NpuDevice device, @ForAll long seed) {
+        Problem p = problem(seed, 1, keys, headDim, headDim, kvHeads, group, maskKind, causal, alignment, softcap, partition,
+                false, plant);
+        assertMatches("decode on " + device.sramBytesPerCore() + " B SRAM", p, p.runOn(device, partition, DType.FLOAT32));
+    }
+
+    @Provide
+    Arbitrary<Integer> decodeGroups() { return Arbitraries.of(2, 4, 8, 16, 32); }
+
+    @Provide
+    Arbitrary<Integer> trafficQueries() { return Arbitraries.frequencyOf(Tuple.of(1, Arbitraries.just(1)), Tuple.of(3, Arbitraries.integers().between(2, 200))); }
+
     // ------------------------------------------------------------------ examples
+
+    @Test
+    void decodeReadsEachKvHeadOnce() {
+        // 2 batches x 2 KV heads x 4 query heads each, one row, 300 keys: K and V move once per KV head.
+        Problem p = problem(9, 1, 300, 64, 64, 2, 4, MaskKind.NONE, true, Alignment.BOTTOM_RIGHT, false, 0, false, false);
+        NpuDevice oneWorker = new NpuDevice(1 << 20, 256, 1, 20e9);
+        LaunchTraffic t = FlashAttention.run(p.spec(0), p.inputs(DType.FLOAT32), Tensor.empty(DType.FLOAT32, Shape.of(p.outShape())), oneWorker);
+        long q = (long) p.batch() * 8 * 64 * 4, kv = (long) p.batch() * 2 * 300 * 64 * 4;
+        assertEquals(2 * q + 2 * kv, t.bytes());
+    }
 
     @Test
     void tilingFollowsTheSram() {
