@@ -202,12 +202,15 @@ public final class OnnxOps {
             throw new UnsupportedCaseException("Attention: qk_matmul_output_mode " + n.attributes().integer("qk_matmul_output_mode", 0)
                     + " (the qk_matmul_output output) is not supported: the kernel never materialises the scores");
         }
-        // softmax_precision asks for at least that precision; the kernel's softmax runs in float32 (float64 for float64).
-        long precision = n.attributes().integer("softmax_precision", 1);
-        if (precision != 1 && precision != 10 && precision != 16 && precision != 11) {
-            throw new UnsupportedCaseException("Attention: softmax_precision " + precision + " is not a float type Kiln computes in");
-        }
         Tensor q = n.input(0), k = n.input(1), v = n.input(2);
+        // softmax_precision asks for at least that precision (ONNX type codes: 1 float, 10 float16, 16 bfloat16,
+        // 11 double); the kernel's softmax runs in float32, or float64 for float64 inputs.
+        long precision = n.attributes().integer("softmax_precision", 1);
+        boolean covered = precision == 1 || precision == 10 || precision == 16 || precision == 11 && q.dtype() == DType.FLOAT64;
+        if (!covered) {
+            throw new UnsupportedCaseException("Attention: softmax_precision " + precision + " for " + q.dtype()
+                    + " inputs: Kiln's softmax runs in float32 (float64 only for float64 inputs)");
+        }
         Tensor mask = n.optional(3), pastKey = n.optional(4), pastValue = n.optional(5);
         boolean threeD = q.rank() == 3;
         if (threeD) {

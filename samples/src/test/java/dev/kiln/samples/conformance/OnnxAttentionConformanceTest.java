@@ -70,6 +70,18 @@ class OnnxAttentionConformanceTest {
     }
 
     @Test
+    void aSoftmaxPrecisionAboveTheKernelsIsUnsupported() throws Exception {
+        OnnxNode node = new OnnxNode("Attention", attributes("{\"softmax_precision\": 11}"),
+                List.of(random(1, 1, 2, 4), random(1, 1, 3, 4), random(1, 1, 3, 4)));
+        UnsupportedCaseException e = assertThrows(UnsupportedCaseException.class, () -> OnnxOps.run(node));
+        assertEquals("Attention: softmax_precision 11 for float32 inputs: Kiln's softmax runs in float32 (float64 only for"
+                + " float64 inputs)", e.getMessage());
+        OnnxNode single = new OnnxNode("Attention", attributes("{\"softmax_precision\": 1}"),
+                List.of(random(1, 1, 2, 4), random(1, 1, 3, 4), random(1, 1, 3, 4)));
+        assertEquals(3, OnnxOps.run(single).size());
+    }
+
+    @Test
     void aMaskLongerThanTheKeysIsRejected() {
         Tensor mask = Tensor.ones(DType.BOOL, 2, 5);
         OnnxNode node = new OnnxNode("Attention", Attributes.none(),
