@@ -37,7 +37,6 @@ final class AttentionGeometry {
         this.mask = spec.hasMask() ? in[3] : null;
         this.out = out;
         this.causal = spec.causal();
-        this.causalOffset = spec.causalOffset();
         this.scale = spec.scale();
         this.softcap = spec.softcap();
         this.partitionSize = spec.partitionSize();
@@ -48,6 +47,8 @@ final class AttentionGeometry {
         this.keys = key.size(-2);
         this.headDim = query.size(-1);
         this.valueDim = value.size(-1);
+        // Offsets beyond these bounds see the same keys (all, or none for every row): clamped, row + offset never overflows.
+        this.causalOffset = Math.clamp(spec.causalOffset(), -(long) queries - 1, keys);
         this.slices = Math.toIntExact(Shape.of(batch).numel());
 
         Shape batchShape = Shape.of(batch);

@@ -387,6 +387,20 @@ class FlashAttentionProperties {
     }
 
     @Test
+    void extremeCausalOffsetsSeeAllOrNothing() {
+        Tensor q = TestTensors.tensor(new double[] {1, 0, 0, 1}, DType.FLOAT32, 2, 2);
+        Tensor k = TestTensors.tensor(new double[] {0, 0, 0, 0, 0, 0}, DType.FLOAT32, 3, 2);
+        Tensor v = TestTensors.tensor(new double[] {1, 2, 6}, DType.FLOAT32, 3, 1);
+        for (DType t : new DType[] {DType.FLOAT32, DType.FLOAT64}) {
+            Tensor qt = q.to(t), kt = k.to(t), vt = v.to(t);
+            assertArrayEquals(new double[] {3, 3}, TestTensors.values(Attention.attention(qt, kt, vt,
+                    Attention.Options.DEFAULT.withCausal(Long.MAX_VALUE))), 1e-6, t.toString());
+            assertArrayEquals(new double[] {0, 0}, TestTensors.values(Attention.attention(qt, kt, vt,
+                    Attention.Options.DEFAULT.withCausal(Long.MIN_VALUE))), t.toString());
+        }
+    }
+
+    @Test
     void softcapBoundsScoresBeforeTheMask() {
         // Scores 100 and 0 capped at 2: weights e^(2 tanh(50)) and e^0, not a one-hot.
         Tensor q = TestTensors.tensor(new double[] {10}, DType.FLOAT32, 1, 1);
