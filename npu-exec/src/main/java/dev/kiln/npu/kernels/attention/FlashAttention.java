@@ -18,13 +18,18 @@ import java.util.Arrays;
 
 /**
  * FlashAttention in float32 (for float32, float16 and bfloat16 inputs), tiled to the
- * device's SRAM. A unit of work is one slice (batch and head), one block of query rows
- * and one key/value partition. The unit's queries move DRAM to SRAM once, transposed
- * ({@code [e][row]}, query rows in vector lanes); its keys and values move in tiles
- * ({@code [key][e]}), each once per query block, and only as far as the block's last
- * row can see under causal masking. Scores exist one compute tile at a time in SRAM,
- * never in DRAM. Every copy goes through the {@link Dma} layer, so the launch's DRAM
- * bytes are counted.
+ * device's SRAM (see {@link Tiling}). A unit of work is one slice (batch and head), one
+ * block of query rows and one key/value partition. The unit's queries move DRAM to SRAM
+ * once, scaled and transposed so that query rows lie in vector lanes; its keys and values
+ * move in tiles ({@code [key][e]}), each once per query block, and only as far as the
+ * block's last row can see under causal masking. Scores exist one compute tile at a time
+ * in SRAM, never in DRAM. Every copy goes through the {@link Dma} layer, so the launch's
+ * DRAM bytes are counted. For one query row under GQA (decode) the query heads of a
+ * key/value head are packed as the rows of one slice, so its keys and values are read
+ * once for all of them.
+ *
+ * <p>The scale multiplies the queries once (PyTorch splits it as its square root over q
+ * and k; the results differ by rounding only).
  *
  * <p>With query rows in lanes, the online softmax is vertical: running maximum, sum and
  * output rescaling are whole-vector operations with no horizontal reductions, and both
