@@ -37,6 +37,7 @@ public final class NpuBackend implements KernelBackend {
             case Op.RmsNorm r -> Normalization.rmsNorm(r, in, out[0]);
             case Op.MatMul m -> MatMul.matmul(in[0], in[1], out[0]);
             case Op.ScaledDotProductAttention a -> Attention.sdpa(a, in, out[0]);
+            case Op.Attention a -> Attention.attention(a, in, out[0]);
             case Op.Rope r -> Indexing.rope(r, in[0], in[1], in[2], out[0]);
             case Op.Gather g -> Indexing.gather(g, in[0], in[1], out[0]);
             case Op.GatherElements g -> Indexing.gatherElements(g, in[0], in[1], out[0]);

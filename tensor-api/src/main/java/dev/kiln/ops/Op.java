@@ -315,67 +315,96 @@ public sealed interface Op {
         public String name() { return "scaled_dot_product_attention"; }
 
         public List<TensorMeta> infer(List<TensorMeta> in) {
-            arity(this, in, hasMask ? 4 : 3);
-            TensorMeta q = in.get(0), k = in.get(1), v = in.get(2);
-            for (TensorMeta t : List.of(q, k, v)) {
-                requireFloat(this, t);
-                if (t.shape().rank() < 2) {
-                    throw new KilnShapeException(name() + ": q, k and v need at least 2 dimensions, got "
-                            + q.shape() + ", " + k.shape() + ", " + v.shape());
-                }
-            }
-            if (q.dtype() != k.dtype() || q.dtype() != v.dtype()) {
-                throw new KilnTypeException(name() + ": q, k and v must have one dtype, got "
-                        + q.dtype() + ", " + k.dtype() + ", " + v.dtype());
-            }
-            if (q.shape().dim(-1) != k.shape().dim(-1)) {
-                throw new KilnShapeException(name() + ": query shape " + q.shape() + " and key shape " + k.shape()
-                        + " differ in dimension -1 (" + q.shape().dim(-1) + " vs " + k.shape().dim(-1) + ")");
-            }
-            if (k.shape().dim(-2) != v.shape().dim(-2)) {
-                throw new KilnShapeException(name() + ": key shape " + k.shape() + " and value shape " + v.shape()
-                        + " differ in dimension -2 (" + k.shape().dim(-2) + " vs " + v.shape().dim(-2) + ")");
-            }
-            if (!k.shape().with(-1, 1).equals(v.shape().with(-1, 1))) {
-                throw new KilnShapeException(name() + ": key shape " + k.shape() + " and value shape " + v.shape()
-                        + " must agree in every dimension but the last");
-            }
-            int[] qd = q.shape().dims(), kd = k.shape().dims();
-            int[] qBatch = java.util.Arrays.copyOf(qd, qd.length - 2), kBatch = java.util.Arrays.copyOf(kd, kd.length - 2);
-            if (enableGqa && qBatch.length >= 1 && kBatch.length >= 1) {
-                int hq = qBatch[qBatch.length - 1], hkv = kBatch[kBatch.length - 1];
-                if (hkv == 0 || hq % hkv != 0) {
-                    throw new KilnShapeException(name() + ": with enable_gqa the query heads (dimension -3: " + hq
-                            + ") must be a multiple of the key/value heads (" + hkv + ")");
-                }
-                kBatch[kBatch.length - 1] = hq;
-            }
-            int[] batch = Shape.broadcast(name(), Shape.of(qBatch), Shape.of(kBatch)).dims();
-            int[] out = java.util.Arrays.copyOf(batch, batch.length + 2);
-            out[batch.length] = qd[qd.length - 2];
-            out[batch.length + 1] = v.shape().dim(-1);
-            if (hasMask) {
-                TensorMeta m = in.get(3);
-                if (causal) {
-                    throw new KilnShapeException(name() + ": attn_mask and is_causal cannot both be set"
-                            + " (PyTorch raises the same); fold the causal mask into attn_mask");
-                }
-                if (m.dtype() != DType.BOOL && m.dtype() != q.dtype()) {
-                    throw new KilnTypeException(name() + ": attn_mask must be bool or of the query dtype " + q.dtype()
-                            + ", got " + m.dtype());
-                }
-                int[] scores = java.util.Arrays.copyOf(batch, batch.length + 2);
-                scores[batch.length] = qd[qd.length - 2];
-                scores[batch.length + 1] = kd[kd.length - 2];
-                Shape target = Shape.of(scores);
-                Shape b = Shape.broadcast(name(), target, m.shape());
-                if (!b.equals(target)) {
-                    throw new KilnShapeException(name() + ": attn_mask of shape " + m.shape()
-                            + " does not broadcast to the score shape " + target);
-                }
-            }
-            return List.of(new TensorMeta(q.dtype(), Shape.of(out)));
+            return inferAttention(this, in, causal, enableGqa, hasMask, true);
         }
+    }
+
+    /**
+     * Attention below scaled_dot_product_attention, with the kernel's options: a mask and
+     * causal masking together (both apply), a causal offset (query row i sees key j when
+     * {@code j <= i + causalOffset}; 0 is top-left alignment, {@code S - L} bottom-right),
+     * logit soft-capping ({@code softcap * tanh(s / softcap)} on the scaled scores, before
+     * the mask; 0 for none) and a key/value partition size (keys per split-KV partition,
+     * merged exactly through their log-sum-exp; 0 lets the device choose). Inputs and GQA
+     * as {@link ScaledDotProductAttention}.
+     */
+    record Attention(boolean causal, long causalOffset, double scale, double softcap, boolean enableGqa, boolean hasMask,
+                     int partitionSize) implements Op {
+        public String name() { return "attention"; }
+
+        public List<TensorMeta> infer(List<TensorMeta> in) {
+            if (!(softcap >= 0) || Double.isInfinite(softcap)) {
+                throw new KilnShapeException(name() + ": softcap must be finite and >= 0 (0 for none), got " + softcap);
+            }
+            if (partitionSize < 0) {
+                throw new KilnShapeException(name() + ": partition size must be >= 0 (0 lets the device choose), got " + partitionSize);
+            }
+            return inferAttention(this, in, causal, enableGqa, hasMask, false);
+        }
+    }
+
+    private static List<TensorMeta> inferAttention(Op op, List<TensorMeta> in, boolean causal, boolean enableGqa,
+                                                   boolean hasMask, boolean rejectMaskWithCausal) {
+        arity(op, in, hasMask ? 4 : 3);
+        TensorMeta q = in.get(0), k = in.get(1), v = in.get(2);
+        for (TensorMeta t : List.of(q, k, v)) {
+            requireFloat(op, t);
+            if (t.shape().rank() < 2) {
+                throw new KilnShapeException(op.name() + ": q, k and v need at least 2 dimensions, got "
+                        + q.shape() + ", " + k.shape() + ", " + v.shape());
+            }
+        }
+        if (q.dtype() != k.dtype() || q.dtype() != v.dtype()) {
+            throw new KilnTypeException(op.name() + ": q, k and v must have one dtype, got "
+                    + q.dtype() + ", " + k.dtype() + ", " + v.dtype());
+        }
+        if (q.shape().dim(-1) != k.shape().dim(-1)) {
+            throw new KilnShapeException(op.name() + ": query shape " + q.shape() + " and key shape " + k.shape()
+                    + " differ in dimension -1 (" + q.shape().dim(-1) + " vs " + k.shape().dim(-1) + ")");
+        }
+        if (k.shape().dim(-2) != v.shape().dim(-2)) {
+            throw new KilnShapeException(op.name() + ": key shape " + k.shape() + " and value shape " + v.shape()
+                    + " differ in dimension -2 (" + k.shape().dim(-2) + " vs " + v.shape().dim(-2) + ")");
+        }
+        if (!k.shape().with(-1, 1).equals(v.shape().with(-1, 1))) {
+            throw new KilnShapeException(op.name() + ": key shape " + k.shape() + " and value shape " + v.shape()
+                    + " must agree in every dimension but the last");
+        }
+        int[] qd = q.shape().dims(), kd = k.shape().dims();
+        int[] qBatch = java.util.Arrays.copyOf(qd, qd.length - 2), kBatch = java.util.Arrays.copyOf(kd, kd.length - 2);
+        if (enableGqa && qBatch.length >= 1 && kBatch.length >= 1) {
+            int hq = qBatch[qBatch.length - 1], hkv = kBatch[kBatch.length - 1];
+            if (hkv == 0 || hq % hkv != 0) {
+                throw new KilnShapeException(op.name() + ": with enable_gqa the query heads (dimension -3: " + hq
+                        + ") must be a multiple of the key/value heads (" + hkv + ")");
+            }
+            kBatch[kBatch.length - 1] = hq;
+        }
+        int[] batch = Shape.broadcast(op.name(), Shape.of(qBatch), Shape.of(kBatch)).dims();
+        int[] out = java.util.Arrays.copyOf(batch, batch.length + 2);
+        out[batch.length] = qd[qd.length - 2];
+        out[batch.length + 1] = v.shape().dim(-1);
+        if (hasMask) {
+            TensorMeta m = in.get(3);
+            if (causal && rejectMaskWithCausal) {
+                throw new KilnShapeException(op.name() + ": attn_mask and is_causal cannot both be set"
+                        + " (PyTorch raises the same); fold the causal mask into attn_mask");
+            }
+            if (m.dtype() != DType.BOOL && m.dtype() != q.dtype()) {
+                throw new KilnTypeException(op.name() + ": attn_mask must be bool or of the query dtype " + q.dtype()
+                        + ", got " + m.dtype());
+            }
+            int[] scores = java.util.Arrays.copyOf(batch, batch.length + 2);
+            scores[batch.length] = qd[qd.length - 2];
+            scores[batch.length + 1] = kd[kd.length - 2];
+            Shape target = Shape.of(scores);
+            Shape b = Shape.broadcast(op.name(), target, m.shape());
+            if (!b.equals(target)) {
+                throw new KilnShapeException(op.name() + ": attn_mask of shape " + m.shape()
+                        + " does not broadcast to the score shape " + target);
+            }
+        }
+        return List.of(new TensorMeta(q.dtype(), Shape.of(out)));
     }
 
     // ---------------------------------------------------------------- indexing and assembly

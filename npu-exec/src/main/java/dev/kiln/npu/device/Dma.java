@@ -1,6 +1,7 @@
 package dev.kiln.npu.device;
 
 import dev.kiln.tensor.DType;
+import dev.kiln.tensor.Elements;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -63,6 +64,66 @@ public final class Dma {
             }
             count(read, TOTAL_READ, type.byteSize());
             return one.getAtIndex(F32, 0);
+        }
+
+        /**
+         * Copies {@code n} elements of {@code type} (float32, float16, bfloat16, or bool as 0/1)
+         * from DRAM at element {@code index + i * dramStride} into float32
+         * {@code sram[at + i * sramStride]}: strided rows, and transposed tiles when
+         * {@code sramStride} is a row length. Counts the elements' bytes in their DRAM type.
+         */
+        public void load(MemorySegment dram, DType type, long index, long dramStride,
+                         MemorySegment sram, int at, int sramStride, int n) {
+            if (n == 0) return;
+            if (type == DType.FLOAT32 && dramStride == 1 && sramStride == 1) {
+                MemorySegment.copy(dram, index * Float.BYTES, sram, (long) at * Float.BYTES, (long) n * Float.BYTES);
+            } else {
+                switch (type) {
+                    case FLOAT32 -> {
+                        for (int i = 0; i < n; i++) sram.setAtIndex(F32, at + (long) i * sramStride, dram.getAtIndex(ValueLayout.JAVA_FLOAT, index + i * dramStride));
+                    }
+                    case FLOAT16 -> {
+                        for (int i = 0; i < n; i++) {
+                            sram.setAtIndex(F32, at + (long) i * sramStride, Float.float16ToFloat(dram.getAtIndex(ValueLayout.JAVA_SHORT, index + i * dramStride)));
+                        }
+                    }
+                    case BFLOAT16 -> {
+                        for (int i = 0; i < n; i++) {
+                            sram.setAtIndex(F32, at + (long) i * sramStride, Elements.bf16ToFloat(dram.getAtIndex(ValueLayout.JAVA_SHORT, index + i * dramStride)));
+                        }
+                    }
+                    case BOOL -> {
+                        for (int i = 0; i < n; i++) sram.setAtIndex(F32, at + (long) i * sramStride, dram.get(ValueLayout.JAVA_BYTE, index + i * dramStride) != 0 ? 1f : 0f);
+                    }
+                    default -> throw new IllegalArgumentException("DMA loads float32, float16, bfloat16 or bool, not " + type);
+                }
+            }
+            count(read, TOTAL_READ, (long) n * type.byteSize());
+        }
+
+        /**
+         * Copies {@code n} floats {@code sram[at + i * sramStride]} to contiguous DRAM of
+         * {@code type} (float32, float16 or bfloat16, rounded to nearest even) from element {@code index}.
+         */
+        public void store(MemorySegment sram, int at, int sramStride, MemorySegment dram, DType type, long index, int n) {
+            if (n == 0) return;
+            if (type == DType.FLOAT32 && sramStride == 1) {
+                MemorySegment.copy(sram, (long) at * Float.BYTES, dram, index * Float.BYTES, (long) n * Float.BYTES);
+            } else {
+                switch (type) {
+                    case FLOAT32 -> {
+                        for (int i = 0; i < n; i++) dram.setAtIndex(ValueLayout.JAVA_FLOAT, index + i, sram.getAtIndex(F32, at + (long) i * sramStride));
+                    }
+                    case FLOAT16 -> {
+                        for (int i = 0; i < n; i++) dram.setAtIndex(ValueLayout.JAVA_SHORT, index + i, Float.floatToFloat16(sram.getAtIndex(F32, at + (long) i * sramStride)));
+                    }
+                    case BFLOAT16 -> {
+                        for (int i = 0; i < n; i++) dram.setAtIndex(ValueLayout.JAVA_SHORT, index + i, Elements.floatToBf16(sram.getAtIndex(F32, at + (long) i * sramStride)));
+                    }
+                    default -> throw new IllegalArgumentException("DMA stores float32, float16 or bfloat16, not " + type);
+                }
+            }
+            count(written, TOTAL_WRITTEN, (long) n * type.byteSize());
         }
 
         /** Copies {@code n} floats from {@code sram[at...]} to float32 DRAM at element {@code index}. */

@@ -1,21 +1,33 @@
 package dev.kiln.npu.kernels;
 
+import dev.kiln.npu.device.NpuDevice;
+import dev.kiln.npu.kernels.attention.AttentionSpec;
 import dev.kiln.npu.kernels.attention.DoubleAttention;
-import dev.kiln.npu.kernels.attention.FloatAttention;
+import dev.kiln.npu.kernels.attention.FlashAttention;
 import dev.kiln.ops.Op;
 import dev.kiln.tensor.DType;
 import dev.kiln.tensor.Tensor;
 
 /**
- * scaled_dot_product_attention with PyTorch's semantics (see {@link Op.ScaledDotProductAttention}):
- * float64 computes in double, the other float types in float32 with an online softmax.
+ * Attention kernels: scaled_dot_product_attention with PyTorch's semantics (see
+ * {@link Op.ScaledDotProductAttention}) and the kernel-level {@link Op.Attention} (mask with
+ * causal masking, causal offset, softcap, partition size). float64 computes in double;
+ * the other float types run {@link FlashAttention} in float32, tiled to the device's SRAM.
  */
 public final class Attention {
     private Attention() {}
 
     public static void sdpa(Op.ScaledDotProductAttention op, Tensor[] in, Tensor out) {
+        run(AttentionSpec.of(op), in, out);
+    }
+
+    public static void attention(Op.Attention op, Tensor[] in, Tensor out) {
+        run(AttentionSpec.of(op), in, out);
+    }
+
+    private static void run(AttentionSpec spec, Tensor[] in, Tensor out) {
         if (out.numel() == 0) return;
-        if (out.dtype() == DType.FLOAT64) DoubleAttention.run(op, in, out);
-        else FloatAttention.run(op, in, out);
+        if (out.dtype() == DType.FLOAT64) DoubleAttention.run(spec, in, out);
+        else FlashAttention.run(spec, in, out, NpuDevice.current());
     }
 }

@@ -5,22 +5,37 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 
 import java.math.BigDecimal;
 import java.math.MathContext;
+import java.util.LinkedHashMap;
+import java.util.Map;
 
 /**
  * One measured figure of a workload, printed as a JSON line. {@code gbps} and
- * {@code gflops} are null where the workload does not define them; {@code firstCallMs}
+ * {@code gflops} are null where the workload does not define them; so is {@code firstCallMs}
  * (the first call in a fresh JVM, compilation included) unless it was measured.
+ * {@code figures} holds a workload's further named numbers (DRAM bytes, memory), printed
+ * after them in order.
  */
 public record BenchResult(String workload, String name, String mode, Timing.Stats stats, Double gbps, Double gflops,
-                          boolean oobChecks, int threads, Double firstCallMs) {
+                          boolean oobChecks, int threads, Double firstCallMs, Map<String, Double> figures) {
+
+    public BenchResult {
+        figures = java.util.Collections.unmodifiableMap(new LinkedHashMap<>(figures));
+    }
 
     public BenchResult(String workload, String name, String mode, Timing.Stats stats, Double gbps, Double gflops,
                        boolean oobChecks, int threads) {
-        this(workload, name, mode, stats, gbps, gflops, oobChecks, threads, null);
+        this(workload, name, mode, stats, gbps, gflops, oobChecks, threads, null, Map.of());
+    }
+
+    /** This result with one more named figure. */
+    public BenchResult with(String figure, double value) {
+        Map<String, Double> more = new LinkedHashMap<>(figures);
+        more.put(figure, value);
+        return new BenchResult(workload, name, mode, stats, gbps, gflops, oobChecks, threads, firstCallMs, more);
     }
 
     BenchResult withFirstCallMs(double ms) {
-        return new BenchResult(workload, name, mode, stats, gbps, gflops, oobChecks, threads, ms);
+        return new BenchResult(workload, name, mode, stats, gbps, gflops, oobChecks, threads, ms, figures);
     }
 
     private static final ObjectMapper JSON = new ObjectMapper();
@@ -43,6 +58,11 @@ public record BenchResult(String workload, String name, String mode, Timing.Stat
         n.put("oob_checks", oobChecks);
         n.put("threads", threads);
         n.put("first_call_ms", firstCallMs == null ? null : round(firstCallMs));
+        // Byte counts are exact integers; other figures get the same rounding as the rates.
+        figures.forEach((k, v) -> {
+            if (v == Math.rint(v) && Math.abs(v) < 0x1p53) n.put(k, v.longValue());
+            else n.put(k, round(v));
+        });
         return n.toString();
     }
 

@@ -1,6 +1,11 @@
 package dev.kiln.samples.bench;
 
+import dev.kiln.nn.F;
+import dev.kiln.nn.Serving;
 import dev.kiln.npu.Parallel;
+import dev.kiln.npu.device.Dma;
+import dev.kiln.npu.device.NpuDevice;
+import dev.kiln.npu.kernels.attention.FlashAttention;
 import dev.kiln.Backend;
 import dev.kiln.CompileOptions;
 import dev.kiln.Fn1;
@@ -20,8 +25,9 @@ import java.util.List;
 import static dev.kiln.nn.F.gelu;
 
 /**
- * The benchmark workloads W0 to W4 (see the workload table): machine limits, a
- * pointwise chain, an MLP, attention and a decoder block. Inputs are random with fixed seeds; every figure is
+ * The benchmark workloads W0 to W4 (see the workload table): machine limits, a pointwise
+ * chain, an MLP, causal attention and a decoder block; and paged decode attention against
+ * contiguous KV. Inputs are random with fixed seeds; every figure is
  * computed from the sizes actually run.
  */
 public final class Workloads {
@@ -35,7 +41,7 @@ public final class Workloads {
     private static final int FMA_CHAINS = 12;
 
     /** The workload ids that can be benchmarked now. */
-    public enum Id { W0, W1, W2, W3, W4 }
+    public enum Id { W0, W1, W2, W3, W4, PAGED }
 
     /** Eager runs op by op; compiled traces once with {@code Kiln.compile} on the NPU backend and replays. W0 has no modes. */
     public enum Mode { EAGER, COMPILED }
@@ -74,6 +80,7 @@ public final class Workloads {
             case W2 -> modes.stream().map(this::mlp).toList();
             case W3 -> attention();
             case W4 -> modes.stream().map(this::decoderBlock).toList();
+            case PAGED -> pagedDecode();
         };
     }
 
@@ -224,22 +231,145 @@ public final class Workloads {
 
     // ---------------------------------------------------------------- W3
 
+    /** W3's heads and head size. */
+    private static final int HEADS = 8, HEAD_DIM = 64;
+    /** The long sequence at which W3 reports memory: eight times the timed one (8192 in the standard sizes). */
+    private static final int LONG_FACTOR = 8;
+
     /**
-     * Causal attention prefill, q, k, v [1, 8, seq, 64]: the attention kernel
-     * ({@code scaled_dot_product_attention}, online softmax, causal blocks skipped) against
-     * the unfused pattern a user would write (matmul, scale, mask, softmax, matmul), both
-     * eager. GFLOP/s count the causal half, 2·2·8·seq²·64 / 2.
+     * Causal attention prefill, q, k, v [1, 8, seq, 64]: the FlashAttention kernel
+     * ({@code scaled_dot_product_attention}: SRAM tiles, online softmax, causal blocks
+     * skipped) against the unfused pattern a user would write (matmul, scale, mask, softmax,
+     * matmul), both eager. GFLOP/s count the causal half, 2·2·8·seq²·64 / 2. DRAM bytes:
+     * the kernel's as its DMA counters report them for one call; the pattern's as the sum of
+     * every eager op's input and output bytes (each op reads and writes DRAM). A third line
+     * runs the kernel at 8 × seq and reports its extra memory (output plus each worker's
+     * SRAM working set: linear in seq) beside the pattern's least peak (two score tensors
+     * alive at once, an op's input and output: quadratic), computed from the tensor sizes,
+     * since the pattern itself would need gigabytes there.
      */
     private List<BenchResult> attention() {
         int seq = sizes.attentionSeq();
-        Tensor q = Tensor.randn(7, 1, 8, seq, 64), k = Tensor.randn(8, 1, 8, seq, 64), v = Tensor.randn(9, 1, 8, seq, 64);
+        Tensor q = Tensor.randn(7, 1, HEADS, seq, HEAD_DIM), k = Tensor.randn(8, 1, HEADS, seq, HEAD_DIM);
+        Tensor v = Tensor.randn(9, 1, HEADS, seq, HEAD_DIM);
         Tensor masked = Tensor.ones(seq, seq).tril().eq(0.0), minusInf = Tensor.full(Double.NEGATIVE_INFINITY, 1);
-        double flops = 2.0 * 2 * 8 * seq * (double) seq * 64 / 2;
-        Timing.Stats kernel = timing.measure(() -> sink = dev.kiln.nn.F.scaledDotProductAttention(q, k, v, null, true, null, false));
-        Timing.Stats pattern = timing.measure(() -> sink = dev.kiln.nn.F.softmax(
+        double flops = causalFlops(seq);
+        Timing.Stats kernel = timing.measure(() -> sink = F.scaledDotProductAttention(q, k, v, null, true, null, false));
+        Timing.Stats pattern = timing.measure(() -> sink = F.softmax(
                 Tensor.where(masked, minusInf, q.matmul(k.mT()).mul(0.125)), -1).matmul(v));
-        return List.of(result(Id.W3, "attention_kernel", kernel, null, BenchResult.perSecondAtMedian(flops, kernel)),
-                result(Id.W3, "unfused_pattern", pattern, null, BenchResult.perSecondAtMedian(flops, pattern)));
+        long before = Dma.totalBytes();
+        sink = F.scaledDotProductAttention(q, k, v, null, true, null, false);
+        long kernelBytes = Dma.totalBytes() - before;
+
+        int longSeq = LONG_FACTOR * seq;
+        Tensor ql = Tensor.randn(10, 1, HEADS, longSeq, HEAD_DIM), kl = Tensor.randn(11, 1, HEADS, longSeq, HEAD_DIM);
+        Tensor vl = Tensor.randn(12, 1, HEADS, longSeq, HEAD_DIM);
+        Timing.Stats longKernel = new Timing(Math.min(1, timing.warmup()), Math.min(3, timing.runs()))
+                .measure(() -> sink = F.scaledDotProductAttention(ql, kl, vl, null, true, null, false));
+        before = Dma.totalBytes();
+        sink = F.scaledDotProductAttention(ql, kl, vl, null, true, null, false);
+        long longBytes = Dma.totalBytes() - before;
+        NpuDevice device = NpuDevice.current();
+        FlashAttention.Tiling tiling = FlashAttention.Tiling.plan(device, HEADS, longSeq, longSeq, HEAD_DIM, HEAD_DIM, 0);
+        long outputBytes = (long) HEADS * longSeq * HEAD_DIM * Float.BYTES;
+        long kernelExtra = outputBytes + device.workers() * tiling.workspaceFloats(HEAD_DIM, HEAD_DIM) * Float.BYTES;
+        long scoreBytes = (long) HEADS * longSeq * longSeq * Float.BYTES;
+        long patternPeak = 2 * scoreBytes + (long) longSeq * longSeq + outputBytes;
+
+        return List.of(
+                result(Id.W3, "attention_kernel", kernel, null, BenchResult.perSecondAtMedian(flops, kernel))
+                        .with("dram_bytes", kernelBytes),
+                result(Id.W3, "unfused_pattern", pattern, null, BenchResult.perSecondAtMedian(flops, pattern))
+                        .with("dram_bytes", unfusedPatternBytes(seq)),
+                result(Id.W3, "attention_kernel_seq" + longSeq, longKernel, null, BenchResult.perSecondAtMedian(causalFlops(longSeq), longKernel))
+                        .with("dram_bytes", longBytes)
+                        .with("extra_memory_bytes", kernelExtra)
+                        .with("unfused_peak_memory_bytes", patternPeak));
+    }
+
+    private static double causalFlops(int seq) { return 2.0 * 2 * HEADS * seq * (double) seq * HEAD_DIM / 2; }
+
+    /**
+     * Bytes the unfused pattern moves between eager ops: q·kᵀ reads q and k and writes the
+     * scores; the scale, the mask (reading the bool mask too) and the softmax each read and
+     * write the scores; the last matmul reads the weights and v and writes the output.
+     */
+    private static long unfusedPatternBytes(int seq) {
+        long qkv = (long) HEADS * seq * HEAD_DIM * Float.BYTES, scores = (long) HEADS * seq * seq * Float.BYTES;
+        long mask = (long) seq * seq;
+        return (2 * qkv + scores) + 2 * scores + (2 * scores + mask) + 2 * scores + (scores + qkv + qkv);
+    }
+
+    // ---------------------------------------------------------------- paged decode
+
+    /**
+     * Paged decode: one new token for each of 8 sequences of {@code 2 × attentionSeq}
+     * cached tokens (2048 in the standard sizes), 32 query heads over 8 KV heads of size
+     * 128, the KV cache in shuffled blocks of 16 read through the block table, against the
+     * same kernel on contiguous KV (one block per sequence) and against the FlashAttention
+     * kernel on contiguous [B, Hkv, ctx, D] tensors. GB/s count the K and V bytes read.
+     */
+    private List<BenchResult> pagedDecode() {
+        int batch = 8, ctx = 2 * sizes.attentionSeq(), blockSize = 16, heads = 32, kvHeads = 8, dim = 128;
+        int perSeq = ctx / blockSize;
+        java.util.Random r = new java.util.Random(13);
+        float[] k = randomFloats(r, batch * kvHeads * ctx * dim), v = randomFloats(r, k.length);
+        Tensor query = Tensor.of(randomFloats(r, batch * heads * dim), batch, heads, dim);
+        // The blocks of all sequences, shuffled: a sequence's blocks lie anywhere in the cache.
+        int[] table = new int[batch * perSeq];
+        for (int i = 0; i < table.length; i++) table[i] = i;
+        for (int i = table.length - 1; i > 0; i--) {
+            int j = r.nextInt(i + 1), t = table[i];
+            table[i] = table[j];
+            table[j] = t;
+        }
+        int[] lens = new int[batch], starts = new int[batch + 1], contiguousTable = new int[batch];
+        for (int b = 0; b < batch; b++) {
+            lens[b] = ctx;
+            starts[b + 1] = b + 1;
+            contiguousTable[b] = b;
+        }
+        Tensor contextLens = Tensor.of(lens, batch), queryStartLoc = Tensor.of(starts, batch + 1);
+        Tensor pagedK = Tensor.of(toCache(k, batch, kvHeads, ctx, dim, blockSize, table), batch * perSeq, blockSize, kvHeads, dim);
+        Tensor pagedV = Tensor.of(toCache(v, batch, kvHeads, ctx, dim, blockSize, table), batch * perSeq, blockSize, kvHeads, dim);
+        Tensor pagedTable = Tensor.of(table, batch, perSeq);
+        Tensor wholeK = Tensor.of(toCache(k, batch, kvHeads, ctx, dim, ctx, contiguousTable), batch, ctx, kvHeads, dim);
+        Tensor wholeV = Tensor.of(toCache(v, batch, kvHeads, ctx, dim, ctx, contiguousTable), batch, ctx, kvHeads, dim);
+        Tensor wholeTable = Tensor.of(contiguousTable, batch, 1);
+        Tensor k4 = Tensor.of(k, batch, kvHeads, ctx, dim), v4 = Tensor.of(v, batch, kvHeads, ctx, dim);
+        Tensor q4 = query.reshape(batch, heads, 1, dim);
+
+        Timing.Stats paged = timing.measure(() -> sink = Serving.pagedAttention(query, pagedK, pagedV, pagedTable, contextLens, queryStartLoc));
+        Timing.Stats contiguous = timing.measure(() -> sink = Serving.pagedAttention(query, wholeK, wholeV, wholeTable, contextLens, queryStartLoc));
+        Timing.Stats flash = timing.measure(() -> sink = F.scaledDotProductAttention(q4, k4, v4, null, false, null, true));
+        double kvBytes = 2.0 * k.length * Float.BYTES;
+        return List.of(
+                result(Id.PAGED, "paged_block16", paged, BenchResult.perSecondAtMedian(kvBytes, paged), null)
+                        .with("overhead_vs_contiguous", paged.medianMs() / contiguous.medianMs() - 1),
+                result(Id.PAGED, "contiguous_same_kernel", contiguous, BenchResult.perSecondAtMedian(kvBytes, contiguous), null),
+                result(Id.PAGED, "flash_sdpa_contiguous", flash, BenchResult.perSecondAtMedian(kvBytes, flash), null));
+    }
+
+    /** Rows [B, Hkv, ctx, D] scattered into a cache [blocks, blockSize, Hkv, D]: token j of sequence b in block table[b][j / blockSize]. */
+    private static float[] toCache(float[] rows, int batch, int kvHeads, int ctx, int dim, int blockSize, int[] table) {
+        int perSeq = ctx / blockSize;
+        float[] cache = new float[rows.length];
+        for (int b = 0; b < batch; b++) {
+            for (int h = 0; h < kvHeads; h++) {
+                for (int j = 0; j < ctx; j++) {
+                    int src = ((b * kvHeads + h) * ctx + j) * dim;
+                    int dst = ((table[b * perSeq + j / blockSize] * blockSize + j % blockSize) * kvHeads + h) * dim;
+                    System.arraycopy(rows, src, cache, dst, dim);
+                }
+            }
+        }
+        return cache;
+    }
+
+    private static float[] randomFloats(java.util.Random r, int n) {
+        float[] f = new float[n];
+        for (int i = 0; i < n; i++) f[i] = r.nextFloat() * 2 - 1;
+        return f;
     }
 
     // ---------------------------------------------------------------- W2

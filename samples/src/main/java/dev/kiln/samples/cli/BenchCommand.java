@@ -30,14 +30,16 @@ import java.util.concurrent.Callable;
                         + " and the worker threads.",
                 "W0: STREAM copy and triad on 64M floats, peak FP32 FMA rate.  W1: gelu(x*a + b) * sigmoid(x) + x on 4M floats."
                         + "  W2: MLP x[64,1024] @ W1[1024,4096] + b1 -> gelu -> @ W2[4096,1024] + b2."
-                        + "  W3: causal attention q, k, v [1,8,1024,64], the attention kernel against the unfused pattern (eager)."
-                        + "  W4: the LLaMA-style decoder block of kiln demo, batch 1, seq 256."})
+                        + "  W3: causal attention q, k, v [1,8,1024,64], the FlashAttention kernel against the unfused pattern (eager),"
+                        + " with DRAM bytes (the kernel's DMA counters; the pattern's op inputs and outputs) and memory at seq 8192."
+                        + "  W4: the LLaMA-style decoder block of kiln demo, batch 1, seq 256."
+                        + "  paged: decode of 8 sequences of 2048 tokens, KV in blocks of 16, against the same attention on contiguous KV."})
 final class BenchCommand implements Callable<Integer> {
 
     @Spec
     CommandSpec spec;
 
-    @Parameters(index = "0", paramLabel = "W0|W1|W2|W3|W4|all|dispatch|trace",
+    @Parameters(index = "0", paramLabel = "W0|W1|W2|W3|W4|paged|all|dispatch|trace",
             description = "The workload to run, or all of them; dispatch and trace measure the compiler's own overheads.")
     String workload;
 
@@ -161,8 +163,9 @@ final class BenchCommand implements Callable<Integer> {
         if (w.matches("W[5-6]")) {
             throw new ParameterException(spec.commandLine(), "workload " + w + " is not available yet: W5 (decode"
                     + " throughput) comes with the serving engine, and W6 (cold/warm start) is what kiln demo measures;"
-                    + " available now: W0, W1, W2, W3, W4, all");
+                    + " available now: W0, W1, W2, W3, W4, paged, all");
         }
-        throw new ParameterException(spec.commandLine(), "unknown workload '" + workload + "': expected W0, W1, W2, W3, W4, all, dispatch or trace");
+        throw new ParameterException(spec.commandLine(), "unknown workload '" + workload
+                + "': expected W0, W1, W2, W3, W4, paged, all, dispatch or trace");
     }
 }

@@ -1,5 +1,6 @@
 package dev.kiln.samples.conformance;
 
+import dev.kiln.nn.Attention;
 import dev.kiln.nn.F;
 import dev.kiln.nn.Serving;
 import dev.kiln.tensor.DType;
@@ -91,6 +92,8 @@ public final class OnnxOps {
             op("Gather", Set.of("axis"), n -> n.input(0).indexSelect(axis(n, 0), n.input(1))),
             op("GatherElements", Set.of("axis"), n -> n.input(0).gather(axis(n, 0), n.input(1))),
             op("Einsum", Set.of("equation"), OnnxOps::einsum),
+            multi("Attention", Set.of("is_causal", "q_num_heads", "kv_num_heads", "scale", "softcap", "softmax_precision",
+                    "qk_matmul_output_mode"), OnnxOps::attention),
             multi("kiln.ReshapeAndCache", Set.of(), OnnxOps::reshapeAndCache),
             op("kiln.PagedAttention", Set.of("scale", "causal", "sliding_window", "softcap"), OnnxOps::pagedAttention),
             op("kiln.SlidingWindowDecode", Set.of("scale", "softcap"), OnnxOps::slidingWindowDecode));
@@ -181,6 +184,109 @@ public final class OnnxOps {
     private static Tensor slidingWindowDecode(OnnxNode n) {
         return Serving.slidingWindowDecode(n.input(0), n.input(1), n.input(2), n.input(3), attentionScale(n),
                 n.attributes().real("softcap", 0));
+    }
+
+    /**
+     * ONNX Attention (opsets 23 and 24) on Kiln's attention kernel. 3-D inputs
+     * [B, L, heads * size] are split into heads and the output merged back; past_key and
+     * past_value are concatenated before the new keys and values and returned as
+     * present_key and present_value; a mask shorter than the total key length is padded
+     * with false / -inf; is_causal composes with the mask, aligned to the past length (row i
+     * sees key j when j <= i + past), or per batch to nonpad_kv_seqlen[b] - L without a past;
+     * nonpad_kv_seqlen masks the keys from that length on. Softcap applies to the scaled
+     * scores before the mask, as the kernel does. Outputs Y, present_key, present_value; the
+     * optional fourth output (qk_matmul_output) is not produced.
+     */
+    private static Tensor[] attention(OnnxNode n) throws UnsupportedCaseException {
+        if (n.attributes().integer("qk_matmul_output_mode", 0) != 0) {
+            throw new UnsupportedCaseException("Attention: qk_matmul_output_mode " + n.attributes().integer("qk_matmul_output_mode", 0)
+                    + " (the qk_matmul_output output) is not supported: the kernel never materialises the scores");
+        }
+        Tensor q = n.input(0), k = n.input(1), v = n.input(2);
+        // softmax_precision asks for at least that precision (ONNX type codes: 1 float, 10 float16, 16 bfloat16,
+        // 11 double); the kernel's softmax runs in float32, or float64 for float64 inputs.
+        long precision = n.attributes().integer("softmax_precision", 1);
+        boolean covered = precision == 1 || precision == 10 || precision == 16 || precision == 11 && q.dtype() == DType.FLOAT64;
+        if (!covered) {
+            throw new UnsupportedCaseException("Attention: softmax_precision " + precision + " for " + q.dtype()
+                    + " inputs: Kiln's softmax runs in float32 (float64 only for float64 inputs)");
+        }
+        Tensor mask = n.optional(3), pastKey = n.optional(4), pastValue = n.optional(5);
+        boolean threeD = q.rank() == 3;
+        if (threeD) {
+            if (!n.attributes().has("q_num_heads") || !n.attributes().has("kv_num_heads")) {
+                throw new KilnShapeException("Attention: 3-D inputs need the q_num_heads and kv_num_heads attributes");
+            }
+            int qHeads = Math.toIntExact(n.attributes().integer("q_num_heads", 0));
+            int kvHeads = Math.toIntExact(n.attributes().integer("kv_num_heads", 0));
+            q = splitHeads("Q", q, qHeads);
+            k = splitHeads("K", k, kvHeads);
+            v = splitHeads("V", v, kvHeads);
+        } else if (q.rank() != 4 || k.rank() != 4 || v.rank() != 4) {
+            throw new KilnShapeException("Attention: Q, K and V must all be 3-D or all 4-D, got " + q.shape() + ", " + k.shape()
+                    + ", " + v.shape());
+        }
+        if ((pastKey == null) != (pastValue == null)) {
+            throw new KilnShapeException("Attention: past_key and past_value come together, got only "
+                    + (pastKey == null ? "past_value" : "past_key"));
+        }
+        Tensor presentKey = pastKey == null ? k : Tensor.cat(2, pastKey, k);
+        Tensor presentValue = pastValue == null ? v : Tensor.cat(2, pastValue, v);
+        int batch = q.size(0), queries = q.size(2), keys = presentKey.size(2);
+        int past = pastKey == null ? 0 : pastKey.size(2);
+        if (mask != null) mask = padMask(mask, keys);
+        boolean causal = flag(n, "is_causal", false);
+        Attention.Options options = Attention.Options.DEFAULT
+                .withScale(n.attributes().real("scale", 1 / Math.sqrt(q.size(-1))))
+                .withSoftcap(n.attributes().real("softcap", 0));
+        if (q.size(1) != presentKey.size(1)) options = options.withGqa();
+        Tensor y;
+        if (n.optional(6) == null) {
+            y = Attention.attention(q, presentKey, presentValue, mask, causal ? options.withCausal(past) : options);
+        } else {
+            long[] lengths = n.integers(6);
+            if (lengths.length != batch) {
+                throw new KilnShapeException("Attention: nonpad_kv_seqlen must hold one length per batch entry (" + batch + "), got "
+                        + n.input(6).shape());
+            }
+            // Each batch entry has its own padding, and without a past its own causal alignment.
+            Tensor[] rows = new Tensor[batch];
+            for (int b = 0; b < batch; b++) {
+                Tensor valid = Tensor.arange(keys).lt((double) lengths[b]).reshape(1, 1, 1, keys);
+                Tensor m = mask == null ? null : mask.rank() == 4 && mask.size(0) == batch ? mask.slice(0, b, b + 1) : mask;
+                Tensor combined = m == null ? valid
+                        : m.dtype() == DType.BOOL ? m.logicalAnd(valid)
+                        : Tensor.where(valid, m, Tensor.full(Double.NEGATIVE_INFINITY, m.dtype(), 1));
+                long offset = past > 0 ? past : lengths[b] - queries;
+                Attention.Options o = causal ? options.withCausal(offset) : options;
+                rows[b] = Attention.attention(q.slice(0, b, b + 1), presentKey.slice(0, b, b + 1), presentValue.slice(0, b, b + 1),
+                        combined, o);
+            }
+            y = batch == 1 ? rows[0] : Tensor.cat(0, rows);
+        }
+        if (threeD) y = y.permute(0, 2, 1, 3).reshape(batch, queries, y.size(1) * y.size(3));
+        return new Tensor[] {y, presentKey, presentValue};
+    }
+
+    /** [B, L, heads * size] to [B, heads, L, size]. */
+    private static Tensor splitHeads(String name, Tensor x, int heads) {
+        if (heads <= 0 || x.size(2) % heads != 0) {
+            throw new KilnShapeException("Attention: " + name + " of shape " + x.shape() + " does not split into " + heads + " heads");
+        }
+        return x.reshape(x.size(0), x.size(1), heads, x.size(2) / heads).permute(0, 2, 1, 3);
+    }
+
+    /** A mask shorter than the total key length is padded with false (bool) or -inf (float), as ONNX specifies. */
+    private static Tensor padMask(Tensor mask, int keys) {
+        int have = mask.size(-1);
+        if (have > keys) {
+            throw new KilnShapeException("Attention: attn_mask of shape " + mask.shape() + " is longer than the total key length " + keys);
+        }
+        if (have == keys) return mask;
+        int[] padShape = mask.shape().with(-1, keys - have).dims();
+        Tensor pad = mask.dtype() == DType.BOOL ? Tensor.zeros(DType.BOOL, padShape)
+                : Tensor.full(Double.NEGATIVE_INFINITY, mask.dtype(), padShape);
+        return Tensor.cat(mask.rank() - 1, mask, pad);
     }
 
     private static Tensor swish(OnnxNode n) {

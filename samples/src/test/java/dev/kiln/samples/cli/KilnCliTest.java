@@ -73,7 +73,7 @@ class KilnCliTest {
         }
         Result unknown = kiln("bench", "W9");
         assertEquals(2, unknown.exit());
-        assertTrue(unknown.err().startsWith("unknown workload 'W9': expected W0, W1, W2, W3, W4, all, dispatch or trace"), unknown.err());
+        assertTrue(unknown.err().startsWith("unknown workload 'W9': expected W0, W1, W2, W3, W4, paged, all, dispatch or trace"), unknown.err());
     }
 
     @Test
@@ -164,8 +164,26 @@ class KilnCliTest {
     void benchW3ComparesTheAttentionKernelWithTheUnfusedPattern() throws IOException {
         Result r = kiln("bench", "W3", "--small", "--runs", "1", "--warmup", "0");
         assertEquals(0, r.exit(), r.err());
-        assertEquals(List.of("attention_kernel", "unfused_pattern"), r.lines().stream().map(l -> readJson(l).get("name").asText()).toList());
+        assertEquals(List.of("attention_kernel", "unfused_pattern", "attention_kernel_seq512"),
+                r.lines().stream().map(l -> readJson(l).get("name").asText()).toList());
         for (String l : r.lines()) assertTrue(readJson(l).get("gflops").asDouble() > 0, l);
+        // seq 64, 8 heads of 64: the kernel moves q, k, v and the output once (one query block); the pattern moves scores.
+        long qkv = 8 * 64 * 64 * 4;
+        assertEquals(4 * qkv, readJson(r.lines().get(0)).get("dram_bytes").asLong());
+        long scores = 8 * 64 * 64 * 4;
+        assertEquals(4 * qkv + 8 * scores + 64 * 64, readJson(r.lines().get(1)).get("dram_bytes").asLong());
+        JsonNode longer = readJson(r.lines().get(2));
+        assertTrue(longer.get("extra_memory_bytes").asLong() < longer.get("unfused_peak_memory_bytes").asLong(), longer.toString());
+    }
+
+    @Test
+    void benchPagedComparesPagingWithContiguousKv() throws IOException {
+        Result r = kiln("bench", "paged", "--small", "--runs", "1", "--warmup", "0");
+        assertEquals(0, r.exit(), r.err());
+        assertEquals(List.of("paged_block16", "contiguous_same_kernel", "flash_sdpa_contiguous"),
+                r.lines().stream().map(l -> readJson(l).get("name").asText()).toList());
+        for (String l : r.lines()) assertTrue(readJson(l).get("gbps").asDouble() > 0, l);
+        assertTrue(readJson(r.lines().get(0)).has("overhead_vs_contiguous"), r.lines().get(0));
     }
 
     @Test

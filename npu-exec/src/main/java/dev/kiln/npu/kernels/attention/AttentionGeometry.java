@@ -1,7 +1,6 @@
 package dev.kiln.npu.kernels.attention;
 
 import dev.kiln.npu.StridedIndex;
-import dev.kiln.ops.Op;
 import dev.kiln.tensor.Shape;
 import dev.kiln.tensor.Tensor;
 
@@ -16,8 +15,11 @@ import java.util.Arrays;
 final class AttentionGeometry {
     final Tensor query, key, value, mask, out;
     final boolean causal;
-    /** Scores are {@code (q * queryScale) . (k * keyScale)}: PyTorch splits the scale as sqrt(scale) on both sides. */
-    final double queryScale, keyScale;
+    /** Under {@link #causal}, query row i sees key j when {@code j <= i + causalOffset}. */
+    final long causalOffset;
+    /** Multiplies q.k; {@link #softcap} (0: none) then bounds the scaled score to (-softcap, softcap). */
+    final double scale, softcap;
+    final int partitionSize;
     final int slices, queries, keys, headDim, valueDim;
     final long queryRowStride, queryColStride, keyRowStride, keyColStride, valueRowStride, valueColStride;
     final long maskRowStride, maskColStride;
@@ -28,16 +30,16 @@ final class AttentionGeometry {
     /** Divides the head index before it meets the key/value head stride: query heads per KV head under GQA, else 1. */
     private final int headGroup;
 
-    AttentionGeometry(Op.ScaledDotProductAttention op, Tensor[] in, Tensor out, int queryBlock) {
+    AttentionGeometry(AttentionSpec spec, Tensor[] in, Tensor out, int queryBlock) {
         this.query = in[0];
         this.key = in[1];
         this.value = in[2];
-        this.mask = op.hasMask() ? in[3] : null;
+        this.mask = spec.hasMask() ? in[3] : null;
         this.out = out;
-        this.causal = op.causal();
-        double root = Math.sqrt(Math.abs(op.scale()));
-        this.queryScale = op.scale() < 0 ? -root : root;
-        this.keyScale = root;
+        this.causal = spec.causal();
+        this.scale = spec.scale();
+        this.softcap = spec.softcap();
+        this.partitionSize = spec.partitionSize();
 
         int[] outDims = out.shape().dims();
         this.batch = Arrays.copyOf(outDims, outDims.length - 2);
@@ -45,10 +47,12 @@ final class AttentionGeometry {
         this.keys = key.size(-2);
         this.headDim = query.size(-1);
         this.valueDim = value.size(-1);
+        // Offsets beyond these bounds see the same keys (all, or none for every row): clamped, row + offset never overflows.
+        this.causalOffset = Math.clamp(spec.causalOffset(), -(long) queries - 1, keys);
         this.slices = Math.toIntExact(Shape.of(batch).numel());
 
         Shape batchShape = Shape.of(batch);
-        boolean gqa = op.enableGqa() && query.rank() >= 3 && key.rank() >= 3;
+        boolean gqa = spec.enableGqa() && query.rank() >= 3 && key.rank() >= 3;
         this.headGroup = gqa ? query.size(-3) / key.size(-3) : 1;
         this.queryBatchStrides = batchStrides(query, batchShape, false);
         this.keyBatchStrides = batchStrides(key, batchShape, gqa);
@@ -107,11 +111,81 @@ final class AttentionGeometry {
         return block * queryBlock;
     }
 
+    /** Query heads per key/value head under GQA (1 without). */
+    int headGroup() { return headGroup; }
+
+    /**
+     * For one query row under GQA (decode): the same attention with the query heads that
+     * share a key/value head packed as the rows of one slice, so each key/value head is read
+     * once for all of them and its query heads fill vector lanes. Slices become
+     * (batch, KV head), rows the group's query heads: q's head stride becomes the row
+     * stride, as does the mask's. The output [..., Hq, 1, Ev] is already laid out as
+     * [..., Hkv, G, Ev]. A single row's causal rule is a key limit, {@code offset + 1}.
+     */
+    AttentionGeometry packHeads() {
+        int last = batch.length - 1, g = headGroup;
+        int[] packedBatch = batch.clone();
+        packedBatch[last] /= g;
+        long[] q = queryBatchStrides.clone(), m = maskBatchStrides == null ? null : maskBatchStrides.clone();
+        q[last] *= g;
+        if (m != null) m[last] *= g;
+        int visible = visibleKeys(0);
+        return new AttentionGeometry(query, key, value, mask, out, false, 0, scale, softcap, partitionSize,
+                slices / g, g, visible, headDim, valueDim, queryBatchStrides[last], queryColStride, keyRowStride, keyColStride,
+                valueRowStride, valueColStride, mask == null ? 0 : maskBatchStrides[last], maskColStride, queryBlock,
+                packedBatch, q, keyBatchStrides, valueBatchStrides, m, 1);
+    }
+
+    private AttentionGeometry(Tensor query, Tensor key, Tensor value, Tensor mask, Tensor out, boolean causal, long causalOffset,
+                              double scale, double softcap, int partitionSize, int slices, int queries, int keys, int headDim,
+                              int valueDim, long queryRowStride, long queryColStride, long keyRowStride, long keyColStride,
+                              long valueRowStride, long valueColStride, long maskRowStride, long maskColStride, int queryBlock,
+                              int[] batch, long[] queryBatchStrides, long[] keyBatchStrides, long[] valueBatchStrides,
+                              long[] maskBatchStrides, int headGroup) {
+        this.query = query;
+        this.key = key;
+        this.value = value;
+        this.mask = mask;
+        this.out = out;
+        this.causal = causal;
+        this.causalOffset = causalOffset;
+        this.scale = scale;
+        this.softcap = softcap;
+        this.partitionSize = partitionSize;
+        this.slices = slices;
+        this.queries = queries;
+        this.keys = keys;
+        this.headDim = headDim;
+        this.valueDim = valueDim;
+        this.queryRowStride = queryRowStride;
+        this.queryColStride = queryColStride;
+        this.keyRowStride = keyRowStride;
+        this.keyColStride = keyColStride;
+        this.valueRowStride = valueRowStride;
+        this.valueColStride = valueColStride;
+        this.maskRowStride = maskRowStride;
+        this.maskColStride = maskColStride;
+        this.queryBlock = queryBlock;
+        this.queryBlocks = (queries + queryBlock - 1) / queryBlock;
+        this.batch = batch;
+        this.queryBatchStrides = queryBatchStrides;
+        this.keyBatchStrides = keyBatchStrides;
+        this.valueBatchStrides = valueBatchStrides;
+        this.maskBatchStrides = maskBatchStrides;
+        this.headGroup = headGroup;
+    }
+
     /** Rough count of multiply-adds, for {@link dev.kiln.npu.Parallel#forRange}. */
     long cost() {
         long pairs = (long) slices * queries * keys;
         if (causal) pairs /= 2;
         return pairs * (headDim + valueDim);
+    }
+
+    /** Query block {@code t} of a slice in visiting order: under causal masking, first, last, second, second to last... */
+    int interleaved(int t, int blocks) {
+        if (!causal) return t;
+        return t % 2 == 0 ? t / 2 : blocks - 1 - t / 2;
     }
 
     long queryOffset(int slice) { return offset(slice, queryBatchStrides, 1, query.layout().offset()); }
@@ -125,8 +199,12 @@ final class AttentionGeometry {
     /** Element offset of the first output element of a slice's query row. */
     long outOffset(int slice, int row) { return ((long) slice * queries + row) * valueDim; }
 
-    /** Number of keys query row {@code row} may see: all of them, or the first row+1 under the causal mask. */
-    int visibleKeys(int row) { return causal ? (int) Math.min(keys, row + 1L) : keys; }
+    /** Number of keys query row {@code row} may see: all of them, or the first {@code row + causalOffset + 1} under the causal mask. */
+    int visibleKeys(int row) {
+        if (!causal) return keys;
+        long n = row + causalOffset + 1;
+        return (int) Math.clamp(n, 0, keys);
+    }
 
     private long offset(int slice, long[] strides, int lastDivisor, long base) {
         long off = base;

@@ -1,7 +1,6 @@
 package dev.kiln.npu.kernels.attention;
 
 import dev.kiln.npu.Parallel;
-import dev.kiln.ops.Op;
 import dev.kiln.tensor.Tensor;
 
 import java.lang.foreign.MemorySegment;
@@ -10,8 +9,9 @@ import java.util.Arrays;
 
 /**
  * Attention for float64, computed in double one query row at a time: the row's
- * scores (one row, never the whole score matrix), an exact two-pass softmax, and the
- * weighted sum of values. Masking follows the float32 kernel: masked scores are
+ * scores (one row, never the whole score matrix), soft-capped when asked, an exact
+ * two-pass softmax, and the weighted sum of values. Split-KV does not apply: the
+ * two-pass softmax over the whole row is what the float32 kernel's partitions equal. Masking follows the float32 kernel: masked scores are
  * selected to -inf, zero weights are skipped, a row with nothing visible is zero.
  */
 public final class DoubleAttention {
@@ -35,8 +35,8 @@ public final class DoubleAttention {
     }
 
     /** Attention of float64 inputs into the fresh contiguous {@code out}. */
-    public static void run(Op.ScaledDotProductAttention op, Tensor[] in, Tensor out) {
-        AttentionGeometry g = new AttentionGeometry(op, in, out, QUERY_BLOCK);
+    public static void run(AttentionSpec spec, Tensor[] in, Tensor out) {
+        AttentionGeometry g = new AttentionGeometry(spec, in, out, QUERY_BLOCK);
         Parallel.forRange(g.units(), g.cost(), (from, to) -> {
             DoubleAttention worker = new DoubleAttention(g);
             for (long u = from; u < to; u++) worker.unit(g.sliceOf(u), g.queryStartOf(u));
@@ -50,7 +50,7 @@ public final class DoubleAttention {
 
     private void row(int slice, int i) {
         MemorySegment q = g.query.storage().segment();
-        Rows.loadDoubles(q, g.queryOffset(slice) + i * g.queryRowStride, g.queryColStride, headDim, query, 0, 1, g.queryScale);
+        Rows.loadDoubles(q, g.queryOffset(slice) + i * g.queryRowStride, g.queryColStride, headDim, query, 0, 1, g.scale);
         int visible = g.visibleKeys(i);
         if (bias != null) {
             Rows.loadBias(g.mask.dtype(), g.mask.storage().segment(), g.maskOffset(slice) + i * g.maskRowStride,
@@ -60,6 +60,7 @@ public final class DoubleAttention {
         for (int j = 0; j < visible; j++) {
             double s = 0;
             for (int e = 0, k = j * headDim; e < headDim; e++, k++) s += query[e] * keys[k];
+            if (g.softcap > 0) s = g.softcap * Math.tanh(s / g.softcap);
             if (bias != null) s = bias[j] == Double.NEGATIVE_INFINITY ? Double.NEGATIVE_INFINITY : s + bias[j];
             scores[j] = s;
             max = Math.max(max, s);
@@ -83,7 +84,7 @@ public final class DoubleAttention {
         if (keyOffset != packedKeys) {
             MemorySegment k = g.key.storage().segment();
             for (int j = 0; j < g.keys; j++) {
-                Rows.loadDoubles(k, keyOffset + j * g.keyRowStride, g.keyColStride, headDim, keys, j * headDim, 1, g.keyScale);
+                Rows.loadDoubles(k, keyOffset + j * g.keyRowStride, g.keyColStride, headDim, keys, j * headDim, 1, 1);
             }
             packedKeys = keyOffset;
         }

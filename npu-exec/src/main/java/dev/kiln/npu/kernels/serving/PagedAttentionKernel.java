@@ -69,6 +69,8 @@ final class PagedAttentionKernel {
         private final Job job;
         private final int dim, group;
         private final float[] q, acc, scores, max, sum, keyRow, valueRow;
+        /** Physical block and slot in it of each key of the current tile. */
+        private final int[] blocks = new int[TILE], slots = new int[TILE];
 
         Worker(Job job) {
             this.job = job;
@@ -91,13 +93,7 @@ final class PagedAttentionKernel {
                 for (int g = 0; g < group; g++) job.query.load(job.query.row(row, headBase + g), dim, q, g * dim);
                 Arrays.fill(max, Float.NEGATIVE_INFINITY);
                 Arrays.fill(sum, 0);
-                int bs = job.blockSize;
-                for (int j = first; j <= last; ) {
-                    int logical = j / bs, block = job.table.block(seq, logical);
-                    int end = Math.min(last + 1, Math.min((logical + 1) * bs, j + TILE));
-                    tile(block, j - logical * bs, end - j, kvHead);
-                    j = end;
-                }
+                for (int j = first; j <= last; j += TILE) tile(seq, j, Math.min(TILE, last + 1 - j), kvHead);
                 for (int g = 0; g < group; g++) {
                     float inv = 1 / sum[g];
                     for (int d = 0; d < dim; d++) acc[g * dim + d] *= inv;
@@ -106,11 +102,20 @@ final class PagedAttentionKernel {
             for (int g = 0; g < group; g++) job.out.store(job.out.row(row, headBase + g), dim, acc, g * dim);
         }
 
-        /** Keys at slots {@code slot0 .. slot0+n-1} of one physical block. */
-        private void tile(int block, int slot0, int n, int kvHead) {
+        /**
+         * Keys {@code j0 .. j0+n-1} of sequence {@code seq}, wherever their blocks lie: each
+         * row's address comes from the block table, so a tile spans block boundaries and
+         * small blocks cost no extra softmax updates.
+         */
+        private void tile(int seq, int j0, int n, int kvHead) {
             CacheView keys = job.keys, values = job.values;
+            int bs = job.blockSize;
             for (int k = 0; k < n; k++) {
-                long at = keys.row(block, slot0 + k, kvHead);
+                blocks[k] = job.table.block(seq, (j0 + k) / bs);
+                slots[k] = (j0 + k) % bs;
+            }
+            for (int k = 0; k < n; k++) {
+                long at = keys.row(blocks[k], slots[k], kvHead);
                 if (keys.fast()) {
                     for (int g = 0; g < group; g++) scores[g * TILE + k] = dot(q, g * dim, keys.segment(), at * Float.BYTES, dim);
                 } else {
@@ -136,7 +141,7 @@ final class PagedAttentionKernel {
                 sum[g] += exponentiate(scores, base, n, max[g]);
             }
             for (int k = 0; k < n; k++) {
-                long at = values.row(block, slot0 + k, kvHead);
+                long at = values.row(blocks[k], slots[k], kvHead);
                 if (values.fast()) {
                     for (int g = 0; g < group; g++) axpy(scores[g * TILE + k], values.segment(), at * Float.BYTES, acc, g * dim, dim);
                 } else {
