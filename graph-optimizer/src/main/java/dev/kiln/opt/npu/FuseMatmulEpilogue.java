@@ -23,8 +23,9 @@ import java.util.Set;
  * float32 {@code Unary}, {@code Binary}, {@code BinaryScalar}, {@code Clamp} or a
  * float32-to-float32 {@code Cast} producing the product's shape; and its other operands
  * are 0-d, of the product's shape, or a row of N values ([N], [1, N], ...) broadcast over
- * the rows, none of them computed from the matmul (that would need the chain's result
- * before it exists).
+ * the rows. The single users also mean no operand can be computed from the matmul (it
+ * would have to go through the chain, and so be its own ancestor): every operand exists
+ * before the fused launch.
  */
 public final class FuseMatmulEpilogue {
     private FuseMatmulEpilogue() {}
@@ -79,7 +80,6 @@ public final class FuseMatmulEpilogue {
     private static Group chain(Graph g, Node.Apply matmul, List<List<Integer>> users, Set<ValueRef> graphOutputs) {
         Shape shape = matmul.outputs().get(0).shape();
         int n = shape.dims()[shape.rank() - 1];
-        Set<Integer> downstream = downstream(matmul.id(), users);
         List<Integer> chain = new ArrayList<>();
         Set<ValueRef> operands = new LinkedHashSet<>();
         ValueRef v = matmul.value(0);
@@ -90,7 +90,7 @@ public final class FuseMatmulEpilogue {
             boolean ok = true;
             for (ValueRef in : c.inputs()) {
                 if (in.equals(v)) continue;
-                ok &= !downstream.contains(in.node()) && source(g.meta(in), shape, n) != null;
+                ok &= source(g.meta(in), shape, n) != null;
                 others.add(in);
             }
             if (!ok) break;
@@ -127,16 +127,5 @@ public final class FuseMatmulEpilogue {
         if (s.equals(shape)) return Epilogue.Source.FULL;
         boolean row = s.rank() <= shape.rank() && s.dims()[s.rank() - 1] == n && s.numel() == n;
         return row ? Epilogue.Source.ROW : null;
-    }
-
-    /** The nodes whose values are computed (directly or not) from node {@code from}'s, itself included. */
-    private static Set<Integer> downstream(int from, List<List<Integer>> users) {
-        Set<Integer> seen = new HashSet<>();
-        ArrayList<Integer> stack = new ArrayList<>(List.of(from));
-        while (!stack.isEmpty()) {
-            int i = stack.removeLast();
-            if (seen.add(i)) stack.addAll(users.get(i));
-        }
-        return seen;
     }
 }
