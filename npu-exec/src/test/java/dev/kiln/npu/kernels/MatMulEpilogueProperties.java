@@ -146,6 +146,16 @@ class MatMulEpilogueProperties {
         check(kind, x, w.mT(), Presentation.CONTIGUOUS, seed);
     }
 
+    @Property(tries = 25)
+    void widerProductsPackFullPanelsInTheKernel(@ForAll @IntRange(min = 1, max = 40) int m, @ForAll @IntRange(min = 1, max = 700) int k,
+                                @ForAll @IntRange(min = 96, max = 300) int n, @ForAll Presentation pa, @ForAll long seed) {
+        // Several full B panels (48 floats wide on AVX-512), a ragged last one, and K past one slice:
+        // with B's rows contiguous, full panels are packed by the first tile's micro-kernel.
+        Tensor a = TestTensors.tensor(TestTensors.randomData((long) m * k, seed, 2, false), DType.FLOAT32, pa, m, k);
+        Tensor b = TestTensors.tensor(TestTensors.randomData((long) k * n, seed + 1, 2, false), DType.FLOAT32, k, n);
+        check(Kind.BIAS_RELU, a, b, Presentation.CONTIGUOUS, seed);
+    }
+
     @Example
     void w2ShapesOnThePackedKernelsMatchTheUnfusedOps() {
         // M = 64 with K and N in the thousands: several K slices, both workers, the B panels packed in the micro-kernel.
