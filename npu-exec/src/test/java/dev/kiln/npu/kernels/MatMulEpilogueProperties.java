@@ -168,6 +168,15 @@ class MatMulEpilogueProperties {
     }
 
     @Example
+    void tallProductsFinishEachStripOfEveryABlock() {
+        // More rows than one A block (192 rows on AVX-512) per worker: B is packed into slabs and
+        // each block's strips are finished after the last K slice.
+        Tensor a = TestTensors.tensor(TestTensors.randomData(400L * 530, 4, 1, false), DType.FLOAT32, 400, 530);
+        Tensor b = TestTensors.tensor(TestTensors.randomData(530L * 500, 5, 1, false), DType.FLOAT32, 530, 500);
+        check(Kind.BIAS_TANH_RESIDUAL_CLAMP, a, b, Presentation.STRIDED, 6);
+    }
+
+    @Example
     void anEmptySumStillRunsTheEpilogue() {
         Tensor a = Tensor.empty(DType.FLOAT32, Shape.of(3, 0)), b = Tensor.empty(DType.FLOAT32, Shape.of(0, 5));
         Tensor bias = TestTensors.tensor(new double[] {-2, -1, 0, 1, 2}, DType.FLOAT32, 5);
