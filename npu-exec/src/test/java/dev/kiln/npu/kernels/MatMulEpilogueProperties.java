@@ -190,7 +190,7 @@ class MatMulEpilogueProperties {
         Tensor a = Tensor.randn(1, 4, 3), b = Tensor.randn(2, 3, 6), out = Tensor.empty(DType.FLOAT32, Shape.of(4, 6));
         Epilogue bias = Kind.BIAS_GELU.epilogue();
         KilnException wrongRow = assertThrows(KilnException.class, () -> MatMul.matmul(a, b, out, bias, Tensor.randn(3, 4)));
-        assertTrue(wrongRow.getMessage().contains("a vector of 6 values") && wrongRow.getMessage().contains("[4]"), wrongRow.getMessage());
+        assertTrue(wrongRow.getMessage().contains("a vector of 6 values (one per column") && wrongRow.getMessage().contains("[4]"), wrongRow.getMessage());
         KilnException column = assertThrows(KilnException.class, () -> MatMul.matmul(a, b, out, bias, Tensor.randn(3, 4, 1)));
         assertTrue(column.getMessage().contains("[4, 1]") || column.getMessage().contains("[4,1]"), column.getMessage());
         KilnException wrongFull = assertThrows(KilnException.class,
@@ -240,8 +240,11 @@ class MatMulEpilogueProperties {
         for (int i = 0; i < got.length; i++) {
             double want = kind.reference(e.values()[i], i, n, opValues);
             double productError = (e.k() + 2) * 0x1p-24 * e.absSums()[i];
-            // The product's error carried through, plus a few ulps from each float32 step.
-            double tol = kind.slope() * productError + 0x1p-19 * (Math.abs(want) + Math.abs(e.values()[i]) + 1e-3);
+            // The product's error carried through, plus a few ulps of each float32 step, whose
+            // values are bounded by those of the product, the operands and the result.
+            double magnitude = Math.abs(want) + Math.abs(e.values()[i]) + 1e-3;
+            for (double[] op : opValues) magnitude += Math.abs(op[op.length == got.length ? i : op.length == 1 ? 0 : i % n]);
+            double tol = kind.slope() * productError + 0x1p-19 * magnitude;
             if (!(Math.abs(got[i] - want) <= tol)) {
                 fail(kind + " " + a.shape() + " @ " + b.shape() + ": element " + i + " is " + got[i] + ", expected " + want + " (tolerance " + tol + ")");
             }

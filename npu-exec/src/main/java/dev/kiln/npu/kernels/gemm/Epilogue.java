@@ -82,29 +82,33 @@ public record Epilogue(TileProgram program, List<Source> sources) {
         if (p.a().dtype() != DType.FLOAT32 || p.b().dtype() != DType.FLOAT32) {
             throw new KilnException(op + ": a matmul epilogue needs float32 operands, got " + p.a().dtype() + " and " + p.b().dtype());
         }
-        Bound bound = bind(op, operands, shape);
+        Bound bound = bind(op, operands, shape, p.n());
         if (p.k() > 0 && !FloatGemv.tryCompute(p)) {
             FloatGemm.compute(p, bound);
             return;
         }
         // The product is already in C (or is empty): one pass over it, rows split between workers.
-        long rows = (long) p.batch() * p.m();
-        Parallel.forRange(rows, rows * p.n() * Math.max(1, program.instructions().size()), (from, to) -> {
+        long allRows = (long) p.batch() * p.m();
+        Parallel.forRange(allRows, allRows * p.n() * Math.max(1, program.instructions().size()), (from, to) -> {
             Worker w = bound.newWorker();
-            for (long r = from; r < to; r++) w.apply(p, (int) (r / p.m()), (int) (r % p.m()), 1, 0, p.n());
+            for (long r = from; r < to; ) {
+                int batch = (int) (r / p.m()), row = (int) (r % p.m()), rows = (int) Math.min(to - r, p.m() - row);
+                w.apply(p, batch, row, rows, 0, p.n());
+                r += rows;
+            }
         });
     }
 
     /**
-     * The epilogue with its operands for an output of {@code shape} ([..., M, N]), in
-     * input order without the accumulator; checks each one's type and shape and makes
-     * views contiguous.
+     * The epilogue with its operands for an output of {@code shape} whose rows have
+     * {@code n} columns (the last dimension, or 1 for a matrix times a vector), in input
+     * order without the accumulator; checks each one's type and shape and makes views
+     * contiguous.
      */
-    Bound bind(String op, Tensor[] operands, Shape shape) {
+    Bound bind(String op, Tensor[] operands, Shape shape, int n) {
         if (operands.length != operandCount()) {
             throw new KilnException(op + ": the epilogue takes " + operandCount() + " operands, got " + operands.length);
         }
-        int n = shape.rank() == 0 ? 1 : shape.dims()[shape.rank() - 1];
         Tensor[] bySource = new Tensor[sources.size()];
         float[] scalars = new float[sources.size()];
         int next = 0;
@@ -122,7 +126,7 @@ public record Epilogue(TileProgram program, List<Source> sources) {
             if (!fits) {
                 throw new KilnException(op + ": epilogue operand " + (next - 1) + " (" + s.token() + ") must be "
                         + switch (s) {
-                            case ROW -> "a vector of " + n + " values (the output's last dimension)";
+                            case ROW -> "a vector of " + n + " values (one per column of the product)";
                             case FULL -> "of the output's shape " + shape;
                             default -> "a single value";
                         } + ", got " + t.shape());
@@ -151,7 +155,6 @@ public record Epilogue(TileProgram program, List<Source> sources) {
 
         private final Bound bound;
         private final TileInstr[] setup, body;
-        private final int registers;
         /** Native, as the primitives want (see {@code Sram}); registers x CHUNK floats. */
         private final MemorySegment scratch;
 
@@ -160,8 +163,7 @@ public record Epilogue(TileProgram program, List<Source> sources) {
             TileProgram program = bound.epilogue().program();
             this.setup = program.instructions().stream().filter(TileInstr::isSetup).toArray(TileInstr[]::new);
             this.body = program.instructions().stream().filter(i -> !i.isSetup()).toArray(TileInstr[]::new);
-            this.registers = program.registers();
-            this.scratch = Arena.ofAuto().allocate((long) registers * CHUNK * Float.BYTES, 64);
+            this.scratch = Arena.ofAuto().allocate((long) program.registers() * CHUNK * Float.BYTES, 64);
             for (TileInstr ins : setup) fillSetup(ins);
         }
 
@@ -179,18 +181,16 @@ public record Epilogue(TileProgram program, List<Source> sources) {
 
         /** Scalars and constants fill a whole register once: every chunk shape reads a prefix of it. */
         private void fillSetup(TileInstr ins) {
-            float value = switch (ins) {
-                case TileInstr.Broadcast b -> bound.scalars()[b.input()];
-                case TileInstr.Constant c -> c.value();
+            switch (ins) {
+                case TileInstr.Broadcast b -> fill(b.dst(), bound.scalars()[b.input()]);
+                case TileInstr.Constant c -> fill(c.dst(), c.value());
                 default -> throw new IllegalStateException("not a setup instruction: " + ins);
-            };
-            int dst = switch (ins) {
-                case TileInstr.Broadcast b -> b.dst();
-                case TileInstr.Constant c -> c.dst();
-                default -> throw new IllegalStateException("not a setup instruction: " + ins);
-            };
+            }
+        }
+
+        private void fill(int register, float value) {
             FloatVector v = FloatVector.broadcast(S, value);
-            for (int i = 0; i < CHUNK; i += S.length()) v.intoMemorySegment(scratch, at(dst) + (long) i * Float.BYTES, ORDER);
+            for (int i = 0; i < CHUNK; i += S.length()) v.intoMemorySegment(scratch, at(register) + (long) i * Float.BYTES, ORDER);
         }
 
         /** One chunk: {@code rows} rows of {@code width} columns, each row {@code padded} floats apart in the registers. */
