@@ -63,10 +63,14 @@ public final class FuseMatmulEpilogue {
         List<List<Integer>> users = FusePointwise.users(g);
         Set<ValueRef> graphOutputs = new HashSet<>(g.outputs());
         List<Group> out = new ArrayList<>();
+        Set<Integer> claimed = new HashSet<>();
         for (Node node : g.nodes()) {
             if (node instanceof Node.Apply ap && isFloatMatmul(g, ap)) {
-                Group grp = chain(g, ap, users, graphOutputs);
-                if (grp != null) out.add(grp);
+                Group grp = chain(g, ap, users, graphOutputs, claimed);
+                if (grp != null) {
+                    out.add(grp);
+                    claimed.addAll(grp.chain());
+                }
             }
         }
         return out;
@@ -77,7 +81,8 @@ public final class FuseMatmulEpilogue {
                 && ap.inputs().stream().allMatch(v -> g.meta(v).dtype() == DType.FLOAT32);
     }
 
-    private static Group chain(Graph g, Node.Apply matmul, List<List<Integer>> users, Set<ValueRef> graphOutputs) {
+    /** The chain after {@code matmul}, none of its nodes {@code claimed} by an earlier matmul's (as both products of a gated unit feed one multiply); null if empty. */
+    private static Group chain(Graph g, Node.Apply matmul, List<List<Integer>> users, Set<ValueRef> graphOutputs, Set<Integer> claimed) {
         Shape shape = matmul.outputs().get(0).shape();
         int n = shape.dims()[shape.rank() - 1];
         List<Integer> chain = new ArrayList<>();
@@ -85,7 +90,9 @@ public final class FuseMatmulEpilogue {
         ValueRef v = matmul.value(0);
         while (!graphOutputs.contains(v)) {
             List<Integer> next = users.get(v.node()).stream().distinct().toList();
-            if (next.size() != 1 || !(g.node(next.get(0)) instanceof Node.Apply c) || !pointwise(g, c, shape)) break;
+            if (next.size() != 1 || claimed.contains(next.get(0)) || !(g.node(next.get(0)) instanceof Node.Apply c) || !pointwise(g, c, shape)) {
+                break;
+            }
             List<ValueRef> others = new ArrayList<>();
             boolean ok = true;
             for (ValueRef in : c.inputs()) {

@@ -132,6 +132,22 @@ class FuseMatmulEpilogueTest {
     }
 
     @Test
+    void twoProductsMeetingInOneOpFuseItIntoTheFirstOnly() {
+        // A gated unit: silu(x @ wg) * (x @ wu). The multiply could end either chain; it joins one.
+        ValueRef x = input(6, 10), wg = input(10, 16), wu = input(10, 16);             // %0 %1 %2
+        ValueRef gate = matmul(x, wg);                                                   // %3
+        ValueRef up = matmul(x, wu);                                                     // %4
+        ValueRef h = op(new Op.Binary(BinaryFn.MUL), unary(UnaryFn.SILU, gate), up);    // %5 %6
+        Graph g = b.build(List.of(h));
+        assertEquals(List.of("%3 [%5 %6] in (%4 full) out %6"), listing(g));
+        KernelProgram p = new NpuGraphCompiler().lower(g);
+        assertEquals(List.of("Eager", "MatMulFused"), p.launches().stream().map(l -> l.getClass().getSimpleName()).toList(), p.toText());
+        Tensor[] in = {Tensor.randn(1, 6, 10), Tensor.randn(2, 10, 16), Tensor.randn(3, 10, 16)};
+        Tensor want = in[0].matmul(in[1]).silu().mul(in[0].matmul(in[2]));
+        assertArrayEquals(want.toFloatArray(), new NpuGraphCompiler().compile(g).run(in)[0].toFloatArray());
+    }
+
+    @Test
     void matmulLaunchesRoundTripThroughTextAndBadTextIsRefused() {
         ValueRef x = input(1, 5, 12), w = input(7, 12);
         ValueRef y = matmul(x, op(new Op.Permute(List.of(1, 0)), w));
