@@ -67,12 +67,17 @@ public final class FusePointwise {
 
     /** The fusion groups of {@code g}, ordered by their first node; every fusible node is in exactly one. */
     public static List<Group> groups(Graph g) {
+        return groups(g, Set.of());
+    }
+
+    /** {@link #groups(Graph)} leaving out the nodes in {@code claimed} (fused elsewhere, as matmul epilogues). */
+    public static List<Group> groups(Graph g, Set<Integer> claimed) {
         int n = g.nodes().size();
         List<List<Integer>> users = users(g);
         int[] unit = new int[n];
         for (int i = 0; i < n; i++) unit[i] = i;
         boolean[] fusible = new boolean[n];
-        for (Node node : g.nodes()) fusible[node.id()] = fusible(g, node);
+        for (Node node : g.nodes()) fusible[node.id()] = !claimed.contains(node.id()) && fusible(g, node);
         for (Node node : g.nodes()) {
             if (!fusible[node.id()]) continue;
             Shape shape = node.outputs().get(0).shape();

@@ -2,6 +2,7 @@ package dev.kiln.opt.npu;
 
 import dev.kiln.ir.OpCodec;
 import dev.kiln.npu.fused.TileProgram;
+import dev.kiln.npu.kernels.gemm.Epilogue;
 import dev.kiln.ops.Op;
 import dev.kiln.tensor.Shape;
 
@@ -13,8 +14,8 @@ import java.util.stream.Collectors;
 /**
  * A graph lowered for the NPU: values live in numbered slots; the graph's inputs fill
  * {@link #inputs}; {@link #launches} run in order, each reading and writing slots; the
- * results are {@link #outputs}. A launch is a fused tile program or one op run on the
- * eager kernels. Immutable, with a versioned text form ({@link #toText}, {@link #parse})
+ * results are {@link #outputs}. A launch is a fused tile program, a matmul with a fused
+ * epilogue, or one op run on the eager kernels. Immutable, with a versioned text form ({@link #toText}, {@link #parse})
  * for the kernel cache.
  */
 public record KernelProgram(int slots, List<Integer> inputs, List<Launch> launches, List<Integer> outputs) {
@@ -39,6 +40,23 @@ public record KernelProgram(int slots, List<Integer> inputs, List<Launch> launch
             in = List.copyOf(in);
             out = List.copyOf(out);
             if (name.isBlank() || name.contains(" ")) throw new IllegalArgumentException("kernel name must be one word: '" + name + "'");
+        }
+    }
+
+    /**
+     * A float32 matmul of inputs 0 and 1 producing {@code shape}, whose result goes through
+     * {@code epilogue} before it is stored; the remaining inputs are the epilogue's operands.
+     */
+    public record MatMulFused(String name, Shape shape, Epilogue epilogue, List<Integer> in, List<Integer> out) implements Launch {
+        public MatMulFused {
+            in = List.copyOf(in);
+            out = List.copyOf(out);
+            if (name.isBlank() || name.contains(" ")) throw new IllegalArgumentException("kernel name must be one word: '" + name + "'");
+            if (in.size() != 2 + epilogue.operandCount()) {
+                throw new IllegalArgumentException("a matmul with an epilogue of " + epilogue.operandCount() + " operands reads "
+                        + (2 + epilogue.operandCount()) + " slots, got " + in);
+            }
+            if (out.size() != 1) throw new IllegalArgumentException("a matmul writes one slot, got " + out);
         }
     }
 
@@ -78,6 +96,14 @@ public record KernelProgram(int slots, List<Integer> inputs, List<Launch> launch
                     String[] body = f.program().toText().strip().split("\n");
                     sb.append("fused ").append(f.name()).append(' ').append(f.shape()).append(' ').append(list(f.in())).append(" > ")
                             .append(list(f.out())).append(' ').append(body.length).append('\n');
+                    for (String line : body) sb.append("  ").append(line).append('\n');
+                }
+                case MatMulFused m -> {
+                    String[] body = m.epilogue().program().toText().strip().split("\n");
+                    sb.append("matmul ").append(m.name()).append(' ').append(m.shape()).append(' ').append(list(m.in())).append(" > ")
+                            .append(list(m.out())).append(' ')
+                            .append(m.epilogue().sources().stream().map(Epilogue.Source::token).collect(Collectors.joining(",")))
+                            .append(' ').append(body.length).append('\n');
                     for (String line : body) sb.append("  ").append(line).append('\n');
                 }
             }
@@ -131,6 +157,18 @@ public record KernelProgram(int slots, List<Integer> inputs, List<Launch> launch
                         StringBuilder body = new StringBuilder();
                         for (int k = 1; k <= count; k++) body.append(lines[i + k].strip()).append('\n');
                         launches.add(new Fused(q[0], shape(q[1]), TileProgram.parse(body.toString()), unlist(q[2]), unlist(q[4])));
+                        i += count;
+                    }
+                    case "matmul" -> {
+                        String[] q = p[1].split(" ");
+                        if (q.length != 7 || !q[3].equals(">")) throw new IllegalArgumentException("expected 'name shape in > out sources lines'");
+                        int count = Integer.parseInt(q[6]);
+                        if (i + count >= lines.length) throw new IllegalArgumentException("the epilogue program is cut short");
+                        StringBuilder body = new StringBuilder();
+                        for (int k = 1; k <= count; k++) body.append(lines[i + k].strip()).append('\n');
+                        List<Epilogue.Source> sources = Arrays.stream(q[5].split(",")).map(Epilogue.Source::ofToken).toList();
+                        launches.add(new MatMulFused(q[0], shape(q[1]), new Epilogue(TileProgram.parse(body.toString()), sources),
+                                unlist(q[2]), unlist(q[4])));
                         i += count;
                     }
                     default -> throw new IllegalArgumentException("unknown entry " + p[0]);

@@ -7,9 +7,11 @@ import dev.kiln.npu.device.NpuDevice;
 import dev.kiln.npu.fused.FusedKernel;
 import dev.kiln.npu.fused.TileInstr;
 import dev.kiln.npu.fused.TileProgram;
+import dev.kiln.npu.kernels.gemm.Epilogue;
 import dev.kiln.ops.BinaryFn;
 import dev.kiln.ops.Op;
 import dev.kiln.ops.TensorMeta;
+import dev.kiln.tensor.Shape;
 
 import java.util.ArrayDeque;
 import java.util.ArrayList;
@@ -19,18 +21,26 @@ import java.util.Map;
 import java.util.PriorityQueue;
 
 /**
- * Lowers a graph to a {@link KernelProgram}: each fusion group of {@link FusePointwise}
- * becomes one fused tile program, every other op an eager launch, in an order that
- * respects the dependencies between groups.
+ * Lowers a graph to a {@link KernelProgram}: each matmul with an epilogue chain
+ * ({@link FuseMatmulEpilogue}) becomes one matmul launch, each fusion group of
+ * {@link FusePointwise} (among the remaining nodes) one fused tile program, every other
+ * op an eager launch, in an order that respects the dependencies between groups.
  */
 public final class Lowering {
     private Lowering() {}
 
     public static KernelProgram lower(Graph g, NpuDevice device) {
-        return lower(g, FusePointwise.groups(g), device);
+        List<FuseMatmulEpilogue.Group> matmuls = FuseMatmulEpilogue.groups(g);
+        java.util.Set<Integer> claimed = new java.util.HashSet<>();
+        for (FuseMatmulEpilogue.Group m : matmuls) claimed.addAll(m.nodes());
+        return lower(g, FusePointwise.groups(g, claimed), matmuls, device);
     }
 
     public static KernelProgram lower(Graph g, List<FusePointwise.Group> groups, NpuDevice device) {
+        return lower(g, groups, List.of(), device);
+    }
+
+    public static KernelProgram lower(Graph g, List<FusePointwise.Group> groups, List<FuseMatmulEpilogue.Group> matmuls, NpuDevice device) {
         int n = g.nodes().size();
         int[] slotBase = new int[n + 1];
         for (int i = 0; i < n; i++) slotBase[i + 1] = slotBase[i] + g.node(i).outputs().size();
@@ -44,6 +54,11 @@ public final class Lowering {
             for (int i : grp.nodes()) unit[i] = grp.nodes().get(0);
             byUnit.put(grp.nodes().get(0), grp);
         }
+        Map<Integer, FuseMatmulEpilogue.Group> matmulByUnit = new HashMap<>();
+        for (FuseMatmulEpilogue.Group m : matmuls) {
+            for (int i : m.nodes()) unit[i] = m.matmul();
+            matmulByUnit.put(m.matmul(), m);
+        }
 
         List<Integer> inputs = new ArrayList<>(java.util.Collections.nCopies(g.inputCount(), 0));
         for (Node node : g.nodes()) if (node instanceof Node.Input in) inputs.set(in.index(), slot.applyAsInt(node.value(0)));
@@ -51,7 +66,10 @@ public final class Lowering {
         List<KernelProgram.Launch> launches = new ArrayList<>();
         for (int u : unitOrder(g, unit)) {
             FusePointwise.Group grp = byUnit.get(u);
-            if (grp != null) {
+            FuseMatmulEpilogue.Group mm = matmulByUnit.get(u);
+            if (mm != null) {
+                launches.add(matmulLaunch(g, mm, slot));
+            } else if (grp != null) {
                 TileProgram program = tileProgram(g, grp);
                 List<Integer> in = grp.inputs().stream().map(slot::applyAsInt).toList();
                 List<Integer> out = grp.outputs().stream().map(slot::applyAsInt).toList();
@@ -67,6 +85,22 @@ public final class Lowering {
         }
         List<Integer> outputs = g.outputs().stream().map(slot::applyAsInt).toList();
         return new KernelProgram(slotBase[n], inputs, launches, outputs);
+    }
+
+    private static KernelProgram.MatMulFused matmulLaunch(Graph g, FuseMatmulEpilogue.Group mm, java.util.function.ToIntFunction<ValueRef> slot) {
+        Node.Apply matmul = (Node.Apply) g.node(mm.matmul());
+        ValueRef product = matmul.value(0);
+        List<ValueRef> inputs = new ArrayList<>(List.of(product));
+        inputs.addAll(mm.operands());
+        Shape shape = g.meta(product).shape();
+        TileProgram program = tileProgram(g, new FusePointwise.Group(shape, mm.chain(), inputs, List.of(mm.output())));
+        List<Epilogue.Source> sources = new ArrayList<>(List.of(Epilogue.Source.ACCUMULATOR));
+        sources.addAll(mm.sources());
+        List<Integer> in = new ArrayList<>();
+        for (ValueRef v : matmul.inputs()) in.add(slot.applyAsInt(v));
+        for (ValueRef v : mm.operands()) in.add(slot.applyAsInt(v));
+        return new KernelProgram.MatMulFused("matmul_" + mm.matmul(), shape, new Epilogue(program, sources), in,
+                List.of(slot.applyAsInt(mm.output())));
     }
 
     private static KernelProgram.Eager eager(Node.Apply ap, java.util.function.ToIntFunction<ValueRef> slot) {

@@ -100,6 +100,7 @@ public final class MemoryPlan {
         return switch (l) {
             case KernelProgram.Eager e -> e.op().infer(in);
             case KernelProgram.Fused f -> java.util.Collections.nCopies(f.out().size(), new TensorMeta(DType.FLOAT32, f.shape()));
+            case KernelProgram.MatMulFused m -> List.of(new TensorMeta(DType.FLOAT32, m.shape()));
         };
     }
 

@@ -3,6 +3,7 @@ package dev.kiln.opt.npu;
 import dev.kiln.npu.device.LaunchTraffic;
 import dev.kiln.npu.device.NpuDevice;
 import dev.kiln.npu.fused.FusedKernel;
+import dev.kiln.npu.kernels.MatMul;
 import dev.kiln.ops.Dispatch;
 import dev.kiln.ops.Op;
 import dev.kiln.ops.TensorMeta;
@@ -166,6 +167,13 @@ public final class NpuExecutable implements GraphExecutable {
                     dmaRead = t.bytesRead();
                     dmaWritten = t.bytesWritten();
                 }
+                case KernelProgram.MatMulFused m -> {
+                    Tensor out = plan == null ? Tensor.empty(DType.FLOAT32, m.shape()) : buffer(plan, arena, m.out().get(0));
+                    MatMul.matmul(args[0], args[1], out, m.epilogue(), Arrays.copyOfRange(args, 2, args.length));
+                    results = new Tensor[] {out};
+                    operandRead = operandBytes(args);
+                    operandWritten = operandBytes(results);
+                }
             }
             for (int k = 0; k < results.length; k++) slots[l.out().get(k)] = results[k];
             for (int s : l.in()) if (lastUse[s] == i) slots[s] = null;
@@ -216,6 +224,8 @@ public final class NpuExecutable implements GraphExecutable {
             String what = switch (l) {
                 case KernelProgram.Eager e -> "eager " + e.op().name();
                 case KernelProgram.Fused f -> "fused " + f.name() + " (" + f.program().instructions().size() + " tile instructions)";
+                case KernelProgram.MatMulFused m -> "matmul " + m.name() + " with an epilogue ("
+                        + m.epilogue().program().instructions().size() + " tile instructions)";
             };
             sb.append(String.format(Locale.ROOT, "  launch %d: %s", i, what));
             if (costs != null) {

@@ -231,6 +231,7 @@ class MemoryPlanTest {
                 case KernelProgram.Fused f -> assertTrue(line.endsWith("DRAM read 1024 B, written 1024 B (DMA count)"), line);
                 case KernelProgram.Eager e when e.op() instanceof Op.ViewOp -> assertTrue(line.endsWith("no DRAM traffic (a view)"), line);
                 case KernelProgram.Eager e -> assertTrue(line.endsWith("DRAM read 2048 B, written 1024 B (operand sizes)"), line);
+                case KernelProgram.MatMulFused fused -> throw new AssertionError("this program has no matmul: " + line);
             }
         }
         long total = exe.lastRunCosts().stream().mapToLong(NpuExecutable.LaunchCost::bytes).sum();

@@ -1,10 +1,12 @@
 package dev.kiln.npu.kernels;
 
 import dev.kiln.npu.kernels.gemm.DoubleGemm;
+import dev.kiln.npu.kernels.gemm.Epilogue;
 import dev.kiln.npu.kernels.gemm.FloatGemm;
 import dev.kiln.npu.kernels.gemm.FloatGemv;
 import dev.kiln.npu.kernels.gemm.GemmProblem;
 import dev.kiln.npu.kernels.gemm.LongGemm;
+import dev.kiln.tensor.DType;
 import dev.kiln.tensor.KilnTypeException;
 import dev.kiln.tensor.Tensor;
 
@@ -19,15 +21,27 @@ import dev.kiln.tensor.Tensor;
 public final class MatMul {
     private MatMul() {}
 
+    /**
+     * out = epilogue(a @ b, operands...): a float32 matmul whose result goes through a
+     * pointwise epilogue (bias, activation, residual, ...) before it is stored, as in
+     * {@link Epilogue#compute}. {@code out} is fresh, contiguous and shaped as {@code Op.MatMul.infer} says.
+     */
+    public static void matmul(Tensor a, Tensor b, Tensor out, Epilogue epilogue, Tensor... operands) {
+        if (!out.isContiguous()) throw new IllegalArgumentException("matmul: the output must be contiguous, got " + out.layout());
+        if (out.dtype() != DType.FLOAT32) throw new KilnTypeException("matmul with an epilogue: the output must be float32, got " + out.dtype());
+        if (out.numel() == 0) return;
+        GemmProblem p = GemmProblem.of(a, b, out);
+        if (p.k() == 0) zero(out);
+        epilogue.compute("matmul with an epilogue", p, out.shape(), operands);
+    }
+
     /** out = a @ b, where {@code out} is fresh, contiguous and shaped as {@code Op.MatMul.infer} says. */
     public static void matmul(Tensor a, Tensor b, Tensor out) {
         if (out.numel() == 0) return;
         if (!out.isContiguous()) throw new IllegalArgumentException("matmul: the output must be contiguous, got " + out.layout());
         GemmProblem p = GemmProblem.of(a, b, out);
         if (p.k() == 0) {
-            // An empty sum: zeros, whatever the memory held.
-            long bytes = out.numel() * out.dtype().byteSize();
-            out.storage().segment().asSlice(out.layout().offset() * out.dtype().byteSize(), bytes).fill((byte) 0);
+            zero(out);
             return;
         }
         switch (a.dtype()) {
@@ -39,5 +53,11 @@ public final class MatMul {
             case INT32, INT64 -> LongGemm.compute(p);
             case BOOL -> throw new KilnTypeException("matmul: not supported for bool tensors");
         }
+    }
+
+    /** An empty sum: zeros, whatever the memory held. */
+    private static void zero(Tensor out) {
+        long bytes = out.numel() * out.dtype().byteSize();
+        out.storage().segment().asSlice(out.layout().offset() * out.dtype().byteSize(), bytes).fill((byte) 0);
     }
 }

@@ -38,7 +38,7 @@ import java.util.concurrent.TimeUnit;
 public class MatMulBenchmark {
 
     /** M x K x N. */
-    @Param({"768x1024x1024", "64x1024x4096"})
+    @Param({"768x1024x1024", "64x1024x4096", "64x4096x1024"})
     public String shape;
 
     @Param({"contiguous", "transposed"})

@@ -31,7 +31,12 @@ public final class FloatGemm extends PackedGemm<float[]> {
 
     /** Computes {@code p} (float32, float16 or bfloat16 operands of one type; K > 0). */
     public static void compute(GemmProblem p) {
-        INSTANCE.run(p);
+        INSTANCE.run(p, null);
+    }
+
+    /** Computes float32 {@code p} and applies {@code epilogue} to C as it is finished. */
+    static void compute(GemmProblem p, Epilogue.Bound epilogue) {
+        INSTANCE.run(p, epilogue);
     }
 
     @Override
@@ -137,6 +142,14 @@ public final class FloatGemm extends PackedGemm<float[]> {
     private static float widen(DType type, MemorySegment s, long index) {
         short bits = s.getAtIndex(ValueLayout.JAVA_SHORT, index);
         return type == DType.FLOAT16 ? Float.float16ToFloat(bits) : Elements.bf16ToFloat(bits);
+    }
+
+    @Override
+    boolean multiplyPacking(Operand b, int batch, int k0, int kc, int col0, int cols, float[] a, int aOffset, float[] dst, int dstOffset,
+                            float[] tile) {
+        if (b.dtype() != DType.FLOAT32 || b.colStride() != 1 || cols != NR) return false;
+        FloatKernels.multiplyPacking(kc, a, aOffset, b.segment(), b.index(batch, k0, col0), b.rowStride(), dst, dstOffset, tile);
+        return true;
     }
 
     @Override

@@ -43,6 +43,15 @@ abstract class PackedGemm<P> {
     /** tile (mr x nr, row-major) = A panel (kc x mr) * B panel (kc x nr). */
     abstract void multiply(int kc, P a, int aOffset, P b, int bOffset, P tile);
 
+    /**
+     * Packs the B panel as {@link #packB} does while computing the first tile of the A block
+     * at {@code aOffset} with it, as {@link #multiply}; false (having done nothing) when this
+     * operand or panel has no such kernel.
+     */
+    boolean multiplyPacking(Operand b, int batch, int k0, int kc, int col0, int cols, P a, int aOffset, P dst, int dstOffset, P tile) {
+        return false;
+    }
+
     /** Writes (or adds, when {@code accumulate}) the top-left rows x cols of tile to C at (row, col). */
     abstract void store(P tile, int rows, int cols, Block c, int row, int col, boolean accumulate);
 
@@ -54,8 +63,12 @@ abstract class PackedGemm<P> {
     /** Moves a finished block to the output when {@link #openBlock} accumulated elsewhere. */
     void closeBlock(GemmProblem p, Block c, int batch, int rows, int cols) {}
 
-    /** Computes the whole problem, on every worker when it is large enough. */
-    final void run(GemmProblem p) {
+    /**
+     * Computes the whole problem, on every worker when it is large enough; then, when
+     * {@code epilogue} is not null, applies it to each strip of C (an A block's rows by a
+     * B panel's columns) right after the strip's last K slice, while it is in cache.
+     */
+    final void run(GemmProblem p, Epilogue.Bound epilogue) {
         int workers = Parallel.workers();
         long cost = p.flops() / 16;
         boolean parallel = workers > 1 && cost >= Parallel.SERIAL_THRESHOLD;
@@ -79,6 +92,7 @@ abstract class PackedGemm<P> {
         int maxRows = byColumns ? p.m() : largestTile, maxCols = byColumns ? largestTile : p.n();
         Parallel.forRange((long) p.batch() * tiles, cost, (from, to) -> {
             Workspace<P> ws = new Workspace<>(this, p.k(), maxRows, maxCols);
+            Epilogue.Worker finisher = epilogue == null ? null : epilogue.newWorker();
             for (long u = from; u < to; u++) {
                 int batch = (int) (u / tileCount), tile = (int) (u % tileCount);
                 int row0 = 0, row1 = p.m(), col0 = 0, col1 = p.n();
@@ -89,7 +103,7 @@ abstract class PackedGemm<P> {
                     row0 = boundary(p.m(), mr, tile, tileCount);
                     row1 = boundary(p.m(), mr, tile + 1, tileCount);
                 }
-                computeBlock(p, ws, batch, row0, row1, col0, col1);
+                computeBlock(p, ws, finisher, batch, row0, row1, col0, col1);
             }
         });
     }
@@ -100,7 +114,7 @@ abstract class PackedGemm<P> {
         return (int) Math.min(extent, granules * part / parts * granule);
     }
 
-    private void computeBlock(GemmProblem p, Workspace<P> ws, int batch, int row0, int row1, int col0, int col1) {
+    private void computeBlock(GemmProblem p, Workspace<P> ws, Epilogue.Worker finisher, int batch, int row0, int row1, int col0, int col1) {
         int mr = blocking.mr(), nr = blocking.nr(), k = p.k();
         Block c = openBlock(p, batch, row0, row1 - row0, col0, col1 - col0);
         // With a single A block each B panel is used right after packing: reuse one panel's
@@ -121,11 +135,20 @@ abstract class PackedGemm<P> {
                         int cols = Math.min(nr, nc - jr);
                         // B is packed while the first A block consumes it, so the panel is still in cache.
                         int panel = panelAtATime ? 0 : jr * kc;
-                        if (ic == row0) packB(p.b(), batch, pc, kc, jc + jr, cols, ws.b, panel);
-                        for (int ir = 0; ir < mc; ir += mr) {
+                        int ir = 0;
+                        if (ic == row0) {
+                            if (multiplyPacking(p.b(), batch, pc, kc, jc + jr, cols, ws.a, 0, ws.b, panel, ws.tile)) {
+                                store(ws.tile, Math.min(mr, mc), cols, c, ic, jc + jr, accumulate);
+                                ir = mr;
+                            } else {
+                                packB(p.b(), batch, pc, kc, jc + jr, cols, ws.b, panel);
+                            }
+                        }
+                        for (; ir < mc; ir += mr) {
                             multiply(kc, ws.a, ir * kc, ws.b, panel, ws.tile);
                             store(ws.tile, Math.min(mr, mc - ir), cols, c, ic + ir, jc + jr, accumulate);
                         }
+                        if (finisher != null && pc + kc == k) finisher.apply(p, batch, ic, mc, jc + jr, cols);
                     }
                 }
             }

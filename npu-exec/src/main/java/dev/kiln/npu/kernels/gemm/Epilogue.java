@@ -1,0 +1,252 @@
+package dev.kiln.npu.kernels.gemm;
+
+import dev.kiln.npu.Parallel;
+import dev.kiln.npu.fused.TileInstr;
+import dev.kiln.npu.fused.TileProgram;
+import dev.kiln.npu.kernels.TileKernels;
+import dev.kiln.tensor.DType;
+import dev.kiln.tensor.KilnException;
+import dev.kiln.tensor.Shape;
+import dev.kiln.tensor.Tensor;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorSpecies;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteOrder;
+import java.util.List;
+import java.util.Locale;
+
+/**
+ * A pointwise chain applied to a matmul's result C = A @ B before it is stored, as a
+ * {@link TileProgram} with a single output (the value stored to C) whose inputs each
+ * come from a {@link Source}: the accumulator C itself, a vector of N values broadcast
+ * over the rows (a bias), a tensor of C's shape (a residual), or a 0-d scalar. All
+ * inputs are float32.
+ *
+ * <p>The GEMM runs the program on each finished strip of C while it is still in cache,
+ * with the same vector primitives as the fused pointwise kernels, so the result is bit
+ * for bit that of the matmul followed by the ops one by one.
+ */
+public record Epilogue(TileProgram program, List<Source> sources) {
+
+    /** Where an input of the epilogue program comes from. */
+    public enum Source {
+        /** C, the product itself; exactly one input is. */
+        ACCUMULATOR,
+        /** N values, element j used in every row's column j. */
+        ROW,
+        /** A tensor of C's shape. */
+        FULL,
+        /** A single value. */
+        SCALAR;
+
+        /** The word of the text form: acc, row, full, scalar. */
+        public String token() { return this == ACCUMULATOR ? "acc" : name().toLowerCase(Locale.ROOT); }
+
+        public static Source ofToken(String token) {
+            for (Source s : values()) if (s.token().equals(token)) return s;
+            throw new IllegalArgumentException("unknown epilogue source '" + token + "' (expected acc, row, full or scalar)");
+        }
+    }
+
+    public Epilogue {
+        sources = List.copyOf(sources);
+        if (program.outputs() != 1) throw new IllegalArgumentException("an epilogue stores one value, not " + program.outputs());
+        if (sources.size() != program.inputs().size()) {
+            throw new IllegalArgumentException("an epilogue of " + program.inputs().size() + " inputs needs as many sources, got " + sources);
+        }
+        if (sources.stream().filter(s -> s == Source.ACCUMULATOR).count() != 1) {
+            throw new IllegalArgumentException("an epilogue reads the accumulator through exactly one input: " + sources);
+        }
+        for (int i = 0; i < sources.size(); i++) {
+            TileProgram.InputSpec spec = program.inputs().get(i);
+            if (spec.dtype() != DType.FLOAT32) throw new IllegalArgumentException("epilogue input " + i + " is " + spec.dtype() + ", not float32");
+            if (spec.scalar() != (sources.get(i) == Source.SCALAR)) {
+                throw new IllegalArgumentException("epilogue input " + i + " is " + (spec.scalar() ? "0-d" : "a tile") + " but its source is "
+                        + sources.get(i).token());
+            }
+        }
+    }
+
+    /** Number of operands the caller supplies: every input but the accumulator. */
+    public int operandCount() { return sources.size() - 1; }
+
+    /**
+     * Computes the float32 product {@code p} (whose output has {@code shape}) and applies
+     * the epilogue with {@code operands} (see {@link #bind}); {@code op} names the
+     * operation in errors.
+     */
+    public void compute(String op, GemmProblem p, Shape shape, Tensor... operands) {
+        if (p.a().dtype() != DType.FLOAT32 || p.b().dtype() != DType.FLOAT32) {
+            throw new KilnException(op + ": a matmul epilogue needs float32 operands, got " + p.a().dtype() + " and " + p.b().dtype());
+        }
+        Bound bound = bind(op, operands, shape, p.n());
+        if (p.k() > 0 && !FloatGemv.tryCompute(p)) {
+            FloatGemm.compute(p, bound);
+            return;
+        }
+        // The product is already in C (or is empty): one pass over it, rows split between workers.
+        long allRows = (long) p.batch() * p.m();
+        Parallel.forRange(allRows, allRows * p.n() * Math.max(1, program.instructions().size()), (from, to) -> {
+            Worker w = bound.newWorker();
+            for (long r = from; r < to; ) {
+                int batch = (int) (r / p.m()), row = (int) (r % p.m()), rows = (int) Math.min(to - r, p.m() - row);
+                w.apply(p, batch, row, rows, 0, p.n());
+                r += rows;
+            }
+        });
+    }
+
+    /**
+     * The epilogue with its operands for an output of {@code shape} whose rows have
+     * {@code n} columns (the last dimension, or 1 for a matrix times a vector), in input
+     * order without the accumulator; checks each one's type and shape and makes views
+     * contiguous.
+     */
+    Bound bind(String op, Tensor[] operands, Shape shape, int n) {
+        if (operands.length != operandCount()) {
+            throw new KilnException(op + ": the epilogue takes " + operandCount() + " operands, got " + operands.length);
+        }
+        Tensor[] bySource = new Tensor[sources.size()];
+        float[] scalars = new float[sources.size()];
+        int next = 0;
+        for (int i = 0; i < sources.size(); i++) {
+            Source s = sources.get(i);
+            if (s == Source.ACCUMULATOR) continue;
+            Tensor t = operands[next++];
+            if (t.dtype() != DType.FLOAT32) throw new KilnException(op + ": epilogue operand " + (next - 1) + " must be float32, got " + t.dtype());
+            boolean fits = switch (s) {
+                case ROW -> t.numel() == n && (t.shape().rank() == 0 || t.shape().dims()[t.shape().rank() - 1] == n);
+                case FULL -> t.shape().equals(shape);
+                case SCALAR -> t.numel() == 1;
+                case ACCUMULATOR -> false;
+            };
+            if (!fits) {
+                throw new KilnException(op + ": epilogue operand " + (next - 1) + " (" + s.token() + ") must be "
+                        + switch (s) {
+                            case ROW -> "a vector of " + n + " values (one per column of the product)";
+                            case FULL -> "of the output's shape " + shape;
+                            default -> "a single value";
+                        } + ", got " + t.shape());
+            }
+            if (s == Source.SCALAR) scalars[i] = (float) t.item();
+            else bySource[i] = t.isContiguous() ? t : t.contiguous();
+        }
+        return new Bound(this, bySource, scalars);
+    }
+
+    /** An epilogue with its operands: {@code tensors[i]} for row and full inputs, {@code scalars[i]} for scalar ones. */
+    record Bound(Epilogue epilogue, Tensor[] tensors, float[] scalars) {
+        Worker newWorker() { return new Worker(this); }
+    }
+
+    /**
+     * One worker's evaluator: runs the program over rectangles of C in chunks of about
+     * {@value #CHUNK} floats per register, which stay in L1 across the instructions.
+     */
+    static final class Worker {
+        private static final int CHUNK = 2048;
+        private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
+        private static final ByteOrder ORDER = ByteOrder.nativeOrder();
+        /** Most columns per chunk row; wider rectangles are cut. */
+        private static final int MAX_WIDTH = 512;
+
+        private final Bound bound;
+        private final TileInstr[] setup, body;
+        /** Native, as the primitives want (see {@code Sram}); registers x CHUNK floats. */
+        private final MemorySegment scratch;
+
+        Worker(Bound bound) {
+            this.bound = bound;
+            TileProgram program = bound.epilogue().program();
+            this.setup = program.instructions().stream().filter(TileInstr::isSetup).toArray(TileInstr[]::new);
+            this.body = program.instructions().stream().filter(i -> !i.isSetup()).toArray(TileInstr[]::new);
+            this.scratch = Arena.ofAuto().allocate((long) program.registers() * CHUNK * Float.BYTES, 64);
+            for (TileInstr ins : setup) fillSetup(ins);
+        }
+
+        /** Applies the epilogue to rows [row0, row0 + rows) x columns [col0, col0 + cols) of batch entry {@code batch} of C. */
+        void apply(GemmProblem p, int batch, int row0, int rows, int col0, int cols) {
+            for (int c = 0; c < cols; c += MAX_WIDTH) {
+                int width = Math.min(MAX_WIDTH, cols - c);
+                int padded = (width + S.length() - 1) / S.length() * S.length();
+                int chunkRows = Math.max(1, CHUNK / padded);
+                for (int r = 0; r < rows; r += chunkRows) {
+                    chunk(p, batch, row0 + r, Math.min(chunkRows, rows - r), col0 + c, width, padded);
+                }
+            }
+        }
+
+        /** Scalars and constants fill a whole register once: every chunk shape reads a prefix of it. */
+        private void fillSetup(TileInstr ins) {
+            switch (ins) {
+                case TileInstr.Broadcast b -> fill(b.dst(), bound.scalars()[b.input()]);
+                case TileInstr.Constant c -> fill(c.dst(), c.value());
+                default -> throw new IllegalStateException("not a setup instruction: " + ins);
+            }
+        }
+
+        private void fill(int register, float value) {
+            FloatVector v = FloatVector.broadcast(S, value);
+            for (int i = 0; i < CHUNK; i += S.length()) v.intoMemorySegment(scratch, at(register) + (long) i * Float.BYTES, ORDER);
+        }
+
+        /** One chunk: {@code rows} rows of {@code width} columns, each row {@code padded} floats apart in the registers. */
+        private void chunk(GemmProblem p, int batch, int row0, int rows, int col0, int width, int padded) {
+            int n = rows * padded;
+            for (TileInstr ins : body) {
+                switch (ins) {
+                    case TileInstr.Load l -> load(p, l.input(), l.dst(), batch, row0, rows, col0, width, padded);
+                    case TileInstr.Store s -> {
+                        for (int r = 0; r < rows; r++) {
+                            copy(scratch, at(s.src()) + (long) r * padded * Float.BYTES, p.out(), p.outIndex(batch, row0 + r) + col0, width, false);
+                        }
+                    }
+                    case TileInstr.Unary u -> TileKernels.unary(u.fn(), scratch, at(u.src()), at(u.dst()), n);
+                    case TileInstr.Binary b -> TileKernels.binary(b.fn(), scratch, at(b.a()), at(b.b()), at(b.dst()), n);
+                    case TileInstr.Clamp c -> TileKernels.clamp(c.min(), c.max(), scratch, at(c.src()), at(c.dst()), n);
+                    case TileInstr.Where w -> TileKernels.where(scratch, at(w.cond()), at(w.x()), at(w.y()), at(w.dst()), n);
+                    case TileInstr.Broadcast b -> throw new IllegalStateException("setup instruction in the body: " + b);
+                    case TileInstr.Constant c -> throw new IllegalStateException("setup instruction in the body: " + c);
+                }
+            }
+        }
+
+        private void load(GemmProblem p, int input, int dst, int batch, int row0, int rows, int col0, int width, int padded) {
+            Source source = bound.epilogue().sources().get(input);
+            Tensor t = bound.tensors()[input];
+            for (int r = 0; r < rows; r++) {
+                long to = at(dst) + (long) r * padded * Float.BYTES;
+                switch (source) {
+                    case ACCUMULATOR -> copy(p.out(), p.outIndex(batch, row0 + r) + col0, scratch, to, width, true);
+                    case ROW -> copy(t.storage().segment(), t.layout().offset() + col0, scratch, to, width, true);
+                    case FULL -> copy(t.storage().segment(), t.layout().offset() + p.outIndex(batch, row0 + r) - p.outOffset() + col0,
+                            scratch, to, width, true);
+                    case SCALAR -> throw new IllegalStateException("a scalar input is broadcast, not loaded");
+                }
+            }
+        }
+
+        /**
+         * Copies {@code width} floats from element {@code from} of {@code src} to byte offset
+         * {@code to} of the scratch ({@code intoScratch}), or from scratch byte offset
+         * {@code from} to element {@code to} of {@code dst}.
+         */
+        private static void copy(MemorySegment src, long from, MemorySegment dst, long to, int width, boolean intoScratch) {
+            long srcBytes = intoScratch ? from * Float.BYTES : from, dstBytes = intoScratch ? to : to * Float.BYTES;
+            for (int v = 0; v < width; v += S.length()) {
+                long o = (long) v * Float.BYTES;
+                if (v + S.length() <= width) {
+                    FloatVector.fromMemorySegment(S, src, srcBytes + o, ORDER).intoMemorySegment(dst, dstBytes + o, ORDER);
+                } else {
+                    VectorMask<Float> m = S.indexInRange(v, width);
+                    FloatVector.fromMemorySegment(S, src, srcBytes + o, ORDER, m).intoMemorySegment(dst, dstBytes + o, ORDER, m);
+                }
+            }
+        }
+
+        private long at(int register) { return (long) register * CHUNK * Float.BYTES; }
+    }
+}
