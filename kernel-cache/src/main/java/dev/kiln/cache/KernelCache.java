@@ -64,6 +64,21 @@ public final class KernelCache {
                 .build();
     }
 
+    /**
+     * Encodes and decodes one small entry in memory (manifest, checksums, parts) without
+     * touching any directory, so that in a fresh JVM the first disk hit runs code the JIT has
+     * already seen. For warm-up threads; it changes nothing.
+     */
+    public static void exerciseCodec() {
+        CacheKey key = CacheKey.ofGraphHash("0".repeat(64), "[float32[1]]", "device", "compiler", "options");
+        Artifact a = Artifact.of(java.util.Map.of("program", new byte[256], "classes", new byte[4096]), java.util.Map.of("graph", "warm-up"));
+        try {
+            EntryCodec.decode(EntryCodec.encode(key, a, java.time.Instant.EPOCH), key.hex());
+        } catch (EntryCodec.CorruptEntryException e) {
+            throw new IllegalStateException("the entry codec cannot read what it wrote: " + e.getMessage(), e);
+        }
+    }
+
     /** The cache configured by system properties and environment (see {@link CacheConfig#fromEnvironment()}). */
     public static KernelCache fromEnvironment() {
         return open(CacheConfig.fromEnvironment());

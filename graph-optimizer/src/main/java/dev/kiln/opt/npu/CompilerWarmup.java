@@ -1,5 +1,7 @@
 package dev.kiln.opt.npu;
 
+import dev.kiln.cache.CacheKey;
+import dev.kiln.cache.KernelCache;
 import dev.kiln.ir.Graph;
 import dev.kiln.ir.GraphBuilder;
 import dev.kiln.ir.ValueRef;
@@ -15,9 +17,11 @@ import dev.kiln.tensor.Shape;
 import java.util.List;
 
 /**
- * Warms the NPU compiler up: the pass pipeline, fusion, lowering and the kernel program's
- * text form, on a small block-shaped graph. It neither runs the program nor touches the
- * kernel cache, so no DMA counter, compile count or cache entry sees it.
+ * Warms the NPU compiler up: the fingerprint of its code that cache keys carry (a SHA-256
+ * over its jars), the pass pipeline, fusion, lowering, code generation, the kernel
+ * program's text form and the cache's entry codec, on a small block-shaped graph. It
+ * neither runs the program nor opens a cache directory, so no DMA counter, compile count
+ * or cache entry sees it.
  */
 public final class CompilerWarmup implements dev.kiln.ops.Warmup {
     private final Graph graph = block();
@@ -32,8 +36,10 @@ public final class CompilerWarmup implements dev.kiln.ops.Warmup {
     public void round() {
         Graph g = Pipeline.standard().run(graph).graph();
         KernelProgram p = Lowering.lower(g, NpuDevice.current());
-        KernelProgram.parse(p.toText());
-        graph.hash();
+        new NpuExecutable(KernelProgram.parse(p.toText()), NpuDevice.current());
+        CacheKey.ofGraphHash(graph.hash(), graph.inputMetas().toString(), NpuDevice.current().toString(),
+                NpuGraphCompiler.COMPILER_VERSION, "warm-up");
+        KernelCache.exerciseCodec();
     }
 
     /** rms_norm, a linear layer with bias and gelu, a residual, and hand-written attention. */
