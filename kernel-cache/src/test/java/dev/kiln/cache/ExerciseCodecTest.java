@@ -6,7 +6,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
 
 class ExerciseCodecTest {
     @Test
@@ -16,6 +15,5 @@ class ExerciseCodecTest {
         KernelCache.exerciseCodec();
         KernelCache.exerciseCodec();
         assertEquals(existed, Files.exists(configured));
-        assertFalse(KilnVersion.VALUE.isEmpty());
     }
 }
