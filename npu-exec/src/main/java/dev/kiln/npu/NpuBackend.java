@@ -43,6 +43,8 @@ public final class NpuBackend implements KernelBackend {
             case Op.GatherElements g -> Indexing.gatherElements(g, in[0], in[1], out[0]);
             case Op.Concat c -> Indexing.concat(c, in, out[0]);
             case Op.Triangle t -> Indexing.triangle(t, in[0], out[0]);
+            case Op.PagedAttention p -> dev.kiln.nn.Serving.execute(p, in, out[0]);
+            case Op.SlidingWindowDecode w -> dev.kiln.nn.Serving.execute(w, in, out[0]);
             case Op.ViewOp v -> throw new IllegalArgumentException(v.name() + " is a view and has no kernel");
         }
     }

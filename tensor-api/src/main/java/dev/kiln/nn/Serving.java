@@ -1,13 +1,13 @@
 package dev.kiln.nn;
 
+import dev.kiln.ops.Dispatch;
+import dev.kiln.ops.Op;
 import dev.kiln.ops.ServingKernels;
+import dev.kiln.ops.ServingShapes;
 import dev.kiln.ops.ServingKernels.AttentionParams;
-import dev.kiln.tensor.DType;
 import dev.kiln.tensor.Elements;
 import dev.kiln.tensor.KilnException;
 import dev.kiln.tensor.KilnShapeException;
-import dev.kiln.tensor.KilnTypeException;
-import dev.kiln.tensor.Shape;
 import dev.kiln.tensor.Tensor;
 
 import java.util.ServiceLoader;
@@ -15,8 +15,12 @@ import java.util.ServiceLoader;
 /**
  * Attention ops for LLM serving over a paged KV cache (vLLM's flash layout
  * {@code [blocks, block_size, kv_heads, head_dim]}) and over per-sequence ring buffers.
- * They run eagerly only: {@link #reshapeAndCache} updates the caches in place, which the
- * functional op registry (always fresh outputs) cannot express.
+ * {@link #pagedAttention} and {@link #slidingWindowDecode} are ops of the registry
+ * ({@link Op.PagedAttention}, {@link Op.SlidingWindowDecode}): they trace into compiled
+ * graphs like any op, their index tensors read when the op runs. {@link #reshapeAndCache}
+ * and {@link #slidingWindowAttention} run eagerly only: the first updates the caches in
+ * place, which the functional registry (always fresh outputs) cannot express, and the
+ * second serves {@link SlidingWindowCache}, which does.
  *
  * <p>Float tensors may be float32, float16, bfloat16 or float64 (computed in float32);
  * index tensors int32 or int64.
@@ -40,14 +44,14 @@ public final class Serving {
     public static void reshapeAndCache(Tensor key, Tensor value, Tensor keyCache, Tensor valueCache, Tensor slotMapping) {
         String op = "reshapeAndCache";
         concrete(op, key, value, keyCache, valueCache, slotMapping);
-        floating(op, "key", key);
-        floating(op, "value", value);
-        floating(op, "keyCache", keyCache);
-        floating(op, "valueCache", valueCache);
-        rank(op, "key", key, 3, "[T, Hkv, D]");
-        sameShape(op, "value", value, "key", key);
-        rank(op, "keyCache", keyCache, 4, "[NB, BS, Hkv, D]");
-        sameShape(op, "valueCache", valueCache, "keyCache", keyCache);
+        ServingShapes.floating(op, "key", key.meta());
+        ServingShapes.floating(op, "value", value.meta());
+        ServingShapes.floating(op, "keyCache", keyCache.meta());
+        ServingShapes.floating(op, "valueCache", valueCache.meta());
+        ServingShapes.rank(op, "key", key.meta(), 3, "[T, Hkv, D]");
+        ServingShapes.sameShape(op, "value", value.meta(), "key", key.meta());
+        ServingShapes.rank(op, "keyCache", keyCache.meta(), 4, "[NB, BS, Hkv, D]");
+        ServingShapes.sameShape(op, "valueCache", valueCache.meta(), "keyCache", keyCache.meta());
         for (int d = 1; d <= 2; d++) {
             if (key.size(d) != keyCache.size(d + 1)) {
                 throw new KilnShapeException(op + ": key " + key.shape() + " and keyCache " + keyCache.shape()
@@ -55,7 +59,7 @@ public final class Serving {
                         + " of key, " + (d + 1) + " of the cache)");
             }
         }
-        vector(op, "slotMapping", slotMapping, key.size(0), "the token count T of key " + key.shape());
+        ServingShapes.vector(op, "slotMapping", slotMapping.meta(), key.size(0), "the token count T of key " + key.shape());
         long[] slots = longs(slotMapping);
         long capacity = (long) keyCache.size(0) * keyCache.size(1);
         for (int t = 0; t < slots.length; t++) {
@@ -99,51 +103,50 @@ public final class Serving {
     public static Tensor pagedAttention(Tensor query, Tensor keyCache, Tensor valueCache, Tensor blockTables,
                                         Tensor contextLens, Tensor queryStartLoc, double scale, boolean causal,
                                         int slidingWindow, double softcap) {
-        String op = "pagedAttention";
-        concrete(op, query, keyCache, valueCache, blockTables, contextLens, queryStartLoc);
-        attentionOperands(op, query, "[T, H, D]", "keyCache", keyCache, "valueCache", valueCache, "[NB, BS, Hkv, D]");
-        heads(op, query, keyCache);
-        checkParams(op, scale, slidingWindow, softcap);
-        integral(op, "blockTables", blockTables);
-        if (blockTables.rank() != 2) {
-            throw new KilnShapeException(op + ": blockTables must be [S, MAXB], got " + blockTables.shape());
-        }
+        return Dispatch.apply1(new Op.PagedAttention(scale, causal, slidingWindow, softcap),
+                query, keyCache, valueCache, blockTables, contextLens, queryStartLoc);
+    }
+
+    /**
+     * Runs {@code op} over inputs whose shapes its {@link Op#infer} accepted: checks the
+     * index values against the cache, then fills {@code out}. For kernel backends; the
+     * values are checked before anything is computed, so bad indices fail with a message
+     * naming the entry, never read outside the cache.
+     */
+    public static void execute(Op.PagedAttention op, Tensor[] in, Tensor out) {
+        String name = "pagedAttention";
+        Tensor query = in[0], keyCache = in[1], blockTables = in[3];
         int sequences = blockTables.size(0), maxBlocks = blockTables.size(1);
-        vector(op, "contextLens", contextLens, sequences, "the sequence count S of blockTables " + blockTables.shape());
-        vector(op, "queryStartLoc", queryStartLoc, sequences + 1,
-                "S + 1 for the sequence count S of blockTables " + blockTables.shape());
-        int[] table = ints(op, "blockTables", blockTables);
-        int[] ctx = ints(op, "contextLens", contextLens);
-        int[] start = ints(op, "queryStartLoc", queryStartLoc);
+        int[] table = ints(name, "blockTables", blockTables);
+        int[] ctx = ints(name, "contextLens", in[4]);
+        int[] start = ints(name, "queryStartLoc", in[5]);
         int tokens = query.size(0), blockSize = keyCache.size(1), blocks = keyCache.size(0);
         if (start[0] != 0 || start[sequences] != tokens) {
-            throw new KilnShapeException(op + ": queryStartLoc must run from 0 to the query's token count " + tokens
+            throw new KilnShapeException(name + ": queryStartLoc must run from 0 to the query's token count " + tokens
                     + " (query " + query.shape() + "), got " + start[0] + " .. " + start[sequences]);
         }
         for (int s = 0; s < sequences; s++) {
             int qLen = start[s + 1] - start[s];
             if (qLen < 0) {
-                throw new KilnShapeException(op + ": queryStartLoc decreases at sequence " + s + " ("
+                throw new KilnShapeException(name + ": queryStartLoc decreases at sequence " + s + " ("
                         + start[s] + " then " + start[s + 1] + ")");
             }
-            if (ctx[s] < 0) throw new KilnShapeException(op + ": contextLens[" + s + "] = " + ctx[s] + " is negative");
+            if (ctx[s] < 0) throw new KilnShapeException(name + ": contextLens[" + s + "] = " + ctx[s] + " is negative");
             int used = ceilDiv(ctx[s], blockSize);
             if (used > maxBlocks) {
-                throw new KilnShapeException(op + ": contextLens[" + s + "] = " + ctx[s] + " needs " + used
+                throw new KilnShapeException(name + ": contextLens[" + s + "] = " + ctx[s] + " needs " + used
                         + " blocks of size " + blockSize + " but blockTables " + blockTables.shape() + " holds " + maxBlocks);
             }
             for (int b = 0; b < used; b++) {
                 int block = table[s * maxBlocks + b];
                 if (block < 0 || block >= blocks) {
-                    throw new KilnShapeException(op + ": blockTables[" + s + "][" + b + "] = " + block
+                    throw new KilnShapeException(name + ": blockTables[" + s + "][" + b + "] = " + block
                             + " is out of range for dimension 0 of size " + blocks + " of keyCache " + keyCache.shape());
                 }
             }
         }
-        Tensor out = Tensor.empty(query.dtype(), query.shape());
-        KernelsHolder.KERNELS.pagedAttention(query, keyCache, valueCache, table, maxBlocks, ctx, start,
-                new AttentionParams(scale, causal, slidingWindow, softcap), out);
-        return out;
+        KernelsHolder.KERNELS.pagedAttention(query, keyCache, in[2], table, maxBlocks, ctx, start,
+                new AttentionParams(op.scale(), op.causal(), op.slidingWindow(), op.softcap()), out);
     }
 
     // ================================================================ SlidingWindowDecode
@@ -161,23 +164,16 @@ public final class Serving {
      */
     public static Tensor slidingWindowDecode(Tensor query, Tensor keyRing, Tensor valueRing, Tensor positions,
                                              double scale, double softcap) {
-        String op = "slidingWindowDecode";
-        concrete(op, query, keyRing, valueRing, positions);
-        attentionOperands(op, query, "[B, H, D]", "keyRing", keyRing, "valueRing", valueRing, "[B, W, Hkv, D]");
-        if (keyRing.size(0) != query.size(0)) {
-            throw new KilnShapeException(op + ": keyRing " + keyRing.shape() + " has " + keyRing.size(0)
-                    + " sequences in dimension 0, query " + query.shape() + " has " + query.size(0));
-        }
-        if (keyRing.size(1) == 0) throw new KilnShapeException(op + ": the window W (dimension 1 of keyRing " + keyRing.shape() + ") is 0");
-        heads(op, query, keyRing);
-        checkParams(op, scale, 0, softcap);
-        vector(op, "positions", positions, query.size(0), "the batch size B of query " + query.shape());
-        long[] p = nonNegative(op, "positions", longs(positions));
+        return Dispatch.apply1(new Op.SlidingWindowDecode(scale, softcap), query, keyRing, valueRing, positions);
+    }
+
+    /** Runs {@code op} over inputs whose shapes its {@link Op#infer} accepted, as {@link #execute(Op.PagedAttention, Tensor[], Tensor)}. */
+    public static void execute(Op.SlidingWindowDecode op, Tensor[] in, Tensor out) {
+        Tensor query = in[0], keyRing = in[1];
+        long[] p = nonNegative("slidingWindowDecode", "positions", longs(in[3]));
         int[] sequence = java.util.stream.IntStream.range(0, query.size(0)).toArray();
-        Tensor out = Tensor.empty(query.dtype(), query.shape());
-        KernelsHolder.KERNELS.ringAttention(query, keyRing, valueRing, sequence, p,
-                new AttentionParams(scale, true, keyRing.size(1), softcap), out);
-        return out;
+        KernelsHolder.KERNELS.ringAttention(query, keyRing, in[2], sequence, p,
+                new AttentionParams(op.scale(), true, keyRing.size(1), op.softcap()), out);
     }
 
     /**
@@ -193,15 +189,15 @@ public final class Serving {
                                                 Tensor positions, int window, double scale, double softcap) {
         String op = "slidingWindowAttention";
         concrete(op, query, keyRing, valueRing, rowSequence, positions);
-        attentionOperands(op, query, "[T, H, D]", "keyRing", keyRing, "valueRing", valueRing, "[B, R, Hkv, D]");
-        heads(op, query, keyRing);
-        checkParams(op, scale, window, softcap);
+        ServingShapes.attentionOperands(op, query.meta(), "[T, H, D]", "keyRing", keyRing.meta(), "valueRing", valueRing.meta(), "[B, R, Hkv, D]");
+        ServingShapes.heads(op, query.meta(), keyRing.meta());
+        ServingShapes.params(op, scale, window, softcap);
         if (window < 1 || window > keyRing.size(1)) {
             throw new KilnShapeException(op + ": window must be between 1 and the ring size R (dimension 1 of keyRing "
                     + keyRing.shape() + "), got " + window);
         }
-        vector(op, "rowSequence", rowSequence, query.size(0), "one per query row of " + query.shape());
-        vector(op, "positions", positions, query.size(0), "one per query row of " + query.shape());
+        ServingShapes.vector(op, "rowSequence", rowSequence.meta(), query.size(0), "one per query row of " + query.shape());
+        ServingShapes.vector(op, "positions", positions.meta(), query.size(0), "one per query row of " + query.shape());
         int[] sequence = ints(op, "rowSequence", rowSequence);
         for (int t = 0; t < sequence.length; t++) {
             if (sequence[t] < 0 || sequence[t] >= keyRing.size(0)) {
@@ -235,67 +231,6 @@ public final class Serving {
             if (!t.isConcrete()) {
                 throw new KilnException(op + " runs eagerly only (in-place serving ops are eager-only for now), got a traced tensor " + t.meta());
             }
-        }
-    }
-
-    /** Query and key/value caches: floating point, of the documented ranks, keys and values shaped alike. */
-    private static void attentionOperands(String op, Tensor query, String queryLayout, String keyName, Tensor keys,
-                                          String valueName, Tensor values, String cacheLayout) {
-        floating(op, "query", query);
-        floating(op, keyName, keys);
-        floating(op, valueName, values);
-        rank(op, "query", query, 3, queryLayout);
-        rank(op, keyName, keys, 4, cacheLayout);
-        sameShape(op, valueName, values, keyName, keys);
-    }
-
-    private static void floating(String op, String name, Tensor t) {
-        if (!t.dtype().isFloatingPoint()) {
-            throw new KilnTypeException(op + ": " + name + " must be a floating-point tensor, got " + t.dtype() + t.shape());
-        }
-    }
-
-    private static void integral(String op, String name, Tensor t) {
-        if (t.dtype() != DType.INT32 && t.dtype() != DType.INT64) {
-            throw new KilnTypeException(op + ": " + name + " must be an int32 or int64 tensor, got " + t.dtype() + t.shape());
-        }
-    }
-
-    private static void rank(String op, String name, Tensor t, int rank, String expected) {
-        if (t.rank() != rank) throw new KilnShapeException(op + ": " + name + " must be " + expected + ", got " + t.shape());
-    }
-
-    private static void sameShape(String op, String name, Tensor t, String otherName, Tensor other) {
-        if (!t.shape().equals(other.shape())) {
-            throw new KilnShapeException(op + ": " + name + " " + t.shape() + " must have the shape of " + otherName + " " + other.shape());
-        }
-    }
-
-    private static void vector(String op, String name, Tensor t, int length, String what) {
-        integral(op, name, t);
-        if (!t.shape().equals(Shape.of(length))) {
-            throw new KilnShapeException(op + ": " + name + " must be [" + length + "] (" + what + "), got " + t.shape());
-        }
-    }
-
-    /** Head size and head counts of query [., H, D] against a cache [., ., Hkv, D]. */
-    private static void heads(String op, Tensor query, Tensor cache) {
-        int h = query.size(1), hkv = cache.size(2);
-        if (query.size(2) != cache.size(3)) {
-            throw new KilnShapeException(op + ": the head size of query " + query.shape() + " (dimension 2) differs from the cache's "
-                    + cache.shape() + " (dimension 3)");
-        }
-        if (hkv == 0 || h % hkv != 0) {
-            throw new KilnShapeException(op + ": the query's " + h + " heads (dimension 1 of " + query.shape()
-                    + ") are not a multiple of the cache's " + hkv + " KV heads (dimension 2 of " + cache.shape() + ")");
-        }
-    }
-
-    private static void checkParams(String op, double scale, int slidingWindow, double softcap) {
-        if (!Double.isFinite(scale)) throw new KilnException(op + ": scale must be finite, got " + scale);
-        if (slidingWindow < 0) throw new KilnException(op + ": slidingWindow must be 0 (none) or positive, got " + slidingWindow);
-        if (!(softcap >= 0) || Double.isInfinite(softcap)) {
-            throw new KilnException(op + ": softcap must be 0 (none) or a positive finite value, got " + softcap);
         }
     }
 

@@ -407,6 +407,62 @@ public sealed interface Op {
         return List.of(new TensorMeta(q.dtype(), Shape.of(out)));
     }
 
+    // ---------------------------------------------------------------- serving attention
+
+    /**
+     * {@code dev.kiln.nn.Serving.pagedAttention}: packed query rows [T, H, D] over a paged KV
+     * cache [NB, BS, Hkv, D]. Inputs: query, keyCache, valueCache, blockTables [S, MAXB],
+     * contextLens [S], queryStartLoc [S + 1] (index tensors int32 or int64, read when the op
+     * runs, so a compiled graph serves any block table of the same shapes).
+     */
+    record PagedAttention(double scale, boolean causal, int slidingWindow, double softcap) implements Op {
+        public String name() { return "paged_attention"; }
+
+        public List<TensorMeta> infer(List<TensorMeta> in) {
+            arity(this, in, 6);
+            String op = "pagedAttention";
+            TensorMeta query = in.get(0), keys = in.get(1), tables = in.get(3);
+            ServingShapes.attentionOperands(op, query, "[T, H, D]", "keyCache", keys, "valueCache", in.get(2), "[NB, BS, Hkv, D]");
+            ServingShapes.heads(op, query, keys);
+            ServingShapes.params(op, scale, slidingWindow, softcap);
+            ServingShapes.integral(op, "blockTables", tables);
+            if (tables.shape().rank() != 2) {
+                throw new KilnShapeException(op + ": blockTables must be [S, MAXB], got " + tables.shape());
+            }
+            int sequences = tables.shape().dim(0);
+            ServingShapes.vector(op, "contextLens", in.get(4), sequences, "the sequence count S of blockTables " + tables.shape());
+            ServingShapes.vector(op, "queryStartLoc", in.get(5), sequences + 1,
+                    "S + 1 for the sequence count S of blockTables " + tables.shape());
+            return List.of(query);
+        }
+    }
+
+    /**
+     * {@code dev.kiln.nn.Serving.slidingWindowDecode}: query [B, H, D] over per-sequence rings
+     * [B, W, Hkv, D]; inputs query, keyRing, valueRing, positions [B] (int32 or int64).
+     */
+    record SlidingWindowDecode(double scale, double softcap) implements Op {
+        public String name() { return "sliding_window_decode"; }
+
+        public List<TensorMeta> infer(List<TensorMeta> in) {
+            arity(this, in, 4);
+            String op = "slidingWindowDecode";
+            TensorMeta query = in.get(0), ring = in.get(1);
+            ServingShapes.attentionOperands(op, query, "[B, H, D]", "keyRing", ring, "valueRing", in.get(2), "[B, W, Hkv, D]");
+            if (ring.shape().dim(0) != query.shape().dim(0)) {
+                throw new KilnShapeException(op + ": keyRing " + ring.shape() + " has " + ring.shape().dim(0)
+                        + " sequences in dimension 0, query " + query.shape() + " has " + query.shape().dim(0));
+            }
+            if (ring.shape().dim(1) == 0) {
+                throw new KilnShapeException(op + ": the window W (dimension 1 of keyRing " + ring.shape() + ") is 0");
+            }
+            ServingShapes.heads(op, query, ring);
+            ServingShapes.params(op, scale, 0, softcap);
+            ServingShapes.vector(op, "positions", in.get(3), query.shape().dim(0), "the batch size B of query " + query.shape());
+            return List.of(query);
+        }
+    }
+
     // ---------------------------------------------------------------- indexing and assembly
 
     /** Selects along {@code axis} by integer indices (negative ones count from the end): ONNX Gather, index_select, embedding. */

@@ -98,10 +98,10 @@ public final class OnnxOps {
             op("kiln.PagedAttention", Set.of("scale", "causal", "sliding_window", "softcap"), OnnxOps::pagedAttention),
             op("kiln.SlidingWindowDecode", Set.of("scale", "softcap"), OnnxOps::slidingWindowDecode));
 
-    /** Ops that update tensors in place, which {@code Kiln.compile} cannot trace yet. */
-    private static final Set<String> EAGER_ONLY = Set.of("kiln.ReshapeAndCache", "kiln.PagedAttention", "kiln.SlidingWindowDecode");
+    /** Ops that update tensors in place, which {@code Kiln.compile} cannot trace. */
+    private static final Set<String> EAGER_ONLY = Set.of("kiln.ReshapeAndCache");
 
-    /** Whether {@code op} runs eagerly only (the serving ops). */
+    /** Whether {@code op} runs eagerly only (it updates its inputs in place). */
     public static boolean isEagerOnly(String op) { return EAGER_ONLY.contains(op); }
 
     /** The ONNX op types with a mapping, sorted. */

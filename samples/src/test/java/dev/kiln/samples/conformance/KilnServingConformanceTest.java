@@ -39,13 +39,19 @@ class KilnServingConformanceTest {
     }
 
     @Test
-    void compiledModeSkipsTheEagerOnlyServingOps() throws IOException {
+    void compiledModeRunsTheAttentionOpsThroughKilnCompileAndSkipsOnlyTheInPlaceOne() throws IOException {
         Summary[] s = new Summary[1];
         List<String> lines = run(Mode.COMPILED, s);
-        assertEquals(6, s[0].skipped(), String.join("\n", lines));
-        for (String line : lines.subList(0, 6)) {
-            assertTrue(line.startsWith("SKIP kiln_") && line.endsWith("compiled - in-place serving ops are eager-only for now"), line);
+        assertEquals(0, s[0].failed(), String.join("\n", lines));
+        for (String line : lines.stream().filter(l -> l.startsWith("PASS ") || l.startsWith("SKIP ")).toList()) {
+            if (line.contains("reshape_and_cache")) {
+                assertTrue(line.startsWith("SKIP ") && line.endsWith("updates its inputs in place, which a compiled graph cannot"), line);
+            } else {
+                assertTrue(line.startsWith("PASS kiln_"), line);
+            }
         }
+        assertEquals(6, s[0].passed() + s[0].skipped(), String.join("\n", lines));
+        assertTrue(s[0].passed() >= 4, "paged attention and sliding-window cases pass compiled:\n" + String.join("\n", lines));
     }
 
     @Test
