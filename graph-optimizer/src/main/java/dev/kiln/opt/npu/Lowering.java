@@ -74,7 +74,7 @@ public final class Lowering {
                 List<Integer> in = grp.inputs().stream().map(slot::applyAsInt).toList();
                 List<Integer> out = grp.outputs().stream().map(slot::applyAsInt).toList();
                 if (FusedKernel.tileFor(program.registers(), device) > 0) {
-                    launches.add(new KernelProgram.Fused("fused_" + u, grp.shape(), program, in, out));
+                    launches.add(new KernelProgram.Fused(kernelName("fused", g, grp.nodes(), u), grp.shape(), program, in, out));
                     continue;
                 }
                 // Too many live values for one core's SRAM: run the ops one by one.
@@ -99,8 +99,25 @@ public final class Lowering {
         List<Integer> in = new ArrayList<>();
         for (ValueRef v : matmul.inputs()) in.add(slot.applyAsInt(v));
         for (ValueRef v : mm.operands()) in.add(slot.applyAsInt(v));
-        return new KernelProgram.MatMulFused("matmul_" + mm.matmul(), shape, new Epilogue(program, sources), in,
+        return new KernelProgram.MatMulFused(kernelName("matmul", g, mm.chain(), mm.matmul()), shape, new Epilogue(program, sources), in,
                 List.of(slot.applyAsInt(mm.output())));
+    }
+
+    /** At most this many distinct op names go into a kernel's name; longer chains end in "etc". */
+    private static final int NAMED_OPS = 6;
+
+    /**
+     * A kernel's name says what it fuses, as torch.compile's do: its kind, the distinct ops of
+     * its members in order, and the graph node it starts at ({@code fused_mul_add_gelu_12},
+     * {@code matmul_add_silu_40}), so explain and profiles show the member ops.
+     */
+    static String kernelName(String kind, Graph g, List<Integer> members, int first) {
+        java.util.LinkedHashSet<String> ops = new java.util.LinkedHashSet<>();
+        for (int i : members) ops.add(((Node.Apply) g.node(i)).op().name().replaceAll("[^A-Za-z0-9]+", ""));
+        StringBuilder name = new StringBuilder(kind);
+        ops.stream().limit(NAMED_OPS).forEach(op -> name.append('_').append(op));
+        if (ops.size() > NAMED_OPS) name.append("_etc");
+        return name.append('_').append(first).toString();
     }
 
     private static KernelProgram.Eager eager(Node.Apply ap, java.util.function.ToIntFunction<ValueRef> slot) {

@@ -156,7 +156,7 @@ class FuseMatmulEpilogueTest {
         Graph g = b.build(List.of(out));
         KernelProgram p = new NpuGraphCompiler().lower(g);
         String text = p.toText();
-        assertTrue(text.contains("\nmatmul matmul_3 [1,5,7] 0,2,5,4 > 10 acc,row,full "), text);
+        assertTrue(text.contains("\nmatmul matmul_add_gelutanh_mul_clamp_3 [1,5,7] 0,2,5,4 > 10 acc,row,full "), text);
         KernelProgram back = KernelProgram.parse(text);
         assertEquals(p, back);
         assertEquals(text, back.toText());
@@ -182,7 +182,7 @@ class FuseMatmulEpilogueTest {
             assertArrayEquals(first, compiled.apply(x).toFloatArray(), "rows " + rows + ", second run");
         }
         String explained = Kiln.explain(compiled, Tensor.randn(9, 64, 96)).toString();
-        assertTrue(explained.contains("matmul matmul_2 with an epilogue"), explained);
+        assertTrue(explained.contains("matmul matmul_add_gelu_2 with an epilogue"), explained);
     }
 
     @Test
