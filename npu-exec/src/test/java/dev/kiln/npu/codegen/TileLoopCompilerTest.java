@@ -33,19 +33,7 @@ class TileLoopCompilerTest {
     private static final TileProgram.InputSpec SCALAR = new TileProgram.InputSpec(DType.FLOAT32, true);
 
     /** W1: gelu(x*a+b)*sigmoid(x)+x with 0-d a and b, as lowering emits it. */
-    static TileProgram w1() {
-        return new TileProgram(List.of(TILE, SCALAR, SCALAR), 1, 5, List.of(
-                new TileInstr.Broadcast(1, 1),
-                new TileInstr.Broadcast(2, 2),
-                new TileInstr.Load(0, 0),
-                new TileInstr.Binary(BinaryFn.MUL, 0, 1, 3),
-                new TileInstr.Binary(BinaryFn.ADD, 3, 2, 3),
-                new TileInstr.Unary(UnaryFn.GELU, 3, 3),
-                new TileInstr.Unary(UnaryFn.SIGMOID, 0, 4),
-                new TileInstr.Binary(BinaryFn.MUL, 3, 4, 3),
-                new TileInstr.Binary(BinaryFn.ADD, 3, 0, 3),
-                new TileInstr.Store(3, 0)));
-    }
+    static TileProgram w1() { return dev.kiln.npu.fused.FusedKernelTest.w1(); }
 
     /** exp, tanh and erf in a chain, then a value made in the first stage used in the last. */
     static TileProgram threeCalls() {

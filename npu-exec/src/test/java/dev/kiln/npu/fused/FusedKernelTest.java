@@ -18,12 +18,12 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-class FusedKernelTest {
+public class FusedKernelTest {
     private static final TileProgram.InputSpec TILE = new TileProgram.InputSpec(DType.FLOAT32, false);
     private static final TileProgram.InputSpec SCALAR = new TileProgram.InputSpec(DType.FLOAT32, true);
 
-    /** W1: gelu(x*a+b)*sigmoid(x)+x with 0-d a and b. */
-    static TileProgram w1() {
+    /** W1: gelu(x*a+b)*sigmoid(x)+x with 0-d a and b, as lowering emits it; shared with the code generator's tests. */
+    public static TileProgram w1() {
         return new TileProgram(List.of(TILE, SCALAR, SCALAR), 1, 5, List.of(
                 new TileInstr.Broadcast(1, 1),
                 new TileInstr.Broadcast(2, 2),
