@@ -18,9 +18,10 @@ import java.util.ServiceLoader;
  * {@link #pagedAttention} and {@link #slidingWindowDecode} are ops of the registry
  * ({@link Op.PagedAttention}, {@link Op.SlidingWindowDecode}): they trace into compiled
  * graphs like any op, their index tensors read when the op runs. {@link #reshapeAndCache}
- * and {@link #slidingWindowAttention} run eagerly only: the first updates the caches in
- * place, which the functional registry (always fresh outputs) cannot express, and the
- * second serves {@link SlidingWindowCache}, which does.
+ * updates the caches in place, which the functional registry (always fresh outputs)
+ * cannot express, and {@link #slidingWindowAttention} serves {@link SlidingWindowCache},
+ * which does: in traced code each of them is a graph break, so it runs on every call, in
+ * order with the graphs around it.
  *
  * <p>Float tensors may be float32, float16, bfloat16 or float64 (computed in float32);
  * index tensors int32 or int64.
@@ -43,7 +44,12 @@ public final class Serving {
      */
     public static void reshapeAndCache(Tensor key, Tensor value, Tensor keyCache, Tensor valueCache, Tensor slotMapping) {
         String op = "reshapeAndCache";
-        concrete(op, key, value, keyCache, valueCache, slotMapping);
+        Dispatch.hostEffect(op + " writes the KV caches in place");
+        key = Dispatch.concrete(key);
+        value = Dispatch.concrete(value);
+        keyCache = Dispatch.concrete(keyCache);
+        valueCache = Dispatch.concrete(valueCache);
+        slotMapping = Dispatch.concrete(slotMapping);
         ServingShapes.floating(op, "key", key.meta());
         ServingShapes.floating(op, "value", value.meta());
         ServingShapes.floating(op, "keyCache", keyCache.meta());
@@ -188,7 +194,12 @@ public final class Serving {
     public static Tensor slidingWindowAttention(Tensor query, Tensor keyRing, Tensor valueRing, Tensor rowSequence,
                                                 Tensor positions, int window, double scale, double softcap) {
         String op = "slidingWindowAttention";
-        concrete(op, query, keyRing, valueRing, rowSequence, positions);
+        Dispatch.hostEffect(op + " runs outside the op registry");
+        query = Dispatch.concrete(query);
+        keyRing = Dispatch.concrete(keyRing);
+        valueRing = Dispatch.concrete(valueRing);
+        rowSequence = Dispatch.concrete(rowSequence);
+        positions = Dispatch.concrete(positions);
         ServingShapes.attentionOperands(op, query.meta(), "[T, H, D]", "keyRing", keyRing.meta(), "valueRing", valueRing.meta(), "[B, R, Hkv, D]");
         ServingShapes.heads(op, query.meta(), keyRing.meta());
         ServingShapes.params(op, scale, window, softcap);
@@ -225,14 +236,6 @@ public final class Serving {
     }
 
     private static int ceilDiv(int a, int b) { return (a + b - 1) / b; }
-
-    private static void concrete(String op, Tensor... tensors) {
-        for (Tensor t : tensors) {
-            if (!t.isConcrete()) {
-                throw new KilnException(op + " runs eagerly only (in-place serving ops are eager-only for now), got a traced tensor " + t.meta());
-            }
-        }
-    }
 
     /** Reads an index tensor on the host (no kernels: validation must see the values before any work). */
     private static long[] longs(Tensor t) {

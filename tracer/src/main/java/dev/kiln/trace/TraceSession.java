@@ -141,6 +141,12 @@ public final class TraceSession implements Dispatch.Interceptor {
         return h.concrete;
     }
 
+    @Override
+    public void hostEffect(String what) {
+        if (boundInputs.contains(null)) throw new ProbeNeedsData();
+        breakGraph(what);
+    }
+
     private void breakGraph(String reason) {
         String where = userSourceLine();
         if (fullGraph) {

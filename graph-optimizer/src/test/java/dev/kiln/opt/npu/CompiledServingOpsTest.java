@@ -53,4 +53,40 @@ class CompiledServingOpsTest {
                     compiled.apply(q, ring, values, p).toFloatArray());
         }
     }
+
+    /** A decode step of two sequences: project, write the new keys and values into the paged caches, attend. */
+    private static Tensor step(Object... a) {
+        Tensor x = (Tensor) a[0], wq = (Tensor) a[1], wk = (Tensor) a[2], keys = (Tensor) a[3], values = (Tensor) a[4];
+        Tensor k = x.matmul(wk).reshape(2, 2, 16);
+        Serving.reshapeAndCache(k, k.tanh(), keys, values, (Tensor) a[5]);
+        Tensor q = x.matmul(wq).reshape(2, 4, 16);
+        return Serving.pagedAttention(q, keys, values, (Tensor) a[6], (Tensor) a[7], (Tensor) a[8], 0.25, true, 0, 0).add(1.0);
+    }
+
+    @Test
+    void aStepThatWritesTheCachesInPlaceBreaksTheGraphThereAndWritesOnEveryCall() {
+        FnN<Tensor> compiled = Kiln.compileN(CompiledServingOpsTest::step, NpuBackendTest.NPU);
+        Tensor wq = Tensor.randn(1, 32, 64).mul(0.2), wk = Tensor.randn(2, 32, 32).mul(0.2);
+        Tensor eagerKeys = Tensor.zeros(8, 4, 2, 16), eagerValues = Tensor.zeros(8, 4, 2, 16);
+        Tensor keys = Tensor.zeros(8, 4, 2, 16), values = Tensor.zeros(8, 4, 2, 16);
+        Tensor tables = Tensor.of(new int[] {0, 1, 2, 3, 4, 5, 6, 7}, 2, 4), starts = Tensor.of(new int[] {0, 1, 2}, 3);
+        for (int t = 0; t < 5; t++) {
+            Tensor x = Tensor.randn(10 + t, 2, 32);
+            Tensor slots = Tensor.of(new long[] {t, 16 + t}, 2), lengths = Tensor.of(new int[] {t + 1, t + 1}, 2);
+            Tensor expected = step(x, wq, wk, eagerKeys, eagerValues, slots, tables, lengths, starts);
+            Tensor got = compiled.apply(x, wq, wk, keys, values, slots, tables, lengths, starts);
+            assertArrayEquals(expected.toFloatArray(), got.toFloatArray(), 1e-6f, "step " + t);
+            assertArrayEquals(eagerKeys.toFloatArray(), keys.toFloatArray(), "keys after step " + t);
+            assertArrayEquals(eagerValues.toFloatArray(), values.toFloatArray(), "values after step " + t);
+        }
+        Object[] args = {Tensor.randn(20, 2, 32), wq, wk, keys, values, Tensor.of(new long[] {5, 21}, 2), tables,
+                Tensor.of(new int[] {6, 6}, 2), starts};
+        String explained = Kiln.explain(compiled, args).toString();
+        assertTrue(explained.contains("graph break: reshapeAndCache writes the KV caches in place"), explained);
+
+        FnN<Tensor> whole = Kiln.compileN(CompiledServingOpsTest::step, NpuBackendTest.NPU.fullGraph(true));
+        var e = assertThrows(dev.kiln.KilnGraphBreakException.class, () -> whole.apply(args));
+        assertTrue(e.getMessage().startsWith("graph break in a fullGraph compile: reshapeAndCache writes the KV caches in place"),
+                e.getMessage());
+    }
 }

@@ -25,7 +25,7 @@ final class CompiledCase {
     private CompiledCase() {}
 
     static List<Tensor> run(ConformanceCase c, List<Tensor> inputs) throws UnsupportedCaseException {
-        if (OnnxOps.isEagerOnly(c.op())) throw new UnsupportedCaseException("updates its inputs in place, which a compiled graph cannot");
+        if (OnnxOps.isEagerOnly(c.op())) throw new UnsupportedCaseException("updates its inputs in place: compiled code runs it at a graph break, which fullGraph refuses");
         // An eager run first tells which inputs the mapping reads on the host.
         OnnxNode probe = new OnnxNode(c.op(), c.attributes(), inputs);
         OnnxOps.run(probe);

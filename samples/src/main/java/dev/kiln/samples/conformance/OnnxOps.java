@@ -98,7 +98,7 @@ public final class OnnxOps {
             op("kiln.PagedAttention", Set.of("scale", "causal", "sliding_window", "softcap"), OnnxOps::pagedAttention),
             op("kiln.SlidingWindowDecode", Set.of("scale", "softcap"), OnnxOps::slidingWindowDecode));
 
-    /** Ops that update tensors in place, which {@code Kiln.compile} cannot trace. */
+    /** Ops that update tensors in place: traced code runs them at a graph break, which the fullGraph compiles of the runner refuse. */
     private static final Set<String> EAGER_ONLY = Set.of("kiln.ReshapeAndCache");
 
     /** Whether {@code op} runs eagerly only (it updates its inputs in place). */
