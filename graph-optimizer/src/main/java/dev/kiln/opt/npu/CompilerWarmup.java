@@ -10,7 +10,6 @@ import dev.kiln.ops.BinaryFn;
 import dev.kiln.ops.Op;
 import dev.kiln.ops.TensorMeta;
 import dev.kiln.ops.UnaryFn;
-import dev.kiln.opt.Pipeline;
 import dev.kiln.tensor.DType;
 import dev.kiln.tensor.Shape;
 
@@ -34,7 +33,7 @@ public final class CompilerWarmup implements dev.kiln.ops.Warmup {
 
     @Override
     public void round() {
-        Graph g = Pipeline.standard().run(graph).graph();
+        Graph g = NpuGraphCompiler.pipeline().run(graph).graph();
         KernelProgram p = Lowering.lower(g, NpuDevice.current());
         new NpuExecutable(KernelProgram.parse(p.toText()), NpuDevice.current());
         CacheKey.ofGraphHash(graph.hash(), graph.inputMetas().toString(), NpuDevice.current().toString(),

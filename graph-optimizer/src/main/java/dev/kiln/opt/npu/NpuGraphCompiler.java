@@ -13,6 +13,7 @@ import dev.kiln.trace.GraphCompiler;
 
 import java.nio.charset.StandardCharsets;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.atomic.LongAdder;
@@ -35,7 +36,7 @@ public final class NpuGraphCompiler implements GraphCompiler {
      */
     static final String COMPILER_VERSION = "npu-compiler 1; " + KernelProgram.FORMAT + "; kiln " + KilnVersion.VALUE
             + "; code " + CompilerFingerprint.VALUE;
-    private static final String OPTIONS = "pipeline=standard; fusion=pointwise";
+    private static final String OPTIONS = "pipeline=standard+merge-sibling-matmuls; fusion=pointwise,matmul-epilogue";
     private static final System.Logger LOG = System.getLogger("dev.kiln.npu");
 
     private static final class DefaultCache {
@@ -66,9 +67,16 @@ public final class NpuGraphCompiler implements GraphCompiler {
         return new Counts(COMPILES.sum(), MEMORY_HITS.sum(), DISK_HITS.sum(), COMPILE_NANOS.sum() / 1e6);
     }
 
+    /** The NPU's passes: the standard pipeline, and sibling linear layers merged into one matmul. */
+    static Pipeline pipeline() {
+        List<dev.kiln.opt.GraphPass> passes = new java.util.ArrayList<>(Pipeline.standard().passes());
+        passes.add(new MergeSiblingMatmuls());
+        return new Pipeline(passes, Pipeline.DEFAULT_MAX_ROUNDS);
+    }
+
     /** The kernel program for {@code g}, compiled afresh. */
     public KernelProgram lower(Graph g) {
-        return Lowering.lower(Pipeline.standard().run(g).graph(), device);
+        return Lowering.lower(pipeline().run(g).graph(), device);
     }
 
     /** The cache key of {@code g} on this compiler's device. */
@@ -96,7 +104,7 @@ public final class NpuGraphCompiler implements GraphCompiler {
             }
         }
         long t0 = System.nanoTime();
-        Pipeline.Result optimised = Pipeline.standard().run(g);
+        Pipeline.Result optimised = pipeline().run(g);
         KernelProgram p = Lowering.lower(optimised.graph(), device);
         COMPILE_NANOS.add(System.nanoTime() - t0);
         COMPILES.increment();
