@@ -73,7 +73,7 @@ public final class FormAttention implements GraphPass {
     // ---------------------------------------------------------------- matching (old graph)
 
     private static Match match(Graph g, GraphUses uses, Node.Apply root) {
-        if (!(root.op() instanceof Op.MatMul) || !isFloat(root.outputs().get(0).dtype())) return null;
+        if (!(root.op() instanceof Op.MatMul) || !root.outputs().get(0).dtype().isFloatingPoint()) return null;
         Node.Apply softmax = uses.singleUseProducer(root.inputs().get(0));
         if (softmax == null || !(softmax.op() instanceof Op.Softmax sm) || sm.log()) return null;
         int rank = softmax.outputs().get(0).shape().rank();
@@ -145,17 +145,13 @@ public final class FormAttention implements GraphPass {
 
     private static boolean isNegativeInfinity(Graph g, ValueRef v) {
         return g.node(v.node()) instanceof Node.Apply ap && ap.op() instanceof Op.Full f && f.value() == Double.NEGATIVE_INFINITY
-                && isFloat(f.dtype());
+                && f.dtype().isFloatingPoint();
     }
 
     private static boolean swapsLastTwo(List<Integer> dims) {
         int r = dims.size();
         for (int i = 0; i < r - 2; i++) if (dims.get(i) != i) return false;
         return dims.get(r - 2) == r - 1 && dims.get(r - 1) == r - 2;
-    }
-
-    private static boolean isFloat(DType t) {
-        return t == DType.FLOAT32 || t == DType.FLOAT64 || t == DType.FLOAT16 || t == DType.BFLOAT16;
     }
 
     // ---------------------------------------------------------------- rewriting (new graph)

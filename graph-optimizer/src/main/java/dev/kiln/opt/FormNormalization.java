@@ -7,7 +7,6 @@ import dev.kiln.ops.BinaryFn;
 import dev.kiln.ops.Op;
 import dev.kiln.ops.ReduceFn;
 import dev.kiln.ops.UnaryFn;
-import dev.kiln.tensor.DType;
 import dev.kiln.tensor.Shape;
 
 import java.util.ArrayList;
@@ -57,7 +56,7 @@ public final class FormNormalization implements GraphPass {
     // ---------------------------------------------------------------- softmax
 
     private static Match softmax(Graph g, GraphUses uses, Node.Apply div) {
-        if (!(div.op() instanceof Op.Binary b) || b.fn() != BinaryFn.DIV || !isFloat(div.outputs().get(0).dtype())) return null;
+        if (!(div.op() instanceof Op.Binary b) || b.fn() != BinaryFn.DIV || !div.outputs().get(0).dtype().isFloatingPoint()) return null;
         Node.Apply exp = uses.producer(div.inputs().get(0)), sum = uses.producer(div.inputs().get(1));
         if (exp == null || sum == null || !(exp.op() instanceof Op.Unary u) || u.fn() != UnaryFn.EXP) return null;
         if (!(sum.op() instanceof Op.Reduce) || uses.count(exp.value(0)) != 2 || !uses.onlyUser(sum.value(0), div)) return null;
@@ -78,7 +77,7 @@ public final class FormNormalization implements GraphPass {
     // ---------------------------------------------------------------- rms_norm
 
     private static Match rmsNorm(Graph g, GraphUses uses, Node.Apply root) {
-        if (!(root.op() instanceof Op.Binary b) || !isFloat(root.outputs().get(0).dtype())) return null;
+        if (!(root.op() instanceof Op.Binary b) || !root.outputs().get(0).dtype().isFloatingPoint()) return null;
         // The weight, when there is one, multiplies the normalised value last.
         if (b.fn() == BinaryFn.MUL) {
             for (int side = 0; side < 2; side++) {
@@ -134,7 +133,4 @@ public final class FormNormalization implements GraphPass {
         return Math.floorMod(r.dims().get(0), rank);
     }
 
-    private static boolean isFloat(DType t) {
-        return t == DType.FLOAT32 || t == DType.FLOAT64 || t == DType.FLOAT16 || t == DType.BFLOAT16;
-    }
 }

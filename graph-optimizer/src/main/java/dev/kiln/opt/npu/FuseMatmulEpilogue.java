@@ -111,7 +111,7 @@ public final class FuseMatmulEpilogue {
     }
 
     /** A float32 pointwise op whose result has the product's shape. */
-    private static boolean pointwise(Graph g, Node.Apply c, Shape shape) {
+    static boolean pointwise(Graph g, Node.Apply c, Shape shape) {
         if (c.outputs().size() != 1) return false;
         TensorMeta out = c.outputs().get(0);
         if (out.dtype() != DType.FLOAT32 || !out.shape().equals(shape)) return false;

@@ -29,8 +29,8 @@ import java.util.Map;
  *
  * <p>Merged: float32 matmuls whose left operands are the same value and whose right
  * operands are {@code permute([1, 0])} of 2-D weights with the same K, each permute read
- * only by its matmul, and no product read by a float32 pointwise op (that op becomes the
- * product's own epilogue, which a slice in between would prevent).
+ * only by its matmul, and no product read by an op {@link FuseMatmulEpilogue} would make
+ * its epilogue (a slice in between would prevent that).
  */
 public final class MergeSiblingMatmuls implements GraphPass {
 
@@ -39,22 +39,14 @@ public final class MergeSiblingMatmuls implements GraphPass {
 
     @Override
     public PassResult run(Graph g) {
-        int[] uses = new int[g.nodes().size()];
-        List<List<Node.Apply>> users = new ArrayList<>();
-        for (int i = 0; i < g.nodes().size(); i++) users.add(new ArrayList<>());
-        for (Node n : g.nodes()) {
-            if (!(n instanceof Node.Apply ap)) continue;
-            for (ValueRef v : ap.inputs()) {
-                uses[v.node()]++;
-                users.get(v.node()).add(ap);
-            }
-        }
-        for (ValueRef v : g.outputs()) uses[v.node()]++;
+        List<List<Integer>> users = FusePointwise.users(g);
+        java.util.Set<Integer> returned = new java.util.HashSet<>();
+        for (ValueRef v : g.outputs()) returned.add(v.node());
 
         // Linear layers by their left operand, in graph order.
         Map<ValueRef, List<Node.Apply>> byInput = new LinkedHashMap<>();
         for (Node n : g.nodes()) {
-            if (n instanceof Node.Apply ap && isLinear(g, ap, uses, users)) byInput.computeIfAbsent(ap.inputs().get(0), k -> new ArrayList<>()).add(ap);
+            if (n instanceof Node.Apply ap && isLinear(g, ap, users, returned)) byInput.computeIfAbsent(ap.inputs().get(0), k -> new ArrayList<>()).add(ap);
         }
         Map<Integer, List<Node.Apply>> groupAtFirst = new HashMap<>();
         Map<Integer, Integer> memberOf = new HashMap<>();
@@ -105,29 +97,18 @@ public final class MergeSiblingMatmuls implements GraphPass {
         return ((Node.Apply) g.node(matmul.inputs().get(1).node())).inputs().get(0).node();
     }
 
-    /** {@code x @ Wᵀ} for a 2-D float32 weight, its transpose read only here and its product by no pointwise op. */
-    private static boolean isLinear(Graph g, Node.Apply ap, int[] uses, List<List<Node.Apply>> users) {
+    /** {@code x @ Wᵀ} for a 2-D float32 weight, its transpose read only here and no reader of the product a possible epilogue. */
+    private static boolean isLinear(Graph g, Node.Apply ap, List<List<Integer>> users, java.util.Set<Integer> returned) {
         if (!(ap.op() instanceof Op.MatMul) || ap.outputs().get(0).dtype() != DType.FLOAT32) return false;
         if (g.meta(ap.inputs().get(0)).shape().rank() < 2) return false;
         if (!(g.node(ap.inputs().get(1).node()) instanceof Node.Apply p) || !(p.op() instanceof Op.Permute perm)
-                || !perm.dims().equals(List.of(1, 0)) || uses[p.id()] != 1) {
+                || !perm.dims().equals(List.of(1, 0)) || users.get(p.id()).size() != 1 || returned.contains(p.id())) {
             return false;
         }
         if (g.meta(p.inputs().get(0)).dtype() != DType.FLOAT32 || g.meta(p.inputs().get(0)).shape().rank() != 2) return false;
-        for (Node.Apply user : users.get(ap.id())) if (pointwise(user)) return false;
+        for (int user : users.get(ap.id())) {
+            if (FuseMatmulEpilogue.pointwise(g, (Node.Apply) g.node(user), ap.outputs().get(0).shape())) return false;
+        }
         return true;
-    }
-
-    /** The ops a product's epilogue can absorb (with any broadcasting), which a slice in between would stop. */
-    private static boolean pointwise(Node.Apply n) {
-        return n.outputs().get(0).dtype() == DType.FLOAT32 && switch (n.op()) {
-            case Op.Unary u -> true;
-            case Op.Binary b -> true;
-            case Op.BinaryScalar s -> true;
-            case Op.Clamp c -> true;
-            case Op.Where w -> true;
-            case Op.Cast c -> true;
-            default -> false;
-        };
     }
 }
