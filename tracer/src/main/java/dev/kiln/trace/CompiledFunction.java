@@ -58,11 +58,13 @@ public final class CompiledFunction {
     }
 
     /**
-     * A graph over symbolic dimensions: each new size instantiates the template (no user
-     * code runs, no retrace) and keeps the result in a small cache.
+     * A graph over symbolic dimensions. Each new size is checked against the template by a
+     * data-less trace, then runs on {@code family}, the backend's one executable for every
+     * size, or, when the backend has none, on the instance compiled for that size; the
+     * executables of the sizes seen are kept in a small cache.
      */
     private record SymbolicGraph(SymbolicSignature signature, ShapeTemplate template, Tensor[] captured,
-                                 OutputShape shape, InstanceCache instances) implements Entry {
+                                 OutputShape shape, InstanceCache instances, GraphExecutable family) implements Entry {
         public boolean matches(Object[] args) { return signature.match(args) != null; }
     }
 
@@ -137,8 +139,10 @@ public final class CompiledFunction {
                 events.add(new CompileEvent(g.signature().toString(), "the graph traced at sizes " + key
                         + " differs from the symbolic template (the code depends on these sizes); compiled it separately",
                         "", List.of(probed), List.of(), System.nanoTime() - t0, null));
+                exe = compile(probed);
+            } else {
+                exe = g.family() != null ? g.family() : compile(probed);
             }
-            exe = compile(probed);
             g.instances().put(key, exe);
         }
         return g.shape().rebuild(exe.run(bind(args, g.captured())));
@@ -179,7 +183,8 @@ public final class CompiledFunction {
                 boolean[][] symbolic = symbolicDims(args);
                 SymbolicGraph sg = symbolic == null ? null : learnTemplate(args, symbolic, traced);
                 if (sg != null) {
-                    sg.instances().put(java.util.Arrays.stream(sg.signature().baseValues()).boxed().toList(), traced.executable());
+                    sg.instances().put(java.util.Arrays.stream(sg.signature().baseValues()).boxed().toList(),
+                            sg.family() != null ? sg.family() : traced.executable());
                     entry = sg;
                     dynamicDims = sg.signature().describeSymbols();
                 } else {
@@ -190,7 +195,8 @@ public final class CompiledFunction {
             String sigText = entry instanceof SymbolicGraph sg ? sg.signature().toString() : Signature.of(args).toString();
             events.add(new CompileEvent(sigText, reason, dynamicDims,
                     traced.session().hadBreaks() ? traced.session().segments() : List.of(traced.graph()),
-                    traced.session().breaks(), nanos, traced.executable()));
+                    traced.session().breaks(), nanos,
+                    entry instanceof SymbolicGraph sg && sg.family() != null ? sg.family() : traced.executable()));
             Entry[] next = Arrays.copyOf(entries, entries.length + 1);
             next[entries.length] = entry;
             entries = next;
@@ -256,7 +262,10 @@ public final class CompiledFunction {
             graphs.add(g);
         }
         ShapeTemplate template = ShapeTemplate.fit(graphs, baseValues);
-        return template == null ? null : new SymbolicGraph(sig, template, base.captured(), base.shape(), new InstanceCache());
+        if (template == null) return null;
+        GraphExecutable family = options.backend() == Backend.EAGER ? null
+                : compilerFor(options.backend()).compileFamily(graphs, baseValues).orElse(null);
+        return new SymbolicGraph(sig, template, base.captured(), base.shape(), new InstanceCache(), family);
     }
 
     /** Traces the body on data-less inputs of the given shapes; null if that fails or captures differ. */

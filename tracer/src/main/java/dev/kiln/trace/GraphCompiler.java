@@ -3,6 +3,9 @@ package dev.kiln.trace;
 import dev.kiln.Backend;
 import dev.kiln.ir.Graph;
 
+import java.util.List;
+import java.util.Optional;
+
 /**
  * A backend that turns a traced graph into something runnable. Implementations live in
  * other modules and are found with {@link java.util.ServiceLoader}, so the tracer does
@@ -13,4 +16,13 @@ public interface GraphCompiler {
     Backend backend();
 
     GraphExecutable compile(Graph g);
+
+    /**
+     * One executable for every size of a symbolic signature, which reads the sizes from its
+     * inputs on each run: {@code graphs} were traced from one function at the symbol values
+     * {@link dev.kiln.ir.SizeTemplate#samplePoints}{@code (base)}, in that order, and differ
+     * only in sizes. Empty (the default) when this backend compiles each size on its own,
+     * or when its programs for the samples do not share one form.
+     */
+    default Optional<GraphExecutable> compileFamily(List<Graph> graphs, long[] base) { return Optional.empty(); }
 }

@@ -95,12 +95,28 @@ public final class MemoryPlan {
         this.inPlace = inPlace;
     }
 
-    /** The metadata of each output of {@code l}, given its inputs' metadata. */
+    /**
+     * The metadata of each output of {@code l}, given its inputs' metadata; throws
+     * IllegalArgumentException (or what shape inference throws) when the inputs do not fit the launch.
+     */
     static List<TensorMeta> outputMetas(KernelProgram.Launch l, List<TensorMeta> in) {
         return switch (l) {
             case KernelProgram.Eager e -> e.op().infer(in);
-            case KernelProgram.Fused f -> java.util.Collections.nCopies(f.out().size(), new TensorMeta(DType.FLOAT32, f.shape()));
-            case KernelProgram.MatMulFused m -> List.of(new TensorMeta(DType.FLOAT32, m.shape()));
+            case KernelProgram.Fused f -> {
+                for (TensorMeta m : in) {
+                    if (m.shape().numel() != 1 && m.shape().numel() != f.shape().numel()) {
+                        throw new IllegalArgumentException(f.name() + " computes " + f.shape() + " but is given an input " + m);
+                    }
+                }
+                yield java.util.Collections.nCopies(f.out().size(), new TensorMeta(DType.FLOAT32, f.shape()));
+            }
+            case KernelProgram.MatMulFused m -> {
+                TensorMeta product = new Op.MatMul().infer(in.subList(0, 2)).getFirst();
+                if (!product.shape().equals(m.shape())) {
+                    throw new IllegalArgumentException(m.name() + " computes " + m.shape() + " but is given " + in.get(0) + " @ " + in.get(1));
+                }
+                yield List.of(new TensorMeta(DType.FLOAT32, m.shape()));
+            }
         };
     }
 

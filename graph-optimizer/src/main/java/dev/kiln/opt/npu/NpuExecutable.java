@@ -8,6 +8,7 @@ import dev.kiln.ops.Dispatch;
 import dev.kiln.ops.Op;
 import dev.kiln.ops.TensorMeta;
 import dev.kiln.tensor.DType;
+import dev.kiln.tensor.KilnException;
 import dev.kiln.tensor.Tensor;
 import dev.kiln.trace.GraphExecutable;
 
@@ -37,11 +38,35 @@ public final class NpuExecutable implements GraphExecutable {
         public long bytes() { return dmaRead + dmaWritten + operandRead + operandWritten; }
     }
 
-    private final KernelProgram program;
-    private final FusedKernel[] kernels;
-    private final int[] lastUse;
+    /** A program at one set of sizes: its fused kernels, each slot's last reader, and its arenas. */
+    private static final class Instance {
+        final KernelProgram program;
+        final FusedKernel[] kernels;
+        final int[] lastUse;
+        volatile ArenaPool arenas;
+
+        Instance(KernelProgram program, FusedKernel[] kernels) {
+            this.program = program;
+            this.kernels = kernels;
+            List<KernelProgram.Launch> launches = program.launches();
+            this.lastUse = new int[program.slots()];
+            for (int i = 0; i < launches.size(); i++) for (int s : launches.get(i).in()) lastUse[s] = i;
+            for (int s : program.outputs()) lastUse[s] = Integer.MAX_VALUE;
+        }
+    }
+
+    /** Programs at the sizes of the most recent runs of a family, least recently used dropped first. */
+    private static final int FAMILY_INSTANCES = 16;
+
+    private final ProgramFamily family;
+    private final NpuDevice device;
+    private final Instance baseInstance;
+    private final java.util.LinkedHashMap<List<Long>, Instance> instances = new java.util.LinkedHashMap<>(16, 0.75f, true) {
+        @Override
+        protected boolean removeEldestEntry(java.util.Map.Entry<List<Long>, Instance> e) { return size() > FAMILY_INSTANCES; }
+    };
+    private volatile Instance lastInstance;
     private final boolean planMemory;
-    private volatile ArenaPool arenas;
     private volatile List<LaunchTraffic> lastTraffic = List.of();
     private volatile LaunchCost[] lastCosts;
     private final String origin;
@@ -59,31 +84,47 @@ public final class NpuExecutable implements GraphExecutable {
 
     /** As above; {@code planMemory} false allocates each launch's outputs afresh. */
     public NpuExecutable(KernelProgram program, NpuDevice device, String origin, String passes, boolean planMemory) {
-        this.program = program;
+        this(null, program, device, origin, passes, planMemory);
+    }
+
+    /**
+     * One executable for every size of {@code family}: each run binds the symbols from its
+     * inputs' dimensions and runs the family's program at those sizes.
+     */
+    public NpuExecutable(ProgramFamily family, NpuDevice device, String origin, String passes) {
+        this(family, family.base(), device, origin, passes, PLAN_BY_DEFAULT);
+    }
+
+    private NpuExecutable(ProgramFamily family, KernelProgram program, NpuDevice device, String origin, String passes, boolean planMemory) {
+        this.family = family;
+        this.device = device;
         this.origin = origin;
         this.passes = passes;
         this.planMemory = planMemory;
         List<KernelProgram.Launch> launches = program.launches();
-        this.kernels = new FusedKernel[launches.size()];
-        this.lastUse = new int[program.slots()];
+        FusedKernel[] kernels = new FusedKernel[launches.size()];
         for (int i = 0; i < launches.size(); i++) {
             if (launches.get(i) instanceof KernelProgram.Fused f) kernels[i] = new FusedKernel(f.name(), f.program(), device);
-            for (int s : launches.get(i).in()) lastUse[s] = i;
         }
-        for (int s : program.outputs()) lastUse[s] = Integer.MAX_VALUE;
+        this.baseInstance = new Instance(program, kernels);
+        this.lastInstance = baseInstance;
     }
 
-    public KernelProgram program() { return program; }
+    /** The program of the most recent run (before any run: the program compiled, at the sizes it was compiled for). */
+    public KernelProgram program() { return lastInstance.program; }
+
+    /** The family when this executable serves every size of a symbolic signature, else empty. */
+    public Optional<ProgramFamily> family() { return Optional.ofNullable(family); }
 
     /** The memory plan of the most recent run's input shapes; empty before the first run or without planning. */
     public Optional<MemoryPlan> memoryPlan() {
-        ArenaPool a = arenas;
+        ArenaPool a = lastInstance.arenas;
         return a == null ? Optional.empty() : Optional.of(a.plan());
     }
 
-    /** Arenas allocated so far: runs reuse them, concurrent runs take one each. */
+    /** Arenas allocated so far for the most recent run's sizes: runs reuse them, concurrent runs take one each. */
     int arenasCreated() {
-        ArenaPool a = arenas;
+        ArenaPool a = lastInstance.arenas;
         return a == null ? 0 : a.created();
     }
 
@@ -98,28 +139,66 @@ public final class NpuExecutable implements GraphExecutable {
 
     @Override
     public Tensor[] run(Tensor[] inputs) {
-        ArenaPool pool = planMemory ? arenasFor(inputs) : null;
+        List<TensorMeta> metas = new ArrayList<>(inputs.length);
+        for (Tensor t : inputs) metas.add(t.meta());
+        Instance instance = instanceFor(metas);
+        lastInstance = instance;
+        ArenaPool pool = planMemory ? arenasFor(instance, metas) : null;
         ArenaPool.Arena arena = pool == null || pool.plan().buffers().isEmpty() ? null : pool.take();
         try {
-            return run(inputs, pool == null ? null : pool.plan(), arena);
+            return run(instance, inputs, pool == null ? null : pool.plan(), arena);
         } finally {
             if (arena != null) pool.give(arena);
         }
     }
 
+    /**
+     * The program at the inputs' sizes: the one compiled, or for a family the program at the
+     * symbols the inputs bind, checked by shape inference over every launch before it is kept.
+     */
+    private Instance instanceFor(List<TensorMeta> metas) {
+        if (family == null) return baseInstance;
+        List<Long> key = Arrays.stream(family.bind(metas)).boxed().toList();
+        synchronized (instances) {
+            Instance known = instances.get(key);
+            if (known != null) return known;
+        }
+        KernelProgram p;
+        try {
+            p = family.at(key.stream().mapToLong(Long::longValue).toArray());
+            MemoryPlan.of(p, metas);
+        } catch (RuntimeException e) {
+            throw new KilnException("the NPU program of this symbolic signature does not hold at sizes " + key + " ("
+                    + family.describeBindings() + "): " + e.getMessage(), e);
+        }
+        FusedKernel[] kernels = new FusedKernel[p.launches().size()];
+        for (int i = 0; i < kernels.length; i++) {
+            if (p.launches().get(i) instanceof KernelProgram.Fused f) {
+                FusedKernel shared = baseInstance.kernels[i];
+                kernels[i] = shared.program().equals(f.program()) ? shared : new FusedKernel(f.name(), f.program(), device);
+            }
+        }
+        Instance made = new Instance(p, kernels);
+        synchronized (instances) {
+            Instance raced = instances.putIfAbsent(key, made);
+            return raced != null ? raced : made;
+        }
+    }
+
     /** The arenas of the plan for these inputs' shapes, planning anew when they differ from the last run's. */
-    private ArenaPool arenasFor(Tensor[] inputs) {
-        List<TensorMeta> metas = new ArrayList<>(inputs.length);
-        for (Tensor t : inputs) metas.add(t.meta());
-        ArenaPool a = arenas;
+    private static ArenaPool arenasFor(Instance instance, List<TensorMeta> metas) {
+        ArenaPool a = instance.arenas;
         if (a == null || !a.plan().fits(metas)) {
-            a = new ArenaPool(MemoryPlan.of(program, metas));
-            arenas = a;
+            a = new ArenaPool(MemoryPlan.of(instance.program, metas));
+            instance.arenas = a;
         }
         return a;
     }
 
-    private Tensor[] run(Tensor[] inputs, MemoryPlan plan, ArenaPool.Arena arena) {
+    private Tensor[] run(Instance instance, Tensor[] inputs, MemoryPlan plan, ArenaPool.Arena arena) {
+        KernelProgram program = instance.program;
+        FusedKernel[] kernels = instance.kernels;
+        int[] lastUse = instance.lastUse;
         Tensor[] slots = new Tensor[program.slots()];
         for (int i = 0; i < inputs.length; i++) slots[program.inputs().get(i)] = inputs[i];
         List<LaunchTraffic> traffic = new ArrayList<>();
@@ -211,10 +290,21 @@ public final class NpuExecutable implements GraphExecutable {
      */
     @Override
     public String describe() {
+        Instance instance = lastInstance;
+        KernelProgram program = instance.program;
         StringBuilder sb = new StringBuilder("npu program: ").append(program.launches().size()).append(" launches, ")
                 .append(program.fusedLaunches()).append(" fused (").append(origin).append(")\n");
+        if (family != null) {
+            int sizes;
+            synchronized (instances) {
+                sizes = instances.size();
+            }
+            sb.append("  one program for every size: ").append(family.symbolicSizes()).append(" sizes computed at run time from ")
+                    .append(family.describeBindings()).append("; ").append(sizes).append(sizes == 1 ? " size" : " sizes")
+                    .append(" run so far, the last one below\n");
+        }
         if (!passes.isEmpty()) for (String line : passes.split("\n")) sb.append("  passes: ").append(line).append('\n');
-        ArenaPool pool = arenas;
+        ArenaPool pool = instance.arenas;
         if (!planMemory) sb.append("  memory: not planned (every launch allocates its outputs)\n");
         else if (pool == null) sb.append("  memory: planned on the first run\n");
         else sb.append("  memory: peak ").append(pool.plan().summary()).append('\n');
@@ -257,5 +347,5 @@ public final class NpuExecutable implements GraphExecutable {
     }
 
     @Override
-    public String toString() { return "NpuExecutable" + Arrays.toString(kernels); }
+    public String toString() { return "NpuExecutable" + Arrays.toString(baseInstance.kernels); }
 }

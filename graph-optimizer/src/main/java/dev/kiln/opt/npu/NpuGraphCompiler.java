@@ -9,9 +9,12 @@ import dev.kiln.ir.Graph;
 import dev.kiln.npu.codegen.TileLoopCompiler;
 import dev.kiln.npu.device.NpuDevice;
 import dev.kiln.opt.Pipeline;
+import dev.kiln.ops.TensorMeta;
 import dev.kiln.trace.GraphCompiler;
+import dev.kiln.trace.GraphExecutable;
 
 import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -114,6 +117,70 @@ public final class NpuGraphCompiler implements GraphCompiler {
         cache.put(key, Artifact.of(parts, Map.of("graph", g.hash())));
         return new NpuExecutable(p, device, String.format(java.util.Locale.ROOT, "compiled in %.1f ms", (System.nanoTime() - t0) / 1e6),
                 optimised.explain().strip());
+    }
+
+    private static final String FAMILY_OPTIONS = OPTIONS + "; one program for every size";
+    private static final String FAMILY_PROGRAM_PART = "programs/";
+
+    /**
+     * Lowers each sample graph and fits one {@link ProgramFamily} to their programs. The
+     * sample programs are cached together under a key over all sample graphs, so a later JVM
+     * that traces the same samples gets the family without running a pass.
+     */
+    @Override
+    public Optional<GraphExecutable> compileFamily(List<Graph> graphs, long[] base) {
+        long lookupStart = System.nanoTime();
+        List<List<TensorMeta>> inputs = graphs.stream().map(Graph::inputMetas).toList();
+        CacheKey key = familyKey(graphs);
+        long memoryHitsBefore = cache.stats().memoryHits();
+        Optional<Artifact> hit = cache.get(key);
+        if (hit.isPresent()) {
+            try {
+                List<KernelProgram> programs = new ArrayList<>();
+                for (int i = 0; i < graphs.size(); i++) {
+                    programs.add(KernelProgram.parse(new String(hit.get().part(FAMILY_PROGRAM_PART + i), StandardCharsets.UTF_8)));
+                }
+                Optional<ProgramFamily> family = ProgramFamily.fit(programs, inputs, base);
+                if (family.isEmpty()) throw new IllegalArgumentException("its programs no longer form one family");
+                defineTileLoops(family.get().base(), hit.get());
+                boolean memory = cache.stats().memoryHits() > memoryHitsBefore;
+                (memory ? MEMORY_HITS : DISK_HITS).increment();
+                return Optional.of(new NpuExecutable(family.get(), device, String.format(java.util.Locale.ROOT,
+                        "kernel cache %s hit, key and load %.1f ms", memory ? "memory" : "disk", (System.nanoTime() - lookupStart) / 1e6),
+                        "not run: the program came from the kernel cache"));
+            } catch (RuntimeException e) {
+                LOG.log(System.Logger.Level.WARNING, "kernel cache: the programs cached under " + key + " cannot be read ("
+                        + e.getMessage() + "); compiling them again");
+            }
+        }
+        long t0 = System.nanoTime();
+        List<KernelProgram> programs = new ArrayList<>();
+        String passes = null;
+        for (Graph g : graphs) {
+            Pipeline.Result optimised = pipeline().run(g);
+            if (passes == null) passes = optimised.explain().strip();
+            programs.add(Lowering.lower(optimised.graph(), device));
+        }
+        Optional<ProgramFamily> family = ProgramFamily.fit(programs, inputs, base);
+        COMPILE_NANOS.add(System.nanoTime() - t0);
+        COMPILES.increment();
+        if (family.isEmpty()) return Optional.empty();
+        Map<String, byte[]> parts = new LinkedHashMap<>();
+        for (int i = 0; i < programs.size(); i++) parts.put(FAMILY_PROGRAM_PART + i, programs.get(i).toText().getBytes(StandardCharsets.UTF_8));
+        parts.putAll(tileLoopParts(family.get().base()));
+        cache.put(key, Artifact.of(parts, Map.of("graph", graphs.getFirst().hash(), "samples", Integer.toString(graphs.size()))));
+        return Optional.of(new NpuExecutable(family.get(), device, String.format(java.util.Locale.ROOT,
+                "compiled at %d sample sizes into one program in %.1f ms", graphs.size(), (System.nanoTime() - t0) / 1e6), passes));
+    }
+
+    /** The cache key of a family: every sample graph and its inputs. */
+    CacheKey familyKey(List<Graph> graphs) {
+        StringBuilder hashes = new StringBuilder(), signatures = new StringBuilder();
+        for (Graph g : graphs) {
+            hashes.append(g.hash()).append('\n');
+            signatures.append(signatures.isEmpty() ? "" : " | ").append(g.inputMetas());
+        }
+        return CacheKey.of(hashes.toString(), signatures.toString(), device.toString(), COMPILER_VERSION, FAMILY_OPTIONS);
     }
 
     private static final String TILE_LOOP_PART = "tile-loops/";

@@ -1,0 +1,117 @@
+package dev.kiln.opt.npu;
+
+import dev.kiln.ir.SizeTemplate;
+import dev.kiln.ops.TensorMeta;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+
+/**
+ * One kernel program for every size of a symbolic signature: the programs lowered at the
+ * sample sizes of {@link SizeTemplate#samplePoints} agree in everything but sizes, whose
+ * integers (launch shapes, reshape targets, slice bounds, ...) are polynomials in the
+ * symbols. A run binds the symbols from its inputs' dimensions ({@link #bind}) and gets the
+ * program at those sizes ({@link #at}) with no pass, lowering or code generation: the
+ * run-time dimension arguments of the command processor.
+ */
+public final class ProgramFamily {
+    /** Symbol {@code symbol} is dimension {@code dim} of input {@code input}. */
+    public record Binding(int symbol, int input, int dim) {}
+
+    private final SizeTemplate template;
+    private final List<Binding> bindings;
+    private final KernelProgram base;
+    private final List<TensorMeta> baseInputs;
+
+    private ProgramFamily(SizeTemplate template, List<Binding> bindings, KernelProgram base, List<TensorMeta> baseInputs) {
+        this.template = template;
+        this.bindings = List.copyOf(bindings);
+        this.base = base;
+        this.baseInputs = List.copyOf(baseInputs);
+    }
+
+    /**
+     * The family of {@code programs}, lowered from graphs whose inputs were {@code inputs} at
+     * the sample points of {@code base} (in that order); empty when the programs differ other
+     * than in sizes, a size is not a polynomial in the symbols, or some symbol is not an
+     * input's dimension.
+     */
+    public static Optional<ProgramFamily> fit(List<KernelProgram> programs, List<List<TensorMeta>> inputs, long[] base) {
+        List<long[]> points = SizeTemplate.samplePoints(base);
+        if (programs.size() != points.size() || inputs.size() != points.size()) {
+            throw new IllegalArgumentException("one program and one input list per sample point expected: " + points.size());
+        }
+        SizeTemplate template = SizeTemplate.fit(programs.stream().map(KernelProgram::toText).toList(), base);
+        if (template == null) return Optional.empty();
+        List<Binding> bindings = new ArrayList<>();
+        for (int k = 0; k < base.length; k++) {
+            Binding b = findBinding(k, inputs, points);
+            if (b == null) return Optional.empty();
+            bindings.add(b);
+        }
+        return Optional.of(new ProgramFamily(template, bindings, programs.getFirst(), inputs.getFirst()));
+    }
+
+    /** An input dimension equal to symbol {@code k} at every sample. */
+    private static Binding findBinding(int k, List<List<TensorMeta>> inputs, List<long[]> points) {
+        List<TensorMeta> first = inputs.getFirst();
+        for (int i = 0; i < first.size(); i++) {
+            dims:
+            for (int d = 0; d < first.get(i).shape().rank(); d++) {
+                for (int s = 0; s < points.size(); s++) {
+                    TensorMeta m = inputs.get(s).get(i);
+                    if (m.shape().rank() != first.get(i).shape().rank() || m.shape().dim(d) != points.get(s)[k]) continue dims;
+                }
+                return new Binding(k, i, d);
+            }
+        }
+        return null;
+    }
+
+    /** The program at the sample sizes the family was fitted at first. */
+    public KernelProgram base() { return base; }
+
+    public List<Binding> bindings() { return bindings; }
+
+    /** The symbol values of a run with these inputs. */
+    public long[] bind(List<TensorMeta> inputs) {
+        if (inputs.size() != baseInputs.size()) {
+            throw new IllegalArgumentException("the program takes " + baseInputs.size() + " inputs, got " + inputs.size());
+        }
+        long[] values = new long[bindings.size()];
+        for (Binding b : bindings) {
+            TensorMeta m = inputs.get(b.input());
+            if (m.shape().rank() != baseInputs.get(b.input()).shape().rank()) {
+                throw new IllegalArgumentException("input " + b.input() + " has rank " + m.shape().rank() + ", the program takes rank "
+                        + baseInputs.get(b.input()).shape().rank());
+            }
+            values[b.symbol()] = m.shape().dim(b.dim());
+        }
+        return values;
+    }
+
+    /**
+     * The program at these symbol values. Throws IllegalArgumentException when a size would
+     * be negative or the program does not hold together (the caller checks its shapes by
+     * planning its memory).
+     */
+    public KernelProgram at(long[] symbols) {
+        String text = template.render(symbols);
+        if (text == null) throw new IllegalArgumentException("the program has a negative size at " + java.util.Arrays.toString(symbols));
+        return KernelProgram.parse(text);
+    }
+
+    /** "s0 = input 0 dim 1, ..." */
+    public String describeBindings() {
+        StringBuilder sb = new StringBuilder();
+        for (Binding b : bindings) {
+            if (!sb.isEmpty()) sb.append(", ");
+            sb.append('s').append(b.symbol()).append(" = input ").append(b.input()).append(" dim ").append(b.dim());
+        }
+        return sb.toString();
+    }
+
+    /** How many integers of the program are computed from the symbols at run time. */
+    public int symbolicSizes() { return template.symbolicIntegers(); }
+}
