@@ -32,6 +32,36 @@ public final class GraphFormat {
         return sb.append("return ").append(refs(g.outputs())).append('\n').toString();
     }
 
+    /**
+     * Parses the canonical form and re-infers every node's outputs with the op registry;
+     * null when the text does not parse or a recorded shape disagrees with inference (a
+     * size template rendered at sizes its ops reject).
+     */
+    public static Graph readInferred(String text) {
+        Graph g;
+        try {
+            g = read(text);
+        } catch (RuntimeException e) {
+            return null;
+        }
+        GraphBuilder b = new GraphBuilder();
+        for (Node n : g.nodes()) {
+            switch (n) {
+                case Node.Input in -> b.input(in.meta());
+                case Node.Apply ap -> {
+                    List<ValueRef> out;
+                    try {
+                        out = b.apply(ap.op(), ap.inputs());
+                    } catch (RuntimeException e) {
+                        return null;
+                    }
+                    for (int i = 0; i < out.size(); i++) if (!b.meta(out.get(i)).equals(ap.outputs().get(i))) return null;
+                }
+            }
+        }
+        return b.build(g.outputs());
+    }
+
     /** Parses the canonical form; rejects other versions. */
     public static Graph read(String text) {
         String[] lines = text.split("\n");

@@ -1,12 +1,8 @@
 package dev.kiln.trace;
 
 import dev.kiln.ir.Graph;
-import dev.kiln.ir.GraphBuilder;
 import dev.kiln.ir.GraphFormat;
-import dev.kiln.ir.Node;
 import dev.kiln.ir.SizeTemplate;
-import dev.kiln.ir.ValueRef;
-import dev.kiln.ops.TensorMeta;
 
 import java.util.List;
 
@@ -40,29 +36,6 @@ final class ShapeTemplate {
     /** The graph at these symbol values, or null if some op rejects the sizes. */
     Graph instantiate(long[] symbolValues) {
         String rendered = text.render(symbolValues);
-        if (rendered == null) return null;
-        try {
-            return revalidate(GraphFormat.read(rendered));
-        } catch (RuntimeException e) {
-            return null;
-        }
-    }
-
-    /** Rebuilds a graph through shape inference; null when an instantiated size disagrees with it. */
-    private static Graph revalidate(Graph g) {
-        GraphBuilder b = new GraphBuilder();
-        for (Node n : g.nodes()) {
-            switch (n) {
-                case Node.Input in -> b.input(in.meta());
-                case Node.Apply ap -> {
-                    List<ValueRef> out = b.apply(ap.op(), ap.inputs());
-                    for (int i = 0; i < out.size(); i++) {
-                        TensorMeta inferred = b.meta(out.get(i));
-                        if (!inferred.equals(ap.outputs().get(i))) return null;
-                    }
-                }
-            }
-        }
-        return b.build(g.outputs());
+        return rendered == null ? null : GraphFormat.readInferred(rendered);
     }
 }

@@ -1,11 +1,14 @@
 package dev.kiln.opt.npu;
 
+import dev.kiln.ir.Graph;
+import dev.kiln.ir.GraphFormat;
 import dev.kiln.ir.SizeTemplate;
 import dev.kiln.ops.TensorMeta;
 
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
+import java.util.function.Function;
 
 /**
  * One kernel program for every size of a symbolic signature: the programs lowered at the
@@ -51,6 +54,45 @@ public final class ProgramFamily {
             bindings.add(b);
         }
         return Optional.of(new ProgramFamily(template, bindings, programs.getFirst(), inputs.getFirst()));
+    }
+
+    /**
+     * The family of the programs {@code lower} makes of {@code graphs} (traced at the sample
+     * points of {@code base}), checked at distant sizes: the samples lie within a few of
+     * {@code base}, where a size the lowering derives by rounding (a tile count, a split)
+     * can look constant or polynomial. At each distant point where the sample graphs' own
+     * template gives a graph its ops accept, the program lowered from that graph must equal
+     * the family's program there; at least one such point must exist. Empty otherwise.
+     */
+    public static Optional<ProgramFamily> fitChecked(List<Graph> graphs, long[] base, Function<Graph, KernelProgram> lower) {
+        List<KernelProgram> programs = graphs.stream().map(lower).toList();
+        Optional<ProgramFamily> family = fit(programs, graphs.stream().map(Graph::inputMetas).toList(), base);
+        SizeTemplate graphTemplate = SizeTemplate.fit(graphs.stream().map(Graph::canonicalText).toList(), base);
+        if (family.isEmpty() || graphTemplate == null) return Optional.empty();
+        int checked = 0;
+        for (long[] far : distantPoints(base)) {
+            String text = graphTemplate.render(far);
+            Graph g = text == null ? null : GraphFormat.readInferred(text);
+            if (g == null) continue;
+            String expected = lower.apply(g).toText();
+            try {
+                if (!family.get().at(far).toText().equals(expected)) return Optional.empty();
+            } catch (IllegalArgumentException e) {
+                return Optional.empty();
+            }
+            checked++;
+        }
+        return checked == 0 ? Optional.empty() : family;
+    }
+
+    /** Every symbol doubled plus 5, and every symbol plus 37: far from the samples, odd, on neither side of a power of two. */
+    static List<long[]> distantPoints(long[] base) {
+        long[] doubled = new long[base.length], shifted = new long[base.length];
+        for (int i = 0; i < base.length; i++) {
+            doubled[i] = 2 * base[i] + 5;
+            shifted[i] = base[i] + 37;
+        }
+        return List.of(doubled, shifted);
     }
 
     /** An input dimension equal to symbol {@code k} at every sample. */

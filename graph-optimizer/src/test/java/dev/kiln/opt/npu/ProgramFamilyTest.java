@@ -107,6 +107,26 @@ class ProgramFamilyTest {
     }
 
     @Test
+    void aFamilyIsCheckedAtDistantSizes() {
+        NpuGraphCompiler c = memoryCompiler();
+        long[] base = {16, 10};
+        List<Graph> graphs = samples(base);
+        assertTrue(ProgramFamily.fitChecked(graphs, base, c::lower).isPresent());
+        // A lowering that keeps the first 8 * floor(m / 8) results: constant (16) at every
+        // sample m = 16..19, so only the distant sizes (37, 53) show it is not a polynomial.
+        java.util.function.Function<Graph, KernelProgram> rounding = g -> {
+            int m = g.inputMetas().get(0).shape().dim(0);
+            KernelProgram p = c.lower(g);
+            List<KernelProgram.Launch> launches = new java.util.ArrayList<>(p.launches());
+            launches.add(new KernelProgram.Eager(new Op.Slice(0, 0, 1, m / 8 * 8), p.outputs(), List.of(p.slots())));
+            return new KernelProgram(p.slots() + 1, p.inputs(), launches, List.of(p.slots()));
+        };
+        assertTrue(ProgramFamily.fit(graphs.stream().map(rounding).toList(), graphs.stream().map(Graph::inputMetas).toList(), base)
+                .isPresent(), "the samples alone cannot tell");
+        assertTrue(ProgramFamily.fitChecked(graphs, base, rounding).isEmpty());
+    }
+
+    @Test
     void oneExecutableRunsEverySizeAsItsOwnCompiledProgramDoes() {
         NpuGraphCompiler c = memoryCompiler();
         GraphExecutable family = c.compileFamily(samples(BASE), BASE).orElseThrow();
