@@ -17,6 +17,7 @@ import java.util.List;
  *     make further identities visible next round;
  * <li>{@link FormNormalization}: re-forms softmax and RMS normalisation written op by op
  *     into single ops;
+ * <li>{@link FormActivation}: re-forms silu and gelu written op by op into single ops;
  * <li>{@link FormAttention}: re-forms hand-written attention into one attention op, once
  *     transposes are composed and constant masks folded where they can be;
  * <li>{@link CommonSubexpressionElimination}: merges what the first two made equal;
@@ -46,7 +47,7 @@ public final class Pipeline {
     /** simplify, fold, form normalisations, form attention, CSE, DCE, repeated to a fixed point (at most {@value #DEFAULT_MAX_ROUNDS} rounds). */
     public static Pipeline standard() {
         return new Pipeline(List.of(new AlgebraicSimplification(), new ConstantFolding(), new FormNormalization(),
-                new FormAttention(),
+                new FormActivation(), new FormAttention(),
                 new CommonSubexpressionElimination(), new DeadCodeElimination()), DEFAULT_MAX_ROUNDS);
     }
 

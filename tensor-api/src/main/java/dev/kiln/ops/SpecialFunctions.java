@@ -49,8 +49,11 @@ public final class SpecialFunctions {
         return x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x));
     }
 
+    /** x Phi(x); in the negative tail as x erfc(|x| / sqrt 2) / 2, where 1 + erf would cancel (1e-4 relative at x = -7). */
     public static double geluErf(double x) {
-        return 0.5 * x * (1 + erf(x * 0.7071067811865476));
+        double z = x * 0.7071067811865476;
+        if (z <= -2.5) return 0.5 * x * erfcLarge(-z);
+        return 0.5 * x * (1 + erf(z));
     }
 
     public static double geluTanh(double x) {
