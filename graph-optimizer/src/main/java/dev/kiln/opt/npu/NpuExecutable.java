@@ -211,9 +211,9 @@ public final class NpuExecutable implements GraphExecutable {
      * contiguous value it cannot read in place, taking the graph's inputs to be contiguous.
      * The one thing it cannot know is the caller's inputs' layout: a program is cached by
      * the graph and its input shapes, and serves a transposed input as well. A fused kernel
-     * given such an input (or a view of it) that is not contiguous has it gathered by the
-     * DMA engine first, counted in its launch; a view of it that cannot be taken copies, as
-     * eager mode does. Any other non-contiguous input to a fused kernel is a lowering bug.
+     * or a view that cannot be taken given such an input (or a view of it) has it gathered by
+     * the DMA engine first, counted in its launch. Any other non-contiguous input reaching
+     * them is a lowering bug.
      */
     private Tensor[] run(Instance instance, Tensor[] inputs, MemoryPlan plan, ArenaPool.Arena arena) {
         KernelProgram program = instance.program;
@@ -232,18 +232,26 @@ public final class NpuExecutable implements GraphExecutable {
             long dmaRead = 0, dmaWritten = 0, operandRead = 0, operandWritten = 0, callerGathered = 0;
             Tensor[] results;
             switch (l) {
-                case KernelProgram.Eager e when e.op() instanceof Op.ViewOp || plan == null -> {
+                case KernelProgram.Eager e when e.op() instanceof Op.ViewOp view -> {
+                    // A view moves nothing unless its input cannot be viewed that way and is gathered first.
+                    if (view.view(args[0].layout()) == null) {
+                        if (!instance.callerMemory[l.in().getFirst()]) {
+                            throw new IllegalStateException("launch " + i + " (" + e.op().name() + ") cannot view its input " + args[0].layout()
+                                    + " without a transfer before it");
+                        }
+                        Tensor gathered = Tensor.empty(args[0].dtype(), args[0].shape());
+                        LaunchTraffic t = ViewTransfer.run(e.op().name(), args[0], gathered);
+                        callerGathered = t.bytes();
+                        dmaRead = t.bytesRead();
+                        dmaWritten = t.bytesWritten();
+                        args[0] = gathered;
+                    }
                     results = Dispatch.apply(e.op(), args);
-                    // A view moves nothing unless its input had to be copied first.
-                    boolean copied = e.op() instanceof Op.ViewOp && results[0].storage() != args[0].storage();
-                    if (copied && !instance.callerMemory[l.in().getFirst()]) {
-                        throw new IllegalStateException("launch " + i + " (" + e.op().name() + ") copies its input " + args[0].layout()
-                                + ": lowering should have put a transfer before it");
-                    }
-                    if (!(e.op() instanceof Op.ViewOp) || copied) {
-                        operandRead = operandBytes(args);
-                        operandWritten = operandBytes(results);
-                    }
+                }
+                case KernelProgram.Eager e when plan == null -> {
+                    results = Dispatch.apply(e.op(), args);
+                    operandRead = operandBytes(args);
+                    operandWritten = operandBytes(results);
                 }
                 case KernelProgram.Eager e -> {
                     results = new Tensor[l.out().size()];
@@ -362,7 +370,7 @@ public final class NpuExecutable implements GraphExecutable {
             if (costs != null) {
                 LaunchCost c = costs[i];
                 sb.append(String.format(Locale.ROOT, ", %.3f ms", c.nanos() / 1e6));
-                if (l instanceof KernelProgram.Fused || l instanceof KernelProgram.Transfer) {
+                if (l instanceof KernelProgram.Fused || l instanceof KernelProgram.Transfer || c.dmaRead() + c.dmaWritten() > 0) {
                     sb.append(", DRAM read ").append(c.dmaRead()).append(" B, written ").append(c.dmaWritten()).append(" B (DMA count");
                     if (c.callerGathered() > 0) sb.append(", ").append(c.callerGathered()).append(" B of it gathering a non-contiguous input");
                     sb.append(')');
