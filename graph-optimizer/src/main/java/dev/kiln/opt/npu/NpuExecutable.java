@@ -21,9 +21,9 @@ import java.util.Optional;
 
 /**
  * Runs a {@link KernelProgram}: fused launches and memory transfers on the virtual NPU,
- * the rest on the eager kernels. Intermediate values live in an arena laid out by a {@link MemoryPlan} (made
- * on the first run for the inputs' shapes); values returned to the caller get fresh
- * memory. With {@code -Dkiln.npu.arena=false} every launch allocates its outputs afresh
+ * the rest on the eager kernels. Intermediate values live in an arena laid out by a
+ * {@link MemoryPlan} (made on the first run for the inputs' shapes); values returned to
+ * the caller get fresh memory. With {@code -Dkiln.npu.arena=false} every launch allocates its outputs afresh
  * instead, as before memory planning (for comparisons).
  */
 public final class NpuExecutable implements GraphExecutable {
@@ -34,7 +34,7 @@ public final class NpuExecutable implements GraphExecutable {
      * kernels and transfers); and the bytes of the operands handed to kernels that do not go
      * through the DMA engine (eager kernels), an estimate from operand sizes, not a count. A
      * view that needs no copy moves nothing. {@code callerGathered} is the part of the DMA
-     * count that gathered a non-contiguous caller input for a fused kernel (see {@link #run}).
+     * count that gathered a non-contiguous caller input for a fused kernel or a view (see {@link #run}).
      */
     public record LaunchCost(long nanos, long dmaRead, long dmaWritten, long operandRead, long operandWritten, long callerGathered) {
         public long bytes() { return dmaRead + dmaWritten + operandRead + operandWritten; }
