@@ -4,6 +4,7 @@ import dev.kiln.ir.OpCodec;
 import dev.kiln.npu.fused.TileProgram;
 import dev.kiln.npu.kernels.gemm.Epilogue;
 import dev.kiln.ops.Op;
+import dev.kiln.tensor.DType;
 import dev.kiln.tensor.Shape;
 
 import java.util.ArrayList;
@@ -15,11 +16,11 @@ import java.util.stream.Collectors;
  * A graph lowered for the NPU: values live in numbered slots; the graph's inputs fill
  * {@link #inputs}; {@link #launches} run in order, each reading and writing slots; the
  * results are {@link #outputs}. A launch is a fused tile program, a matmul with a fused
- * epilogue, or one op run on the eager kernels. Immutable, with a versioned text form ({@link #toText}, {@link #parse})
+ * epilogue, a memory transfer, or one op run on the eager kernels. Immutable, with a versioned text form ({@link #toText}, {@link #parse})
  * for the kernel cache.
  */
 public record KernelProgram(int slots, List<Integer> inputs, List<Launch> launches, List<Integer> outputs) {
-    public static final String FORMAT = "kiln-kernel-program v1";
+    public static final String FORMAT = "kiln-kernel-program v2";
 
     public sealed interface Launch {
         List<Integer> in();
@@ -60,6 +61,20 @@ public record KernelProgram(int slots, List<Integer> inputs, List<Launch> launch
         }
     }
 
+    /**
+     * A memory transfer: the DMA engine gathers a view of {@code shape} and {@code dtype}
+     * (whatever its strides) into a contiguous buffer, for a launch that reads whole tiles.
+     */
+    public record Transfer(Shape shape, DType dtype, List<Integer> in, List<Integer> out) implements Launch {
+        public Transfer {
+            in = List.copyOf(in);
+            out = List.copyOf(out);
+            if (in.size() != 1 || out.size() != 1) throw new IllegalArgumentException("a transfer reads one slot and writes one, got " + in + " > " + out);
+        }
+
+        public long bytes() { return shape.numel() * dtype.byteSize(); }
+    }
+
     public KernelProgram {
         inputs = List.copyOf(inputs);
         launches = List.copyOf(launches);
@@ -81,6 +96,8 @@ public record KernelProgram(int slots, List<Integer> inputs, List<Launch> launch
     }
 
     public long fusedLaunches() { return launches.stream().filter(l -> l instanceof Fused).count(); }
+
+    public long transfers() { return launches.stream().filter(l -> l instanceof Transfer).count(); }
 
     // ---------------------------------------------------------------- text form
 
@@ -106,6 +123,8 @@ public record KernelProgram(int slots, List<Integer> inputs, List<Launch> launch
                             .append(' ').append(body.length).append('\n');
                     for (String line : body) sb.append("  ").append(line).append('\n');
                 }
+                case Transfer t -> sb.append("transfer ").append(t.dtype()).append(' ').append(t.shape()).append(' ').append(list(t.in()))
+                        .append(" > ").append(list(t.out())).append('\n');
             }
         }
         sb.append("outputs ").append(list(outputs)).append('\n');
@@ -170,6 +189,11 @@ public record KernelProgram(int slots, List<Integer> inputs, List<Launch> launch
                         launches.add(new MatMulFused(q[0], shape(q[1]), new Epilogue(TileProgram.parse(body.toString()), sources),
                                 unlist(q[2]), unlist(q[4])));
                         i += count;
+                    }
+                    case "transfer" -> {
+                        String[] q = p[1].split(" ");
+                        if (q.length != 5 || !q[3].equals(">")) throw new IllegalArgumentException("expected 'dtype shape in > out'");
+                        launches.add(new Transfer(shape(q[1]), DType.of(q[0]), unlist(q[2]), unlist(q[4])));
                     }
                     default -> throw new IllegalArgumentException("unknown entry " + p[0]);
                 }

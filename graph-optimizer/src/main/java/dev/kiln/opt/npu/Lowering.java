@@ -11,6 +11,7 @@ import dev.kiln.npu.kernels.gemm.Epilogue;
 import dev.kiln.ops.BinaryFn;
 import dev.kiln.ops.Op;
 import dev.kiln.ops.TensorMeta;
+import dev.kiln.tensor.Layout;
 import dev.kiln.tensor.Shape;
 
 import java.util.ArrayDeque;
@@ -25,6 +26,14 @@ import java.util.PriorityQueue;
  * ({@link FuseMatmulEpilogue}) becomes one matmul launch, each fusion group of
  * {@link FusePointwise} (among the remaining nodes) one fused tile program, every other
  * op an eager launch, in an order that respects the dependencies between groups.
+ *
+ * <p>Memory transfers are launches too: a fused kernel, an epilogue's row or full operand
+ * and a view whose input cannot be viewed that way (a reshape of a transpose) read a
+ * contiguous buffer, so a non-contiguous view reaching them is first gathered into one by
+ * a {@link KernelProgram.Transfer}, placed in the arena like any other value. Lowering
+ * follows each value's layout through the views from the graph's inputs, taken to be
+ * contiguous (as every other launch's output is), so a view that is provably contiguous (a
+ * reshape, a slice of rows) is read in place. One transfer serves every reader of a value.
  */
 public final class Lowering {
     private Lowering() {}
@@ -64,30 +73,91 @@ public final class Lowering {
         for (Node node : g.nodes()) if (node instanceof Node.Input in) inputs.set(in.index(), slot.applyAsInt(node.value(0)));
 
         List<KernelProgram.Launch> launches = new ArrayList<>();
+        Transfers transfers = new Transfers(g, slot, slotBase[n], launches);
         for (int u : unitOrder(g, unit)) {
             FusePointwise.Group grp = byUnit.get(u);
             FuseMatmulEpilogue.Group mm = matmulByUnit.get(u);
             if (mm != null) {
-                launches.add(matmulLaunch(g, mm, slot));
+                launches.add(matmulLaunch(g, mm, slot, transfers));
             } else if (grp != null) {
                 TileProgram program = tileProgram(g, grp);
-                List<Integer> in = grp.inputs().stream().map(slot::applyAsInt).toList();
                 List<Integer> out = grp.outputs().stream().map(slot::applyAsInt).toList();
                 if (FusedKernel.tileFor(program.registers(), device) > 0) {
+                    List<Integer> in = new ArrayList<>();
+                    for (int k = 0; k < grp.inputs().size(); k++) {
+                        ValueRef v = grp.inputs().get(k);
+                        in.add(program.inputs().get(k).scalar() ? slot.applyAsInt(v) : transfers.contiguous(v));
+                    }
                     launches.add(new KernelProgram.Fused(kernelName("fused", g, grp.nodes(), u), grp.shape(), program, in, out));
                     continue;
                 }
                 // Too many live values for one core's SRAM: run the ops one by one.
-                for (int i : grp.nodes()) launches.add(eager((Node.Apply) g.node(i), slot));
+                for (int i : grp.nodes()) launches.add(eager((Node.Apply) g.node(i), slot, transfers));
             } else if (g.node(u) instanceof Node.Apply ap) {
-                launches.add(eager(ap, slot));
+                launches.add(eager(ap, slot, transfers));
             }
         }
         List<Integer> outputs = g.outputs().stream().map(slot::applyAsInt).toList();
-        return new KernelProgram(slotBase[n], inputs, launches, outputs);
+        return new KernelProgram(transfers.slots(), inputs, launches, outputs);
     }
 
-    private static KernelProgram.MatMulFused matmulLaunch(Graph g, FuseMatmulEpilogue.Group mm, java.util.function.ToIntFunction<ValueRef> slot) {
+    /**
+     * The layout each value has when the program runs (graph inputs and every launch's
+     * output contiguous, views as their ops lay them out) and the transfers that gather
+     * non-contiguous ones for readers that need contiguous memory, each into a new slot.
+     */
+    private static final class Transfers {
+        private final Graph g;
+        private final java.util.function.ToIntFunction<ValueRef> slot;
+        private final List<KernelProgram.Launch> launches;
+        private final Map<ValueRef, Layout> layouts = new HashMap<>();
+        private final Map<Integer, Integer> gathered = new HashMap<>();
+        private int slots;
+
+        Transfers(Graph g, java.util.function.ToIntFunction<ValueRef> slot, int slots, List<KernelProgram.Launch> launches) {
+            this.g = g;
+            this.slot = slot;
+            this.slots = slots;
+            this.launches = launches;
+        }
+
+        int slots() { return slots; }
+
+        Layout layout(ValueRef v) {
+            Layout known = layouts.get(v);
+            if (known != null) return known;
+            Layout l;
+            if (g.node(v.node()) instanceof Node.Apply ap && ap.op() instanceof Op.ViewOp view) {
+                ValueRef in = ap.inputs().getFirst();
+                Layout viewed = view.view(layout(in));
+                // A view that cannot be taken reads its input through a transfer.
+                l = viewed != null ? viewed : view.view(Layout.contiguous(g.meta(in).shape()));
+            } else {
+                l = Layout.contiguous(g.meta(v).shape());
+            }
+            layouts.put(v, l);
+            return l;
+        }
+
+        boolean viewable(Node.Apply ap) {
+            return !(ap.op() instanceof Op.ViewOp view) || view.view(layout(ap.inputs().getFirst())) != null;
+        }
+
+        /** The slot of {@code v} in contiguous memory: its own, or a transfer's (added before the reader at its first use). */
+        int contiguous(ValueRef v) {
+            int s = slot.applyAsInt(v);
+            if (layout(v).isContiguous()) return s;
+            return gathered.computeIfAbsent(s, from -> {
+                TensorMeta m = g.meta(v);
+                int to = slots++;
+                launches.add(new KernelProgram.Transfer(m.shape(), m.dtype(), List.of(from), List.of(to)));
+                return to;
+            });
+        }
+    }
+
+    private static KernelProgram.MatMulFused matmulLaunch(Graph g, FuseMatmulEpilogue.Group mm, java.util.function.ToIntFunction<ValueRef> slot,
+                                                          Transfers transfers) {
         Node.Apply matmul = (Node.Apply) g.node(mm.matmul());
         ValueRef product = matmul.value(0);
         List<ValueRef> inputs = new ArrayList<>(List.of(product));
@@ -98,7 +168,11 @@ public final class Lowering {
         sources.addAll(mm.sources());
         List<Integer> in = new ArrayList<>();
         for (ValueRef v : matmul.inputs()) in.add(slot.applyAsInt(v));
-        for (ValueRef v : mm.operands()) in.add(slot.applyAsInt(v));
+        // The epilogue walks row and full operands as contiguous rows; the GEMM reads its operands at any strides.
+        for (int k = 0; k < mm.operands().size(); k++) {
+            ValueRef v = mm.operands().get(k);
+            in.add(mm.sources().get(k) == Epilogue.Source.SCALAR ? slot.applyAsInt(v) : transfers.contiguous(v));
+        }
         return new KernelProgram.MatMulFused(kernelName("matmul", g, mm.chain(), mm.matmul()), shape, new Epilogue(program, sources), in,
                 List.of(slot.applyAsInt(mm.output())));
     }
@@ -120,10 +194,12 @@ public final class Lowering {
         return name.append('_').append(first).toString();
     }
 
-    private static KernelProgram.Eager eager(Node.Apply ap, java.util.function.ToIntFunction<ValueRef> slot) {
+    private static KernelProgram.Eager eager(Node.Apply ap, java.util.function.ToIntFunction<ValueRef> slot, Transfers transfers) {
         List<Integer> out = new ArrayList<>();
         for (int o = 0; o < ap.outputs().size(); o++) out.add(slot.applyAsInt(ap.value(o)));
-        return new KernelProgram.Eager(ap.op(), ap.inputs().stream().map(slot::applyAsInt).toList(), out);
+        List<Integer> in = transfers.viewable(ap) ? ap.inputs().stream().map(slot::applyAsInt).toList()
+                : List.of(transfers.contiguous(ap.inputs().getFirst()));
+        return new KernelProgram.Eager(ap.op(), in, out);
     }
 
     /** Units (groups, other nodes) in a dependency order, earliest first node first. */

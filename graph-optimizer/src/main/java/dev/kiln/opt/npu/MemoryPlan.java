@@ -117,6 +117,11 @@ public final class MemoryPlan {
                 }
                 yield List.of(new TensorMeta(DType.FLOAT32, m.shape()));
             }
+            case KernelProgram.Transfer t -> {
+                TensorMeta m = new TensorMeta(t.dtype(), t.shape());
+                if (!in.getFirst().equals(m)) throw new IllegalArgumentException("a transfer of " + m + " is given " + in.getFirst());
+                yield List.of(m);
+            }
         };
     }
 

@@ -3,6 +3,7 @@ package dev.kiln.opt.npu;
 import dev.kiln.npu.device.LaunchTraffic;
 import dev.kiln.npu.device.NpuDevice;
 import dev.kiln.npu.fused.FusedKernel;
+import dev.kiln.npu.fused.ViewTransfer;
 import dev.kiln.npu.kernels.MatMul;
 import dev.kiln.ops.Dispatch;
 import dev.kiln.ops.Op;
@@ -19,10 +20,10 @@ import java.util.Locale;
 import java.util.Optional;
 
 /**
- * Runs a {@link KernelProgram}: fused launches on the virtual NPU, the rest on the eager
- * kernels. Intermediate values live in an arena laid out by a {@link MemoryPlan} (made
- * on the first run for the inputs' shapes); values returned to the caller get fresh
- * memory. With {@code -Dkiln.npu.arena=false} every launch allocates its outputs afresh
+ * Runs a {@link KernelProgram}: fused launches and memory transfers on the virtual NPU,
+ * the rest on the eager kernels. Intermediate values live in an arena laid out by a
+ * {@link MemoryPlan} (made on the first run for the inputs' shapes); values returned to
+ * the caller get fresh memory. With {@code -Dkiln.npu.arena=false} every launch allocates its outputs afresh
  * instead, as before memory planning (for comparisons).
  */
 public final class NpuExecutable implements GraphExecutable {
@@ -30,19 +31,24 @@ public final class NpuExecutable implements GraphExecutable {
 
     /**
      * What one launch of a run cost: its time; the DRAM bytes the DMA engine counted (fused
-     * kernels); and the bytes of the operands handed to kernels that do not go through the
-     * DMA engine (eager kernels, and the copies that make views contiguous for a fused
-     * kernel), an estimate from operand sizes, not a count. A view that needs no copy moves nothing.
+     * kernels and transfers); and the bytes of the operands handed to kernels that do not go
+     * through the DMA engine (eager kernels), an estimate from operand sizes, not a count. A
+     * view that needs no copy moves nothing. {@code callerGathered} is the part of the DMA
+     * count that gathered a non-contiguous caller input for a fused kernel or a view (see {@link #run}).
      */
-    public record LaunchCost(long nanos, long dmaRead, long dmaWritten, long operandRead, long operandWritten) {
+    public record LaunchCost(long nanos, long dmaRead, long dmaWritten, long operandRead, long operandWritten, long callerGathered) {
         public long bytes() { return dmaRead + dmaWritten + operandRead + operandWritten; }
     }
 
-    /** A program at one set of sizes: its fused kernels, each slot's last reader, and its arenas. */
+    /**
+     * A program at one set of sizes: its fused kernels, each slot's last reader, which slots
+     * are the caller's inputs or views of them, and its arenas.
+     */
     private static final class Instance {
         final KernelProgram program;
         final FusedKernel[] kernels;
         final int[] lastUse;
+        final boolean[] callerMemory;
         volatile ArenaPool arenas;
 
         Instance(KernelProgram program, FusedKernel[] kernels) {
@@ -52,6 +58,11 @@ public final class NpuExecutable implements GraphExecutable {
             this.lastUse = new int[program.slots()];
             for (int i = 0; i < launches.size(); i++) for (int s : launches.get(i).in()) lastUse[s] = i;
             for (int s : program.outputs()) lastUse[s] = Integer.MAX_VALUE;
+            this.callerMemory = new boolean[program.slots()];
+            for (int s : program.inputs()) callerMemory[s] = true;
+            for (KernelProgram.Launch l : launches) {
+                if (l instanceof KernelProgram.Eager e && e.op() instanceof Op.ViewOp) callerMemory[l.out().getFirst()] = callerMemory[l.in().getFirst()];
+            }
         }
     }
 
@@ -128,7 +139,7 @@ public final class NpuExecutable implements GraphExecutable {
         return a == null ? 0 : a.created();
     }
 
-    /** The DRAM traffic of each fused launch of the most recent run, in launch order. */
+    /** The DRAM traffic of each fused launch and transfer of the most recent run, in launch order. */
     public List<LaunchTraffic> lastRunTraffic() { return lastTraffic; }
 
     /** What each launch of the most recent run cost, in launch order; empty before the first run. */
@@ -195,6 +206,15 @@ public final class NpuExecutable implements GraphExecutable {
         return a;
     }
 
+    /**
+     * Runs the launches in order. Lowering puts a transfer before every reader that needs a
+     * contiguous value it cannot read in place, taking the graph's inputs to be contiguous.
+     * The one thing it cannot know is the caller's inputs' layout: a program is cached by
+     * the graph and its input shapes, and serves a transposed input as well. A fused kernel
+     * or a view that cannot be taken given such an input (or a view of it) has it gathered by
+     * the DMA engine first, counted in its launch. Any other non-contiguous input reaching
+     * them is a lowering bug.
+     */
     private Tensor[] run(Instance instance, Tensor[] inputs, MemoryPlan plan, ArenaPool.Arena arena) {
         KernelProgram program = instance.program;
         FusedKernel[] kernels = instance.kernels;
@@ -209,16 +229,29 @@ public final class NpuExecutable implements GraphExecutable {
             KernelProgram.Launch l = launches.get(i);
             Tensor[] args = new Tensor[l.in().size()];
             for (int k = 0; k < args.length; k++) args[k] = slots[l.in().get(k)];
-            long dmaRead = 0, dmaWritten = 0, operandRead = 0, operandWritten = 0;
+            long dmaRead = 0, dmaWritten = 0, operandRead = 0, operandWritten = 0, callerGathered = 0;
             Tensor[] results;
             switch (l) {
-                case KernelProgram.Eager e when e.op() instanceof Op.ViewOp || plan == null -> {
-                    results = Dispatch.apply(e.op(), args);
-                    // A view moves nothing unless its input had to be copied first.
-                    if (!(e.op() instanceof Op.ViewOp) || results[0].storage() != args[0].storage()) {
-                        operandRead = operandBytes(args);
-                        operandWritten = operandBytes(results);
+                case KernelProgram.Eager e when e.op() instanceof Op.ViewOp view -> {
+                    // A view moves nothing unless its input cannot be viewed that way and is gathered first.
+                    if (view.view(args[0].layout()) == null) {
+                        if (!instance.callerMemory[l.in().getFirst()]) {
+                            throw new IllegalStateException("launch " + i + " (" + e.op().name() + ") cannot view its input " + args[0].layout()
+                                    + " without a transfer before it");
+                        }
+                        Tensor gathered = Tensor.empty(args[0].dtype(), args[0].shape());
+                        LaunchTraffic t = ViewTransfer.run(e.op().name(), args[0], gathered);
+                        callerGathered = t.bytes();
+                        dmaRead = t.bytesRead();
+                        dmaWritten = t.bytesWritten();
+                        args[0] = gathered;
                     }
+                    results = Dispatch.apply(e.op(), args);
+                }
+                case KernelProgram.Eager e when plan == null -> {
+                    results = Dispatch.apply(e.op(), args);
+                    operandRead = operandBytes(args);
+                    operandWritten = operandBytes(results);
                 }
                 case KernelProgram.Eager e -> {
                     results = new Tensor[l.out().size()];
@@ -228,23 +261,27 @@ public final class NpuExecutable implements GraphExecutable {
                     operandWritten = operandBytes(results);
                 }
                 case KernelProgram.Fused f -> {
-                    // Views (a transpose, a slice) reach a fused kernel as DMA-able contiguous copies.
                     for (int k = 0; k < args.length; k++) {
-                        if (args[k].numel() != 1 && !args[k].isContiguous()) {
-                            Tensor copy = Dispatch.apply1(new Op.Contiguous(), args[k]);
-                            operandRead += operandBytes(args[k]);
-                            operandWritten += operandBytes(copy);
-                            args[k] = copy;
+                        if (args[k].numel() == 1 || args[k].isContiguous()) continue;
+                        if (!instance.callerMemory[l.in().get(k)]) {
+                            throw new IllegalStateException(f.name() + " (launch " + i + ") is given a non-contiguous input " + k + " "
+                                    + args[k].layout() + " without a transfer before it");
                         }
+                        Tensor gathered = Tensor.empty(args[k].dtype(), args[k].shape());
+                        LaunchTraffic t = ViewTransfer.run(f.name(), args[k], gathered);
+                        callerGathered += t.bytes();
+                        dmaRead += t.bytesRead();
+                        dmaWritten += t.bytesWritten();
+                        args[k] = gathered;
                     }
                     results = new Tensor[f.out().size()];
                     for (int k = 0; k < results.length; k++) {
                         results[k] = plan == null ? Tensor.empty(DType.FLOAT32, f.shape()) : buffer(plan, arena, f.out().get(k));
                     }
                     LaunchTraffic t = kernels[i].launch(args, results);
-                    traffic.add(t);
-                    dmaRead = t.bytesRead();
-                    dmaWritten = t.bytesWritten();
+                    dmaRead += t.bytesRead();
+                    dmaWritten += t.bytesWritten();
+                    traffic.add(new LaunchTraffic(t.kernel(), dmaRead, dmaWritten));
                 }
                 case KernelProgram.MatMulFused m -> {
                     Tensor out = plan == null ? Tensor.empty(DType.FLOAT32, m.shape()) : buffer(plan, arena, m.out().get(0));
@@ -253,10 +290,18 @@ public final class NpuExecutable implements GraphExecutable {
                     operandRead = operandBytes(args);
                     operandWritten = operandBytes(results);
                 }
+                case KernelProgram.Transfer tr -> {
+                    Tensor out = plan == null ? Tensor.empty(tr.dtype(), tr.shape()) : buffer(plan, arena, tr.out().getFirst());
+                    LaunchTraffic t = ViewTransfer.run("transfer", args[0], out);
+                    traffic.add(t);
+                    results = new Tensor[] {out};
+                    dmaRead = t.bytesRead();
+                    dmaWritten = t.bytesWritten();
+                }
             }
             for (int k = 0; k < results.length; k++) slots[l.out().get(k)] = results[k];
             for (int s : l.in()) if (lastUse[s] == i) slots[s] = null;
-            costs[i] = new LaunchCost(System.nanoTime() - t0, dmaRead, dmaWritten, operandRead, operandWritten);
+            costs[i] = new LaunchCost(System.nanoTime() - t0, dmaRead, dmaWritten, operandRead, operandWritten, callerGathered);
         }
         lastTraffic = List.copyOf(traffic);
         lastCosts = costs;
@@ -292,8 +337,11 @@ public final class NpuExecutable implements GraphExecutable {
     public String describe() {
         Instance instance = lastInstance;
         KernelProgram program = instance.program;
+        long transfers = program.transfers();
         StringBuilder sb = new StringBuilder("npu program: ").append(program.launches().size()).append(" launches, ")
-                .append(program.fusedLaunches()).append(" fused (").append(origin).append(")\n");
+                .append(program.fusedLaunches()).append(" fused")
+                .append(transfers == 0 ? "" : ", " + transfers + (transfers == 1 ? " transfer" : " transfers"))
+                .append(" (").append(origin).append(")\n");
         if (family != null) {
             int sizes;
             synchronized (instances) {
@@ -316,17 +364,16 @@ public final class NpuExecutable implements GraphExecutable {
                 case KernelProgram.Fused f -> "fused " + f.name() + " (" + f.program().instructions().size() + " tile instructions)";
                 case KernelProgram.MatMulFused m -> "matmul " + m.name() + " with an epilogue ("
                         + m.epilogue().program().instructions().size() + " tile instructions)";
+                case KernelProgram.Transfer t -> "transfer view -> contiguous " + t.dtype() + t.shape() + " (" + MemoryPlan.bytes(t.bytes()) + ")";
             };
             sb.append(String.format(Locale.ROOT, "  launch %d: %s", i, what));
             if (costs != null) {
                 LaunchCost c = costs[i];
                 sb.append(String.format(Locale.ROOT, ", %.3f ms", c.nanos() / 1e6));
-                if (l instanceof KernelProgram.Fused) {
-                    sb.append(", DRAM read ").append(c.dmaRead()).append(" B, written ").append(c.dmaWritten()).append(" B (DMA count)");
-                    if (c.operandRead() + c.operandWritten() > 0) {
-                        sb.append(" + contiguous copies read ").append(c.operandRead()).append(" B, written ").append(c.operandWritten())
-                                .append(" B (operand sizes)");
-                    }
+                if (l instanceof KernelProgram.Fused || l instanceof KernelProgram.Transfer || c.dmaRead() + c.dmaWritten() > 0) {
+                    sb.append(", DRAM read ").append(c.dmaRead()).append(" B, written ").append(c.dmaWritten()).append(" B (DMA count");
+                    if (c.callerGathered() > 0) sb.append(", ").append(c.callerGathered()).append(" B of it gathering a non-contiguous input");
+                    sb.append(')');
                 } else if (c.bytes() == 0) {
                     sb.append(", no DRAM traffic (a view)");
                 } else {

@@ -132,6 +132,30 @@ public final class Dma {
             count(written, TOTAL_WRITTEN, (long) n * Float.BYTES);
         }
 
+        /**
+         * Copies {@code n} elements of {@code elementBytes} bytes each, DRAM to DRAM, from
+         * element {@code index + i * stride} of {@code src} to element {@code dstIndex + i} of
+         * {@code dst}: one strided run of a view gathered into contiguous memory. Counts the
+         * bytes read and written (the same: the bits move unchanged).
+         */
+        public void gather(MemorySegment src, long index, long stride, MemorySegment dst, long dstIndex, int n, int elementBytes) {
+            if (n == 0) return;
+            if (stride == 1) {
+                MemorySegment.copy(src, index * elementBytes, dst, dstIndex * elementBytes, (long) n * elementBytes);
+            } else {
+                switch (elementBytes) {
+                    case 1 -> { for (int i = 0; i < n; i++) dst.set(ValueLayout.JAVA_BYTE, dstIndex + i, src.get(ValueLayout.JAVA_BYTE, index + i * stride)); }
+                    case 2 -> { for (int i = 0; i < n; i++) dst.setAtIndex(ValueLayout.JAVA_SHORT, dstIndex + i, src.getAtIndex(ValueLayout.JAVA_SHORT, index + i * stride)); }
+                    case 4 -> { for (int i = 0; i < n; i++) dst.setAtIndex(ValueLayout.JAVA_INT, dstIndex + i, src.getAtIndex(ValueLayout.JAVA_INT, index + i * stride)); }
+                    case 8 -> { for (int i = 0; i < n; i++) dst.setAtIndex(ValueLayout.JAVA_LONG, dstIndex + i, src.getAtIndex(ValueLayout.JAVA_LONG, index + i * stride)); }
+                    default -> throw new IllegalArgumentException("DMA gathers elements of 1, 2, 4 or 8 bytes, not " + elementBytes);
+                }
+            }
+            long bytes = (long) n * elementBytes;
+            count(read, TOTAL_READ, bytes);
+            count(written, TOTAL_WRITTEN, bytes);
+        }
+
         private static void count(LongAdder launch, LongAdder total, long bytes) {
             launch.add(bytes);
             total.add(bytes);

@@ -1,0 +1,463 @@
+package dev.kiln.opt.npu;
+
+import dev.kiln.Fn1;
+import dev.kiln.Fn2;
+import dev.kiln.Kiln;
+import dev.kiln.ir.Graph;
+import dev.kiln.ir.GraphBuilder;
+import dev.kiln.ir.SizeTemplate;
+import dev.kiln.ir.ValueRef;
+import dev.kiln.npu.device.Dma;
+import dev.kiln.npu.device.LaunchTraffic;
+import dev.kiln.npu.device.NpuDevice;
+import dev.kiln.ops.BinaryFn;
+import dev.kiln.ops.Op;
+import dev.kiln.ops.TensorMeta;
+import dev.kiln.ops.UnaryFn;
+import dev.kiln.tensor.DType;
+import dev.kiln.tensor.Shape;
+import dev.kiln.tensor.Storage;
+import dev.kiln.tensor.Tensor;
+import net.jqwik.api.ForAll;
+import net.jqwik.api.Property;
+import org.junit.jupiter.api.Test;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.SplittableRandom;
+import java.util.function.Function;
+
+import static dev.kiln.nn.F.linear;
+import static dev.kiln.nn.F.rmsNorm;
+import static dev.kiln.nn.F.rotaryEmbedding;
+import static dev.kiln.nn.F.rotaryTables;
+import static dev.kiln.nn.F.scaledDotProductAttention;
+import static dev.kiln.nn.F.silu;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Memory transfers as launches of the kernel program: where lowering puts them, what they cost, where they live. */
+class TransferTest {
+    private static final NpuDevice DEVICE = NpuDevice.current();
+
+    private static TensorMeta f32(long... dims) { return new TensorMeta(DType.FLOAT32, Shape.of(dims)); }
+
+    private static ValueRef op(GraphBuilder b, Op op, ValueRef... in) { return b.apply(op, List.of(in)).get(0); }
+
+    private static Op plus1() { return new Op.BinaryScalar(BinaryFn.ADD, 1.0, false, false); }
+
+    /** {@code gelu(view(x)) + 1} for x of {@code shape}. */
+    private static Graph geluOfView(Shape shape, Function<ValueRef, Op> view) {
+        GraphBuilder b = new GraphBuilder();
+        ValueRef x = b.input(new TensorMeta(DType.FLOAT32, shape));
+        ValueRef v = op(b, view.apply(x), x);
+        return b.build(List.of(op(b, plus1(), op(b, new Op.Unary(UnaryFn.GELU), v))));
+    }
+
+    private static List<KernelProgram.Transfer> transfers(KernelProgram p) {
+        return p.launches().stream().filter(l -> l instanceof KernelProgram.Transfer).map(l -> (KernelProgram.Transfer) l).toList();
+    }
+
+    private static int[] bits(Tensor t) {
+        float[] f = t.toFloatArray();
+        int[] b = new int[f.length];
+        for (int i = 0; i < f.length; i++) b[i] = Float.floatToRawIntBits(f[i]);
+        return b;
+    }
+
+    private static long aligned(long bytes) { return (bytes + Storage.ALIGNMENT - 1) / Storage.ALIGNMENT * Storage.ALIGNMENT; }
+
+    @Test
+    void aTransposeFeedingAFusedKernelIsGatheredByATransferJustBeforeIt() {
+        KernelProgram p = Lowering.lower(geluOfView(Shape.of(5, 7), x -> new Op.Permute(List.of(1, 0))), DEVICE);
+        List<KernelProgram.Transfer> t = transfers(p);
+        assertEquals(1, t.size(), p.toText());
+        int at = p.launches().indexOf(t.getFirst());
+        assertEquals(new KernelProgram.Transfer(Shape.of(7, 5), DType.FLOAT32, List.of(1), List.of(p.slots() - 1)), t.getFirst());
+        KernelProgram.Fused fused = (KernelProgram.Fused) p.launches().get(at + 1);
+        assertEquals(List.of(p.slots() - 1), fused.in(), p.toText());
+        assertTrue(p.toText().contains("\ntransfer float32 [7,5] 1 > " + (p.slots() - 1) + "\nfused fused_gelu_add_2 [7,5] " + (p.slots() - 1) + " > "),
+                p.toText());
+    }
+
+    @Test
+    void viewsThatAreProvablyContiguousAreReadInPlace() {
+        List<Function<ValueRef, Op>> inPlace = List.of(
+                x -> new Op.Reshape(Shape.of(7, 6)),           // a reshape of a contiguous value
+                x -> new Op.Slice(0, 1, 1, 4),                 // a block of rows
+                x -> new Op.Permute(List.of(0, 1)));           // the identity permutation
+        for (Function<ValueRef, Op> view : inPlace) {
+            KernelProgram p = Lowering.lower(geluOfView(Shape.of(6, 7), view), DEVICE);
+            assertEquals(0, p.transfers(), p.toText());
+            assertTrue(!p.toText().contains("transfer"), p.toText());
+        }
+        List<Function<ValueRef, Op>> gathered = List.of(
+                x -> new Op.Slice(1, 0, 2, 3),                 // every other column
+                x -> new Op.Slice(0, 5, -1, 6),                // rows reversed
+                x -> new Op.Expand(Shape.of(3, 6, 7)));        // a broadcast
+        for (Function<ValueRef, Op> view : gathered) assertEquals(1, Lowering.lower(geluOfView(Shape.of(6, 7), view), DEVICE).transfers());
+    }
+
+    @Test
+    void resultsAreEagersBitForBitAndTheTransferMovesTheViewsBytesByDma() {
+        // Enough elements for the transfer and the kernel to split across workers; no dimension a multiple of the vector width.
+        int m = 123, n = 301;
+        KernelProgram p = Lowering.lower(geluOfView(Shape.of(m, n), x -> new Op.Permute(List.of(1, 0))), DEVICE);
+        NpuExecutable exe = new NpuExecutable(p, DEVICE);
+        Tensor x = Tensor.randn(7, m, n).mul(3.0);
+        int[] want = bits(x.permute(1, 0).gelu().add(1.0));
+        assertArrayEquals(want, bits(exe.run(new Tensor[] {x})[0]));
+        long before = Dma.totalBytes();
+        assertArrayEquals(want, bits(exe.run(new Tensor[] {x})[0]));
+        long bytes = 4L * m * n;
+        // The transfer reads the view and writes it contiguous; the kernel reads that and writes the result.
+        assertEquals(4 * bytes, Dma.totalBytes() - before);
+        List<LaunchTraffic> traffic = exe.lastRunTraffic();
+        assertEquals(List.of(new LaunchTraffic("transfer", bytes, bytes)), traffic.subList(0, 1));
+        assertEquals(bytes, traffic.get(1).bytesRead());
+        assertEquals(bytes, traffic.get(1).bytesWritten());
+        String d = exe.describe();
+        assertTrue(d.contains("npu program: 3 launches, 1 fused, 1 transfer (compiled)"), d);
+        String line = d.lines().filter(l -> l.contains("transfer view")).findFirst().orElseThrow();
+        assertTrue(line.startsWith("  launch 1: transfer view -> contiguous float32[301,123] (144.6 KiB), "), line);
+        assertTrue(line.endsWith(", DRAM read " + bytes + " B, written " + bytes + " B (DMA count)"), line);
+    }
+
+    @Test
+    void transfersGatherEveryDtypeAndLayout() {
+        // A fused kernel may read bool; a view before a reshape may be of any dtype. Negative and zero strides too.
+        for (DType type : List.of(DType.FLOAT32, DType.BOOL, DType.INT64, DType.FLOAT16, DType.INT32)) {
+            Tensor base = Tensor.randn(11, 3, 4, 5, 6).mul(10).to(type);
+            List<Tensor> views = List.of(base.permute(2, 0, 3, 1), base.slice(2, 4, -7, -2).transpose(0, 1),
+                    base.slice(1, 0, 1).expand(3, 4, 5, 6).slice(1, 0, 4, 2), base.select(1, 3).unsqueeze(0).expand(2, 3, 5, 6));
+            for (Tensor v : views) {
+                Tensor out = Tensor.empty(type, v.shape());
+                LaunchTraffic t = dev.kiln.npu.fused.ViewTransfer.run("transfer", v, out);
+                Tensor want = v.contiguous();
+                assertArrayEquals(want.to(DType.FLOAT64).toDoubleArray(), out.to(DType.FLOAT64).toDoubleArray(), type + " " + v.layout());
+                assertEquals(v.numel() * type.byteSize(), t.bytesRead());
+                assertEquals(v.numel() * type.byteSize(), t.bytesWritten());
+            }
+        }
+        Tensor x = Tensor.randn(1, 4, 3);
+        var e = assertThrows(dev.kiln.tensor.KilnException.class,
+                () -> dev.kiln.npu.fused.ViewTransfer.run("transfer", x.permute(1, 0), Tensor.empty(DType.FLOAT32, Shape.of(4, 3))));
+        assertTrue(e.getMessage().contains("transfer of float32[3,4] needs a contiguous buffer of that type and shape, got float32[4,3]"), e.getMessage());
+    }
+
+    @Test
+    void aViewThatCannotBeTakenReadsATransferAndStaysAView() {
+        // reshape(transpose(x)) cannot be a view of x: the transfer makes the reshape a view of its arena buffer.
+        GraphBuilder b = new GraphBuilder();
+        ValueRef x = b.input(f32(4, 6));
+        ValueRef s = op(b, new Op.Softmax(1, false), x);
+        ValueRef flat = op(b, new Op.Reshape(Shape.of(24)), op(b, new Op.Permute(List.of(1, 0)), s));
+        KernelProgram p = Lowering.lower(b.build(List.of(op(b, new Op.Unary(UnaryFn.EXP), flat))), DEVICE);
+        assertEquals(1, p.transfers(), p.toText());
+        int at = p.launches().indexOf(transfers(p).getFirst());
+        KernelProgram.Eager reshape = (KernelProgram.Eager) p.launches().get(at + 1);
+        assertTrue(reshape.op() instanceof Op.Reshape, p.toText());
+        assertEquals(transfers(p).getFirst().out(), reshape.in());
+        MemoryPlan plan = MemoryPlan.of(p, List.of(f32(4, 6)));
+        int gathered = reshape.in().getFirst();
+        assertEquals(MemoryPlan.Placement.ARENA, plan.placement(gathered));
+        assertEquals(MemoryPlan.Placement.VIEW, plan.placement(reshape.out().getFirst()));
+        assertEquals(gathered, plan.base(reshape.out().getFirst()));
+
+        NpuExecutable exe = new NpuExecutable(p, DEVICE);
+        Tensor in = Tensor.randn(2, 4, 6);
+        assertArrayEquals(bits(in.softmax(1).permute(1, 0).reshape(24).exp()), bits(exe.run(new Tensor[] {in})[0]));
+        assertTrue(exe.describe().contains("  launch " + (at + 1) + ": eager reshape, ") && exe.describe().contains("no DRAM traffic (a view)"),
+                exe.describe());
+    }
+
+    @Test
+    void oneTransferServesEveryReaderOfAView() {
+        GraphBuilder b = new GraphBuilder();
+        ValueRef x = b.input(f32(8, 5));
+        ValueRef s = op(b, new Op.Softmax(1, false), x);
+        ValueRef v = op(b, new Op.Permute(List.of(1, 0)), s);
+        ValueRef e = op(b, new Op.Unary(UnaryFn.EXP), v);
+        ValueRef r = op(b, new Op.Softmax(0, false), e);
+        ValueRef out = op(b, new Op.Binary(BinaryFn.MUL), r, v);
+        KernelProgram p = Lowering.lower(b.build(List.of(out)), DEVICE);
+        assertEquals(2, p.fusedLaunches(), p.toText());
+        assertEquals(1, p.transfers(), p.toText());
+        int gathered = transfers(p).getFirst().out().getFirst();
+        assertEquals(2, p.launches().stream().filter(l -> l instanceof KernelProgram.Fused && l.in().contains(gathered)).count(), p.toText());
+        Tensor in = Tensor.randn(3, 8, 5);
+        Tensor sv = in.softmax(1).permute(1, 0);
+        assertArrayEquals(bits(sv.exp().softmax(0).mul(sv)), bits(new NpuExecutable(p, DEVICE).run(new Tensor[] {in})[0]));
+    }
+
+    @Test
+    void aTransfersBufferIsPlannedInTheArenaAndReusedOnceItsReadersAreDone() {
+        // x.T -> gelu (fused) -> softmax -> .T -> exp (fused, returned): two transfers of 16x16 floats.
+        int n = 16;
+        GraphBuilder b = new GraphBuilder();
+        ValueRef x = b.input(f32(n, n));
+        ValueRef a = op(b, new Op.Unary(UnaryFn.GELU), op(b, new Op.Permute(List.of(1, 0)), x));
+        ValueRef s = op(b, new Op.Softmax(1, false), a);
+        ValueRef c = op(b, new Op.Unary(UnaryFn.EXP), op(b, new Op.Permute(List.of(1, 0)), s));
+        KernelProgram p = Lowering.lower(b.build(List.of(c)), DEVICE);
+        List<KernelProgram.Transfer> t = transfers(p);
+        assertEquals(2, t.size(), p.toText());
+        MemoryPlan plan = MemoryPlan.of(p, List.of(f32(n, n)));
+        int first = t.get(0).out().getFirst(), second = t.get(1).out().getFirst();
+        assertEquals(MemoryPlan.Placement.ARENA, plan.placement(first));
+        assertEquals(MemoryPlan.Placement.ARENA, plan.placement(second));
+        long bytes = aligned(4L * n * n);
+        // gelu writes over the first transfer's buffer, its last reader; softmax's result and that buffer are live together.
+        MemoryPlan.Buffer firstBuffer = plan.buffers().stream().filter(buf -> buf.slots().contains(first)).findFirst().orElseThrow();
+        assertEquals(2, firstBuffer.slots().size(), plan.toString());
+        assertEquals(p.launches().indexOf(t.get(0)), firstBuffer.firstLaunch(), plan.toString());
+        assertEquals(1, plan.inPlaceCount(), plan.toString());
+        // The second transfer takes that range back once softmax has read gelu's result.
+        assertEquals(plan.offset(first), plan.offset(second), plan.toString());
+        assertEquals(2 * bytes, plan.arenaBytes(), plan.toString());
+        assertEquals(4 * bytes, plan.naiveBytes(), plan.toString());
+
+        NpuExecutable exe = new NpuExecutable(p, DEVICE);
+        Tensor in = Tensor.randn(5, n, n);
+        int[] want = bits(in.permute(1, 0).gelu().softmax(1).permute(1, 0).exp());
+        assertArrayEquals(want, bits(exe.run(new Tensor[] {in})[0]));
+        assertArrayEquals(want, bits(exe.run(new Tensor[] {in})[0]), "a second run over the same arena");
+        assertTrue(exe.describe().contains("memory: peak arena 2.0 KiB for 4 intermediates"), exe.describe());
+    }
+
+    @Test
+    void theTextFormRoundTripsATransferAndRefusesABadOne() {
+        KernelProgram p = Lowering.lower(geluOfView(Shape.of(3, 9), x -> new Op.Slice(1, 8, -2, 4)), DEVICE);
+        assertEquals(1, p.transfers());
+        KernelProgram back = KernelProgram.parse(p.toText());
+        assertEquals(p, back);
+        assertEquals(p.toText(), back.toText());
+        KernelProgram bools = new KernelProgram(2, List.of(0), List.of(new KernelProgram.Transfer(Shape.of(2, 3), DType.BOOL, List.of(0), List.of(1))),
+                List.of(1));
+        assertTrue(bools.toText().contains("\ntransfer bool [2,3] 0 > 1\n"), bools.toText());
+        assertEquals(bools, KernelProgram.parse(bools.toText()));
+
+        String header = KernelProgram.FORMAT + "\nslots 2\ninputs 0\n";
+        var e = assertThrows(IllegalArgumentException.class, () -> KernelProgram.parse(header + "transfer float32 [2,3] 0 1\noutputs 1\n"));
+        assertEquals("kernel program line 4 'transfer float32 [2,3] 0 1': expected 'dtype shape in > out'", e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> KernelProgram.parse(header + "transfer float99 [2,3] 0 > 1\noutputs 1\n"));
+        assertTrue(e.getMessage().contains("unknown dtype 'float99'"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> KernelProgram.parse(header + "transfer float32 [2,3] 0,0 > 1\noutputs 1\n"));
+        assertTrue(e.getMessage().endsWith("a transfer reads one slot and writes one, got [0, 0] > [1]"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> MemoryPlan.of(bools, List.of(f32(2, 3))));
+        assertEquals("a transfer of bool[2,3] is given float32[2,3]", e.getMessage());
+    }
+
+    @Test
+    void epilogueOperandsThatAreViewsAreGatheredTheMatmulsAreNot() {
+        // x @ w.T + bias[::2] + r.T: the GEMM reads the transposed weight in place; the row and full operands are gathered.
+        GraphBuilder b = new GraphBuilder();
+        ValueRef x = b.input(f32(5, 8)), w = b.input(f32(6, 8)), bias = b.input(f32(12)), r = b.input(f32(6, 5));
+        ValueRef t = op(b, new Op.MatMul(), x, op(b, new Op.Permute(List.of(1, 0)), w));
+        t = op(b, new Op.Binary(BinaryFn.ADD), t, op(b, new Op.Slice(0, 0, 2, 6), bias));
+        t = op(b, new Op.Binary(BinaryFn.ADD), t, op(b, new Op.Permute(List.of(1, 0)), r));
+        KernelProgram p = Lowering.lower(b.build(List.of(t)), DEVICE);
+        KernelProgram.MatMulFused mm = p.launches().stream().filter(l -> l instanceof KernelProgram.MatMulFused)
+                .map(l -> (KernelProgram.MatMulFused) l).findFirst().orElseThrow(() -> new AssertionError(p.toText()));
+        List<KernelProgram.Transfer> gathered = transfers(p);
+        assertEquals(2, gathered.size(), p.toText());
+        assertEquals(List.of(Shape.of(6), Shape.of(5, 6)), gathered.stream().map(KernelProgram.Transfer::shape).toList());
+        for (KernelProgram.Transfer g : gathered) assertTrue(mm.in().subList(2, mm.in().size()).contains(g.out().getFirst()), p.toText());
+
+        Tensor xs = Tensor.randn(1, 5, 8), ws = Tensor.randn(2, 6, 8), bs = Tensor.randn(3, 12), rs = Tensor.randn(4, 6, 5);
+        int[] want = bits(xs.matmul(ws.permute(1, 0)).add(bs.slice(0, 0, 12, 2)).add(rs.permute(1, 0)));
+        assertArrayEquals(want, bits(new NpuExecutable(p, DEVICE).run(new Tensor[] {xs, ws, bs, rs})[0]));
+    }
+
+    @Test
+    void aCallersNonContiguousInputIsGatheredByDmaInTheLaunchThatNeedsIt() {
+        // Lowering takes the graph's inputs to be contiguous; a program cached for the same shapes may be given a transpose.
+        GraphBuilder b = new GraphBuilder();
+        ValueRef in = b.input(f32(7, 5));
+        KernelProgram p = Lowering.lower(b.build(List.of(op(b, plus1(), op(b, new Op.Unary(UnaryFn.GELU), in)))), DEVICE);
+        assertEquals(List.of(KernelProgram.Fused.class), p.launches().stream().map(Object::getClass).toList());
+        NpuExecutable exe = new NpuExecutable(p, DEVICE);
+        Tensor x = Tensor.randn(3, 5, 7).permute(1, 0);
+        assertArrayEquals(bits(x.gelu().add(1.0)), bits(exe.run(new Tensor[] {x})[0]));
+        String d = exe.describe();
+        assertTrue(d.contains("(DMA count, 280 B of it gathering a non-contiguous input)"), d);
+        NpuExecutable.LaunchCost fused = exe.lastRunCosts().getLast();
+        assertEquals(140 + 140, fused.dmaRead());
+        assertEquals(140 + 140, fused.dmaWritten());
+        assertEquals(280, fused.callerGathered());
+
+        // Nor can a reshape view it: it is gathered first too.
+        KernelProgram reshaped = Lowering.lower(geluOfView(Shape.of(7, 5), v -> new Op.Reshape(Shape.of(5, 7))), DEVICE);
+        assertEquals(0, reshaped.transfers());
+        NpuExecutable exe2 = new NpuExecutable(reshaped, DEVICE);
+        assertArrayEquals(bits(x.reshape(5, 7).gelu().add(1.0)), bits(exe2.run(new Tensor[] {x})[0]));
+        String line = exe2.describe().lines().filter(l -> l.contains("launch 0: ")).findFirst().orElseThrow();
+        assertTrue(line.startsWith("  launch 0: eager reshape, ")
+                && line.endsWith("DRAM read 140 B, written 140 B (DMA count, 280 B of it gathering a non-contiguous input)"), line);
+
+        // Compiled: the same function called with a transposed input gets eager's bits.
+        Fn1<Tensor> fn = t -> t.mul(2.0).gelu().add(1.0);
+        Fn1<Tensor> compiled = Kiln.compile(fn, NpuBackendTest.NPU);
+        Tensor y = Tensor.randn(4, 9, 6);
+        assertArrayEquals(bits(fn.apply(y)), bits(compiled.apply(y)));
+        assertArrayEquals(bits(fn.apply(y.permute(1, 0).contiguous())), bits(compiled.apply(y.permute(1, 0).contiguous())));
+        Tensor transposed = Tensor.randn(5, 6, 9).permute(1, 0);
+        assertArrayEquals(bits(fn.apply(transposed)), bits(compiled.apply(transposed)));
+    }
+
+    /** {@code p} without its one transfer, the transfer's reader reading the view itself. */
+    private static KernelProgram withoutTheTransfer(KernelProgram p) {
+        KernelProgram.Transfer t = transfers(p).getFirst();
+        List<KernelProgram.Launch> without = new ArrayList<>();
+        for (KernelProgram.Launch l : p.launches()) {
+            if (l == t) continue;
+            List<Integer> in = l.in().stream().map(s -> s.equals(t.out().getFirst()) ? t.in().getFirst() : s).toList();
+            without.add(switch (l) {
+                case KernelProgram.Fused f -> new KernelProgram.Fused(f.name(), f.shape(), f.program(), in, f.out());
+                case KernelProgram.Eager e -> new KernelProgram.Eager(e.op(), in, e.out());
+                default -> l;
+            });
+        }
+        return new KernelProgram(p.slots(), p.inputs(), without, p.outputs());
+    }
+
+    @Test
+    void aNonContiguousIntermediateReachingAFusedKernelOrAViewWithoutATransferIsABug() {
+        GraphBuilder b = new GraphBuilder();
+        ValueRef x = b.input(f32(4, 6));
+        ValueRef v = op(b, new Op.Permute(List.of(1, 0)), op(b, new Op.Softmax(1, false), x));
+        KernelProgram fused = withoutTheTransfer(Lowering.lower(b.build(List.of(op(b, new Op.Unary(UnaryFn.EXP), v))), DEVICE));
+        var e = assertThrows(IllegalStateException.class, () -> new NpuExecutable(fused, DEVICE).run(new Tensor[] {Tensor.randn(1, 4, 6)}));
+        assertEquals("fused_exp_3 (launch 2) is given a non-contiguous input 0 Layout[6,4] strides=[1, 6] offset=0 without a transfer before it",
+                e.getMessage());
+
+        b = new GraphBuilder();
+        x = b.input(f32(4, 6));
+        v = op(b, new Op.Permute(List.of(1, 0)), op(b, new Op.Softmax(1, false), x));
+        KernelProgram view = withoutTheTransfer(Lowering.lower(b.build(List.of(op(b, new Op.Reshape(Shape.of(24)), v))), DEVICE));
+        e = assertThrows(IllegalStateException.class, () -> new NpuExecutable(view, DEVICE).run(new Tensor[] {Tensor.randn(1, 4, 6)}));
+        assertEquals("launch 2 (reshape) cannot view its input Layout[6,4] strides=[1, 6] offset=0 without a transfer before it", e.getMessage());
+    }
+
+    @Test
+    void aFamilyTreatsTheTransfersShapeAsSizes() {
+        long[] base = {6, 10};
+        List<Graph> graphs = SizeTemplate.samplePoints(base).stream()
+                .map(pt -> geluOfView(Shape.of(pt[0], pt[1]), x -> new Op.Permute(List.of(1, 0)))).toList();
+        List<KernelProgram> programs = graphs.stream().map(g -> Lowering.lower(g, DEVICE)).toList();
+        ProgramFamily family = ProgramFamily.fit(programs, graphs.stream().map(Graph::inputMetas).toList(), base).orElseThrow();
+        KernelProgram at = family.at(new long[] {13, 3});
+        assertEquals(Lowering.lower(geluOfView(Shape.of(13, 3), x -> new Op.Permute(List.of(1, 0))), DEVICE), at);
+        assertEquals(new KernelProgram.Transfer(Shape.of(3, 13), DType.FLOAT32, List.of(1), List.of(at.slots() - 1)), transfers(at).getFirst());
+
+        NpuExecutable exe = new NpuExecutable(family, DEVICE, "compiled", "");
+        for (int[] size : new int[][] {{13, 3}, {2, 40}, {6, 10}}) {
+            Tensor x = Tensor.randn(size[0], size[0], size[1]);
+            assertArrayEquals(bits(x.permute(1, 0).gelu().add(1.0)), bits(exe.run(new Tensor[] {x})[0]), "size " + size[0] + "x" + size[1]);
+            assertEquals(4L * size[0] * size[1], exe.lastRunTraffic().getFirst().bytesWritten());
+        }
+    }
+
+    /**
+     * Random chains of views (transposes, strided and reversed slices, broadcasts, reshapes)
+     * feeding a fused chain: lowering's layouts are the run's, so the transfers are exactly
+     * those the views need; results are eager's bits; the DMA moves each transfer's bytes
+     * twice and the kernel's once each way.
+     */
+    @Property(tries = 120)
+    void randomViewChainsGetExactlyTheTransfersTheyNeed(@ForAll long seed) {
+        SplittableRandom r = new SplittableRandom(seed);
+        int[] dims = new int[2 + r.nextInt(2)];
+        for (int d = 0; d < dims.length; d++) dims[d] = 1 + r.nextInt(6);
+        GraphBuilder b = new GraphBuilder();
+        ValueRef v = b.input(new TensorMeta(DType.FLOAT32, Shape.of(dims)));
+        Tensor x = Tensor.randn(seed, dims).mul(2.0), t = x;
+        int needed = 0;
+        StringBuilder steps = new StringBuilder(Shape.of(dims).toString());
+        for (int i = 0, count = 1 + r.nextInt(3); i < count; i++) {
+            int[] s = t.shape().dims();
+            Op.ViewOp view = switch (r.nextInt(5)) {
+                case 0 -> {
+                    List<Integer> perm = new ArrayList<>();
+                    for (int d = 0; d < s.length; d++) perm.add(d);
+                    java.util.Collections.shuffle(perm, new java.util.Random(r.nextLong()));
+                    yield new Op.Permute(perm);
+                }
+                case 1 -> {
+                    int d = r.nextInt(s.length), step = List.of(1, 2, -1).get(r.nextInt(3));
+                    long start = step > 0 ? r.nextInt(s[d]) : s[d] - 1 - r.nextInt(s[d]);
+                    int room = (int) (step > 0 ? (s[d] - start + step - 1) / step : start + 1);
+                    yield new Op.Slice(d, start, step, 1 + r.nextInt(room));
+                }
+                case 2 -> {
+                    int[] to = new int[s.length + 1];
+                    to[0] = 1 + r.nextInt(3);
+                    System.arraycopy(s, 0, to, 1, s.length);
+                    yield new Op.Expand(Shape.of(to));
+                }
+                case 3 -> new Op.Reshape(Shape.of(t.numel()));
+                default -> {
+                    int[] rev = new int[s.length];
+                    for (int d = 0; d < s.length; d++) rev[d] = s[s.length - 1 - d];
+                    yield new Op.Reshape(Shape.of(rev));
+                }
+            };
+            if (view.view(t.layout()) == null) needed++;
+            steps.append(" -> ").append(view);
+            v = op(b, view, v);
+            t = dev.kiln.ops.Dispatch.apply1(view, t);
+        }
+        if (!t.isContiguous()) needed++;
+        ValueRef out = op(b, new Op.Binary(BinaryFn.MUL), op(b, plus1(), op(b, new Op.Unary(UnaryFn.GELU), v)), v);
+        KernelProgram p = Lowering.lower(b.build(List.of(out)), DEVICE);
+        String why = steps + "\n" + p.toText();
+        assertEquals(needed, p.transfers(), why);
+        assertEquals(1, p.fusedLaunches(), why);
+
+        NpuExecutable exe = new NpuExecutable(p, DEVICE);
+        int[] want = bits(t.gelu().add(1.0).mul(t));
+        assertArrayEquals(want, bits(exe.run(new Tensor[] {x})[0]), why);
+        long before = Dma.totalBytes();
+        assertArrayEquals(want, bits(exe.run(new Tensor[] {x})[0]), why);
+        long transferred = transfers(p).stream().mapToLong(tr -> 2 * tr.bytes()).sum();
+        assertEquals(transferred + 8L * t.numel(), Dma.totalBytes() - before, why);
+    }
+
+    /**
+     * A LLaMA-style decoder block as samples' DecoderBlock writes it, at small sizes: the
+     * heads' transposes feed the rotary embedding's fused arithmetic and the output
+     * projection's reshape, so they are gathered; the rest is read in place.
+     */
+    @Test
+    void aDecoderBlockGathersTheTransposedHeads() {
+        int d = 32, heads = 4, kvHeads = 2, headDim = 8, hidden = 48, batch = 2, seq = 5;
+        Tensor wq = Tensor.randn(1, heads * headDim, d).mul(0.2), wk = Tensor.randn(2, kvHeads * headDim, d).mul(0.2),
+                wv = Tensor.randn(3, kvHeads * headDim, d).mul(0.2), wo = Tensor.randn(4, d, heads * headDim).mul(0.2),
+                wGate = Tensor.randn(5, hidden, d).mul(0.2), wUp = Tensor.randn(6, hidden, d).mul(0.2), wDown = Tensor.randn(7, d, hidden).mul(0.2),
+                gain = Tensor.ones(d);
+        int[] norm = {d};
+        Fn2<Tensor> block = (x, positions) -> {
+            Tensor h = rmsNorm(x, norm, gain, 1e-5);
+            Tensor q = linear(h, wq, null).reshape(batch, seq, heads, headDim).transpose(1, 2);
+            Tensor k = linear(h, wk, null).reshape(batch, seq, kvHeads, headDim).transpose(1, 2);
+            Tensor v = linear(h, wv, null).reshape(batch, seq, kvHeads, headDim).transpose(1, 2);
+            Tensor[] cs = rotaryTables(positions, headDim, 10_000);
+            q = rotaryEmbedding(q, cs[0], cs[1], false);
+            k = rotaryEmbedding(k, cs[0], cs[1], false);
+            Tensor o = scaledDotProductAttention(q, k, v, null, true, null, true);
+            Tensor a = x.add(linear(o.transpose(1, 2).reshape(batch, seq, heads * headDim), wo, null));
+            Tensor m = rmsNorm(a, norm, gain, 1e-5);
+            return a.add(linear(silu(linear(m, wGate, null)).mul(linear(m, wUp, null)), wDown, null));
+        };
+        Fn2<Tensor> compiled = Kiln.compile(block, NpuBackendTest.NPU);
+        Tensor x = Tensor.randn(8, batch, seq, d), positions = Tensor.arange(seq);
+        assertArrayEquals(block.apply(x, positions).toFloatArray(), compiled.apply(x, positions).toFloatArray(), 2e-5f);
+        String explain = Kiln.explain(compiled, x, positions).toString();
+        long lines = explain.lines().filter(l -> l.contains(": transfer view -> contiguous")).count();
+        // Only the attention output's transpose before its reshape: the rotary embedding and attention read the heads' views in place.
+        assertEquals(1, lines, explain);
+        assertTrue(explain.contains("transfer view -> contiguous float32[2,5,4,8] (1.3 KiB), ") && explain.contains(" 1 transfer ("), explain);
+    }
+}
