@@ -518,8 +518,14 @@ public final class Tensor {
         return permute(p);
     }
 
-    /** Transpose of the last two dimensions (a 1-D tensor is returned as is). */
-    public Tensor mT() { return rank() < 2 ? this : transpose(-2, -1); }
+    /** Transpose of the last two dimensions; like PyTorch, only for matrices or batches of matrices. */
+    public Tensor mT() {
+        if (rank() < 2) {
+            throw new KilnShapeException("mT: tensor.mT is only supported on matrices or batches of matrices. Got "
+                    + rank() + "-D tensor of shape " + shape());
+        }
+        return transpose(-2, -1);
+    }
 
     /**
      * Elements {@code start, start+step, ...} below {@code end} of one dimension, with
