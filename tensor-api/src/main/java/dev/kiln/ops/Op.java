@@ -281,7 +281,8 @@ public sealed interface Op {
      * Rotary position embedding of the last dimension (size D, even). Inputs: x, cos, sin,
      * where cos and sin broadcast to x's shape with the last dimension D/2. Pairs are
      * (i, i + D/2) in half-split form and (2i, 2i+1) in interleaved form; each pair
-     * (a, b) becomes (a cos - b sin, b cos + a sin).
+     * (a, b) becomes (a cos - b sin, b cos + a sin). cos and sin share one floating-point
+     * dtype, x's or another (float32 tables for a bfloat16 x); the result has x's dtype.
      */
     record Rope(boolean interleaved) implements Op {
         public String name() { return "rope"; }
@@ -292,6 +293,13 @@ public sealed interface Op {
             requireFloat(this, x);
             if (x.shape().rank() == 0 || x.shape().dim(-1) % 2 != 0) {
                 throw new KilnShapeException("rope: the last dimension of x must be even, got shape " + x.shape());
+            }
+            TensorMeta cos = in.get(1), sin = in.get(2);
+            // Tables may be wider than x (float32 tables for a bfloat16 x are common), but must be
+            // floating-point and of one dtype, so cos and sin are read at the same precision.
+            if (!cos.dtype().isFloatingPoint() || cos.dtype() != sin.dtype()) {
+                throw new KilnTypeException("rope: cos and sin must be floating-point tensors of one dtype (x is "
+                        + x.dtype() + x.shape() + "), got cos " + cos.dtype() + cos.shape() + " and sin " + sin.dtype() + sin.shape());
             }
             Shape half = x.shape().with(-1, x.shape().dim(-1) / 2);
             for (int i = 1; i <= 2; i++) {
