@@ -129,8 +129,41 @@ public sealed interface Op {
         }
     }
 
-    /** {@code start + i * step} for i in [0, length). */
-    record Arange(double start, double step, int length, DType dtype) implements Op {
+    /**
+     * {@code start + i * step} for i in [0, length). An integer dtype with whole start and step
+     * counts in long arithmetic from {@code exactStart} and {@code exactStep}, exact at any
+     * magnitude (start and step then hold their nearest doubles); otherwise those two are 0
+     * and the doubles are used.
+     */
+    record Arange(double start, double step, int length, DType dtype, long exactStart, long exactStep) implements Op {
+        public Arange {
+            boolean integral = integral(start, step, dtype);
+            if (integral ? (double) exactStart != start || (double) exactStep != step : exactStart != 0 || exactStep != 0) {
+                throw new IllegalArgumentException("arange: exact start " + exactStart + " and step " + exactStep
+                        + " do not round to start " + start + " and step " + step + " for " + dtype);
+            }
+        }
+
+        /** From double bounds: whole values are exact up to 2^53 only; see {@link #ofLongs}. */
+        public Arange(double start, double step, int length, DType dtype) {
+            this(start, step, length, dtype, integral(start, step, dtype) ? (long) start : 0,
+                    integral(start, step, dtype) ? (long) step : 0);
+        }
+
+        /** From integer bounds, exact for integer dtypes at any magnitude. */
+        public static Arange ofLongs(long start, long step, int length, DType dtype) {
+            return dtype.isInteger() ? new Arange(start, step, length, dtype, start, step) : new Arange(start, step, length, dtype);
+        }
+
+        /** Whether the values are computed in long arithmetic from the exact start and step. */
+        public boolean integral() { return integral(start, step, dtype); }
+
+        private static boolean integral(double start, double step, DType dtype) {
+            // Up to 2^63 inclusive: the doubles nearest the largest longs round up to it.
+            return dtype.isInteger() && start == Math.rint(start) && step == Math.rint(step)
+                    && Math.abs(start) <= 0x1p63 && Math.abs(step) <= 0x1p63;
+        }
+
         public String name() { return "arange"; }
 
         public List<TensorMeta> infer(List<TensorMeta> in) {
