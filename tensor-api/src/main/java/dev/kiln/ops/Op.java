@@ -187,10 +187,14 @@ public sealed interface Op {
             TensorMeta x = in.get(0);
             int[] d = x.shape().dims();
             boolean[] reduced = new boolean[d.length];
+            int previous = -1;
             for (int dim : dims) {
-                if (dim < 0 || dim >= Math.max(d.length, 1)) {
-                    throw new KilnShapeException(name() + ": dimension " + dim + " is out of range for shape " + x.shape());
+                resolvedDim(this, dim, x.shape());
+                if (dim <= previous) {
+                    throw new KilnShapeException(name() + ": dimensions " + dims + " must be sorted and distinct (resolved form)"
+                            + " for shape " + x.shape());
                 }
+                previous = dim;
                 if (d.length > 0) reduced[dim] = true;
             }
             return List.of(new TensorMeta(fn.resultType(x.dtype()), reducedShape(d, reduced, keepdim)));
@@ -205,7 +209,7 @@ public sealed interface Op {
             arity(this, in, 1);
             TensorMeta x = in.get(0);
             int[] d = x.shape().dims();
-            Shape.normalizeDim(dim, d.length, name(), x.shape());
+            resolvedDim(this, dim, x.shape());
             if (d.length > 0 && d[dim] == 0) {
                 throw new KilnShapeException(name() + ": cannot reduce dimension " + dim + " of size 0 in shape " + x.shape());
             }
@@ -222,7 +226,7 @@ public sealed interface Op {
         public List<TensorMeta> infer(List<TensorMeta> in) {
             arity(this, in, 1);
             TensorMeta x = in.get(0);
-            Shape.normalizeDim(dim, x.shape().rank(), name(), x.shape());
+            resolvedDim(this, dim, x.shape());
             DType t = x.dtype().isFloatingPoint() ? x.dtype() : DType.INT64;
             return List.of(new TensorMeta(t, x.shape()));
         }
@@ -236,7 +240,7 @@ public sealed interface Op {
             arity(this, in, 1);
             TensorMeta x = in.get(0);
             requireFloat(this, x);
-            Shape.normalizeDim(dim, x.shape().rank(), name(), x.shape());
+            resolvedDim(this, dim, x.shape());
             return List.of(x);
         }
     }
@@ -534,6 +538,7 @@ public sealed interface Op {
             arity(this, in, 2);
             TensorMeta data = in.get(0), idx = in.get(1);
             requireIndex(this, idx);
+            resolvedDim(this, axis, data.shape());
             if (data.shape().rank() != idx.shape().rank()) {
                 throw new KilnShapeException(name() + ": index " + idx.shape() + " must have the rank of data " + data.shape());
             }
@@ -554,6 +559,8 @@ public sealed interface Op {
         public List<TensorMeta> infer(List<TensorMeta> in) {
             if (in.isEmpty()) throw new KilnShapeException("concat: expected at least one tensor");
             Shape first = in.get(0).shape();
+            if (first.rank() == 0) throw new KilnShapeException("concat: zero-dimensional tensors cannot be concatenated");
+            resolvedDim(this, dim, first);
             DType t = in.get(0).dtype();
             long total = 0;
             for (int i = 0; i < in.size(); i++) {
@@ -595,6 +602,7 @@ public sealed interface Op {
         public List<TensorMeta> infer(List<TensorMeta> in) {
             arity(this, in, 1);
             TensorMeta x = in.get(0);
+            resolvedDim(this, dim, x.shape());
             int size = x.shape().rank() == 0 ? 1 : x.shape().dim(dim);
             if (k < 0 || k > size) {
                 throw new KilnShapeException("topk: k (" + k + ") is out of range for dimension " + dim
@@ -758,6 +766,20 @@ public sealed interface Op {
     private static void arity(Op op, List<TensorMeta> in, int n) {
         if (in.size() != n) {
             throw new IllegalArgumentException(op.name() + ": expected " + n + " inputs, got " + in.size());
+        }
+    }
+
+    /**
+     * Checks a dimension attribute is in resolved form, [0, rank) (0 for a 0-dimensional
+     * tensor): negative dimensions are resolved when an op is built (Tensor, F), so that
+     * equal computations are equal op values for the tracer's hashing and CSE.
+     */
+    private static void resolvedDim(Op op, int dim, Shape s) {
+        int limit = Math.max(s.rank(), 1);
+        if (dim < 0 || dim >= limit) {
+            throw new KilnShapeException(op.name() + ": dimension " + dim + " is out of range for shape " + s + " (rank "
+                    + s.rank() + "): an op holds a resolved dimension in [0, " + (limit - 1) + "]"
+                    + (dim < 0 && dim >= -limit ? "; Tensor and F methods resolve negative ones (here " + (dim + limit) + ")" : ""));
         }
     }
 
