@@ -32,7 +32,7 @@ class FormAttentionTest {
         }
 
         Graph finish(ValueRef masked) {
-            return t.build(t.op(new Op.MatMul(), t.op(new Op.Softmax(-1, false), masked), v));
+            return t.build(t.op(new Op.MatMul(), t.op(new Op.Softmax(3, false), masked), v));
         }
     }
 
@@ -176,11 +176,11 @@ class FormAttentionTest {
     @Test
     void leftAloneWhenAnIntermediateIsUsedElsewhereOrTheFormDiffers() {
         Attn a = new Attn();
-        ValueRef p = a.t.op(new Op.Softmax(-1, false), a.scores(0.5));
+        ValueRef p = a.t.op(new Op.Softmax(3, false), a.scores(0.5));
         assertUnchangedByThePass(a.t.build(a.t.op(new Op.MatMul(), p, a.v), p));
 
         Attn b = new Attn();
-        assertUnchangedByThePass(b.t.build(b.t.op(new Op.MatMul(), b.t.op(new Op.Softmax(-1, true), b.scores(0.5)), b.v)));
+        assertUnchangedByThePass(b.t.build(b.t.op(new Op.MatMul(), b.t.op(new Op.Softmax(3, true), b.scores(0.5)), b.v)));
 
         Attn c = new Attn();
         ValueRef floatMask = c.t.input(DType.FLOAT32, L, S);

@@ -27,7 +27,7 @@ public final class NpuBackend implements KernelBackend {
             case Op.Cast c -> Pointwise.copy(in[0], out[0]);
             case Op.Contiguous c -> Pointwise.copy(in[0], out[0]);
             case Op.Full f -> Pointwise.fill(f.value(), out[0]);
-            case Op.Arange a -> Pointwise.arange(a.start(), a.step(), out[0]);
+            case Op.Arange a -> Pointwise.arange(a, out[0]);
             case Op.Reduce r -> Reductions.reduce(r, in[0], out[0]);
             case Op.ArgReduce a -> Reductions.argReduce(a, in[0], out[0]);
             case Op.CumSum c -> Reductions.cumsum(c, in[0], out[0]);

@@ -54,11 +54,14 @@ class ViewProperties {
         }
         // Negative dimension indices count from the end.
         assertView(in, in.ref.permute(p), in.tensor.transpose(a - (r.nextBoolean() ? rank : 0), b));
-        int[] q = identity(rank);
-        if (rank >= 2) {
-            q[rank - 2] = rank - 1;
-            q[rank - 1] = rank - 2;
+        if (rank < 2) {
+            // PyTorch raises for mT below 2-D rather than returning the input.
+            assertThrows(KilnShapeException.class, in.tensor::mT);
+            return;
         }
+        int[] q = identity(rank);
+        q[rank - 2] = rank - 1;
+        q[rank - 1] = rank - 2;
         assertView(in, in.ref.permute(q), in.tensor.mT());
     }
 

@@ -28,7 +28,9 @@ import java.util.function.IntPredicate;
  * neither a later operand nor the output needs it. A pair's shared labels that are still
  * needed become batch dimensions and the others are contracted, which maps the pair onto
  * one batched matmul of [batch, left, contracted] by [batch, contracted, right] (a
- * broadcast multiply when nothing is contracted).
+ * broadcast multiply when nothing is contracted). Each intermediate result has one
+ * dimension per live label, so it must fit {@link Shape#MAX_RANK}: an equation may use
+ * all 52 letters, but not keep more than 8 of them live at once.
  *
  * <p>Operands are promoted to one dtype; int32 accumulates in int64 and is narrowed at
  * the end (giving int32's wrap-around result); all-bool operands are rejected.
@@ -98,9 +100,32 @@ final class Einsum {
                 else leftOnly.add(label);
             }
             for (int label : b.labels) if (!a.has(label)) rightOnly.add(label);
+            checkRank(k, batch, leftOnly, rightOnly);
             return contracted.isEmpty()
                     ? multiply(a, b, toArray(batch), toArray(leftOnly), toArray(rightOnly))
                     : matmul(a, b, toArray(batch), toArray(leftOnly), toArray(contracted), toArray(rightOnly));
+        }
+
+        /**
+         * The pair's result holds one dimension per live label; a tensor has at most
+         * {@link Shape#MAX_RANK}, so more cannot be represented (the letters themselves are not limited).
+         */
+        private void checkRank(int k, List<Integer> batch, List<Integer> leftOnly, List<Integer> rightOnly) {
+            int rank = batch.size() + leftOnly.size() + rightOnly.size();
+            if (rank <= Shape.MAX_RANK) return;
+            StringBuilder live = new StringBuilder();
+            boolean ellipsis = false;
+            for (List<Integer> part : List.of(batch, leftOnly, rightOnly)) {
+                for (int label : part) {
+                    if (label < LETTERS) live.append(letter(label));
+                    else if (!ellipsis) live.append("...");
+                    ellipsis |= label >= LETTERS;
+                }
+            }
+            throw new KilnShapeException("einsum: '" + plan.equation + "': contracting operand " + k + " with operand"
+                    + (k == 1 ? " 0" : "s 0.." + (k - 1)) + " leaves " + rank + " dimensions (" + live + ") that later operands"
+                    + " or the output need, above the maximum tensor rank " + Shape.MAX_RANK
+                    + "; operands are contracted left to right, so reorder them to sum labels sooner, or split the einsum");
         }
 
         /** The pair as one (batched) matmul: [batch, left, contracted] @ [batch, contracted, right]. */
@@ -174,7 +199,7 @@ final class Einsum {
      * The equation resolved against the operands: labels per operand dimension
      * (ellipses expanded), output labels, and for each label the last operand using it.
      */
-    private record Plan(int[][] inputs, int[] output, int[] lastUse, boolean[] inOutput) {
+    private record Plan(String equation, int[][] inputs, int[] output, int[] lastUse, boolean[] inOutput) {
 
         boolean neededAfter(int label, int k) { return inOutput[label] || lastUse[label] > k; }
 
@@ -214,7 +239,7 @@ final class Einsum {
             int[] output = out != null ? explicitOutput(out, ellipsisRank, lastUse, eq.substring(arrow + 2)) : implicitOutput(count, ellipsisRank);
             boolean[] inOutput = new boolean[labelCount];
             for (int label : output) inOutput[label] = true;
-            return new Plan(inputs, output, lastUse, inOutput);
+            return new Plan(equation, inputs, output, lastUse, inOutput);
         }
 
         /** Letters as label numbers and '...' as {@link #ELLIPSIS}. */

@@ -129,8 +129,41 @@ public sealed interface Op {
         }
     }
 
-    /** {@code start + i * step} for i in [0, length). */
-    record Arange(double start, double step, int length, DType dtype) implements Op {
+    /**
+     * {@code start + i * step} for i in [0, length). An integer dtype with whole start and step
+     * counts in long arithmetic from {@code exactStart} and {@code exactStep}, exact at any
+     * magnitude (start and step then hold their nearest doubles); otherwise those two are 0
+     * and the doubles are used.
+     */
+    record Arange(double start, double step, int length, DType dtype, long exactStart, long exactStep) implements Op {
+        public Arange {
+            boolean integral = integral(start, step, dtype);
+            if (integral ? (double) exactStart != start || (double) exactStep != step : exactStart != 0 || exactStep != 0) {
+                throw new IllegalArgumentException("arange: exact start " + exactStart + " and step " + exactStep
+                        + " do not round to start " + start + " and step " + step + " for " + dtype);
+            }
+        }
+
+        /** From double bounds: whole values are exact up to 2^53 only; see {@link #ofLongs}. */
+        public Arange(double start, double step, int length, DType dtype) {
+            this(start, step, length, dtype, integral(start, step, dtype) ? (long) start : 0,
+                    integral(start, step, dtype) ? (long) step : 0);
+        }
+
+        /** From integer bounds, exact for integer dtypes at any magnitude. */
+        public static Arange ofLongs(long start, long step, int length, DType dtype) {
+            return dtype.isInteger() ? new Arange(start, step, length, dtype, start, step) : new Arange(start, step, length, dtype);
+        }
+
+        /** Whether the values are computed in long arithmetic from the exact start and step. */
+        public boolean integral() { return integral(start, step, dtype); }
+
+        private static boolean integral(double start, double step, DType dtype) {
+            // Up to 2^63 inclusive: the doubles nearest the largest longs round up to it.
+            return dtype.isInteger() && start == Math.rint(start) && step == Math.rint(step)
+                    && Math.abs(start) <= 0x1p63 && Math.abs(step) <= 0x1p63;
+        }
+
         public String name() { return "arange"; }
 
         public List<TensorMeta> infer(List<TensorMeta> in) {
@@ -154,10 +187,14 @@ public sealed interface Op {
             TensorMeta x = in.get(0);
             int[] d = x.shape().dims();
             boolean[] reduced = new boolean[d.length];
+            int previous = -1;
             for (int dim : dims) {
-                if (dim < 0 || dim >= Math.max(d.length, 1)) {
-                    throw new KilnShapeException(name() + ": dimension " + dim + " is out of range for shape " + x.shape());
+                resolvedDim(this, dim, x.shape());
+                if (dim <= previous) {
+                    throw new KilnShapeException(name() + ": dimensions " + dims + " must be sorted and distinct (resolved form)"
+                            + " for shape " + x.shape());
                 }
+                previous = dim;
                 if (d.length > 0) reduced[dim] = true;
             }
             return List.of(new TensorMeta(fn.resultType(x.dtype()), reducedShape(d, reduced, keepdim)));
@@ -172,7 +209,7 @@ public sealed interface Op {
             arity(this, in, 1);
             TensorMeta x = in.get(0);
             int[] d = x.shape().dims();
-            Shape.normalizeDim(dim, d.length, name(), x.shape());
+            resolvedDim(this, dim, x.shape());
             if (d.length > 0 && d[dim] == 0) {
                 throw new KilnShapeException(name() + ": cannot reduce dimension " + dim + " of size 0 in shape " + x.shape());
             }
@@ -189,7 +226,7 @@ public sealed interface Op {
         public List<TensorMeta> infer(List<TensorMeta> in) {
             arity(this, in, 1);
             TensorMeta x = in.get(0);
-            Shape.normalizeDim(dim, x.shape().rank(), name(), x.shape());
+            resolvedDim(this, dim, x.shape());
             DType t = x.dtype().isFloatingPoint() ? x.dtype() : DType.INT64;
             return List.of(new TensorMeta(t, x.shape()));
         }
@@ -203,7 +240,7 @@ public sealed interface Op {
             arity(this, in, 1);
             TensorMeta x = in.get(0);
             requireFloat(this, x);
-            Shape.normalizeDim(dim, x.shape().rank(), name(), x.shape());
+            resolvedDim(this, dim, x.shape());
             return List.of(x);
         }
     }
@@ -281,7 +318,8 @@ public sealed interface Op {
      * Rotary position embedding of the last dimension (size D, even). Inputs: x, cos, sin,
      * where cos and sin broadcast to x's shape with the last dimension D/2. Pairs are
      * (i, i + D/2) in half-split form and (2i, 2i+1) in interleaved form; each pair
-     * (a, b) becomes (a cos - b sin, b cos + a sin).
+     * (a, b) becomes (a cos - b sin, b cos + a sin). cos and sin share one floating-point
+     * dtype, x's or another (float32 tables for a bfloat16 x); the result has x's dtype.
      */
     record Rope(boolean interleaved) implements Op {
         public String name() { return "rope"; }
@@ -292,6 +330,13 @@ public sealed interface Op {
             requireFloat(this, x);
             if (x.shape().rank() == 0 || x.shape().dim(-1) % 2 != 0) {
                 throw new KilnShapeException("rope: the last dimension of x must be even, got shape " + x.shape());
+            }
+            TensorMeta cos = in.get(1), sin = in.get(2);
+            // Tables may be wider than x (float32 tables for a bfloat16 x are common), but must be
+            // floating-point and of one dtype, so cos and sin are read at the same precision.
+            if (!cos.dtype().isFloatingPoint() || cos.dtype() != sin.dtype()) {
+                throw new KilnTypeException("rope: cos and sin must be floating-point tensors of one dtype (x is "
+                        + x.dtype() + x.shape() + "), got cos " + cos.dtype() + cos.shape() + " and sin " + sin.dtype() + sin.shape());
             }
             Shape half = x.shape().with(-1, x.shape().dim(-1) / 2);
             for (int i = 1; i <= 2; i++) {
@@ -493,6 +538,7 @@ public sealed interface Op {
             arity(this, in, 2);
             TensorMeta data = in.get(0), idx = in.get(1);
             requireIndex(this, idx);
+            resolvedDim(this, axis, data.shape());
             if (data.shape().rank() != idx.shape().rank()) {
                 throw new KilnShapeException(name() + ": index " + idx.shape() + " must have the rank of data " + data.shape());
             }
@@ -513,6 +559,8 @@ public sealed interface Op {
         public List<TensorMeta> infer(List<TensorMeta> in) {
             if (in.isEmpty()) throw new KilnShapeException("concat: expected at least one tensor");
             Shape first = in.get(0).shape();
+            if (first.rank() == 0) throw new KilnShapeException("concat: zero-dimensional tensors cannot be concatenated");
+            resolvedDim(this, dim, first);
             DType t = in.get(0).dtype();
             long total = 0;
             for (int i = 0; i < in.size(); i++) {
@@ -554,6 +602,7 @@ public sealed interface Op {
         public List<TensorMeta> infer(List<TensorMeta> in) {
             arity(this, in, 1);
             TensorMeta x = in.get(0);
+            resolvedDim(this, dim, x.shape());
             int size = x.shape().rank() == 0 ? 1 : x.shape().dim(dim);
             if (k < 0 || k > size) {
                 throw new KilnShapeException("topk: k (" + k + ") is out of range for dimension " + dim
@@ -717,6 +766,20 @@ public sealed interface Op {
     private static void arity(Op op, List<TensorMeta> in, int n) {
         if (in.size() != n) {
             throw new IllegalArgumentException(op.name() + ": expected " + n + " inputs, got " + in.size());
+        }
+    }
+
+    /**
+     * Checks a dimension attribute is in resolved form, [0, rank) (0 for a 0-dimensional
+     * tensor): negative dimensions are resolved when an op is built (Tensor, F), so that
+     * equal computations are equal op values for the tracer's hashing and CSE.
+     */
+    private static void resolvedDim(Op op, int dim, Shape s) {
+        int limit = Math.max(s.rank(), 1);
+        if (dim < 0 || dim >= limit) {
+            throw new KilnShapeException(op.name() + ": dimension " + dim + " is out of range for shape " + s + " (rank "
+                    + s.rank() + "): an op holds a resolved dimension in [0, " + (limit - 1) + "]"
+                    + (dim < 0 && dim >= -limit ? "; Tensor and F methods resolve negative ones (here " + (dim + limit) + ")" : ""));
         }
     }
 

@@ -9,7 +9,8 @@ public final class SpecialFunctions {
 
     /** erf to within a few ulp: Taylor series near zero, a continued fraction for erfc beyond. */
     public static double erf(double x) {
-        if (Double.isNaN(x)) return x;
+        // erf is odd: ±0 maps to itself (the series below would turn -0 into +0).
+        if (Double.isNaN(x) || x == 0) return x;
         double a = Math.abs(x);
         if (a < 2.5) {
             double x2 = x * x, term = x, sum = x;
@@ -56,8 +57,13 @@ public final class SpecialFunctions {
         return 0.5 * x * (1 + erf(z));
     }
 
+    /**
+     * x/2 (1 + tanh(u)) with u = sqrt(2/pi)(x + 0.044715 x^3), evaluated as x sigmoid(2u):
+     * the same value, but for negative x the tail e^(2u) / (1 + e^(2u)) is formed directly
+     * instead of as 1 + tanh(u), which cancels to 0 long before the result underflows.
+     */
     public static double geluTanh(double x) {
-        return 0.5 * x * (1 + Math.tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)));
+        return x * sigmoid(1.5957691216057308 * (x + 0.044715 * x * x * x));
     }
 
     /** log(1 + exp(x)) without overflow, as PyTorch's softplus with beta 1 and threshold 20. */

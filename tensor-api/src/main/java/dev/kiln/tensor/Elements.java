@@ -29,11 +29,14 @@ public final class Elements {
         };
     }
 
-    /** Writes a double, converting as a cast to {@code dtype} does (to bool: non-zero; to integers: toward zero). */
+    /**
+     * Writes a double, converting as a cast to {@code dtype} does: to bool non-zero; to integers
+     * toward zero, saturating at the type's range, NaN to 0 (Java's narrowing, as the cast kernels store).
+     */
     public static void write(DType dtype, MemorySegment s, long index, double v) {
         switch (dtype) {
             case BOOL -> s.set(ValueLayout.JAVA_BYTE, index, (byte) (v != 0 ? 1 : 0));
-            case INT32 -> s.setAtIndex(ValueLayout.JAVA_INT, index, (int) (long) v);
+            case INT32 -> s.setAtIndex(ValueLayout.JAVA_INT, index, (int) v);
             case INT64 -> s.setAtIndex(ValueLayout.JAVA_LONG, index, (long) v);
             case FLOAT16 -> s.setAtIndex(ValueLayout.JAVA_SHORT, index, Float.floatToFloat16((float) v));
             case BFLOAT16 -> s.setAtIndex(ValueLayout.JAVA_SHORT, index, floatToBf16((float) v));
@@ -42,7 +45,7 @@ public final class Elements {
         }
     }
 
-    /** Writes an integer exactly (to float types: rounded). */
+    /** Writes an integer exactly (to int32: wrapping, as an integer-to-integer cast does; to float types: rounded). */
     public static void writeLong(DType dtype, MemorySegment s, long index, long v) {
         switch (dtype) {
             case INT32 -> s.setAtIndex(ValueLayout.JAVA_INT, index, (int) v);
@@ -66,7 +69,7 @@ public final class Elements {
     static void format(Tensor t, StringBuilder sb) {
         int[] dims = t.shape().dims();
         if (dims.length == 0) {
-            sb.append(formatValue(t.dtype(), t.getDouble(0)));
+            sb.append(formatValue(t, 0));
             return;
         }
         formatDim(t, dims, 0, 0, sb);
@@ -76,16 +79,19 @@ public final class Elements {
         sb.append('[');
         for (int i = 0; i < dims[d]; i++) {
             if (i > 0) sb.append(", ");
-            if (d == dims.length - 1) sb.append(formatValue(t.dtype(), t.getDouble(flat++)));
+            if (d == dims.length - 1) sb.append(formatValue(t, flat++));
             else flat = formatDim(t, dims, d + 1, flat, sb);
         }
         sb.append(']');
         return flat;
     }
 
-    private static String formatValue(DType dtype, double v) {
+    /** Element {@code flat} of a concrete tensor; integers are read exactly (a double would round int64 past 2^53). */
+    private static String formatValue(Tensor t, long flat) {
+        DType dtype = t.dtype();
+        if (dtype.isInteger()) return Long.toString(readLong(dtype, t.storage().segment(), t.elementOffset(flat)));
+        double v = t.getDouble(flat);
         if (dtype == DType.BOOL) return v != 0 ? "true" : "false";
-        if (!dtype.isFloatingPoint()) return Long.toString((long) v);
         return dtype == DType.FLOAT64 ? Double.toString(v) : Float.toString((float) v);
     }
 }

@@ -108,9 +108,16 @@ public final class Tensor {
     /** {@code 0, 1, ..., end-1} as int64, like {@code torch.arange(end)}. */
     public static Tensor arange(long end) { return arange(0, end, 1); }
 
-    /** Integer range {@code [start, end)} with the given step, as int64. */
+    /** Integer range {@code [start, end)} with the given step, as int64, exact at any magnitude. */
     public static Tensor arange(long start, long end, long step) {
-        return arange(start, end, step, DType.INT64);
+        if (step == 0) throw new KilnException("arange: step must be non-zero");
+        // The length in exact arithmetic: end - start may not fit a long, and doubles would round it.
+        long n = java.math.BigInteger.valueOf(end).subtract(java.math.BigInteger.valueOf(start))
+                .add(java.math.BigInteger.valueOf(step - Long.signum(step))).divide(java.math.BigInteger.valueOf(step)).longValueExact();
+        if (n < 0) {
+            throw new KilnException("arange: upper bound and step are inconsistent: start " + start + ", end " + end + ", step " + step);
+        }
+        return Dispatch.apply1(Op.Arange.ofLongs(start, step, Math.toIntExact(n), DType.INT64));
     }
 
     /** Range {@code [start, end)} with the given step and dtype; the length is {@code ceil((end-start)/step)}. */
@@ -518,8 +525,14 @@ public final class Tensor {
         return permute(p);
     }
 
-    /** Transpose of the last two dimensions (a 1-D tensor is returned as is). */
-    public Tensor mT() { return rank() < 2 ? this : transpose(-2, -1); }
+    /** Transpose of the last two dimensions; like PyTorch, only for matrices or batches of matrices. */
+    public Tensor mT() {
+        if (rank() < 2) {
+            throw new KilnShapeException("mT: tensor.mT is only supported on matrices or batches of matrices. Got "
+                    + rank() + "-D tensor of shape " + shape());
+        }
+        return transpose(-2, -1);
+    }
 
     /**
      * Elements {@code start, start+step, ...} below {@code end} of one dimension, with

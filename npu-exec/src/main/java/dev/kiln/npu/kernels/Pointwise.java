@@ -224,16 +224,17 @@ public final class Pointwise {
     }
 
     /**
-     * {@code out[i] = start + i * step}: in long arithmetic for integer outputs with
-     * integral start and step (exact at any size), otherwise in double, converted on store.
+     * {@code out[i] = start + i * step}: in long arithmetic from the op's exact start and step
+     * for integer outputs with integral ones (exact at any size), otherwise in double, converted on store.
      */
-    public static void arange(double start, double step, Tensor out) {
+    public static void arange(Op.Arange op, Tensor out) {
         long numel = out.numel();
         var dst = out.storage().segment();
         long base = out.layout().offset();
         DType t = out.dtype();
-        boolean integral = t.isInteger() && start == Math.rint(start) && step == Math.rint(step)
-                && Math.abs(start) < 0x1p63 && Math.abs(step) < 0x1p63;
+        boolean integral = op.integral();
+        double start = op.start(), step = op.step();
+        long exactStart = op.exactStart(), exactStep = op.exactStep();
         Parallel.forRange(numel, (from, to) -> {
             int size = (int) Math.min(ElementwiseLoop.BLOCK, to - from);
             long[] longs = integral ? new long[size] : null;
@@ -241,7 +242,7 @@ public final class Pointwise {
             for (long i = from; i < to; i += size) {
                 int n = (int) Math.min(size, to - i);
                 if (integral) {
-                    for (int j = 0; j < n; j++) longs[j] = (long) start + (i + j) * (long) step;
+                    for (int j = 0; j < n; j++) longs[j] = exactStart + (i + j) * exactStep;
                     Staging.storeLongs(longs, n, t, dst, base + i);
                 } else {
                     for (int j = 0; j < n; j++) doubles[j] = start + (i + j) * step;
