@@ -9,12 +9,12 @@ import java.util.List;
 import java.util.stream.Collectors;
 
 /**
- * Text forms of graphs. The canonical form is versioned: a line {@code kiln-graph 1},
+ * Text forms of graphs. The canonical form is versioned: a line {@code kiln-graph 2},
  * then one line per node and one {@code return} line. It reads back to an equal graph.
  */
 public final class GraphFormat {
     /** Bumped whenever the canonical encoding changes, so old hashes never collide with new meanings. */
-    public static final int VERSION = 1;
+    public static final int VERSION = 2;
     private static final String HEADER = "kiln-graph " + VERSION;
 
     private GraphFormat() {}
