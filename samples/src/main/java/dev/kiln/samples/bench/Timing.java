@@ -2,13 +2,22 @@ package dev.kiln.samples.bench;
 
 import java.util.Arrays;
 
-/** Times a body: {@code warmup} unmeasured runs, then {@code runs} measured ones. */
-public record Timing(int warmup, int runs) {
+/**
+ * Times a body: unmeasured warm-up runs, at least {@code warmup} of them and for at least
+ * {@code warmupMillis}, then {@code runs} measured ones. A run count alone does not reach
+ * steady state: op-by-op (eager) code has many kernels for the JIT to compile, and three
+ * runs left eager W2 at 14-21 ms where it settles at 9 ms after a second.
+ */
+public record Timing(int warmup, int runs, long warmupMillis) {
 
     public Timing {
         if (warmup < 0) throw new IllegalArgumentException("warm-up runs must be >= 0, got " + warmup);
         if (runs < 1) throw new IllegalArgumentException("measured runs must be >= 1, got " + runs);
+        if (warmupMillis < 0) throw new IllegalArgumentException("warm-up time must be >= 0 ms, got " + warmupMillis);
     }
+
+    /** Warm-up by run count only. */
+    public Timing(int warmup, int runs) { this(warmup, runs, 0); }
 
     /** Median, minimum and maximum of the measured runs, in milliseconds. */
     public record Stats(double medianMs, double minMs, double maxMs) {
@@ -22,7 +31,8 @@ public record Timing(int warmup, int runs) {
     }
 
     public Stats measure(Runnable body) {
-        for (int i = 0; i < warmup; i++) body.run();
+        long warmupEnd = System.nanoTime() + warmupMillis * 1_000_000;
+        for (int i = 0; i < warmup || System.nanoTime() < warmupEnd; i++) body.run();
         double[] ms = new double[runs];
         for (int i = 0; i < runs; i++) {
             long t0 = System.nanoTime();

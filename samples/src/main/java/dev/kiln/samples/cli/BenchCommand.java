@@ -47,11 +47,15 @@ final class BenchCommand implements Callable<Integer> {
             description = "eager (op by op), compiled (Kiln.compile on the NPU backend; W1, W2 and W4), or both side by side.")
     String mode;
 
-    @Option(names = "--runs", paramLabel = "N", defaultValue = "5", description = "Measured runs (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--runs", paramLabel = "N", defaultValue = "15", description = "Measured runs (default: ${DEFAULT-VALUE}).")
     int runs;
 
-    @Option(names = "--warmup", paramLabel = "N", defaultValue = "3", description = "Unmeasured warm-up runs (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--warmup", paramLabel = "N", defaultValue = "3", description = "Unmeasured warm-up runs, at least (default: ${DEFAULT-VALUE}).")
     int warmup;
+
+    @Option(names = "--warmup-ms", paramLabel = "MS", defaultValue = "2000",
+            description = "Warm up for at least this long, so the JIT has compiled every kernel (default: ${DEFAULT-VALUE}).")
+    long warmupMillis;
 
     @Option(names = "--no-bounds-checks",
             description = "Run with the Vector API's bounds checks off (the kiln launcher starts the JVM with -D"
@@ -84,6 +88,7 @@ final class BenchCommand implements Callable<Integer> {
         };
         if (runs < 1) throw new ParameterException(spec.commandLine(), "--runs must be at least 1, got " + runs);
         if (warmup < 0) throw new ParameterException(spec.commandLine(), "--warmup must be at least 0, got " + warmup);
+        if (warmupMillis < 0) throw new ParameterException(spec.commandLine(), "--warmup-ms must be at least 0, got " + warmupMillis);
         boolean checksOff = "0".equals(System.getProperty(Workloads.OOB_CHECK_PROPERTY));
         if (noBoundsChecks && !checksOff) {
             // The Vector API reads the property once at start-up: setting it now would change nothing.
@@ -92,13 +97,13 @@ final class BenchCommand implements Callable<Integer> {
         }
         PrintWriter out = spec.commandLine().getOut();
         if (workload.equalsIgnoreCase("dispatch") || workload.equalsIgnoreCase("trace")) {
-            CompilerOverheads c = new CompilerOverheads(new Timing(warmup, runs));
+            CompilerOverheads c = new CompilerOverheads(new Timing(warmup, runs, warmupMillis));
             out.println(workload.equalsIgnoreCase("dispatch") ? c.dispatch() : c.trace());
             out.flush();
             return 0;
         }
         if (firstCall) return firstCalls(ids, modes, out);
-        Workloads w = new Workloads(small ? Workloads.Sizes.small() : Workloads.Sizes.standard(), new Timing(warmup, runs), modes);
+        Workloads w = new Workloads(small ? Workloads.Sizes.small() : Workloads.Sizes.standard(), new Timing(warmup, runs, warmupMillis), modes);
         for (Workloads.Id id : ids) {
             for (BenchResult r : w.run(id)) {
                 out.println(r.toJson());
@@ -121,7 +126,7 @@ final class BenchCommand implements Callable<Integer> {
         for (Workloads.Id id : ids) {
             for (Workloads.Mode m : modes) {
                 if (inThisJvm) {
-                    Workloads w = new Workloads(small ? Workloads.Sizes.small() : Workloads.Sizes.standard(), new Timing(warmup, runs), List.of(m));
+                    Workloads w = new Workloads(small ? Workloads.Sizes.small() : Workloads.Sizes.standard(), new Timing(warmup, runs, warmupMillis), List.of(m));
                     for (BenchResult r : w.firstCall(id)) out.println(r.toJson());
                 } else {
                     out.println(inChildJvm(id, m));
@@ -141,7 +146,7 @@ final class BenchCommand implements Callable<Integer> {
         cmd.add("-Dkiln.cache=off");
         cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), KilnCli.class.getName(), "bench", id.name(),
                 "--mode", m.name().toLowerCase(Locale.ROOT), "--first-call", "--in-this-jvm", "--runs", Integer.toString(runs),
-                "--warmup", Integer.toString(warmup)));
+                "--warmup", Integer.toString(warmup), "--warmup-ms", Long.toString(warmupMillis)));
         if (small) cmd.add("--small");
         if (noBoundsChecks) cmd.add("--no-bounds-checks");
         try {

@@ -6,6 +6,7 @@ import java.util.concurrent.atomic.AtomicInteger;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 class TimingTest {
 
@@ -25,7 +26,24 @@ class TimingTest {
     }
 
     @Test
+    void warmsUpForAtLeastTheGivenTime() {
+        AtomicInteger calls = new AtomicInteger();
+        long t0 = System.nanoTime();
+        new Timing(1, 2, 50).measure(() -> {
+            calls.incrementAndGet();
+            try {
+                Thread.sleep(5);
+            } catch (InterruptedException e) {
+                throw new AssertionError(e);
+            }
+        });
+        assertTrue(System.nanoTime() - t0 >= 50_000_000L);
+        assertTrue(calls.get() >= 2 + 50 / 5 / 2, "calls: " + calls.get());
+    }
+
+    @Test
     void rejectsMeaninglessCounts() {
+        assertEquals("warm-up time must be >= 0 ms, got -1", assertThrows(IllegalArgumentException.class, () -> new Timing(0, 1, -1)).getMessage());
         assertEquals("measured runs must be >= 1, got 0", assertThrows(IllegalArgumentException.class, () -> new Timing(0, 0)).getMessage());
         assertEquals("warm-up runs must be >= 0, got -1", assertThrows(IllegalArgumentException.class, () -> new Timing(-1, 5)).getMessage());
     }

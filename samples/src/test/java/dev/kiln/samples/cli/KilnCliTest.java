@@ -78,7 +78,7 @@ class KilnCliTest {
 
     @Test
     void benchRunsBothModesSideBySideAndRejectsBadArguments() throws IOException {
-        Result both = kiln("bench", "W1", "--mode", "both", "--small", "--runs", "1", "--warmup", "0");
+        Result both = kiln("bench", "W1", "--mode", "both", "--small", "--runs", "1", "--warmup", "0", "--warmup-ms", "0");
         assertEquals(0, both.exit(), both.err());
         assertEquals(List.of("eager", "compiled"),
                 both.lines().stream().map(l -> readJson(l).get("mode").asText()).toList(), both.out());
@@ -87,6 +87,7 @@ class KilnCliTest {
         assertTrue(unknown.err().startsWith("unknown mode 'lazy'"), unknown.err());
         assertEquals(2, kiln("bench", "W1", "--runs", "0").exit());
         assertEquals(2, kiln("bench", "W1", "--warmup", "-1").exit());
+        assertEquals(2, kiln("bench", "W1", "--warmup-ms", "-1").exit());
         assertEquals(2, kiln("bench", "W1", "--runs", "many").exit());
     }
 

@@ -91,7 +91,7 @@ abstract class PackedGemm<P> {
         }
         int maxRows = byColumns ? p.m() : largestTile, maxCols = byColumns ? largestTile : p.n();
         Parallel.forRange((long) p.batch() * tiles, cost, (from, to) -> {
-            Workspace<P> ws = new Workspace<>(this, p.k(), maxRows, maxCols);
+            Workspace<P> ws = takeWorkspace(p.k(), maxRows, maxCols);
             Epilogue.Worker finisher = epilogue == null ? null : epilogue.newWorker();
             for (long u = from; u < to; u++) {
                 int batch = (int) (u / tileCount), tile = (int) (u % tileCount);
@@ -105,7 +105,21 @@ abstract class PackedGemm<P> {
                 }
                 computeBlock(p, ws, finisher, batch, row0, row1, col0, col1);
             }
+            workspaces.set(ws);
         });
+    }
+
+    /**
+     * Each thread keeps its packing buffers between products (megabytes per call otherwise,
+     * whose garbage made a young collection every tenth of a second in a decoder block). A
+     * buffer is taken out while in use, so a nested product would get buffers of its own.
+     */
+    private final ThreadLocal<Workspace<P>> workspaces = new ThreadLocal<>();
+
+    private Workspace<P> takeWorkspace(int k, int rows, int cols) {
+        Workspace<P> ws = workspaces.get();
+        workspaces.remove();
+        return ws != null && ws.fits(k, rows, cols) ? ws : new Workspace<>(this, k, rows, cols);
     }
 
     /** Start of part {@code part} of {@code parts} of [0, extent), on a multiple of {@code granule}. */
@@ -159,14 +173,29 @@ abstract class PackedGemm<P> {
     /** One worker's packing buffers, big enough for C blocks of up to rows x cols. */
     private static final class Workspace<P> {
         final P a, b, tile;
+        private final Blocking blocking;
+        private final int aLength, bLength;
 
         Workspace(PackedGemm<P> gemm, int k, int rows, int cols) {
-            Blocking bl = gemm.blocking;
-            int kc = Math.min(bl.kc(), k);
-            a = gemm.newBuffer(Blocking.roundUp(Math.min(bl.mc(), rows), bl.mr()) * kc);
+            blocking = gemm.blocking;
+            aLength = aLength(blocking, k, rows);
+            bLength = bLength(blocking, k, rows, cols);
+            a = gemm.newBuffer(aLength);
+            b = gemm.newBuffer(bLength);
+            tile = gemm.newBuffer(blocking.mr() * blocking.nr());
+        }
+
+        boolean fits(int k, int rows, int cols) {
+            return aLength >= aLength(blocking, k, rows) && bLength >= bLength(blocking, k, rows, cols);
+        }
+
+        private static int aLength(Blocking bl, int k, int rows) {
+            return Blocking.roundUp(Math.min(bl.mc(), rows), bl.mr()) * Math.min(bl.kc(), k);
+        }
+
+        private static int bLength(Blocking bl, int k, int rows, int cols) {
             int panels = rows <= bl.mc() ? 1 : Blocking.roundUp(Math.min(bl.nc(), cols), bl.nr()) / bl.nr();
-            b = gemm.newBuffer(panels * bl.nr() * kc);
-            tile = gemm.newBuffer(bl.mr() * bl.nr());
+            return panels * bl.nr() * Math.min(bl.kc(), k);
         }
     }
 }
