@@ -39,8 +39,9 @@ public final class FormActivation implements GraphPass {
         GraphUses uses = new GraphUses(graph);
         List<String> details = new ArrayList<>();
         Graph out = GraphTransformer.transform(graph, (cx, node) -> {
-            Match m = node.outputs().size() == 1 && node.outputs().get(0).dtype().isFloatingPoint() ? silu(graph, uses, node) : null;
-            if (m == null && node.outputs().size() == 1 && node.outputs().get(0).dtype().isFloatingPoint()) m = gelu(graph, uses, node);
+            boolean floating = node.outputs().size() == 1 && node.outputs().get(0).dtype().isFloatingPoint();
+            Match m = floating ? silu(graph, uses, node) : null;
+            if (m == null && floating) m = gelu(graph, uses, node);
             if (m == null) {
                 cx.copy(node);
                 return;
