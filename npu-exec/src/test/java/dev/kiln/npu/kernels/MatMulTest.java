@@ -33,6 +33,23 @@ class MatMulTest {
         MatMulReference.assertMatches("matmul " + a.shape() + " @ " + b.shape() + " " + a.dtype(), MatMulReference.of(a, b), a.matmul(b));
     }
 
+    /**
+     * Widths whose last panel is partial (one or two vectors of a three-vector panel, or
+     * nearly full), large enough to be split between workers at a vector boundary, with B
+     * contiguous and as a transposed view; each product against the double reference.
+     */
+    @Test
+    void partialPanelsAndSplitsBetweenWorkersAreExact() {
+        for (int n : new int[] {16, 32, 40, 80, 496, 512, 528, 1000}) {
+            for (boolean transposed : new boolean[] {false, true}) {
+                Tensor a = random(DType.FLOAT32, Presentation.CONTIGUOUS, n, 72, 200);
+                Tensor b = transposed ? random(DType.FLOAT32, Presentation.CONTIGUOUS, n + 1, n, 200).mT()
+                        : random(DType.FLOAT32, Presentation.CONTIGUOUS, n + 1, 200, n);
+                check(a, b);
+            }
+        }
+    }
+
     @Test
     void smallExampleByHand() {
         Tensor a = Tensor.of(new float[] {1, 2, 3, 4, 5, 6}, 2, 3);

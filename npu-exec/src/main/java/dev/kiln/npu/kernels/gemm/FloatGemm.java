@@ -158,6 +158,19 @@ public final class FloatGemm extends PackedGemm<float[]> {
     }
 
     @Override
+    void multiplyColumns(int kc, float[] a, int aOffset, float[] b, int bOffset, float[] tile, int cols) {
+        if (cols > NR - V) {
+            FloatKernels.multiply(kc, a, aOffset, b, bOffset, tile);
+            return;
+        }
+        for (int column = 0; column < cols; column += V) FloatKernels.multiplyColumn(kc, a, aOffset, b, bOffset, tile, column);
+    }
+
+    /** One vector: a partial panel costs in proportion to its vectors ({@link #multiplyColumns}). */
+    @Override
+    int columnGranule() { return V; }
+
+    @Override
     void store(float[] tile, int rows, int cols, Block c, int row, int col, boolean accumulate) {
         MemorySegment s = c.segment();
         for (int r = 0; r < rows; r++) {

@@ -39,6 +39,51 @@ final class FloatKernels {
     }
 
     /**
+     * Columns [column, column + V) of the tile {@link #multiply} computes, from the same
+     * packed panels: for a panel's last few columns, where the full kernel would spend up
+     * to two thirds of its multiplications on padding. Each element is the same sequence of
+     * fmas as in the full kernel, so results are identical.
+     */
+    static void multiplyColumn(int kc, float[] a, int ao, float[] b, int bo, float[] tile, int column) {
+        if (WIDE_REGISTER_FILE) multiplyColumn8(kc, a, ao, b, bo + column, tile, column);
+        else multiplyColumn6(kc, a, ao, b, bo + column, tile, column);
+    }
+
+    private static void multiplyColumn8(int kc, float[] a, int ao, float[] b, int bo, float[] t, int column) {
+        FloatVector c0 = FloatVector.zero(S), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0;
+        for (int p = 0; p < kc; p++) {
+            int ap = ao + p * 8;
+            FloatVector b0 = FloatVector.fromArray(S, b, bo + p * NR);
+            c0 = FloatVector.broadcast(S, a[ap]).fma(b0, c0);
+            c1 = FloatVector.broadcast(S, a[ap + 1]).fma(b0, c1);
+            c2 = FloatVector.broadcast(S, a[ap + 2]).fma(b0, c2);
+            c3 = FloatVector.broadcast(S, a[ap + 3]).fma(b0, c3);
+            c4 = FloatVector.broadcast(S, a[ap + 4]).fma(b0, c4);
+            c5 = FloatVector.broadcast(S, a[ap + 5]).fma(b0, c5);
+            c6 = FloatVector.broadcast(S, a[ap + 6]).fma(b0, c6);
+            c7 = FloatVector.broadcast(S, a[ap + 7]).fma(b0, c7);
+        }
+        c0.intoArray(t, column); c1.intoArray(t, NR + column); c2.intoArray(t, 2 * NR + column); c3.intoArray(t, 3 * NR + column);
+        c4.intoArray(t, 4 * NR + column); c5.intoArray(t, 5 * NR + column); c6.intoArray(t, 6 * NR + column); c7.intoArray(t, 7 * NR + column);
+    }
+
+    private static void multiplyColumn6(int kc, float[] a, int ao, float[] b, int bo, float[] t, int column) {
+        FloatVector c0 = FloatVector.zero(S), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
+        for (int p = 0; p < kc; p++) {
+            int ap = ao + p * 6;
+            FloatVector b0 = FloatVector.fromArray(S, b, bo + p * NR);
+            c0 = FloatVector.broadcast(S, a[ap]).fma(b0, c0);
+            c1 = FloatVector.broadcast(S, a[ap + 1]).fma(b0, c1);
+            c2 = FloatVector.broadcast(S, a[ap + 2]).fma(b0, c2);
+            c3 = FloatVector.broadcast(S, a[ap + 3]).fma(b0, c3);
+            c4 = FloatVector.broadcast(S, a[ap + 4]).fma(b0, c4);
+            c5 = FloatVector.broadcast(S, a[ap + 5]).fma(b0, c5);
+        }
+        c0.intoArray(t, column); c1.intoArray(t, NR + column); c2.intoArray(t, 2 * NR + column);
+        c3.intoArray(t, 3 * NR + column); c4.intoArray(t, 4 * NR + column); c5.intoArray(t, 5 * NR + column);
+    }
+
+    /**
      * {@link #multiply} with a B panel read straight from row-major float32 memory (row p of
      * the panel at element {@code from + p * rowStride} of {@code src}, a full {@code NR}
      * columns) and packed into {@code b} at {@code bo} on the way. Loading B inside the

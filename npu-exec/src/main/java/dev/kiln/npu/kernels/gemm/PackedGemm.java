@@ -44,6 +44,20 @@ abstract class PackedGemm<P> {
     abstract void multiply(int kc, P a, int aOffset, P b, int bOffset, P tile);
 
     /**
+     * The first {@code cols} (fewer than nr) columns of the tile {@link #multiply} computes;
+     * by default the whole tile.
+     */
+    void multiplyColumns(int kc, P a, int aOffset, P b, int bOffset, P tile, int cols) {
+        multiply(kc, a, aOffset, b, bOffset, tile);
+    }
+
+    /**
+     * The multiple of which a worker's share of columns is: nr by default; finer when
+     * {@link #multiplyColumns} computes a partial panel at a cost in proportion to its width.
+     */
+    int columnGranule() { return blocking.nr(); }
+
+    /**
      * Packs the B panel as {@link #packB} does while computing the first tile of the A block
      * at {@code aOffset} with it, as {@link #multiply}; false (having done nothing) when this
      * operand or panel has no such kernel.
@@ -86,7 +100,7 @@ abstract class PackedGemm<P> {
         boolean byColumns = splitColumns;
         int largestTile = 0;
         for (int t = 0; t < tiles; t++) {
-            int extent = byColumns ? p.n() : p.m(), granule = byColumns ? nr : mr;
+            int extent = byColumns ? p.n() : p.m(), granule = byColumns ? columnGranule() : mr;
             largestTile = Math.max(largestTile, boundary(extent, granule, t + 1, tiles) - boundary(extent, granule, t, tiles));
         }
         int maxRows = byColumns ? p.m() : largestTile, maxCols = byColumns ? largestTile : p.n();
@@ -97,8 +111,8 @@ abstract class PackedGemm<P> {
                 int batch = (int) (u / tileCount), tile = (int) (u % tileCount);
                 int row0 = 0, row1 = p.m(), col0 = 0, col1 = p.n();
                 if (byColumns) {
-                    col0 = boundary(p.n(), nr, tile, tileCount);
-                    col1 = boundary(p.n(), nr, tile + 1, tileCount);
+                    col0 = boundary(p.n(), columnGranule(), tile, tileCount);
+                    col1 = boundary(p.n(), columnGranule(), tile + 1, tileCount);
                 } else {
                     row0 = boundary(p.m(), mr, tile, tileCount);
                     row1 = boundary(p.m(), mr, tile + 1, tileCount);
@@ -159,7 +173,8 @@ abstract class PackedGemm<P> {
                             }
                         }
                         for (; ir < mc; ir += mr) {
-                            multiply(kc, ws.a, ir * kc, ws.b, panel, ws.tile);
+                            if (cols < nr) multiplyColumns(kc, ws.a, ir * kc, ws.b, panel, ws.tile, cols);
+                            else multiply(kc, ws.a, ir * kc, ws.b, panel, ws.tile);
                             store(ws.tile, Math.min(mr, mc - ir), cols, c, ic + ir, jc + jr, accumulate);
                         }
                         if (finisher != null && pc + kc == k) finisher.apply(p, batch, ic, mc, jc + jr, cols);
