@@ -142,6 +142,32 @@ class ProgramFamilyTest {
     }
 
     @Test
+    void concurrentRunsAtDifferentSizesEachGetTheirOwnProgramAndArena() throws Exception {
+        NpuGraphCompiler c = memoryCompiler();
+        GraphExecutable family = c.compileFamily(samples(BASE), BASE).orElseThrow();
+        int[][] sizes = {{6, 10}, {33, 17}, {128, 64}, {5, 200}};
+        Tensor[][] inputs = new Tensor[sizes.length][];
+        float[][] expected = new float[sizes.length][];
+        for (int i = 0; i < sizes.length; i++) {
+            inputs[i] = inputs(sizes[i][0], sizes[i][1]);
+            expected[i] = c.compile(sample(sizes[i][0], sizes[i][1])).run(inputs[i])[0].toFloatArray();
+        }
+        try (var pool = java.util.concurrent.Executors.newFixedThreadPool(4)) {
+            List<java.util.concurrent.Future<?>> runs = new java.util.ArrayList<>();
+            for (int t = 0; t < 4; t++) {
+                int first = t;
+                runs.add(pool.submit(() -> {
+                    for (int r = 0; r < 25; r++) {
+                        int i = (first + r) % sizes.length;
+                        assertArrayEquals(expected[i], family.run(inputs[i])[0].toFloatArray(), "sizes " + java.util.Arrays.toString(sizes[i]));
+                    }
+                }));
+            }
+            for (var f : runs) f.get();
+        }
+    }
+
+    @Test
     void inputsTheProgramCannotTakeAreRefusedNamingTheSizes() {
         GraphExecutable family = memoryCompiler().compileFamily(samples(BASE), BASE).orElseThrow();
         Tensor[] bad = {Tensor.randn(1, 9, 10), Tensor.randn(2, 11, 32), Tensor.randn(3, 32), Tensor.scalar(2f)};
