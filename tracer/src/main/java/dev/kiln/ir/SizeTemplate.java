@@ -151,6 +151,54 @@ public final class SizeTemplate {
         return sb.toString();
     }
 
+    /**
+     * The text with each integer that depends on the symbols written as a polynomial in
+     * them ({@code 8*s0}, {@code s0*s1+2}), for people to read: {@code names.get(k)} names
+     * symbol k.
+     */
+    public String renderSymbolic(List<String> names) {
+        if (names.size() != base.length) throw new IllegalArgumentException("expected " + base.length + " names, got " + names.size());
+        StringBuilder sb = new StringBuilder();
+        for (Token t : tokens) sb.append(t.isLiteral() ? t.literal() : polynomial(t, names));
+        return sb.toString();
+    }
+
+    /** The token's polynomial in the symbols themselves (it is fitted in their offsets from the base). */
+    private String polynomial(Token t, List<String> names) {
+        int k = base.length;
+        long constant = t.v0();
+        long[] linear = new long[k], square = t.square().clone();
+        long[][] cross = new long[k][k];
+        for (int i = 0; i < k; i++) {
+            long b = base[i];
+            // a (s - b) + q (s - b)^2 = q s^2 + (a - 2 q b) s + (q b^2 - a b)
+            constant += t.square()[i] * b * b - t.linear()[i] * b;
+            linear[i] += t.linear()[i] - 2 * t.square()[i] * b;
+            for (int j = i + 1; j < k; j++) {
+                long c = t.cross()[i][j];
+                // c (s_i - b_i)(s_j - b_j) = c s_i s_j - c b_j s_i - c b_i s_j + c b_i b_j
+                cross[i][j] = c;
+                linear[i] -= c * base[j];
+                linear[j] -= c * b;
+                constant += c * b * base[j];
+            }
+        }
+        List<String> terms = new ArrayList<>();
+        for (int i = 0; i < k; i++) {
+            if (square[i] != 0) terms.add(term(square[i], names.get(i) + "*" + names.get(i)));
+            for (int j = i + 1; j < k; j++) if (cross[i][j] != 0) terms.add(term(cross[i][j], names.get(i) + "*" + names.get(j)));
+        }
+        for (int i = 0; i < k; i++) if (linear[i] != 0) terms.add(term(linear[i], names.get(i)));
+        if (constant != 0 || terms.isEmpty()) terms.add(Long.toString(constant));
+        StringBuilder sb = new StringBuilder(terms.getFirst());
+        for (String term : terms.subList(1, terms.size())) sb.append(term.startsWith("-") ? term : "+" + term);
+        return sb.toString();
+    }
+
+    private static String term(long coefficient, String monomial) {
+        return coefficient == 1 ? monomial : coefficient == -1 ? "-" + monomial : coefficient + "*" + monomial;
+    }
+
     /** How many integers of the text depend on the symbols. */
     public int symbolicIntegers() {
         int n = 0;

@@ -350,6 +350,7 @@ public final class NpuExecutable implements GraphExecutable {
             sb.append("  one program for every size: ").append(family.symbolicSizes()).append(" sizes computed at run time from ")
                     .append(family.describeBindings()).append("; ").append(sizes).append(sizes == 1 ? " size" : " sizes")
                     .append(" run so far, the last one below\n");
+            for (String line : family.symbolicLaunches()) sb.append("    sizes at run time: ").append(line).append('\n');
         }
         if (!passes.isEmpty()) for (String line : passes.split("\n")) sb.append("  passes: ").append(line).append('\n');
         ArenaPool pool = instance.arenas;

@@ -154,6 +154,21 @@ public final class ProgramFamily {
         return sb.toString();
     }
 
+    /**
+     * The launches whose sizes are computed at run time, in the program's text form with
+     * those sizes written as polynomials in the symbols ({@code s0}, {@code s1}, ...).
+     */
+    public List<String> symbolicLaunches() {
+        List<String> names = new ArrayList<>();
+        for (int k = 0; k < bindings.size(); k++) names.add("s" + k);
+        List<String> out = new ArrayList<>();
+        for (String line : template.renderSymbolic(names).split("\n")) {
+            boolean launch = !line.startsWith(" ") && !line.startsWith("slots") && !line.startsWith("inputs") && !line.startsWith("outputs");
+            if (launch && line.matches(".*\\bs\\d+\\b.*")) out.add(line);
+        }
+        return out;
+    }
+
     /** How many integers of the program are computed from the symbols at run time. */
     public int symbolicSizes() { return template.symbolicIntegers(); }
 }

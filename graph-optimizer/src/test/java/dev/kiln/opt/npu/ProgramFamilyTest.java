@@ -139,6 +139,7 @@ class ProgramFamilyTest {
         }
         assertTrue(family.describe().contains("one program for every size"), family.describe());
         assertTrue(family.describe().contains("5 sizes run so far"), family.describe());
+        assertTrue(family.describe().contains("sizes at run time: ") && family.describe().contains("[8*s0,4]"), family.describe());
     }
 
     @Test
