@@ -15,8 +15,10 @@ import dev.kiln.trace.GraphExecutable;
 
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.Optional;
 
 /**
@@ -72,9 +74,9 @@ public final class NpuExecutable implements GraphExecutable {
     private final ProgramFamily family;
     private final NpuDevice device;
     private final Instance baseInstance;
-    private final java.util.LinkedHashMap<List<Long>, Instance> instances = new java.util.LinkedHashMap<>(16, 0.75f, true) {
+    private final LinkedHashMap<List<Long>, Instance> instances = new LinkedHashMap<>(16, 0.75f, true) {
         @Override
-        protected boolean removeEldestEntry(java.util.Map.Entry<List<Long>, Instance> e) { return size() > FAMILY_INSTANCES; }
+        protected boolean removeEldestEntry(Map.Entry<List<Long>, Instance> e) { return size() > FAMILY_INSTANCES; }
     };
     private volatile Instance lastInstance;
     private final boolean planMemory;
