@@ -187,6 +187,10 @@ public final class CompiledFunction {
                             sg.family() != null ? sg.family() : traced.executable());
                     entry = sg;
                     dynamicDims = sg.signature().describeSymbols();
+                    if (sg.family() == null && options.backend() != Backend.EAGER) {
+                        dynamicDims += "; the " + options.backend() + " backend compiles each size on its own (its programs for the"
+                                + " traced sizes differ other than in sizes)";
+                    }
                 } else {
                     entry = new WholeGraph(Signature.of(args), traced.graph(), traced.executable(), traced.captured(), traced.shape());
                 }
