@@ -164,9 +164,11 @@ public class RandomProgramProperties {
     public void compiledEqualsEager(@ForAll long seed, @ForAll @IntRange(min = 1, max = 7) int otherRows) {
         Program p = generate(seed);
         FnN<Tensor> compiled = Kiln.compileN(p::run, options());
-        for (int call = 0; call < 3; call++) {
-            // Calls 0 and 1 share a signature (replay); call 2 may change the row count (recompile).
-            Tensor[] in = inputs(p, seed * 31 + call, call == 2 ? otherRows : 0);
+        int[] rows = {0, 0, otherRows, otherRows + 2, otherRows + 5};
+        for (int call = 0; call < rows.length; call++) {
+            // Calls 0 and 1 share a signature (replay); call 2 may change the row count (recompile, and the
+            // rows become symbolic); calls 3 and 4 run further row counts on what that compiled.
+            Tensor[] in = inputs(p, seed * 31 + call, rows[call]);
             Object[] args = in.clone();
             Tensor eager;
             try {
