@@ -6,7 +6,7 @@ import java.util.Arrays;
  * Times a body: unmeasured warm-up runs, at least {@code warmup} of them and for at least
  * {@code warmupMillis}, then {@code runs} measured ones. A run count alone does not reach
  * steady state: op-by-op (eager) code has many kernels for the JIT to compile, and three
- * runs left eager W2 at 14-21 ms where it settles at 9 ms after a second.
+ * runs left eager W2 at 14-21 ms where it settles at 8 ms after three to five seconds.
  */
 public record Timing(int warmup, int runs, long warmupMillis) {
 

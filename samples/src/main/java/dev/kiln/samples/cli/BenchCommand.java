@@ -53,7 +53,7 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--warmup", paramLabel = "N", defaultValue = "3", description = "Unmeasured warm-up runs, at least (default: ${DEFAULT-VALUE}).")
     int warmup;
 
-    @Option(names = "--warmup-ms", paramLabel = "MS", defaultValue = "2000",
+    @Option(names = "--warmup-ms", paramLabel = "MS", defaultValue = "5000",
             description = "Warm up for at least this long, so the JIT has compiled every kernel (default: ${DEFAULT-VALUE}).")
     long warmupMillis;
 
