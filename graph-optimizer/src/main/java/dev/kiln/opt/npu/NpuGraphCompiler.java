@@ -8,6 +8,7 @@ import dev.kiln.cache.KilnVersion;
 import dev.kiln.ir.Graph;
 import dev.kiln.npu.codegen.TileLoopCompiler;
 import dev.kiln.npu.device.NpuDevice;
+import dev.kiln.npu.fused.TileProgram;
 import dev.kiln.opt.Pipeline;
 import dev.kiln.ops.TensorMeta;
 import dev.kiln.trace.GraphCompiler;
@@ -29,8 +30,9 @@ import java.util.concurrent.atomic.LongAdder;
  * input signature, the device, the compiler version and the compile options: on a hit
  * (in memory, or on disk from an earlier JVM) the program is read back and run, and no
  * pass or lowering runs again. A cached program that cannot be read is reported and
- * recompiled. The artifact also holds the class bytes of every fused launch's generated
- * tile loop ({@code tile-loops/<launch>.class}), defined on a hit without generating them.
+ * recompiled. The artifact also holds the class bytes of the generated tile loop of every
+ * fused launch and matmul epilogue ({@code tile-loops/<launch>.class}), defined on a hit
+ * without generating them.
  */
 public final class NpuGraphCompiler implements GraphCompiler {
     /**
@@ -187,13 +189,12 @@ public final class NpuGraphCompiler implements GraphCompiler {
 
     private static final String TILE_LOOP_PART = "tile-loops/";
 
-    /** The class bytes of each fused launch's generated tile loop, stored next to the program. */
+    /** The class bytes of each fused launch's and each matmul epilogue's generated tile loop, stored next to the program. */
     private static Map<String, byte[]> tileLoopParts(KernelProgram p) {
         Map<String, byte[]> parts = new LinkedHashMap<>();
         for (int i = 0; i < p.launches().size(); i++) {
-            if (p.launches().get(i) instanceof KernelProgram.Fused f) {
-                parts.put(TILE_LOOP_PART + i + ".class", TileLoopCompiler.load(f.program()).classBytes());
-            }
+            TileProgram loop = tileLoopOf(p.launches().get(i));
+            if (loop != null) parts.put(TILE_LOOP_PART + i + ".class", TileLoopCompiler.load(loop).classBytes());
         }
         return parts;
     }
@@ -202,9 +203,18 @@ public final class NpuGraphCompiler implements GraphCompiler {
     private static void defineTileLoops(KernelProgram p, Artifact a) {
         for (int i = 0; i < p.launches().size(); i++) {
             String part = TILE_LOOP_PART + i + ".class";
-            if (p.launches().get(i) instanceof KernelProgram.Fused f && a.partNames().contains(part)) {
-                TileLoopCompiler.define(f.program(), a.part(part));
-            }
+            TileProgram loop = tileLoopOf(p.launches().get(i));
+            if (loop != null && a.partNames().contains(part)) TileLoopCompiler.define(loop, a.part(part));
         }
+    }
+
+    /** The tile program a launch runs as a generated loop: a fused kernel's, or a matmul's epilogue; null for the rest. */
+    private static TileProgram tileLoopOf(KernelProgram.Launch l) {
+        return switch (l) {
+            case KernelProgram.Fused f -> f.program();
+            case KernelProgram.MatMulFused m -> m.epilogue().program();
+            case KernelProgram.Eager e -> null;
+            case KernelProgram.Transfer t -> null;
+        };
     }
 }

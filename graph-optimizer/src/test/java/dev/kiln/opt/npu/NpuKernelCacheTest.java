@@ -113,6 +113,23 @@ class NpuKernelCacheTest {
     }
 
     @Test
+    void theArtifactCarriesTheClassOfEachMatmulEpiloguesTileLoop() {
+        KernelCache cache = KernelCache.open(CacheConfig.memoryOnly(1 << 20));
+        NpuGraphCompiler compiler = new NpuGraphCompiler(NpuDevice.current(), cache);
+        Graph g = FuseMatmulEpilogueTest.mlp(new dev.kiln.ir.GraphBuilder(), 8, 16, 32);
+        List<KernelProgram.Launch> launches = compiler.compile(g).program().launches();
+        Artifact a = cache.get(compiler.key(g)).orElseThrow();
+        int epilogues = 0;
+        for (int i = 0; i < launches.size(); i++) {
+            if (launches.get(i) instanceof KernelProgram.MatMulFused m) {
+                assertArrayEquals(TileLoopCompiler.generate(m.epilogue().program()), a.part("tile-loops/" + i + ".class"));
+                epilogues++;
+            }
+        }
+        assertEquals(2, epilogues, launches.toString());
+    }
+
+    @Test
     void tileLoopBytesOfAnotherProgramAreRejectedAndTheGraphCompiledAgain() {
         KernelCache cache = KernelCache.open(CacheConfig.memoryOnly(1 << 20));
         NpuGraphCompiler compiler = new NpuGraphCompiler(NpuDevice.current(), cache);

@@ -1,6 +1,8 @@
 package dev.kiln.samples.bench;
 
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.List;
 
 /**
  * Times a body: unmeasured warm-up runs, at least {@code warmup} of them and for at least
@@ -28,6 +30,27 @@ public record Timing(int warmup, int runs, long warmupMillis) {
             double median = n % 2 == 1 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
             return new Stats(median, s[0], s[n - 1]);
         }
+    }
+
+    /**
+     * Times several bodies side by side: warm-up and measured runs take turns, one run of
+     * each body per round, so that a change in the machine's load falls on all of them
+     * alike. {@code runs} measured runs each; the statistics in the bodies' order.
+     */
+    public List<Stats> measureInterleaved(List<Runnable> bodies) {
+        long warmupEnd = System.nanoTime() + warmupMillis * 1_000_000;
+        for (int i = 0; i < warmup || System.nanoTime() < warmupEnd; i++) for (Runnable b : bodies) b.run();
+        double[][] ms = new double[bodies.size()][runs];
+        for (int i = 0; i < runs; i++) {
+            for (int k = 0; k < bodies.size(); k++) {
+                long t0 = System.nanoTime();
+                bodies.get(k).run();
+                ms[k][i] = (System.nanoTime() - t0) / 1e6;
+            }
+        }
+        List<Stats> out = new ArrayList<>();
+        for (double[] m : ms) out.add(Stats.of(m));
+        return out;
     }
 
     public Stats measure(Runnable body) {

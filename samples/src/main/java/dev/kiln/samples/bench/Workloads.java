@@ -76,10 +76,10 @@ public final class Workloads {
     public List<BenchResult> run(Id id) {
         return switch (id) {
             case W0 -> machineLimits();
-            case W1 -> modes.stream().map(this::pointwiseChain).toList();
-            case W2 -> modes.stream().map(this::mlp).toList();
+            case W1 -> sideBySide(modes.stream().map(m -> pointwiseChain(m, false)).toList());
+            case W2 -> sideBySide(modes.stream().map(m -> mlp(m, false)).toList());
             case W3 -> attention();
-            case W4 -> modes.stream().map(this::decoderBlock).toList();
+            case W4 -> sideBySide(modes.stream().map(this::decoderBlock).toList());
             case PAGED -> pagedDecode();
         };
     }
@@ -91,6 +91,23 @@ public final class Workloads {
     private BenchResult result(Id id, String name, Mode mode, Timing.Stats stats, Double gbps, Double gflops) {
         return new BenchResult(id.name(), name, mode.name().toLowerCase(java.util.Locale.ROOT), stats, gbps, gflops, oobChecks,
                 Parallel.workers());
+    }
+
+    /**
+     * A workload set up in one mode: the call to time, how long its first call took (when
+     * timed), and its result line from the timing.
+     */
+    private record Prepared(Runnable call, Double firstCallMs, java.util.function.Function<Timing.Stats, BenchResult> result) {}
+
+    /** Times the modes' calls interleaved (see {@link Timing#measureInterleaved}): ratios between them are what count. */
+    private List<BenchResult> sideBySide(List<Prepared> prepared) {
+        List<Timing.Stats> stats = timing.measureInterleaved(prepared.stream().map(Prepared::call).toList());
+        List<BenchResult> out = new java.util.ArrayList<>();
+        for (int i = 0; i < prepared.size(); i++) {
+            BenchResult r = prepared.get(i).result().apply(stats.get(i));
+            out.add(prepared.get(i).firstCallMs() == null ? r : r.withFirstCallMs(prepared.get(i).firstCallMs()));
+        }
+        return out;
     }
 
     private static final CompileOptions NPU = CompileOptions.defaults().backend(Backend.NPU);
@@ -197,9 +214,7 @@ public final class Workloads {
     // ---------------------------------------------------------------- W1
 
     /** {@code y = gelu(x*a + b) * sigmoid(x) + x}, counting 8 bytes (one read, one write) per element. */
-    private BenchResult pointwiseChain(Mode mode) { return pointwiseChain(mode, false); }
-
-    private BenchResult pointwiseChain(Mode mode, boolean firstCall) {
+    private Prepared pointwiseChain(Mode mode, boolean firstCall) {
         int n = sizes.pointwiseElements();
         Tensor x = Tensor.randn(1, n);
         double a = 0.75, b = 0.25;
@@ -208,9 +223,8 @@ public final class Workloads {
         Fn1<Tensor> run = inMode(mode, chain);
         if (firstCall) sink = run.apply(x);
         double firstMs = (System.nanoTime() - t0) / 1e6;
-        Timing.Stats t = timing.measure(() -> sink = run.apply(x));
-        BenchResult r = result(Id.W1, "pointwise_chain", mode, t, BenchResult.perSecondAtMedian(8.0 * n, t), null);
-        return firstCall ? r.withFirstCallMs(firstMs) : r;
+        return new Prepared(() -> sink = run.apply(x), firstCall ? firstMs : null,
+                t -> result(Id.W1, "pointwise_chain", mode, t, BenchResult.perSecondAtMedian(8.0 * n, t), null));
     }
 
     /** The workloads {@link #firstCall} measures. */
@@ -223,8 +237,8 @@ public final class Workloads {
      */
     public List<BenchResult> firstCall(Id id) {
         return switch (id) {
-            case W1 -> modes.stream().map(m -> pointwiseChain(m, true)).toList();
-            case W2 -> modes.stream().map(m -> mlp(m, true)).toList();
+            case W1 -> sideBySide(modes.stream().map(m -> pointwiseChain(m, true)).toList());
+            case W2 -> sideBySide(modes.stream().map(m -> mlp(m, true)).toList());
             default -> throw new IllegalArgumentException("first calls are measured for " + FIRST_CALL_WORKLOADS + ", not " + id);
         };
     }
@@ -375,9 +389,7 @@ public final class Workloads {
     // ---------------------------------------------------------------- W2
 
     /** {@code gelu(x @ W1 + b1) @ W2 + b2}, counting the two matmuls' flops. */
-    private BenchResult mlp(Mode mode) { return mlp(mode, false); }
-
-    private BenchResult mlp(Mode mode, boolean firstCall) {
+    private Prepared mlp(Mode mode, boolean firstCall) {
         int rows = sizes.mlpRows(), model = sizes.mlpModel(), hidden = sizes.mlpHidden();
         Tensor x = Tensor.randn(2, rows, model);
         Tensor w1 = Tensor.randn(3, model, hidden).mul(1 / Math.sqrt(model)), b1 = Tensor.randn(4, hidden).mul(0.1);
@@ -387,22 +399,20 @@ public final class Workloads {
         Fn1<Tensor> run = inMode(mode, mlp);
         if (firstCall) sink = run.apply(x);
         double firstMs = (System.nanoTime() - t0) / 1e6;
-        Timing.Stats t = timing.measure(() -> sink = run.apply(x));
         double flops = 2.0 * rows * model * hidden * 2;
-        BenchResult r = result(Id.W2, "mlp", mode, t, null, BenchResult.perSecondAtMedian(flops, t));
-        return firstCall ? r.withFirstCallMs(firstMs) : r;
+        return new Prepared(() -> sink = run.apply(x), firstCall ? firstMs : null,
+                t -> result(Id.W2, "mlp", mode, t, null, BenchResult.perSecondAtMedian(flops, t)));
     }
 
     // ---------------------------------------------------------------- W4
 
     /** The LLaMA-style decoder block of {@code kiln demo} on {@code [1, seq, 512]}, compiled as a module in compiled mode. */
-    private BenchResult decoderBlock(Mode mode) {
+    private Prepared decoderBlock(Mode mode) {
         DecoderBlock.Config cfg = DecoderBlock.Config.w4();
         int seq = sizes.blockSeq();
         Tensor x = Tensor.randn(11, 1, seq, cfg.dModel()), positions = Tensor.arange(seq);
         DecoderBlock block = new DecoderBlock(cfg, 42);
         DecoderBlock run = mode == Mode.COMPILED ? Kiln.compile(block, NPU) : block;
-        Timing.Stats t = timing.measure(() -> sink = run.forward(x, positions));
-        return result(Id.W4, "decoder_block", mode, t, null, null);
+        return new Prepared(() -> sink = run.forward(x, positions), null, t -> result(Id.W4, "decoder_block", mode, t, null, null));
     }
 }

@@ -2,6 +2,7 @@ package dev.kiln.samples.bench;
 
 import org.junit.jupiter.api.Test;
 
+import java.util.List;
 import java.util.concurrent.atomic.AtomicInteger;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -37,6 +38,14 @@ class TimingTest {
         });
         assertTrue(System.nanoTime() - t0 >= 50_000_000L);
         assertTrue(calls.get() >= 3, "calls: " + calls.get());
+    }
+
+    @Test
+    void interleavedBodiesTakeTurnsInWarmUpAndMeasuredRuns() {
+        StringBuilder order = new StringBuilder();
+        List<Timing.Stats> stats = new Timing(2, 3).measureInterleaved(List.of(() -> order.append('a'), () -> order.append('b')));
+        assertEquals("ab".repeat(5), order.toString());
+        assertEquals(2, stats.size());
     }
 
     @Test

@@ -1,9 +1,8 @@
 package dev.kiln.npu.kernels.gemm;
 
 import dev.kiln.npu.Parallel;
-import dev.kiln.npu.fused.TileInstr;
+import dev.kiln.npu.codegen.TileLoopCompiler;
 import dev.kiln.npu.fused.TileProgram;
-import dev.kiln.npu.kernels.TileKernels;
 import dev.kiln.tensor.DType;
 import dev.kiln.tensor.KilnException;
 import dev.kiln.tensor.Shape;
@@ -26,8 +25,9 @@ import java.util.Locale;
  * inputs are float32.
  *
  * <p>The GEMM runs the program on each finished strip of C while it is still in cache,
- * with the same vector primitives as the fused pointwise kernels, so the result is bit
- * for bit that of the matmul followed by the ops one by one.
+ * with the generated loop a fused pointwise kernel of the same program runs (the same
+ * vector functions as the eager kernels), so the result is bit for bit that of the matmul
+ * followed by the ops one by one.
  */
 public record Epilogue(TileProgram program, List<Source> sources) {
 
@@ -143,8 +143,10 @@ public record Epilogue(TileProgram program, List<Source> sources) {
     }
 
     /**
-     * One worker's evaluator: runs the program over rectangles of C in chunks of about
-     * {@value #CHUNK} floats per register, which stay in L1 across the instructions.
+     * One worker's evaluator: runs the program's generated tile loop (the class a fused
+     * pointwise kernel of the same program runs, {@link TileLoopCompiler}) over rectangles of
+     * C in chunks of about {@value #CHUNK} floats per slot, every value in registers. Inputs
+     * are copied into their slots row by row and the result copied back into C.
      */
     static final class Worker {
         private static final int CHUNK = 2048;
@@ -154,17 +156,18 @@ public record Epilogue(TileProgram program, List<Source> sources) {
         private static final int MAX_WIDTH = 512;
 
         private final Bound bound;
-        private final TileInstr[] setup, body;
-        /** Native, as the primitives want (see {@code Sram}); registers x CHUNK floats. */
+        private final TileLoopCompiler.Compiled compiled;
+        private final int[] inputSlot;
+        private final int outputSlot;
+        /** Native, as the generated loops want (see {@code Sram}); slots x CHUNK floats. */
         private final MemorySegment scratch;
 
         Worker(Bound bound) {
             this.bound = bound;
-            TileProgram program = bound.epilogue().program();
-            this.setup = program.instructions().stream().filter(TileInstr::isSetup).toArray(TileInstr[]::new);
-            this.body = program.instructions().stream().filter(i -> !i.isSetup()).toArray(TileInstr[]::new);
-            this.scratch = Arena.ofAuto().allocate((long) program.registers() * CHUNK * Float.BYTES, 64);
-            for (TileInstr ins : setup) fillSetup(ins);
+            this.compiled = TileLoopCompiler.load(bound.epilogue().program());
+            this.inputSlot = compiled.inputSlot();
+            this.outputSlot = compiled.outputSlot()[0];
+            this.scratch = Arena.ofAuto().allocate((long) compiled.slots() * CHUNK * Float.BYTES, 64);
         }
 
         /** Applies the epilogue to rows [row0, row0 + rows) x columns [col0, col0 + cols) of batch entry {@code batch} of C. */
@@ -179,38 +182,15 @@ public record Epilogue(TileProgram program, List<Source> sources) {
             }
         }
 
-        /** Scalars and constants fill a whole register once: every chunk shape reads a prefix of it. */
-        private void fillSetup(TileInstr ins) {
-            switch (ins) {
-                case TileInstr.Broadcast b -> fill(b.dst(), bound.scalars()[b.input()]);
-                case TileInstr.Constant c -> fill(c.dst(), c.value());
-                default -> throw new IllegalStateException("not a setup instruction: " + ins);
-            }
-        }
-
-        private void fill(int register, float value) {
-            FloatVector v = FloatVector.broadcast(S, value);
-            for (int i = 0; i < CHUNK; i += S.length()) v.intoMemorySegment(scratch, at(register) + (long) i * Float.BYTES, ORDER);
-        }
-
-        /** One chunk: {@code rows} rows of {@code width} columns, each row {@code padded} floats apart in the registers. */
+        /** One chunk: {@code rows} rows of {@code width} columns, each row {@code padded} floats apart in the slots. */
         private void chunk(GemmProblem p, int batch, int row0, int rows, int col0, int width, int padded) {
-            int n = rows * padded;
-            for (TileInstr ins : body) {
-                switch (ins) {
-                    case TileInstr.Load l -> load(p, l.input(), l.dst(), batch, row0, rows, col0, width, padded);
-                    case TileInstr.Store s -> {
-                        for (int r = 0; r < rows; r++) {
-                            copy(scratch, at(s.src()) + (long) r * padded * Float.BYTES, p.out(), p.outIndex(batch, row0 + r) + col0, width, false);
-                        }
-                    }
-                    case TileInstr.Unary u -> TileKernels.unary(u.fn(), scratch, at(u.src()), at(u.dst()), n);
-                    case TileInstr.Binary b -> TileKernels.binary(b.fn(), scratch, at(b.a()), at(b.b()), at(b.dst()), n);
-                    case TileInstr.Clamp c -> TileKernels.clamp(c.min(), c.max(), scratch, at(c.src()), at(c.dst()), n);
-                    case TileInstr.Where w -> TileKernels.where(scratch, at(w.cond()), at(w.x()), at(w.y()), at(w.dst()), n);
-                    case TileInstr.Broadcast b -> throw new IllegalStateException("setup instruction in the body: " + b);
-                    case TileInstr.Constant c -> throw new IllegalStateException("setup instruction in the body: " + c);
-                }
+            List<Source> sources = bound.epilogue().sources();
+            for (int k = 0; k < sources.size(); k++) {
+                if (sources.get(k) != Source.SCALAR) load(p, k, inputSlot[k], batch, row0, rows, col0, width, padded);
+            }
+            compiled.loop().run(scratch, bound.scalars(), (long) CHUNK * Float.BYTES, rows * padded);
+            for (int r = 0; r < rows; r++) {
+                copy(scratch, at(outputSlot) + (long) r * padded * Float.BYTES, p.out(), p.outIndex(batch, row0 + r) + col0, width, false);
             }
         }
 
