@@ -44,7 +44,7 @@ final class BenchCommand implements Callable<Integer> {
     String workload;
 
     @Option(names = "--mode", paramLabel = "eager|compiled|both", defaultValue = "eager",
-            description = "eager (op by op), compiled (Kiln.compile on the NPU backend; W1, W2 and W4), or both side by side.")
+            description = "eager (op by op), compiled (Kiln.compile on the NPU backend; W1, W2 and W4), or both side by side, their calls alternating.")
     String mode;
 
     @Option(names = "--runs", paramLabel = "N", defaultValue = "15", description = "Measured runs (default: ${DEFAULT-VALUE}).")
