@@ -4,7 +4,7 @@ package dev.kiln;
  * How {@link Kiln#compile} compiles, in the style of torch.compile's arguments.
  * Immutable: each {@code with} method returns a new value.
  */
-public record CompileOptions(Backend backend, Dynamic dynamic, int recompileLimit, boolean fullGraph) {
+public record CompileOptions(Backend backend, Dynamic dynamic, int recompileLimit, boolean fullGraph, boolean freezeWeights) {
 
     public CompileOptions {
         if (backend == null) throw new IllegalArgumentException("backend must not be null");
@@ -16,16 +16,26 @@ public record CompileOptions(Backend backend, Dynamic dynamic, int recompileLimi
      * The NPU backend (which needs {@code dev.kiln:graph-optimizer} on the class path),
      * automatic dynamic shapes, recompile limit 8, graph breaks allowed.
      */
-    public static CompileOptions defaults() { return new CompileOptions(Backend.NPU, Dynamic.AUTO, 8, false); }
+    public static CompileOptions defaults() { return new CompileOptions(Backend.NPU, Dynamic.AUTO, 8, false, false); }
 
-    public CompileOptions backend(Backend b) { return new CompileOptions(b, dynamic, recompileLimit, fullGraph); }
+    public CompileOptions backend(Backend b) { return new CompileOptions(b, dynamic, recompileLimit, fullGraph, freezeWeights); }
 
     /** Which dimensions are symbolic: {@link Dynamic#OFF}, {@link Dynamic#ON} or {@link Dynamic#AUTO}. */
-    public CompileOptions dynamic(Dynamic d) { return new CompileOptions(backend, d, recompileLimit, fullGraph); }
+    public CompileOptions dynamic(Dynamic d) { return new CompileOptions(backend, d, recompileLimit, fullGraph, freezeWeights); }
 
     /** After this many compiled signatures, warn once and run eagerly. */
-    public CompileOptions recompileLimit(int n) { return new CompileOptions(backend, dynamic, n, fullGraph); }
+    public CompileOptions recompileLimit(int n) { return new CompileOptions(backend, dynamic, n, fullGraph, freezeWeights); }
 
     /** When true, a graph break is an error instead of a split. */
-    public CompileOptions fullGraph(boolean f) { return new CompileOptions(backend, dynamic, recompileLimit, f); }
+    public CompileOptions fullGraph(boolean f) { return new CompileOptions(backend, dynamic, recompileLimit, f, freezeWeights); }
+
+    /**
+     * When true, the weights (a module's parameters, and tensors a function captures from
+     * outside) are constants once bound, as with torch inductor's freezing: the backend may
+     * derive forms of them once (transposed into the layout a matmul reads fastest, stacked
+     * q, k and v weights) and reuse them for as long as the same tensors are bound. Binding
+     * other tensors (assigning a parameter) is seen; writing into a bound weight's memory is not.
+     * Results agree with the unfrozen program to rounding.
+     */
+    public CompileOptions freezeWeights(boolean f) { return new CompileOptions(backend, dynamic, recompileLimit, fullGraph, f); }
 }

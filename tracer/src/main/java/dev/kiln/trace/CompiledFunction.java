@@ -11,6 +11,8 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
 import java.util.List;
+import java.util.Set;
+import java.util.TreeSet;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.function.Function;
 
@@ -28,6 +30,7 @@ public final class CompiledFunction {
     private final Function<Object[], Object> body;
     private final CompileOptions options;
     private final List<String> argNames;
+    private final int weightArgsFrom;
     private final Object compileLock = new Object();
     private final ConcurrentHashMap<String, GraphExecutable> segmentCache = new ConcurrentHashMap<>();
     private final List<CompileEvent> events = Collections.synchronizedList(new ArrayList<>());
@@ -82,10 +85,35 @@ public final class CompiledFunction {
     }
 
     public CompiledFunction(String name, Function<Object[], Object> body, CompileOptions options, List<String> argNames) {
+        this(name, body, options, argNames, Integer.MAX_VALUE);
+    }
+
+    /** As above, where the tensor arguments from position {@code weightArgsFrom} on are a module's parameters. */
+    public CompiledFunction(String name, Function<Object[], Object> body, CompileOptions options, List<String> argNames, int weightArgsFrom) {
         this.name = name;
         this.body = body;
         this.options = options;
         this.argNames = List.copyOf(argNames);
+        this.weightArgsFrom = weightArgsFrom;
+    }
+
+    /**
+     * The graph inputs that are weights when {@link CompileOptions#freezeWeights} is on: the
+     * parameters among {@code args}, then the {@code captured} tensors, which follow the
+     * arguments' tensors; none otherwise.
+     */
+    private Set<Integer> weights(Object[] args, int captured) {
+        if (!options.freezeWeights()) return Set.of();
+        Set<Integer> out = new TreeSet<>();
+        int input = 0;
+        for (int i = 0; i < args.length; i++) {
+            if (args[i] instanceof Tensor) {
+                if (i >= weightArgsFrom) out.add(input);
+                input++;
+            }
+        }
+        for (int c = 0; c < captured; c++) out.add(input + c);
+        return out;
     }
 
     public String name() { return name; }
@@ -139,9 +167,9 @@ public final class CompiledFunction {
                 events.add(new CompileEvent(g.signature().toString(), "the graph traced at sizes " + key
                         + " differs from the symbolic template (the code depends on these sizes); compiled it separately",
                         "", List.of(probed), List.of(), System.nanoTime() - t0, null));
-                exe = compile(probed);
+                exe = compile(probed, weights(args, g.captured().length));
             } else {
-                exe = g.family() != null ? g.family() : compile(probed);
+                exe = g.family() != null ? g.family() : compile(probed, weights(args, g.captured().length));
             }
             g.instances().put(key, exe);
         }
@@ -268,7 +296,7 @@ public final class CompiledFunction {
         ShapeTemplate template = ShapeTemplate.fit(graphs, baseValues);
         if (template == null) return null;
         GraphExecutable family = options.backend() == Backend.EAGER ? null
-                : compilerFor(options.backend()).compileFamily(graphs, baseValues).orElse(null);
+                : compilerFor(options.backend()).compileFamily(graphs, baseValues, weights(args, base.captured().length)).orElse(null);
         return new SymbolicGraph(sig, template, base.captured(), base.shape(), new InstanceCache(), family);
     }
 
@@ -326,21 +354,22 @@ public final class CompiledFunction {
         List<Tensor> outputs = shape.flatten(out);
         if (!session.hadBreaks() && keepGraph) {
             Graph g = session.graph(outputs);
-            GraphExecutable exe = compile(g);
             Tensor[] captured = session.capturedInputs().toArray(Tensor[]::new);
+            GraphExecutable exe = compile(g, weights(args, captured.length));
             Tensor[] values = exe.run(bind(args, captured));
             return new Traced(session, shape.rebuild(values), g, exe, captured, shape);
         }
         return new Traced(session, shape.rebuild(session.finish(outputs)), null, null, null, shape);
     }
 
+    /** A segment between graph breaks: its inputs are whatever the code computed before it, so none is taken for a weight. */
     private GraphExecutable compileSegment(Graph g) {
-        return segmentCache.computeIfAbsent(g.hash(), h -> compile(g));
+        return segmentCache.computeIfAbsent(g.hash(), h -> compile(g, Set.of()));
     }
 
-    private GraphExecutable compile(Graph g) {
+    private GraphExecutable compile(Graph g, Set<Integer> weights) {
         if (options.backend() == Backend.EAGER) return new GraphInterpreter(g);
-        return compilerFor(options.backend()).compile(g);
+        return compilerFor(options.backend()).compile(g, weights);
     }
 
     /** The module that provides each non-eager backend, for the message when it is missing. */

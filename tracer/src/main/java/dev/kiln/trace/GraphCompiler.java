@@ -5,6 +5,7 @@ import dev.kiln.ir.Graph;
 
 import java.util.List;
 import java.util.Optional;
+import java.util.Set;
 
 /**
  * A backend that turns a traced graph into something runnable. Implementations live in
@@ -18,6 +19,12 @@ public interface GraphCompiler {
     GraphExecutable compile(Graph g);
 
     /**
+     * {@link #compile} where the graph inputs at {@code weights} (indices) are frozen weights
+     * ({@link dev.kiln.CompileOptions#freezeWeights}); by default the same as {@link #compile}.
+     */
+    default GraphExecutable compile(Graph g, Set<Integer> weights) { return compile(g); }
+
+    /**
      * One executable for every size of a symbolic signature, which reads the sizes from its
      * inputs on each run: {@code graphs} were traced from one function at the symbol values
      * {@link dev.kiln.ir.SizeTemplate#samplePoints}{@code (base)}, in that order, and differ
@@ -25,4 +32,9 @@ public interface GraphCompiler {
      * or when its programs for the samples do not share one form.
      */
     default Optional<GraphExecutable> compileFamily(List<Graph> graphs, long[] base) { return Optional.empty(); }
+
+    /** {@link #compileFamily} with frozen weights at the input indices {@code weights}; by default the same. */
+    default Optional<GraphExecutable> compileFamily(List<Graph> graphs, long[] base, Set<Integer> weights) {
+        return compileFamily(graphs, base);
+    }
 }

@@ -190,7 +190,7 @@ public final class ModuleCompiler {
                 } catch (IllegalAccessException e) {
                     throw new KilnException("cannot call forward", e);
                 }
-            }, OPTIONS.get(proxy), names);
+            }, OPTIONS.get(proxy), names, userArity);
         });
     }
 

@@ -19,8 +19,13 @@ import java.util.stream.Collectors;
  * epilogue, a memory transfer, or one op run on the eager kernels. Immutable, with a versioned text form ({@link #toText}, {@link #parse})
  * for the kernel cache.
  */
-public record KernelProgram(int slots, List<Integer> inputs, List<Launch> launches, List<Integer> outputs) {
-    public static final String FORMAT = "kiln-kernel-program v2";
+public record KernelProgram(int slots, List<Integer> inputs, List<Launch> launches, List<Integer> outputs, List<Integer> weights) {
+    public static final String FORMAT = "kiln-kernel-program v3";
+
+    /** A program without frozen weights. */
+    public KernelProgram(int slots, List<Integer> inputs, List<Launch> launches, List<Integer> outputs) {
+        this(slots, inputs, launches, outputs, List.of());
+    }
 
     public sealed interface Launch {
         List<Integer> in();
@@ -75,10 +80,18 @@ public record KernelProgram(int slots, List<Integer> inputs, List<Launch> launch
         public long bytes() { return shape.numel() * dtype.byteSize(); }
     }
 
+    /**
+     * {@code weights}: the input slots that hold frozen weights. A launch that reads only
+     * weights, or values computed from weights alone, gives the same result while the same
+     * weight tensors are bound, so the command processor runs it once for them (see
+     * {@code NpuExecutable}).
+     */
     public KernelProgram {
         inputs = List.copyOf(inputs);
         launches = List.copyOf(launches);
         outputs = List.copyOf(outputs);
+        weights = List.copyOf(weights);
+        for (int w : weights) if (!inputs.contains(w)) throw new IllegalArgumentException("weight slot " + w + " is not an input slot " + inputs);
         boolean[] defined = new boolean[slots];
         for (int s : inputs) defined[check(slots, s)] = true;
         for (Launch l : launches) {
@@ -105,6 +118,7 @@ public record KernelProgram(int slots, List<Integer> inputs, List<Launch> launch
         StringBuilder sb = new StringBuilder(FORMAT).append('\n');
         sb.append("slots ").append(slots).append('\n');
         sb.append("inputs ").append(list(inputs)).append('\n');
+        sb.append("weights ").append(list(weights)).append('\n');
         for (Launch l : launches) {
             switch (l) {
                 case Eager e -> sb.append("eager ").append(list(e.in())).append(" > ").append(list(e.out())).append(' ')
@@ -153,7 +167,7 @@ public record KernelProgram(int slots, List<Integer> inputs, List<Launch> launch
             throw new IllegalArgumentException("not a kernel program (expected header '" + FORMAT + "')");
         }
         int slots = -1;
-        List<Integer> inputs = null, outputs = null;
+        List<Integer> inputs = null, outputs = null, weights = List.of();
         List<Launch> launches = new ArrayList<>();
         for (int i = 1; i < lines.length; i++) {
             String line = lines[i];
@@ -162,6 +176,7 @@ public record KernelProgram(int slots, List<Integer> inputs, List<Launch> launch
                 switch (p[0]) {
                     case "slots" -> slots = Integer.parseInt(p[1]);
                     case "inputs" -> inputs = unlist(p[1]);
+                    case "weights" -> weights = unlist(p[1]);
                     case "outputs" -> outputs = unlist(p[1]);
                     case "eager" -> {
                         String[] q = p[1].split(" ", 4);
@@ -202,6 +217,6 @@ public record KernelProgram(int slots, List<Integer> inputs, List<Launch> launch
             }
         }
         if (slots < 0 || inputs == null || outputs == null) throw new IllegalArgumentException("kernel program is missing slots, inputs or outputs");
-        return new KernelProgram(slots, inputs, launches, outputs);
+        return new KernelProgram(slots, inputs, launches, outputs, weights);
     }
 }

@@ -38,11 +38,20 @@ import java.util.PriorityQueue;
 public final class Lowering {
     private Lowering() {}
 
-    public static KernelProgram lower(Graph g, NpuDevice device) {
+    public static KernelProgram lower(Graph g, NpuDevice device) { return lower(g, device, java.util.Set.of()); }
+
+    /**
+     * Lowers {@code g} whose inputs at {@code weights} are frozen weights: a matmul whose
+     * right operand is a strided view of values computed from weights alone (a linear
+     * layer's {@code W.t()}) reads it through a transfer into contiguous memory, which the
+     * program marks as depending on weights only, so that it runs once while the same
+     * weights are bound (see {@link KernelProgram#weights}).
+     */
+    public static KernelProgram lower(Graph g, NpuDevice device, java.util.Set<Integer> weights) {
         List<FuseMatmulEpilogue.Group> matmuls = FuseMatmulEpilogue.groups(g);
         java.util.Set<Integer> claimed = new java.util.HashSet<>();
         for (FuseMatmulEpilogue.Group m : matmuls) claimed.addAll(m.nodes());
-        return lower(g, FusePointwise.groups(g, claimed), matmuls, device);
+        return lower(g, FusePointwise.groups(g, claimed), matmuls, device, weights);
     }
 
     public static KernelProgram lower(Graph g, List<FusePointwise.Group> groups, NpuDevice device) {
@@ -50,6 +59,11 @@ public final class Lowering {
     }
 
     public static KernelProgram lower(Graph g, List<FusePointwise.Group> groups, List<FuseMatmulEpilogue.Group> matmuls, NpuDevice device) {
+        return lower(g, groups, matmuls, device, java.util.Set.of());
+    }
+
+    private static KernelProgram lower(Graph g, List<FusePointwise.Group> groups, List<FuseMatmulEpilogue.Group> matmuls, NpuDevice device,
+                                       java.util.Set<Integer> weights) {
         int n = g.nodes().size();
         int[] slotBase = new int[n + 1];
         for (int i = 0; i < n; i++) slotBase[i + 1] = slotBase[i] + g.node(i).outputs().size();
@@ -73,7 +87,7 @@ public final class Lowering {
         for (Node node : g.nodes()) if (node instanceof Node.Input in) inputs.set(in.index(), slot.applyAsInt(node.value(0)));
 
         List<KernelProgram.Launch> launches = new ArrayList<>();
-        Transfers transfers = new Transfers(g, slot, slotBase[n], launches);
+        Transfers transfers = new Transfers(g, slot, slotBase[n], launches, weights);
         for (int u : unitOrder(g, unit)) {
             FusePointwise.Group grp = byUnit.get(u);
             FuseMatmulEpilogue.Group mm = matmulByUnit.get(u);
@@ -98,7 +112,8 @@ public final class Lowering {
             }
         }
         List<Integer> outputs = g.outputs().stream().map(slot::applyAsInt).toList();
-        return new KernelProgram(transfers.slots(), inputs, launches, outputs);
+        List<Integer> weightSlots = weights.stream().sorted().map(inputs::get).toList();
+        return new KernelProgram(transfers.slots(), inputs, launches, outputs, weightSlots);
     }
 
     /**
@@ -113,12 +128,27 @@ public final class Lowering {
         private final Map<ValueRef, Layout> layouts = new HashMap<>();
         private final Map<Integer, Integer> gathered = new HashMap<>();
         private int slots;
+        /** Per node: computed from frozen weights (and constants) alone. */
+        private final boolean[] fromWeights;
 
-        Transfers(Graph g, java.util.function.ToIntFunction<ValueRef> slot, int slots, List<KernelProgram.Launch> launches) {
+        Transfers(Graph g, java.util.function.ToIntFunction<ValueRef> slot, int slots, List<KernelProgram.Launch> launches,
+                  java.util.Set<Integer> weights) {
             this.g = g;
             this.slot = slot;
             this.slots = slots;
             this.launches = launches;
+            this.fromWeights = new boolean[g.nodes().size()];
+            for (Node node : g.nodes()) {
+                fromWeights[node.id()] = switch (node) {
+                    case Node.Input in -> weights.contains(in.index());
+                    case Node.Apply ap -> ap.inputs().stream().allMatch(v -> fromWeights[v.node()]);
+                };
+            }
+        }
+
+        /** The slot a matmul reads its right operand from: contiguous when it is a view of weights, so the GEMM packs it fastest. */
+        int matmulRight(ValueRef b) {
+            return fromWeights[b.node()] && !layout(b).isContiguous() ? contiguous(b) : slot.applyAsInt(b);
         }
 
         int slots() { return slots; }
@@ -166,8 +196,7 @@ public final class Lowering {
         TileProgram program = tileProgram(g, new FusePointwise.Group(shape, mm.chain(), inputs, List.of(mm.output())));
         List<Epilogue.Source> sources = new ArrayList<>(List.of(Epilogue.Source.ACCUMULATOR));
         sources.addAll(mm.sources());
-        List<Integer> in = new ArrayList<>();
-        for (ValueRef v : matmul.inputs()) in.add(slot.applyAsInt(v));
+        List<Integer> in = new ArrayList<>(List.of(slot.applyAsInt(matmul.inputs().get(0)), transfers.matmulRight(matmul.inputs().get(1))));
         // The epilogue walks row and full operands as contiguous rows; the GEMM reads its operands at any strides.
         for (int k = 0; k < mm.operands().size(); k++) {
             ValueRef v = mm.operands().get(k);
@@ -197,7 +226,9 @@ public final class Lowering {
     private static KernelProgram.Eager eager(Node.Apply ap, java.util.function.ToIntFunction<ValueRef> slot, Transfers transfers) {
         List<Integer> out = new ArrayList<>();
         for (int o = 0; o < ap.outputs().size(); o++) out.add(slot.applyAsInt(ap.value(o)));
-        List<Integer> in = transfers.viewable(ap) ? ap.inputs().stream().map(slot::applyAsInt).toList()
+        List<Integer> in = ap.op() instanceof Op.MatMul
+                ? List.of(slot.applyAsInt(ap.inputs().get(0)), transfers.matmulRight(ap.inputs().get(1)))
+                : transfers.viewable(ap) ? ap.inputs().stream().map(slot::applyAsInt).toList()
                 : List.of(transfers.contiguous(ap.inputs().getFirst()));
         return new KernelProgram.Eager(ap.op(), in, out);
     }

@@ -51,11 +51,18 @@ public final class NpuExecutable implements GraphExecutable {
         final FusedKernel[] kernels;
         final int[] lastUse;
         final boolean[] callerMemory;
+        /** The launches that depend on frozen weights alone, split off; null when there are none. */
+        final Hoisting hoisting;
         volatile ArenaPool arenas;
 
         Instance(KernelProgram program, FusedKernel[] kernels) {
+            this(program, kernels, true);
+        }
+
+        private Instance(KernelProgram program, FusedKernel[] kernels, boolean hoist) {
             this.program = program;
             this.kernels = kernels;
+            this.hoisting = hoist ? Hoisting.of(program, kernels) : null;
             List<KernelProgram.Launch> launches = program.launches();
             this.lastUse = new int[program.slots()];
             for (int i = 0; i < launches.size(); i++) for (int s : launches.get(i).in()) lastUse[s] = i;
@@ -65,6 +72,82 @@ public final class NpuExecutable implements GraphExecutable {
             for (KernelProgram.Launch l : launches) {
                 if (l instanceof KernelProgram.Eager e && e.op() instanceof Op.ViewOp) callerMemory[l.out().getFirst()] = callerMemory[l.in().getFirst()];
             }
+        }
+    }
+
+    /**
+     * A program's launches that read frozen weights, or values computed from them alone, run
+     * as their own program ({@code once}) whenever the bound weight tensors change, and the
+     * rest ({@code main}) reads their results as extra inputs. The results live outside the
+     * arena, for as long as the same weights are bound.
+     */
+    private static final class Hoisting {
+        /** The weights' positions among the program's inputs. */
+        final int[] weightPositions;
+        final Instance once, main;
+        private volatile Computed computed;
+
+        /** What {@code once} gave for these weight tensors (compared by identity). */
+        private record Computed(Tensor[] weights, Tensor[] values) {}
+
+        private Hoisting(int[] weightPositions, Instance once, Instance main) {
+            this.weightPositions = weightPositions;
+            this.once = once;
+            this.main = main;
+        }
+
+        static Hoisting of(KernelProgram p, FusedKernel[] kernels) {
+            if (p.weights().isEmpty()) return null;
+            List<KernelProgram.Launch> launches = p.launches();
+            boolean[] fromWeights = new boolean[p.slots()];
+            for (int w : p.weights()) fromWeights[w] = true;
+            List<Integer> onceIdx = new ArrayList<>(), mainIdx = new ArrayList<>();
+            for (int i = 0; i < launches.size(); i++) {
+                KernelProgram.Launch l = launches.get(i);
+                boolean hoisted = !l.in().isEmpty() && l.in().stream().allMatch(s -> fromWeights[s]);
+                if (hoisted) for (int s : l.out()) fromWeights[s] = true;
+                (hoisted ? onceIdx : mainIdx).add(i);
+            }
+            if (onceIdx.isEmpty()) return null;
+            // What the rest reads of the hoisted results: the main program's extra inputs.
+            java.util.Set<Integer> produced = new java.util.TreeSet<>();
+            for (int i : onceIdx) produced.addAll(launches.get(i).out());
+            java.util.Set<Integer> needed = new java.util.TreeSet<>();
+            for (int i : mainIdx) for (int s : launches.get(i).in()) if (produced.contains(s)) needed.add(s);
+            for (int s : p.outputs()) if (produced.contains(s)) needed.add(s);
+            List<Integer> extra = List.copyOf(needed);
+            KernelProgram once = new KernelProgram(p.slots(), p.inputs(), onceIdx.stream().map(launches::get).toList(), extra);
+            List<Integer> mainInputs = new ArrayList<>(p.inputs());
+            mainInputs.addAll(extra);
+            KernelProgram main = new KernelProgram(p.slots(), mainInputs, mainIdx.stream().map(launches::get).toList(), p.outputs());
+            int[] positions = p.weights().stream().mapToInt(p.inputs()::indexOf).toArray();
+            return new Hoisting(positions, new Instance(once, pick(kernels, onceIdx), false), new Instance(main, pick(kernels, mainIdx), false));
+        }
+
+        private static FusedKernel[] pick(FusedKernel[] kernels, List<Integer> indices) {
+            FusedKernel[] out = new FusedKernel[indices.size()];
+            for (int i = 0; i < out.length; i++) out[i] = kernels[indices.get(i)];
+            return out;
+        }
+
+        /** The hoisted results for the weights bound in {@code inputs}, computed when they are not those of the last call. */
+        Tensor[] values(Tensor[] inputs, NpuExecutable exe) {
+            Computed c = computed;
+            if (c != null && sameWeights(c.weights(), inputs)) return c.values();
+            synchronized (this) {
+                c = computed;
+                if (c != null && sameWeights(c.weights(), inputs)) return c.values();
+                Tensor[] weights = new Tensor[weightPositions.length];
+                for (int i = 0; i < weights.length; i++) weights[i] = inputs[weightPositions[i]];
+                Tensor[] values = exe.run(once, inputs, null, null, false);
+                computed = new Computed(weights, values);
+                return values;
+            }
+        }
+
+        private boolean sameWeights(Tensor[] weights, Tensor[] inputs) {
+            for (int i = 0; i < weights.length; i++) if (weights[i] != inputs[weightPositions[i]]) return false;
+            return true;
         }
     }
 
@@ -81,6 +164,8 @@ public final class NpuExecutable implements GraphExecutable {
     private volatile Instance lastInstance;
     private final boolean planMemory;
     private volatile List<LaunchTraffic> lastTraffic = List.of();
+    /** The program whose launches the last run's costs are of: an instance's, or its part without the hoisted launches. */
+    private volatile Instance lastRun;
     private volatile LaunchCost[] lastCosts;
     private final String origin;
     private final String passes;
@@ -123,6 +208,9 @@ public final class NpuExecutable implements GraphExecutable {
         this.lastInstance = baseInstance;
     }
 
+    /** The part of an instance that runs with planned memory: all of it, or what the hoisted launches leave. */
+    private static Instance planned(Instance i) { return i.hoisting != null ? i.hoisting.main : i; }
+
     /** The program of the most recent run (before any run: the program compiled, at the sizes it was compiled for). */
     public KernelProgram program() { return lastInstance.program; }
 
@@ -131,13 +219,13 @@ public final class NpuExecutable implements GraphExecutable {
 
     /** The memory plan of the most recent run's input shapes; empty before the first run or without planning. */
     public Optional<MemoryPlan> memoryPlan() {
-        ArenaPool a = lastInstance.arenas;
+        ArenaPool a = planned(lastInstance).arenas;
         return a == null ? Optional.empty() : Optional.of(a.plan());
     }
 
     /** Arenas allocated so far for the most recent run's sizes: runs reuse them, concurrent runs take one each. */
     int arenasCreated() {
-        ArenaPool a = lastInstance.arenas;
+        ArenaPool a = planned(lastInstance).arenas;
         return a == null ? 0 : a.created();
     }
 
@@ -156,10 +244,19 @@ public final class NpuExecutable implements GraphExecutable {
         for (Tensor t : inputs) metas.add(t.meta());
         Instance instance = instanceFor(metas);
         lastInstance = instance;
-        ArenaPool pool = planMemory ? arenasFor(instance, metas) : null;
+        Instance stage = instance;
+        Tensor[] stageInputs = inputs;
+        if (instance.hoisting != null) {
+            Tensor[] hoisted = instance.hoisting.values(inputs, this);
+            stage = instance.hoisting.main;
+            stageInputs = Arrays.copyOf(inputs, inputs.length + hoisted.length);
+            System.arraycopy(hoisted, 0, stageInputs, inputs.length, hoisted.length);
+            for (Tensor t : hoisted) metas.add(t.meta());
+        }
+        ArenaPool pool = planMemory ? arenasFor(stage, metas) : null;
         ArenaPool.Arena arena = pool == null || pool.plan().buffers().isEmpty() ? null : pool.take();
         try {
-            return run(instance, inputs, pool == null ? null : pool.plan(), arena);
+            return run(stage, stageInputs, pool == null ? null : pool.plan(), arena, true);
         } finally {
             if (arena != null) pool.give(arena);
         }
@@ -217,7 +314,7 @@ public final class NpuExecutable implements GraphExecutable {
      * the DMA engine first, counted in its launch. Any other non-contiguous input reaching
      * them is a lowering bug.
      */
-    private Tensor[] run(Instance instance, Tensor[] inputs, MemoryPlan plan, ArenaPool.Arena arena) {
+    private Tensor[] run(Instance instance, Tensor[] inputs, MemoryPlan plan, ArenaPool.Arena arena, boolean recordCosts) {
         KernelProgram program = instance.program;
         FusedKernel[] kernels = instance.kernels;
         int[] lastUse = instance.lastUse;
@@ -305,8 +402,11 @@ public final class NpuExecutable implements GraphExecutable {
             for (int s : l.in()) if (lastUse[s] == i) slots[s] = null;
             costs[i] = new LaunchCost(System.nanoTime() - t0, dmaRead, dmaWritten, operandRead, operandWritten, callerGathered);
         }
-        lastTraffic = List.copyOf(traffic);
-        lastCosts = costs;
+        if (recordCosts) {
+            lastTraffic = List.copyOf(traffic);
+            lastCosts = costs;
+            lastRun = instance;
+        }
         Tensor[] out = new Tensor[program.outputs().size()];
         for (int i = 0; i < out.length; i++) out[i] = slots[program.outputs().get(i)];
         return out;
@@ -355,11 +455,21 @@ public final class NpuExecutable implements GraphExecutable {
             for (String line : family.symbolicLaunches()) sb.append("    sizes at run time: ").append(line).append('\n');
         }
         if (!passes.isEmpty()) for (String line : passes.split("\n")) sb.append("  passes: ").append(line).append('\n');
-        ArenaPool pool = instance.arenas;
+        if (instance.hoisting != null) {
+            List<KernelProgram.Launch> once = instance.hoisting.once.program.launches();
+            sb.append("  frozen weights: ").append(once.size()).append(once.size() == 1 ? " launch runs" : " launches run")
+                    .append(" once while the same weight tensors are bound (")
+                    .append(once.stream().map(NpuExecutable::launchName).collect(java.util.stream.Collectors.joining(", ")))
+                    .append("); the launches below are the rest\n");
+        }
+        Instance ran = lastRun != null && (lastRun == instance || instance.hoisting != null && lastRun == instance.hoisting.main) ? lastRun
+                : instance.hoisting != null ? instance.hoisting.main : instance;
+        program = ran.program;
+        ArenaPool pool = ran.arenas;
         if (!planMemory) sb.append("  memory: not planned (every launch allocates its outputs)\n");
         else if (pool == null) sb.append("  memory: planned on the first run\n");
         else sb.append("  memory: peak ").append(pool.plan().summary()).append('\n');
-        LaunchCost[] costs = lastCosts;
+        LaunchCost[] costs = lastRun == ran ? lastCosts : null;
         for (int i = 0; i < program.launches().size(); i++) {
             KernelProgram.Launch l = program.launches().get(i);
             String what = switch (l) {
@@ -370,7 +480,7 @@ public final class NpuExecutable implements GraphExecutable {
                 case KernelProgram.Transfer t -> "transfer view -> contiguous " + t.dtype() + t.shape() + " (" + MemoryPlan.bytes(t.bytes()) + ")";
             };
             sb.append(String.format(Locale.ROOT, "  launch %d: %s", i, what));
-            if (costs != null) {
+            if (costs != null && i < costs.length) {
                 LaunchCost c = costs[i];
                 sb.append(String.format(Locale.ROOT, ", %.3f ms", c.nanos() / 1e6));
                 if (l instanceof KernelProgram.Fused || l instanceof KernelProgram.Transfer || c.dmaRead() + c.dmaWritten() > 0) {
@@ -394,6 +504,15 @@ public final class NpuExecutable implements GraphExecutable {
             sb.append(String.format(Locale.ROOT, "  last run: %.3f ms in launches, %d B of DRAM traffic%n", nanos / 1e6, bytes));
         }
         return sb.toString();
+    }
+
+    private static String launchName(KernelProgram.Launch l) {
+        return switch (l) {
+            case KernelProgram.Eager e -> e.op().name();
+            case KernelProgram.Fused f -> f.name();
+            case KernelProgram.MatMulFused m -> m.name();
+            case KernelProgram.Transfer t -> "transfer " + t.dtype() + t.shape();
+        };
     }
 
     @Override

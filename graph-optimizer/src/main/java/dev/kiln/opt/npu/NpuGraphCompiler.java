@@ -20,6 +20,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.Set;
 import java.util.concurrent.atomic.LongAdder;
 
 /**
@@ -85,14 +86,24 @@ public final class NpuGraphCompiler implements GraphCompiler {
     }
 
     /** The cache key of {@code g} on this compiler's device. */
-    public CacheKey key(Graph g) {
-        return CacheKey.ofGraphHash(g.hash(), g.inputMetas().toString(), device.toString(), COMPILER_VERSION, OPTIONS);
+    public CacheKey key(Graph g) { return key(g, Set.of()); }
+
+    /** The cache key of {@code g} with frozen weights at {@code weights}, which change the program. */
+    public CacheKey key(Graph g, Set<Integer> weights) {
+        return CacheKey.ofGraphHash(g.hash(), g.inputMetas().toString(), device.toString(), COMPILER_VERSION, options(OPTIONS, weights));
+    }
+
+    private static String options(String options, Set<Integer> weights) {
+        return weights.isEmpty() ? options : options + "; frozen weights at inputs " + new java.util.TreeSet<>(weights);
     }
 
     @Override
-    public NpuExecutable compile(Graph g) {
+    public NpuExecutable compile(Graph g) { return compile(g, Set.of()); }
+
+    @Override
+    public NpuExecutable compile(Graph g, Set<Integer> weights) {
         long lookupStart = System.nanoTime();
-        CacheKey key = key(g);
+        CacheKey key = key(g, weights);
         long memoryHitsBefore = cache.stats().memoryHits();
         Optional<Artifact> hit = cache.get(key);
         if (hit.isPresent()) {
@@ -110,7 +121,7 @@ public final class NpuGraphCompiler implements GraphCompiler {
         }
         long t0 = System.nanoTime();
         Pipeline.Result optimised = pipeline().run(g);
-        KernelProgram p = Lowering.lower(optimised.graph(), device);
+        KernelProgram p = Lowering.lower(optimised.graph(), device, weights);
         COMPILE_NANOS.add(System.nanoTime() - t0);
         COMPILES.increment();
         Map<String, byte[]> parts = new LinkedHashMap<>();
@@ -130,10 +141,13 @@ public final class NpuGraphCompiler implements GraphCompiler {
      * that traces the same samples gets the family without running a pass.
      */
     @Override
-    public Optional<GraphExecutable> compileFamily(List<Graph> graphs, long[] base) {
+    public Optional<GraphExecutable> compileFamily(List<Graph> graphs, long[] base) { return compileFamily(graphs, base, Set.of()); }
+
+    @Override
+    public Optional<GraphExecutable> compileFamily(List<Graph> graphs, long[] base, Set<Integer> weights) {
         long lookupStart = System.nanoTime();
         List<List<TensorMeta>> inputs = graphs.stream().map(Graph::inputMetas).toList();
-        CacheKey key = familyKey(graphs);
+        CacheKey key = familyKey(graphs, weights);
         long memoryHitsBefore = cache.stats().memoryHits();
         Optional<Artifact> hit = cache.get(key);
         if (hit.isPresent()) {
@@ -161,7 +175,7 @@ public final class NpuGraphCompiler implements GraphCompiler {
         Optional<ProgramFamily> family = ProgramFamily.fitChecked(graphs, base, g -> {
             Pipeline.Result optimised = pipeline().run(g);
             if (passes[0] == null) passes[0] = optimised.explain().strip();
-            return Lowering.lower(optimised.graph(), device);
+            return Lowering.lower(optimised.graph(), device, weights);
         });
         COMPILE_NANOS.add(System.nanoTime() - t0);
         COMPILES.increment();
@@ -178,13 +192,13 @@ public final class NpuGraphCompiler implements GraphCompiler {
     }
 
     /** The cache key of a family: every sample graph and its inputs. */
-    CacheKey familyKey(List<Graph> graphs) {
+    CacheKey familyKey(List<Graph> graphs, Set<Integer> weights) {
         StringBuilder hashes = new StringBuilder(), signatures = new StringBuilder();
         for (Graph g : graphs) {
             hashes.append(g.hash()).append('\n');
             signatures.append(signatures.isEmpty() ? "" : " | ").append(g.inputMetas());
         }
-        return CacheKey.of(hashes.toString(), signatures.toString(), device.toString(), COMPILER_VERSION, FAMILY_OPTIONS);
+        return CacheKey.of(hashes.toString(), signatures.toString(), device.toString(), COMPILER_VERSION, options(FAMILY_OPTIONS, weights));
     }
 
     private static final String TILE_LOOP_PART = "tile-loops/";

@@ -44,7 +44,11 @@ public final class Workloads {
     public enum Id { W0, W1, W2, W3, W4, PAGED }
 
     /** Eager runs op by op; compiled traces once with {@code Kiln.compile} on the NPU backend and replays. W0 has no modes. */
-    public enum Mode { EAGER, COMPILED }
+    public enum Mode {
+        EAGER, COMPILED,
+        /** Compiled with {@link CompileOptions#freezeWeights}: forms of the weights derived once are reused. */
+        FROZEN
+    }
 
     /**
      * Problem sizes: {@link #standard()} is the workload table's; {@link #small()} shrinks
@@ -112,9 +116,12 @@ public final class Workloads {
 
     private static final CompileOptions NPU = CompileOptions.defaults().backend(Backend.NPU);
 
-    /** {@code fn} itself in eager mode, compiled on the NPU backend in compiled mode. */
+    /** The NPU options of a compiled mode. */
+    private static CompileOptions options(Mode mode) { return NPU.freezeWeights(mode == Mode.FROZEN); }
+
+    /** {@code fn} itself in eager mode, compiled on the NPU backend in the compiled modes. */
     private static Fn1<Tensor> inMode(Mode mode, Fn1<Tensor> fn) {
-        return mode == Mode.COMPILED ? Kiln.compile(fn, NPU) : fn;
+        return mode == Mode.EAGER ? fn : Kiln.compile(fn, options(mode));
     }
 
     // ---------------------------------------------------------------- W0
@@ -412,7 +419,7 @@ public final class Workloads {
         int seq = sizes.blockSeq();
         Tensor x = Tensor.randn(11, 1, seq, cfg.dModel()), positions = Tensor.arange(seq);
         DecoderBlock block = new DecoderBlock(cfg, 42);
-        DecoderBlock run = mode == Mode.COMPILED ? Kiln.compile(block, NPU) : block;
+        DecoderBlock run = mode == Mode.EAGER ? block : Kiln.compile(block, options(mode));
         return new Prepared(() -> sink = run.forward(x, positions), null, t -> result(Id.W4, "decoder_block", mode, t, null, null));
     }
 }

@@ -43,8 +43,9 @@ final class BenchCommand implements Callable<Integer> {
             description = "The workload to run, or all of them; dispatch and trace measure the compiler's own overheads.")
     String workload;
 
-    @Option(names = "--mode", paramLabel = "eager|compiled|both", defaultValue = "eager",
-            description = "eager (op by op), compiled (Kiln.compile on the NPU backend; W1, W2 and W4), or both side by side, their calls alternating.")
+    @Option(names = "--mode", paramLabel = "eager|compiled|frozen|both|all", defaultValue = "eager",
+            description = "eager (op by op), compiled (Kiln.compile on the NPU backend; W1, W2 and W4), frozen (compiled with"
+                    + " frozen weights), both (eager and compiled) or all three, side by side, their calls alternating.")
     String mode;
 
     @Option(names = "--runs", paramLabel = "N", defaultValue = "15", description = "Measured runs (default: ${DEFAULT-VALUE}).")
@@ -83,8 +84,10 @@ final class BenchCommand implements Callable<Integer> {
         List<Workloads.Mode> modes = switch (mode) {
             case "eager" -> List.of(Workloads.Mode.EAGER);
             case "compiled" -> List.of(Workloads.Mode.COMPILED);
+            case "frozen" -> List.of(Workloads.Mode.FROZEN);
             case "both" -> List.of(Workloads.Mode.EAGER, Workloads.Mode.COMPILED);
-            default -> throw new ParameterException(spec.commandLine(), "unknown mode '" + mode + "': expected eager, compiled or both");
+            case "all" -> List.of(Workloads.Mode.EAGER, Workloads.Mode.COMPILED, Workloads.Mode.FROZEN);
+            default -> throw new ParameterException(spec.commandLine(), "unknown mode '" + mode + "': expected eager, compiled, frozen, both or all");
         };
         if (runs < 1) throw new ParameterException(spec.commandLine(), "--runs must be at least 1, got " + runs);
         if (warmup < 0) throw new ParameterException(spec.commandLine(), "--warmup must be at least 0, got " + warmup);

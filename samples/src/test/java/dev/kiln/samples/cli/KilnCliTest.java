@@ -82,6 +82,10 @@ class KilnCliTest {
         assertEquals(0, both.exit(), both.err());
         assertEquals(List.of("eager", "compiled"),
                 both.lines().stream().map(l -> readJson(l).get("mode").asText()).toList(), both.out());
+        Result all = kiln("bench", "W4", "--mode", "all", "--small", "--runs", "1", "--warmup", "0", "--warmup-ms", "0");
+        assertEquals(0, all.exit(), all.err());
+        assertEquals(List.of("eager", "compiled", "frozen"),
+                all.lines().stream().map(l -> readJson(l).get("mode").asText()).toList(), all.out());
         Result unknown = kiln("bench", "W1", "--mode", "lazy");
         assertEquals(2, unknown.exit());
         assertTrue(unknown.err().startsWith("unknown mode 'lazy'"), unknown.err());

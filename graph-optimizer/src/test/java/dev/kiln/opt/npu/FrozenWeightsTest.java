@@ -1,0 +1,119 @@
+package dev.kiln.opt.npu;
+
+import dev.kiln.CompileOptions;
+import dev.kiln.Fn1;
+import dev.kiln.Kiln;
+import dev.kiln.cache.CacheConfig;
+import dev.kiln.cache.KernelCache;
+import dev.kiln.ir.Graph;
+import dev.kiln.ir.GraphBuilder;
+import dev.kiln.ir.ValueRef;
+import dev.kiln.nn.F;
+import dev.kiln.nn.Module;
+import dev.kiln.npu.device.NpuDevice;
+import dev.kiln.ops.Op;
+import dev.kiln.ops.TensorMeta;
+import dev.kiln.tensor.DType;
+import dev.kiln.tensor.Shape;
+import dev.kiln.tensor.Tensor;
+import org.junit.jupiter.api.Test;
+
+import java.lang.foreign.ValueLayout;
+import java.util.List;
+import java.util.Set;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class FrozenWeightsTest {
+    private static final NpuDevice DEVICE = NpuDevice.current();
+
+    /** {@code x @ w.T} for x [6, 32] and w [40, 32]: a linear layer's product. */
+    private static Graph linear() {
+        GraphBuilder b = new GraphBuilder();
+        ValueRef x = b.input(new TensorMeta(DType.FLOAT32, Shape.of(6, 32)));
+        ValueRef w = b.input(new TensorMeta(DType.FLOAT32, Shape.of(40, 32)));
+        ValueRef wt = b.apply(new Op.Permute(List.of(1, 0)), List.of(w)).get(0);
+        return b.build(List.of(b.apply(new Op.MatMul(), List.of(x, wt)).get(0)));
+    }
+
+    @Test
+    void aFrozenWeightsTransposeIsGatheredOnceForTheMatmul() {
+        KernelProgram plain = Lowering.lower(linear(), DEVICE);
+        assertEquals(0, plain.transfers(), plain.toText());
+        assertEquals(List.of(), plain.weights());
+
+        KernelProgram frozen = Lowering.lower(linear(), DEVICE, Set.of(1));
+        assertEquals(1, frozen.transfers(), frozen.toText());
+        assertEquals(List.of(frozen.inputs().get(1)), frozen.weights());
+        assertEquals(frozen, KernelProgram.parse(frozen.toText()));
+        // The activation is no weight: a transposed x is read in place either way.
+        assertEquals(0, Lowering.lower(linear(), DEVICE, Set.of(0)).transfers());
+    }
+
+    /**
+     * Equal to rounding: with the weight contiguous, a small product may take another GEMM
+     * path that sums in another order (the decoder block's products come out bit-identical).
+     */
+    private static void assertClose(float[] expected, float[] actual) {
+        assertEquals(expected.length, actual.length);
+        for (int i = 0; i < expected.length; i++) assertEquals(expected[i], actual[i], 1e-5f * (1 + Math.abs(expected[i])), "element " + i);
+    }
+
+    @Test
+    void frozenAndUnfrozenProgramsAgreeAndKeyApart() {
+        NpuGraphCompiler c = new NpuGraphCompiler(DEVICE, KernelCache.open(CacheConfig.memoryOnly(16 << 20)));
+        Tensor[] in = {Tensor.randn(1, 6, 32), Tensor.randn(2, 40, 32)};
+        NpuExecutable plain = c.compile(linear()), frozen = c.compile(linear(), Set.of(1));
+        assertClose(plain.run(in)[0].toFloatArray(), frozen.run(in)[0].toFloatArray());
+        assertNotEquals(c.key(linear()), c.key(linear(), Set.of(1)));
+        assertTrue(frozen.describe().contains("frozen weights: 2 launches run once"), frozen.describe());
+        assertTrue(frozen.program().launches().size() > plain.program().launches().size());
+    }
+
+    /** A layer whose weight is a field, so that tests can bind another tensor. */
+    static class Layer extends Module {
+        Tensor weight;
+
+        Layer(Tensor weight) { this.weight = weight; }
+
+        Tensor forward(Tensor x) { return F.gelu(F.linear(x, weight, null)); }
+    }
+
+    @Test
+    void derivedWeightsAreReusedUntilAnotherTensorIsBound() {
+        Tensor w = Tensor.randn(3, 24, 16), x = Tensor.randn(4, 5, 16);
+        Layer frozen = Kiln.compile(new Layer(w), CompileOptions.defaults().freezeWeights(true));
+        float[] first = frozen.forward(x).toFloatArray();
+        assertClose(new Layer(w).forward(x).toFloatArray(), first);
+
+        // Writing into the bound weight is not seen: its transposed copy was made once.
+        float[] original = w.toFloatArray();
+        w.storage().segment().setAtIndex(ValueLayout.JAVA_FLOAT, w.layout().offset(), original[0] + 100f);
+        assertArrayEquals(first, frozen.forward(x).toFloatArray());
+
+        // Binding another tensor is.
+        Tensor other = Tensor.randn(9, 24, 16);
+        frozen.weight = other;
+        assertClose(new Layer(other).forward(x).toFloatArray(), frozen.forward(x).toFloatArray());
+        frozen.weight = w;
+        assertFalse(java.util.Arrays.equals(first, frozen.forward(x).toFloatArray()), "rebinding w picks up its new contents");
+    }
+
+    @Test
+    void capturedTensorsAreWeightsOfAFunction() {
+        Tensor w = Tensor.randn(5, 48, 32), b = Tensor.randn(6, 48);
+        Fn1<Tensor> body = x -> F.linear(x, w, b).relu();
+        Fn1<Tensor> frozen = Kiln.compile(body, CompileOptions.defaults().freezeWeights(true));
+        Tensor x = Tensor.randn(7, 3, 10, 32);
+        assertClose(body.apply(x).toFloatArray(), frozen.apply(x).toFloatArray());
+        String explain = Kiln.explain(frozen, x).toString();
+        assertTrue(explain.contains("frozen weights:"), explain);
+        // Another batch size: the rows become symbolic and the family keeps the frozen weights.
+        Tensor y = Tensor.randn(8, 3, 17, 32);
+        assertClose(body.apply(y).toFloatArray(), frozen.apply(y).toFloatArray());
+    }
+}
