@@ -60,9 +60,14 @@ public final class TileLoopCompiler {
 
     private static final String PACKAGE = TileLoopCompiler.class.getPackageName();
     private static final int MEMO_CAPACITY = 256;
-    private static final Map<String, Compiled> MEMO = new LinkedHashMap<>(16, 0.75f, true) {
+    /**
+     * Compiled programs by value (a program record's equality; float constants compare by
+     * bits), so that finding one is a hash of a few records: a matmul epilogue looks its loop
+     * up on every call.
+     */
+    private static final Map<TileProgram, Compiled> MEMO = new LinkedHashMap<>(16, 0.75f, true) {
         @Override
-        protected boolean removeEldestEntry(Map.Entry<String, Compiled> eldest) { return size() > MEMO_CAPACITY; }
+        protected boolean removeEldestEntry(Map.Entry<TileProgram, Compiled> eldest) { return size() > MEMO_CAPACITY; }
     };
 
     private TileLoopCompiler() {}
@@ -90,12 +95,11 @@ public final class TileLoopCompiler {
      * by every kernel of the same program (and so are its JIT-compiled loops).
      */
     public static Compiled load(TileProgram program) {
-        String text = program.toText();
         synchronized (MEMO) {
-            Compiled c = MEMO.get(text);
+            Compiled c = MEMO.get(program);
             if (c != null) return c;
         }
-        return remember(text, instantiate(program, generate(program)));
+        return remember(program, instantiate(program, generate(program)));
     }
 
     /**
@@ -113,17 +117,16 @@ public final class TileLoopCompiler {
         if (!found.equals(name)) {
             throw new IllegalArgumentException("class bytes of " + found + " are not the tile loop " + name + " of this program");
         }
-        String text = program.toText();
         synchronized (MEMO) {
-            Compiled c = MEMO.get(text);
+            Compiled c = MEMO.get(program);
             if (c != null) return c;
         }
-        return remember(text, instantiate(program, classBytes));
+        return remember(program, instantiate(program, classBytes));
     }
 
-    private static Compiled remember(String text, Compiled c) {
+    private static Compiled remember(TileProgram program, Compiled c) {
         synchronized (MEMO) {
-            Compiled earlier = MEMO.putIfAbsent(text, c);
+            Compiled earlier = MEMO.putIfAbsent(program, c);
             return earlier != null ? earlier : c;
         }
     }
