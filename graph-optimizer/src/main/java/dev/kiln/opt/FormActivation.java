@@ -3,6 +3,7 @@ package dev.kiln.opt;
 import dev.kiln.ir.Graph;
 import dev.kiln.ir.Node;
 import dev.kiln.ir.ValueRef;
+import dev.kiln.opt.SingleOpFormation.Match;
 import dev.kiln.ops.BinaryFn;
 import dev.kiln.ops.Op;
 import dev.kiln.ops.UnaryFn;
@@ -32,25 +33,16 @@ public final class FormActivation implements GraphPass {
     @Override
     public String name() { return "form-activation"; }
 
-    private record Match(UnaryFn fn, ValueRef x, String what) {}
-
     @Override
     public PassResult run(Graph graph) {
-        GraphUses uses = new GraphUses(graph);
-        List<String> details = new ArrayList<>();
-        Graph out = GraphTransformer.transform(graph, (cx, node) -> {
-            boolean floating = node.outputs().size() == 1 && node.outputs().get(0).dtype().isFloatingPoint();
-            Match m = floating ? silu(graph, uses, node) : null;
-            if (m == null && floating) m = gelu(graph, uses, node);
-            if (m == null) {
-                cx.copy(node);
-                return;
-            }
-            cx.replace(node, cx.emit1(new Op.Unary(m.fn()), cx.values(List.of(m.x()))));
-            details.add("%" + node.id() + " (" + node.op().name() + "): " + m.what());
+        return SingleOpFormation.run(graph, (g, uses, node) -> {
+            if (node.outputs().size() != 1 || !node.outputs().get(0).dtype().isFloatingPoint()) return null;
+            Match m = silu(g, uses, node);
+            return m != null ? m : gelu(g, uses, node);
         });
-        return PassResult.of(out, "formed", details);
     }
+
+    private static Match unary(UnaryFn fn, ValueRef x, String what) { return new Match(new Op.Unary(fn), List.of(x), what); }
 
     private static Match silu(Graph g, GraphUses uses, Node.Apply mul) {
         if (!(mul.op() instanceof Op.Binary b) || b.fn() != BinaryFn.MUL) return null;
@@ -59,7 +51,7 @@ public final class FormActivation implements GraphPass {
             Node.Apply sigmoid = uses.singleUseProducer(mul.inputs().get(1 - side));
             if (sigmoid != null && sigmoid.op() instanceof Op.Unary u && u.fn() == UnaryFn.SIGMOID && sigmoid.inputs().get(0).equals(x)
                     && g.meta(x).equals(mul.outputs().get(0))) {
-                return new Match(UnaryFn.SILU, x, "x * sigmoid(x) is silu(x)");
+                return unary(UnaryFn.SILU, x, "x * sigmoid(x) is silu(x)");
             }
         }
         return null;
@@ -74,7 +66,7 @@ public final class FormActivation implements GraphPass {
         for (int side = 0; side < 2; side++) {
             ValueRef x = p.factors().get(side);
             if (g.meta(x).equals(root.outputs().get(0)) && isOnePlusErfOfScaled(uses, p.factors().get(1 - side), x)) {
-                return new Match(UnaryFn.GELU, x, "x * 0.5 * (1 + erf(x / sqrt 2)) is gelu(x)");
+                return unary(UnaryFn.GELU, x, "x * 0.5 * (1 + erf(x / sqrt 2)) is gelu(x)");
             }
         }
         return null;

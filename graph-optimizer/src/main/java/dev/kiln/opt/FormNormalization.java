@@ -3,13 +3,13 @@ package dev.kiln.opt;
 import dev.kiln.ir.Graph;
 import dev.kiln.ir.Node;
 import dev.kiln.ir.ValueRef;
+import dev.kiln.opt.SingleOpFormation.Match;
 import dev.kiln.ops.BinaryFn;
 import dev.kiln.ops.Op;
 import dev.kiln.ops.ReduceFn;
 import dev.kiln.ops.UnaryFn;
 import dev.kiln.tensor.Shape;
 
-import java.util.ArrayList;
 import java.util.List;
 
 /**
@@ -33,24 +33,12 @@ public final class FormNormalization implements GraphPass {
     @Override
     public String name() { return "form-normalization"; }
 
-    /** A recognised pattern: the new op, its operands (old values) and a description. */
-    private record Match(Op op, List<ValueRef> args, String what) {}
-
     @Override
     public PassResult run(Graph graph) {
-        GraphUses uses = new GraphUses(graph);
-        List<String> details = new ArrayList<>();
-        Graph out = GraphTransformer.transform(graph, (cx, node) -> {
-            Match m = softmax(graph, uses, node);
-            if (m == null) m = rmsNorm(graph, uses, node);
-            if (m == null) {
-                cx.copy(node);
-                return;
-            }
-            cx.replace(node, cx.emit1(m.op(), cx.values(m.args())));
-            details.add("%" + node.id() + " (" + node.op().name() + "): " + m.what());
+        return SingleOpFormation.run(graph, (g, uses, node) -> {
+            Match m = softmax(g, uses, node);
+            return m != null ? m : rmsNorm(g, uses, node);
         });
-        return PassResult.of(out, "formed", details);
     }
 
     // ---------------------------------------------------------------- softmax
