@@ -181,10 +181,8 @@ public final class NpuGraphCompiler implements GraphCompiler {
         COMPILES.increment();
         if (family.isEmpty()) return Optional.empty();
         Map<String, byte[]> parts = new LinkedHashMap<>();
-        for (int i = 0; i < graphs.size(); i++) {
-            long[] point = dev.kiln.ir.SizeTemplate.samplePoints(base).get(i);
-            parts.put(FAMILY_PROGRAM_PART + i, family.get().at(point).toText().getBytes(StandardCharsets.UTF_8));
-        }
+        List<KernelProgram> samples = family.get().samples();
+        for (int i = 0; i < samples.size(); i++) parts.put(FAMILY_PROGRAM_PART + i, samples.get(i).toText().getBytes(StandardCharsets.UTF_8));
         parts.putAll(tileLoopParts(family.get().base()));
         cache.put(key, Artifact.of(parts, Map.of("graph", graphs.getFirst().hash(), "samples", Integer.toString(graphs.size()))));
         return Optional.of(new NpuExecutable(family.get(), device, String.format(java.util.Locale.ROOT,

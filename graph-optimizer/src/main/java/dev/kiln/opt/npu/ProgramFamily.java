@@ -24,13 +24,13 @@ public final class ProgramFamily {
 
     private final SizeTemplate template;
     private final List<Binding> bindings;
-    private final KernelProgram base;
+    private final List<KernelProgram> samples;
     private final List<TensorMeta> baseInputs;
 
-    private ProgramFamily(SizeTemplate template, List<Binding> bindings, KernelProgram base, List<TensorMeta> baseInputs) {
+    private ProgramFamily(SizeTemplate template, List<Binding> bindings, List<KernelProgram> samples, List<TensorMeta> baseInputs) {
         this.template = template;
         this.bindings = List.copyOf(bindings);
-        this.base = base;
+        this.samples = List.copyOf(samples);
         this.baseInputs = List.copyOf(baseInputs);
     }
 
@@ -53,7 +53,7 @@ public final class ProgramFamily {
             if (b == null) return Optional.empty();
             bindings.add(b);
         }
-        return Optional.of(new ProgramFamily(template, bindings, programs.getFirst(), inputs.getFirst()));
+        return Optional.of(new ProgramFamily(template, bindings, programs, inputs.getFirst()));
     }
 
     /**
@@ -112,7 +112,10 @@ public final class ProgramFamily {
     }
 
     /** The program at the sample sizes the family was fitted at first. */
-    public KernelProgram base() { return base; }
+    public KernelProgram base() { return samples.getFirst(); }
+
+    /** The programs it was fitted to, at the sample points in order (what the kernel cache keeps). */
+    public List<KernelProgram> samples() { return samples; }
 
     public List<Binding> bindings() { return bindings; }
 
