@@ -20,15 +20,18 @@ public final class Explanation {
     private final boolean eagerFallback;
     private final boolean lazy;
     private final double callMicros;
+    /** For a compiled module, how its proxy class was obtained; else null. */
+    private final String moduleProxy;
 
     private Explanation(String functionName, CompileOptions options, List<CompiledFunction.CompileEvent> events,
-                        boolean eagerFallback, boolean lazy, double callMicros) {
+                        boolean eagerFallback, boolean lazy, double callMicros, String moduleProxy) {
         this.functionName = functionName;
         this.options = options;
         this.events = events;
         this.eagerFallback = eagerFallback;
         this.lazy = lazy;
         this.callMicros = callMicros;
+        this.moduleProxy = moduleProxy;
     }
 
     static Explanation of(Object compiled, Object[] userArgs) {
@@ -40,7 +43,8 @@ public final class Explanation {
         long t0 = System.nanoTime();
         call.get();
         double micros = (System.nanoTime() - t0) / 1e3;
-        return new Explanation(f.name(), f.options(), f.events(), f.runsEagerly(), f.isLazy(args), micros);
+        return new Explanation(f.name(), f.options(), f.events(), f.runsEagerly(), f.isLazy(args), micros,
+                module ? ModuleCompiler.describeProxy(compiled) : null);
     }
 
     public List<CompiledFunction.CompileEvent> compiles() { return events; }
@@ -60,6 +64,7 @@ public final class Explanation {
         StringBuilder sb = new StringBuilder("Kiln explain: ").append(functionName).append('\n');
         sb.append("options: backend=").append(options.backend()).append(", fullGraph=").append(options.fullGraph())
                 .append(", recompileLimit=").append(options.recompileLimit()).append('\n');
+        if (moduleProxy != null) sb.append("module proxy class: ").append(moduleProxy).append('\n');
         sb.append("compiled signatures: ").append(events.size());
         if (eagerFallback) sb.append(" (recompile limit reached: new signatures run eagerly)");
         sb.append('\n');

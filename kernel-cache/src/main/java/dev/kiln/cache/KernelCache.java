@@ -79,6 +79,16 @@ public final class KernelCache {
         }
     }
 
+    /**
+     * The process's cache, configured by system properties and environment when first asked
+     * for; the compiler's programs and the tracer's module proxies share it.
+     */
+    public static KernelCache shared() { return Shared.INSTANCE; }
+
+    private static final class Shared {
+        static final KernelCache INSTANCE = fromEnvironment();
+    }
+
     /** The cache configured by system properties and environment (see {@link CacheConfig#fromEnvironment()}). */
     public static KernelCache fromEnvironment() {
         return open(CacheConfig.fromEnvironment());

@@ -39,6 +39,17 @@ class KernelWarmupTest {
         assertNull(BackgroundWarmup.thread());
     }
 
+    @Test
+    void backgroundWarmupIsOffUnlessAskedFor() {
+        String set = System.clearProperty("kiln.warmup");
+        try {
+            BackgroundWarmup.start();
+            assertNull(BackgroundWarmup.thread());
+        } finally {
+            System.setProperty("kiln.warmup", set);
+        }
+    }
+
     /** A warm-up cut to {@code rounds} rounds. */
     private record Limited(Warmup inner, int rounds) implements Warmup {
         public int order() { return inner.order(); }

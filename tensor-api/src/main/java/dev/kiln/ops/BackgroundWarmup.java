@@ -6,18 +6,25 @@ import java.util.ServiceLoader;
 import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
- * Warms Kiln up on a background thread as soon as the first tensor op runs.
+ * Warms Kiln up on a background thread as soon as the first tensor op runs, when asked to
+ * with {@code -Dkiln.warmup=true}.
  *
  * <p>In a fresh JVM, Kiln's first results are dominated by the JVM's own start-up work:
  * loading and linking Byte Buddy, the tracer and the compiler, and above all compiling the
  * Vector API kernels, which run one to two orders of magnitude slower until C2 has
- * compiled them. While the application is still starting (loading classes, initialising
- * weights), a daemon thread runs every {@link Warmup} on the class path, in their order,
- * so that this work overlaps with the application's instead of following it. Kernels
- * compute the same bits in every JIT tier, so warming up never changes a result.
+ * compiled them. A daemon thread runs every {@link Warmup} on the class path, in their
+ * order, so that this work overlaps with whatever the application does before its first
+ * forward pass. Kernels compute the same bits in every JIT tier, so warming up never
+ * changes a result.
  *
- * <p>On by default; {@code -Dkiln.warmup=false} turns it off, and
- * {@code kiln.warmup.millis} bounds its time (default {@value #DEFAULT_BUDGET_MILLIS} ms).
+ * <p>Off by default, because it only pays when the application leaves the cores idle for
+ * seconds before its first forward pass (loading weights from disk: the first forward of
+ * the W4 block took 192 ms instead of 1415 ms after a 4 s pause). When the first forward
+ * follows within a few hundred milliseconds, the warm-up's thread and the compilations it
+ * queues compete with the application's on a small machine: on the W4 demo (2 cores),
+ * eager's first result came about 300 ms later with it, and compiled first results were
+ * no earlier. {@code kiln.warmup.millis} bounds its time (default
+ * {@value #DEFAULT_BUDGET_MILLIS} ms).
  */
 public final class BackgroundWarmup {
     static final long DEFAULT_BUDGET_MILLIS = 3000;
@@ -27,9 +34,9 @@ public final class BackgroundWarmup {
 
     private BackgroundWarmup() {}
 
-    /** Starts the warm-up once per JVM unless {@code kiln.warmup} is false. */
+    /** Starts the warm-up once per JVM when {@code kiln.warmup} is true. */
     public static void start() {
-        if (!Boolean.parseBoolean(System.getProperty("kiln.warmup", "true")) || !STARTED.compareAndSet(false, true)) return;
+        if (!Boolean.getBoolean("kiln.warmup") || !STARTED.compareAndSet(false, true)) return;
         long budget = Long.getLong("kiln.warmup.millis", DEFAULT_BUDGET_MILLIS);
         Thread t = new Thread(() -> run(load(), budget), "kiln-warmup");
         t.setDaemon(true);

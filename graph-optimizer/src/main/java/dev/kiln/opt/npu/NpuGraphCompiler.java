@@ -45,10 +45,6 @@ public final class NpuGraphCompiler implements GraphCompiler {
     private static final String OPTIONS = "pipeline=standard+merge-sibling-matmuls; fusion=pointwise,matmul-epilogue";
     private static final System.Logger LOG = System.getLogger("dev.kiln.npu");
 
-    private static final class DefaultCache {
-        static final KernelCache INSTANCE = KernelCache.fromEnvironment();
-    }
-
     /** Process-wide counts of how compiled graphs were obtained, for the demo and explain. */
     public record Counts(long compiles, long memoryHits, long diskHits, double compileMillis) {}
 
@@ -59,7 +55,7 @@ public final class NpuGraphCompiler implements GraphCompiler {
     private final KernelCache cache;
 
     /** For {@link java.util.ServiceLoader}: the current machine's device and the cache the environment configures. */
-    public NpuGraphCompiler() { this(NpuDevice.current(), DefaultCache.INSTANCE); }
+    public NpuGraphCompiler() { this(NpuDevice.current(), KernelCache.shared()); }
 
     public NpuGraphCompiler(NpuDevice device, KernelCache cache) {
         this.device = device;

@@ -77,8 +77,8 @@ final class BenchCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        // Steady-state figures come after the bench's own warm-up runs: the background warm-up
-        // (which starts at the first op) would only compete with them. First calls keep it.
+        // Steady-state figures come after the bench's own warm-up runs: a background warm-up
+        // asked for with -Dkiln.warmup=true would only compete with them. First calls keep it.
         if (!firstCall) System.setProperty("kiln.warmup", "false");
         List<Workloads.Id> ids = selected();
         List<Workloads.Mode> modes = switch (mode) {
