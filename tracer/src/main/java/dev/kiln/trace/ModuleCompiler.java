@@ -60,6 +60,7 @@ public final class ModuleCompiler {
         if (forwardMethods(type).isEmpty()) {
             throw new KilnException("Kiln.compile(module): " + type.getName() + " has no non-final, non-private forward(...) method");
         }
+        CompiledFunction.prepareBackend(options.backend());
         Class<?> proxy = PROXIES.computeIfAbsent(new ProxyKey(type, options), k -> generate(type, options));
         @SuppressWarnings("unchecked")
         M copy = (M) instantiate(proxy);
