@@ -381,17 +381,17 @@ public final class CompiledFunction {
     private static final java.util.Set<Backend> PREPARING = ConcurrentHashMap.newKeySet();
 
     /**
-     * Loads {@code backend}'s compiler on a daemon thread, once: its set-up (for the NPU
-     * backend, the fingerprint of the compiler's code that cache keys carry, a SHA-256 over its
-     * jars, and opening the kernel cache) then overlaps with creating the module proxy and
-     * tracing the first call, instead of following them; about 30 ms of a warm start. A
-     * failure is left for the first call to report, with its message.
+     * Loads and {@linkplain GraphCompiler#prepare prepares} {@code backend}'s compiler on a
+     * daemon thread, once: its set-up (for the NPU backend, the fingerprint of the compiler's
+     * code that cache keys carry, a SHA-256 over its jars, and opening the kernel cache) then
+     * overlaps with creating the module proxy and tracing the first call, instead of following
+     * them. A failure is left for the first call to report, with its message.
      */
     static void prepareBackend(Backend backend) {
         if (!PREPARING.add(backend)) return;
         Thread t = new Thread(() -> {
             try {
-                compilerFor(backend);
+                compilerFor(backend).prepare();
             } catch (RuntimeException | LinkageError e) {
                 System.getLogger("dev.kiln").log(System.Logger.Level.DEBUG, "preparing backend " + backend + " failed", e);
             }

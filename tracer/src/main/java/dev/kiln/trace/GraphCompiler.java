@@ -33,6 +33,13 @@ public interface GraphCompiler {
      */
     default Optional<GraphExecutable> compileFamily(List<Graph> graphs, long[] base) { return Optional.empty(); }
 
+    /**
+     * Sets up, ahead of the first compile, what it will need: called once per JVM on a
+     * background thread as soon as a function or module is compiled for this backend, while
+     * the caller goes on to trace. It must not change any result, cache entry or counter.
+     */
+    default void prepare() {}
+
     /** {@link #compileFamily} with frozen weights at the input indices {@code weights}; by default the same. */
     default Optional<GraphExecutable> compileFamily(List<Graph> graphs, long[] base, Set<Integer> weights) {
         return compileFamily(graphs, base);

@@ -31,13 +31,13 @@ import java.util.concurrent.ConcurrentHashMap;
  * class share compiled graphs and weight updates need no recompile.
  */
 public final class ModuleCompiler {
-    private record ProxyKey(Class<?> type, CompileOptions options) {}
 
     private record FunctionKey(Class<?> proxy, Method method) {}
 
     private record Call(Object self, Method superMethod) {}
 
-    private static final Map<ProxyKey, Class<?>> PROXIES = new ConcurrentHashMap<>();
+    /** Module class, then options, to proxy class (nested rather than a record key, whose hashCode a fresh JVM must bootstrap). */
+    private static final Map<Class<?>, Map<CompileOptions, Class<?>>> PROXIES = new ConcurrentHashMap<>();
     private static final Map<Class<?>, CompileOptions> OPTIONS = new ConcurrentHashMap<>();
     private static final Map<Class<?>, ModuleProxies.Source> PROXY_SOURCES = new ConcurrentHashMap<>();
     private static final Map<FunctionKey, CompiledFunction> FUNCTIONS = new ConcurrentHashMap<>();
@@ -61,7 +61,7 @@ public final class ModuleCompiler {
             throw new KilnException("Kiln.compile(module): " + type.getName() + " has no non-final, non-private forward(...) method");
         }
         CompiledFunction.prepareBackend(options.backend());
-        Class<?> proxy = PROXIES.computeIfAbsent(new ProxyKey(type, options), k -> generate(type, options));
+        Class<?> proxy = PROXIES.computeIfAbsent(type, t -> new ConcurrentHashMap<>()).computeIfAbsent(options, o -> generate(type, o));
         @SuppressWarnings("unchecked")
         M copy = (M) instantiate(proxy);
         copyFields(module, copy, type);

@@ -12,11 +12,14 @@ import java.util.concurrent.atomic.AtomicInteger;
  * test decides whether it offers one executable for a whole symbolic signature.
  */
 public final class RecordingTestBackend implements GraphCompiler {
-    static final AtomicInteger COMPILES = new AtomicInteger(), FAMILIES = new AtomicInteger();
+    static final AtomicInteger COMPILES = new AtomicInteger(), FAMILIES = new AtomicInteger(), PREPARES = new AtomicInteger();
     static volatile boolean offersFamilies;
 
     @Override
     public Backend backend() { return Backend.NPU; }
+
+    @Override
+    public void prepare() { PREPARES.incrementAndGet(); }
 
     @Override
     public GraphExecutable compile(Graph g) {
