@@ -50,6 +50,27 @@ class MatMulTest {
         }
     }
 
+    /**
+     * Operands in heap memory (a segment no byte buffer can view) take the packing's plain
+     * segment reads; they give the same bits as the same operands in native memory.
+     */
+    @Test
+    void heapOperandsPackAsNativeOnesDo() {
+        for (boolean transposed : new boolean[] {false, true}) {
+            Tensor a = random(DType.FLOAT32, Presentation.CONTIGUOUS, 7, 72, 200);
+            Tensor b = transposed ? random(DType.FLOAT32, Presentation.CONTIGUOUS, 8, 130, 200).mT()
+                    : random(DType.FLOAT32, Presentation.CONTIGUOUS, 8, 200, 130);
+            Tensor heapA = onHeap(a), heapB = onHeap(transposed ? b.mT() : b);
+            if (transposed) heapB = heapB.mT();
+            assertArrayEquals(a.matmul(b).toFloatArray(), heapA.matmul(heapB).toFloatArray());
+        }
+    }
+
+    private static Tensor onHeap(Tensor contiguous) {
+        java.lang.foreign.MemorySegment heap = java.lang.foreign.MemorySegment.ofArray(contiguous.toFloatArray());
+        return Tensor.fromStorage(DType.FLOAT32, Layout.contiguous(contiguous.shape()), dev.kiln.tensor.Storage.wrap(heap));
+    }
+
     @Test
     void smallExampleByHand() {
         Tensor a = Tensor.of(new float[] {1, 2, 3, 4, 5, 6}, 2, 3);
