@@ -47,7 +47,7 @@ final class CacheCommand implements Callable<Integer> {
             }
             case LS -> {
                 for (var e : cache.list()) {
-                    out.printf(Locale.ROOT, "%s  %10s  last used %s  %s%n", e.key(), bytes(e.fileBytes()), e.lastUsed(), e.file());
+                    out.printf(Locale.ROOT, "%s  %10s  last used %s  %s  %s%n", e.key(), bytes(e.fileBytes()), e.lastUsed(), describe(e), e.file());
                 }
             }
             case VERIFY -> {
@@ -63,6 +63,16 @@ final class CacheCommand implements Callable<Integer> {
         }
         out.flush();
         return 0;
+    }
+
+    /** What an entry holds, from its manifest: a module's proxy class, or a program with the graph and inputs it serves. */
+    static String describe(CacheDirectory.EntryInfo e) {
+        if (e.problem().isPresent()) return "unreadable: " + e.problem().get();
+        if ("module proxy".equals(e.metadata().get("kind"))) return "proxy class of module " + e.metadata().get("module");
+        String graph = e.components().getOrDefault("graph", "");
+        String what = e.metadata().containsKey("samples")
+                ? "program for every size (" + e.metadata().get("samples") + " samples)" : "program";
+        return what + " of graph " + graph.substring(0, Math.min(16, graph.length())) + " for " + e.components().getOrDefault("inputs", "?");
     }
 
     private static String bytes(long b) {

@@ -267,6 +267,7 @@ class KilnCliTest {
         assertTrue(stats.contains("disk lookups by all processes: 3 hits, 1 misses, hit rate 75.0%"), stats);
         List<String> ls = kiln("cache", "ls", "--dir", cacheDir.toString()).lines();
         assertEquals(3, ls.size(), String.join("\n", ls));
+        assertTrue(ls.stream().allMatch(l -> l.contains("  program of graph ") && l.contains(" for []  ")), String.join("\n", ls));
         Path victim = Path.of(ls.getFirst().substring(ls.getFirst().lastIndexOf(' ') + 1));
         byte[] bytes = java.nio.file.Files.readAllBytes(victim);
         bytes[bytes.length - 1] ^= 1;
@@ -306,6 +307,10 @@ class KilnCliTest {
         assertEquals(cold.get("result_sha256"), warm.get("result_sha256"), "cold and warm results are bit-identical");
         assertTrue(lines.get(3).startsWith("JVM start to first result: eager "), lines.get(3));
         assertTrue(lines.get(3).contains("cold and warm results bit-identical"), lines.get(3));
+        // The cold phase left the program and the module's proxy class, which the warm phase defined from the cache.
+        String ls = kiln("cache", "ls", "--dir", dir.resolve("cache").toString()).out();
+        assertTrue(ls.contains("proxy class of module dev.kiln.samples.DecoderBlock  "), ls);
+        assertTrue(ls.contains("program of graph "), ls);
     }
 
     @Test
