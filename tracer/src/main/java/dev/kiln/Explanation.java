@@ -59,6 +59,21 @@ public final class Explanation {
 
     public boolean isLazy() { return lazy; }
 
+    /** The call's time and its phases, e.g. "time: 120.5 ms: trace 10.2, compile or load 30.1, first run 80.2". */
+    private static String timeLine(CompiledFunction.CompileEvent e) {
+        CompiledFunction.Phases p = e.phases();
+        StringBuilder sb = new StringBuilder(String.format(java.util.Locale.ROOT, "  time: %.2f ms", e.totalNanos() / 1e6));
+        if (p.compileNanos() == 0 && p.firstRunNanos() == 0) {
+            if (p.traceNanos() > 0) sb.append(String.format(java.util.Locale.ROOT, " tracing and running (graph breaks: segments compile as they run)"));
+        } else {
+            sb.append(String.format(java.util.Locale.ROOT, ": trace %.2f ms, compile or load %.2f ms, first run %.2f ms",
+                    p.traceNanos() / 1e6, p.compileNanos() / 1e6, p.firstRunNanos() / 1e6));
+            long rest = e.totalNanos() - p.traceNanos() - p.compileNanos() - p.firstRunNanos();
+            if (!e.dynamicDims().isEmpty()) sb.append(String.format(java.util.Locale.ROOT, ", learning symbolic sizes %.2f ms", rest / 1e6));
+        }
+        return sb.append('\n').toString();
+    }
+
     @Override
     public String toString() {
         StringBuilder sb = new StringBuilder("Kiln explain: ").append(functionName).append('\n');
@@ -73,7 +88,7 @@ public final class Explanation {
             sb.append("\ncompile ").append(i++).append(": ").append(e.reason()).append('\n');
             sb.append("  signature: ").append(e.signature()).append('\n');
             if (!e.dynamicDims().isEmpty()) sb.append("  symbolic dimensions: ").append(e.dynamicDims()).append('\n');
-            sb.append(String.format("  trace, compile and first run: %.2f ms%n", e.traceNanos() / 1e6));
+            sb.append(timeLine(e));
             int g = 1;
             for (Graph graph : e.graphs()) {
                 sb.append("  graph ").append(g++).append(": ").append(graph.opCount()).append(" ops, ")

@@ -40,10 +40,20 @@ public final class CompiledFunction {
 
     /**
      * One trace: the signature it was for (symbolic dimensions shown as s0, s1, ...), why
-     * it happened, which dimensions became symbolic, and what it produced.
+     * it happened, which dimensions became symbolic, and what it produced; {@code totalNanos}
+     * from the call's start to its result, of which {@code phases} says where.
      */
     public record CompileEvent(String signature, String reason, String dynamicDims, List<Graph> graphs,
-                               List<TraceSession.GraphBreak> breaks, long traceNanos, GraphExecutable executable) {}
+                               List<TraceSession.GraphBreak> breaks, long totalNanos, Phases phases, GraphExecutable executable) {}
+
+    /**
+     * Where a compiling call's time went: recording the graph (with graph breaks, also running
+     * its segments), compiling it or loading it from the backend's cache, and running it the
+     * first time; what is left of the total went to learning symbolic sizes.
+     */
+    public record Phases(long traceNanos, long compileNanos, long firstRunNanos) {
+        static final Phases NONE = new Phases(0, 0, 0);
+    }
 
     private sealed interface Entry permits WholeGraph, Lazy, SymbolicGraph {
         boolean matches(Object[] args);
@@ -167,7 +177,7 @@ public final class CompiledFunction {
             if (!probed.equals(instance)) {
                 events.add(new CompileEvent(g.signature().toString(), "the graph traced at sizes " + key
                         + " differs from the symbolic template (the code depends on these sizes); compiled it separately",
-                        "", List.of(probed), List.of(), System.nanoTime() - t0, null));
+                        "", List.of(probed), List.of(), System.nanoTime() - t0, Phases.NONE, null));
                 exe = compile(probed, weights(args, g.captured().length));
             } else {
                 exe = g.family() != null ? g.family() : compile(probed, weights(args, g.captured().length));
@@ -228,7 +238,7 @@ public final class CompiledFunction {
             String sigText = entry instanceof SymbolicGraph sg ? sg.signature().toString() : Signature.of(args).toString();
             events.add(new CompileEvent(sigText, reason, dynamicDims,
                     traced.session().hadBreaks() ? traced.session().segments() : List.of(traced.graph()),
-                    traced.session().breaks(), nanos,
+                    traced.session().breaks(), nanos, traced.phases(),
                     entry instanceof SymbolicGraph sg && sg.family() != null ? sg.family() : traced.executable()));
             Entry[] next = Arrays.copyOf(entries, entries.length + 1);
             next[entries.length] = entry;
@@ -343,10 +353,11 @@ public final class CompiledFunction {
     }
 
     private record Traced(TraceSession session, Object result, Graph graph, GraphExecutable executable,
-                          Tensor[] captured, OutputShape shape) {}
+                          Tensor[] captured, OutputShape shape, Phases phases) {}
 
     /** Runs the body on symbolic stand-ins and produces this call's result (and the graph when there was no break). */
     private Traced traceAndRun(Object[] args, boolean keepGraph) {
+        long t0 = System.nanoTime();
         TraceSession session = new TraceSession(options.fullGraph(), this::compileSegment);
         Object[] symbolic = new Object[args.length];
         for (int i = 0; i < args.length; i++) symbolic[i] = args[i] instanceof Tensor t ? session.input(t) : args[i];
@@ -356,11 +367,15 @@ public final class CompiledFunction {
         if (!session.hadBreaks() && keepGraph) {
             Graph g = session.graph(outputs);
             Tensor[] captured = session.capturedInputs().toArray(Tensor[]::new);
+            long traced = System.nanoTime();
             GraphExecutable exe = compile(g, weights(args, captured.length));
+            long compiled = System.nanoTime();
             Tensor[] values = exe.run(bind(args, captured));
-            return new Traced(session, shape.rebuild(values), g, exe, captured, shape);
+            Phases phases = new Phases(traced - t0, compiled - traced, System.nanoTime() - compiled);
+            return new Traced(session, shape.rebuild(values), g, exe, captured, shape, phases);
         }
-        return new Traced(session, shape.rebuild(session.finish(outputs)), null, null, null, shape);
+        Object result = shape.rebuild(session.finish(outputs));
+        return new Traced(session, result, null, null, null, shape, new Phases(System.nanoTime() - t0, 0, 0));
     }
 
     /** A segment between graph breaks: its inputs are whatever the code computed before it, so none is taken for a weight. */
@@ -378,7 +393,7 @@ public final class CompiledFunction {
 
     private static final ConcurrentHashMap<Backend, GraphCompiler> COMPILERS = new ConcurrentHashMap<>();
 
-    private static final java.util.Set<Backend> PREPARING = ConcurrentHashMap.newKeySet();
+    private static final Set<Backend> PREPARING = ConcurrentHashMap.newKeySet();
 
     /**
      * Loads and {@linkplain GraphCompiler#prepare prepares} {@code backend}'s compiler on a

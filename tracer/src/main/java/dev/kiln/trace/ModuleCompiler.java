@@ -22,16 +22,15 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 
-
 /**
  * Compiles user modules: a Byte Buddy subclass of the module's class (kept in the kernel
- * cache, see {@link ModuleProxies}) overrides its {@code forward} methods to go through a {@link CompiledFunction}; the returned
- * instance holds the same field values as the original. Parameters are passed as
- * graph inputs on every call, read from the instance called, so instances of one
- * class share compiled graphs and weight updates need no recompile.
+ * cache, see {@link ModuleProxies}) overrides its {@code forward} methods to go through a
+ * {@link CompiledFunction}; the returned instance holds the same field values as the
+ * original. Parameters are passed as graph inputs on every call, read from the instance
+ * called, so instances of one class share compiled graphs and weight updates need no
+ * recompile.
  */
 public final class ModuleCompiler {
-
     private record FunctionKey(Class<?> proxy, Method method) {}
 
     private record Call(Object self, Method superMethod) {}

@@ -61,6 +61,19 @@ class KilnCompileTest {
     }
 
     @Test
+    void explainSaysWhereACompilingCallsTimeWent() {
+        Fn1<Tensor> f = Kiln.compile(x -> x.add(1.0).mul(x), EAGER.dynamic(Dynamic.OFF));
+        f.apply(Tensor.ones(3));
+        Explanation e = Kiln.explain(f, Tensor.ones(3));
+        CompiledFunction.CompileEvent c = e.compiles().getFirst();
+        CompiledFunction.Phases p = c.phases();
+        assertTrue(p.traceNanos() > 0 && p.compileNanos() > 0 && p.firstRunNanos() > 0, p.toString());
+        assertTrue(p.traceNanos() + p.compileNanos() + p.firstRunNanos() <= c.totalNanos(), c.totalNanos() + " vs " + p);
+        assertTrue(e.toString().matches("(?s).*time: [0-9.]+ ms: trace [0-9.]+ ms, compile or load [0-9.]+ ms, first run [0-9.]+ ms\n.*"),
+                e.toString());
+    }
+
+    @Test
     void dtypeAndScalarArgumentsAreGuarded() {
         AtomicInteger runs = new AtomicInteger();
         FnN<Tensor> f = Kiln.compileN(args -> {
