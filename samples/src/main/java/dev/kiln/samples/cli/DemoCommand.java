@@ -13,6 +13,7 @@ import dev.kiln.tensor.Tensor;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.ParameterException;
 import picocli.CommandLine.Spec;
 
 import java.io.IOException;
@@ -28,8 +29,10 @@ import java.security.NoSuchAlgorithmException;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.HexFormat;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.stream.Stream;
 
@@ -62,12 +65,18 @@ final class DemoCommand implements Callable<Integer> {
     @Option(names = "--cache-dir", paramLabel = "DIR", description = "Kernel cache directory for the cold and warm phases.")
     Path cacheDir;
 
+    @Option(names = "--rounds", paramLabel = "N", defaultValue = "1",
+            description = "With all phases: run the three N times, alternating, and summarise their medians (default 1).")
+    int rounds;
+
     @Option(names = "--output", paramLabel = "FILE", hidden = true, description = "Also save the result as .npy (for the summary).")
     Path output;
 
     @Override
     public Integer call() throws Exception {
         PrintWriter out = spec.commandLine().getOut();
+        if (rounds < 1) throw new ParameterException(spec.commandLine(), "--rounds must be at least 1, got " + rounds);
+        if (rounds > 1 && phase != Phase.ALL) throw new ParameterException(spec.commandLine(), "--rounds needs --phase all");
         Path dir = cacheDirectory();
         switch (phase) {
             case ALL -> {
@@ -91,39 +100,80 @@ final class DemoCommand implements Callable<Integer> {
         return phase == Phase.ALL || phase == Phase.COLD ? Files.createTempDirectory("kiln-demo-cache") : null;
     }
 
-    /** Each phase in a fresh JVM, then a summary comparing them. */
+    /**
+     * Each phase in a fresh JVM, {@code rounds} times over (the phases alternate, so a change
+     * in the machine's load falls on all three), then a summary comparing them.
+     */
     private int all(PrintWriter out, Path dir) throws IOException, InterruptedException {
-        List<JsonNode> results = new ArrayList<>();
-        List<Tensor> outputs = new ArrayList<>();
-        for (String p : List.of("eager", "cold", "warm")) {
-            Path result = Files.createTempFile("kiln-demo-" + p, ".npy");
-            List<String> cmd = new ArrayList<>();
-            cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
-            cmd.addAll(ManagementFactory.getRuntimeMXBean().getInputArguments());
-            cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), KilnCli.class.getName(), "demo", "--phase", p,
-                    "--cache-dir", dir.toString(), "--output", result.toString()));
-            Process proc = new ProcessBuilder(cmd).redirectError(ProcessBuilder.Redirect.INHERIT).start();
-            String text = new String(proc.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-            if (proc.waitFor() != 0) throw new IllegalStateException("the " + p + " phase failed:\n" + text);
-            String jsonLine = text.lines().filter(l -> l.startsWith("{")).findFirst()
-                    .orElseThrow(() -> new IllegalStateException("the " + p + " phase printed no result:\n" + text));
-            out.println(jsonLine);
-            out.flush();
-            results.add(JSON.readTree(jsonLine));
-            outputs.add(Npy.load(result));
-            Files.deleteIfExists(result);
+        Map<String, List<Double>> millis = new LinkedHashMap<>();
+        String coldDigest = null;
+        boolean identical = true;
+        float[] eager = null, compiled = null;
+        for (int r = 0; r < rounds; r++) {
+            for (String p : List.of("eager", "cold", "warm")) {
+                Path result = Files.createTempFile("kiln-demo-" + p, ".npy");
+                JsonNode json = runChild(out, p, dir, result);
+                millis.computeIfAbsent(p, k -> new ArrayList<>()).add(json.get("jvm_to_result_ms").asDouble());
+                String digest = json.get("result_sha256").asText();
+                if (!p.equals("eager")) {
+                    if (coldDigest == null) coldDigest = digest;
+                    identical &= coldDigest.equals(digest);
+                }
+                if (r == 0 && !p.equals("warm")) {
+                    float[] values = Npy.load(result).toFloatArray();
+                    if (p.equals("eager")) eager = values;
+                    else compiled = values;
+                }
+                Files.deleteIfExists(result);
+            }
         }
-        double eagerMs = results.get(0).get("jvm_to_result_ms").asDouble();
-        double coldMs = results.get(1).get("jvm_to_result_ms").asDouble(), warmMs = results.get(2).get("jvm_to_result_ms").asDouble();
-        boolean identical = results.get(1).get("result_sha256").asText().equals(results.get(2).get("result_sha256").asText());
-        float[] eager = outputs.get(0).toFloatArray(), compiled = outputs.get(1).toFloatArray();
         double maxDiff = 0;
         for (int i = 0; i < eager.length; i++) maxDiff = Math.max(maxDiff, Math.abs(eager[i] - compiled[i]));
-        out.printf(Locale.ROOT, "JVM start to first result: eager %.0f ms, cold %.0f ms, warm %.0f ms (warm/cold %.2f, warm - eager %+.0f ms);"
-                        + " cold and warm results %s; compiled vs eager max abs difference %.3g%n",
-                eagerMs, coldMs, warmMs, warmMs / coldMs, warmMs - eagerMs, identical ? "bit-identical" : "DIFFER", maxDiff);
+        double eagerMs = median(millis.get("eager")), coldMs = median(millis.get("cold")), warmMs = median(millis.get("warm"));
+        String results = identical ? "bit-identical" : "DIFFER";
+        if (rounds == 1) {
+            out.printf(Locale.ROOT, "JVM start to first result: eager %.0f ms, cold %.0f ms, warm %.0f ms (warm/cold %.2f, warm - eager %+.0f ms);"
+                            + " cold and warm results %s; compiled vs eager max abs difference %.3g%n",
+                    eagerMs, coldMs, warmMs, warmMs / coldMs, warmMs - eagerMs, results, maxDiff);
+        } else {
+            out.printf(Locale.ROOT, "JVM start to first result, median of %d rounds (min to max): eager %s, cold %s, warm %s"
+                            + " (warm/cold %.2f, warm - eager %+.0f ms); cold and warm results %s in every round;"
+                            + " compiled vs eager max abs difference %.3g%n",
+                    rounds, spread(millis.get("eager")), spread(millis.get("cold")), spread(millis.get("warm")),
+                    warmMs / coldMs, warmMs - eagerMs, results, maxDiff);
+        }
         out.flush();
         return identical ? 0 : 1;
+    }
+
+    /** Runs phase {@code p} in a fresh JVM with this JVM's options, echoes its JSON line and returns it. */
+    private JsonNode runChild(PrintWriter out, String p, Path dir, Path result) throws IOException, InterruptedException {
+        List<String> cmd = new ArrayList<>();
+        cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+        cmd.addAll(ManagementFactory.getRuntimeMXBean().getInputArguments());
+        cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), KilnCli.class.getName(), "demo", "--phase", p,
+                "--cache-dir", dir.toString(), "--output", result.toString()));
+        Process proc = new ProcessBuilder(cmd).redirectError(ProcessBuilder.Redirect.INHERIT).start();
+        String text = new String(proc.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        if (proc.waitFor() != 0) throw new IllegalStateException("the " + p + " phase failed:\n" + text);
+        String jsonLine = text.lines().filter(l -> l.startsWith("{")).findFirst()
+                .orElseThrow(() -> new IllegalStateException("the " + p + " phase printed no result:\n" + text));
+        out.println(jsonLine);
+        out.flush();
+        return JSON.readTree(jsonLine);
+    }
+
+    private static double median(List<Double> values) {
+        List<Double> sorted = values.stream().sorted().toList();
+        int n = sorted.size();
+        return n % 2 == 1 ? sorted.get(n / 2) : (sorted.get(n / 2 - 1) + sorted.get(n / 2)) / 2;
+    }
+
+    /** "1650 ms (1580 to 1720)". */
+    private static String spread(List<Double> values) {
+        double min = values.stream().mapToDouble(Double::doubleValue).min().orElseThrow();
+        double max = values.stream().mapToDouble(Double::doubleValue).max().orElseThrow();
+        return String.format(Locale.ROOT, "%.0f ms (%.0f to %.0f)", median(values), min, max);
     }
 
     private void runPhase(PrintWriter out, String name, Path dir) throws IOException, NoSuchAlgorithmException {

@@ -314,6 +314,22 @@ class KilnCliTest {
     }
 
     @Test
+    void demoRoundsAlternateThePhasesAndSummariseMedians() throws IOException {
+        Result r = kiln("demo", "--rounds", "2", "--cache-dir", dir.resolve("rounds").toString());
+        assertEquals(0, r.exit(), r.out() + r.err());
+        List<String> lines = r.lines();
+        assertEquals(7, lines.size(), r.out());
+        List<String> phases = new ArrayList<>();
+        for (int i = 0; i < 6; i++) phases.add(JSON.readTree(lines.get(i)).get("phase").textValue());
+        assertEquals(List.of("eager", "cold", "warm", "eager", "cold", "warm"), phases);
+        assertEquals(0, JSON.readTree(lines.get(4)).get("disk_hits").longValue(), "every cold phase starts from an empty cache");
+        assertTrue(lines.get(6).startsWith("JVM start to first result, median of 2 rounds (min to max): eager "), lines.get(6));
+        assertTrue(lines.get(6).contains("cold and warm results bit-identical in every round"), lines.get(6));
+        assertEquals(2, kiln("demo", "--rounds", "0").exit());
+        assertEquals(2, kiln("demo", "--phase", "eager", "--rounds", "2").exit());
+    }
+
+    @Test
     void demoEagerIsDeterministicAndRejectsUnknownPhases() throws IOException {
         Result first = kiln("demo", "--phase", "eager");
         assertEquals(0, first.exit(), first.err());
