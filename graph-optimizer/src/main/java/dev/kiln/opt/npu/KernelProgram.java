@@ -149,6 +149,14 @@ public record KernelProgram(int slots, List<Integer> inputs, List<Launch> launch
         return l.isEmpty() ? "-" : l.stream().map(String::valueOf).collect(Collectors.joining(","));
     }
 
+    /** The {@code count} indented lines after line {@code header}: a launch's tile program. */
+    private static String body(String[] lines, int header, int count, String what) {
+        if (header + count >= lines.length) throw new IllegalArgumentException("the " + what + " is cut short");
+        StringBuilder body = new StringBuilder();
+        for (int k = 1; k <= count; k++) body.append(lines[header + k].strip()).append('\n');
+        return body.toString();
+    }
+
     private static List<Integer> unlist(String s) {
         if (s.equals("-")) return List.of();
         return Arrays.stream(s.split(",")).map(Integer::parseInt).toList();
@@ -187,21 +195,17 @@ public record KernelProgram(int slots, List<Integer> inputs, List<Launch> launch
                         String[] q = p[1].split(" ");
                         if (q.length != 6 || !q[3].equals(">")) throw new IllegalArgumentException("expected 'name shape in > out lines'");
                         int count = Integer.parseInt(q[5]);
-                        if (i + count >= lines.length) throw new IllegalArgumentException("the tile program is cut short");
-                        StringBuilder body = new StringBuilder();
-                        for (int k = 1; k <= count; k++) body.append(lines[i + k].strip()).append('\n');
-                        launches.add(new Fused(q[0], shape(q[1]), TileProgram.parse(body.toString()), unlist(q[2]), unlist(q[4])));
+                        TileProgram program = TileProgram.parse(body(lines, i, count, "tile program"));
+                        launches.add(new Fused(q[0], shape(q[1]), program, unlist(q[2]), unlist(q[4])));
                         i += count;
                     }
                     case "matmul" -> {
                         String[] q = p[1].split(" ");
                         if (q.length != 7 || !q[3].equals(">")) throw new IllegalArgumentException("expected 'name shape in > out sources lines'");
                         int count = Integer.parseInt(q[6]);
-                        if (i + count >= lines.length) throw new IllegalArgumentException("the epilogue program is cut short");
-                        StringBuilder body = new StringBuilder();
-                        for (int k = 1; k <= count; k++) body.append(lines[i + k].strip()).append('\n');
+                        TileProgram program = TileProgram.parse(body(lines, i, count, "epilogue program"));
                         List<Epilogue.Source> sources = Arrays.stream(q[5].split(",")).map(Epilogue.Source::ofToken).toList();
-                        launches.add(new MatMulFused(q[0], shape(q[1]), new Epilogue(TileProgram.parse(body.toString()), sources),
+                        launches.add(new MatMulFused(q[0], shape(q[1]), new Epilogue(program, sources),
                                 unlist(q[2]), unlist(q[4])));
                         i += count;
                     }

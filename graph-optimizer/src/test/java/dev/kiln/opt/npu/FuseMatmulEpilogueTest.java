@@ -166,6 +166,12 @@ class FuseMatmulEpilogueTest {
         IllegalArgumentException slots = assertThrows(IllegalArgumentException.class,
                 () -> KernelProgram.parse(text.replace("0,2,5,4 > 10", "0,2,5 > 10")));
         assertTrue(slots.getMessage().contains("reads 4 slots"), slots.getMessage());
+        // The text ends two lines into the epilogue's program, which says it has more.
+        int header = text.indexOf("\nmatmul ") + 1;
+        String[] rest = text.substring(header).split("\n");
+        String cut = text.substring(0, header) + rest[0] + "\n" + rest[1] + "\n" + rest[2] + "\n";
+        IllegalArgumentException shortBody = assertThrows(IllegalArgumentException.class, () -> KernelProgram.parse(cut));
+        assertTrue(shortBody.getMessage().contains("the epilogue program is cut short"), shortBody.getMessage());
     }
 
     @Test

@@ -23,7 +23,7 @@ public record Timing(int warmup, int runs, long warmupMillis) {
 
     /** Median, minimum and maximum of the measured runs, in milliseconds. */
     public record Stats(double medianMs, double minMs, double maxMs) {
-        static Stats of(double[] ms) {
+        public static Stats of(double[] ms) {
             double[] s = ms.clone();
             Arrays.sort(s);
             int n = s.length;

@@ -8,6 +8,7 @@ import dev.kiln.CompileOptions;
 import dev.kiln.Kiln;
 import dev.kiln.opt.npu.NpuGraphCompiler;
 import dev.kiln.samples.DecoderBlock;
+import dev.kiln.samples.bench.Timing;
 import dev.kiln.tensor.Npy;
 import dev.kiln.tensor.Tensor;
 import picocli.CommandLine.Command;
@@ -129,7 +130,8 @@ final class DemoCommand implements Callable<Integer> {
         }
         double maxDiff = 0;
         for (int i = 0; i < eager.length; i++) maxDiff = Math.max(maxDiff, Math.abs(eager[i] - compiled[i]));
-        double eagerMs = median(millis.get("eager")), coldMs = median(millis.get("cold")), warmMs = median(millis.get("warm"));
+        double eagerMs = stats(millis.get("eager")).medianMs(), coldMs = stats(millis.get("cold")).medianMs(),
+                warmMs = stats(millis.get("warm")).medianMs();
         String results = identical ? "bit-identical" : "DIFFER";
         if (rounds == 1) {
             out.printf(Locale.ROOT, "JVM start to first result: eager %.0f ms, cold %.0f ms, warm %.0f ms (warm/cold %.2f, warm - eager %+.0f ms);"
@@ -163,17 +165,14 @@ final class DemoCommand implements Callable<Integer> {
         return JSON.readTree(jsonLine);
     }
 
-    private static double median(List<Double> values) {
-        List<Double> sorted = values.stream().sorted().toList();
-        int n = sorted.size();
-        return n % 2 == 1 ? sorted.get(n / 2) : (sorted.get(n / 2 - 1) + sorted.get(n / 2)) / 2;
+    private static Timing.Stats stats(List<Double> values) {
+        return Timing.Stats.of(values.stream().mapToDouble(Double::doubleValue).toArray());
     }
 
     /** "1650 ms (1580 to 1720)". */
     private static String spread(List<Double> values) {
-        double min = values.stream().mapToDouble(Double::doubleValue).min().orElseThrow();
-        double max = values.stream().mapToDouble(Double::doubleValue).max().orElseThrow();
-        return String.format(Locale.ROOT, "%.0f ms (%.0f to %.0f)", median(values), min, max);
+        Timing.Stats s = stats(values);
+        return String.format(Locale.ROOT, "%.0f ms (%.0f to %.0f)", s.medianMs(), s.minMs(), s.maxMs());
     }
 
     private void runPhase(PrintWriter out, String name, Path dir) throws IOException, NoSuchAlgorithmException {
