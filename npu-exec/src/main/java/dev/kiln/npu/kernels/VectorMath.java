@@ -69,19 +69,25 @@ public final class VectorMath {
 
     // ---------------------------------------------------------------- exp
 
-    private static final FloatVector LOG2E = v(1.44269504088896341f);
+    // Scalar values first (the scalar exp below uses them), then as vectors.
+    private static final float LOG2E_S = 1.44269504088896341f;
     // ln 2 split so that n * LN2_HI is exact for |n| < 2^15 (Cody and Waite); negated for fma.
-    private static final FloatVector NEG_LN2_HI = v(-0.693359375f), NEG_LN2_LO = v(2.12194440e-4f);
+    private static final float NEG_LN2_HI_S = -0.693359375f, NEG_LN2_LO_S = 2.12194440e-4f;
     // Adding 1.5 * 2^23 rounds a float below 2^22 in magnitude to an integer n, kept in the low
     // mantissa bits: shifted left by 23 those bits are n in the exponent field (modulo 2^32).
-    private static final FloatVector ROUNDER = v(12582912f);
-    private static final IntVector ROUNDER_BITS = v(0x4B400000);
-    private static final IntVector EXPONENT_BIAS = v(127);
+    private static final float ROUNDER_S = 12582912f;
+    private static final int ROUNDER_BITS_S = 0x4B400000, EXPONENT_BIAS_S = 127;
     /** e^r = 1 + r + r^2 (E2 + E3 r + ... + E6 r^4) on |r| <= ln2 / 2: relative error 3.7e-9. */
-    private static final FloatVector E2 = v(4.999999404e-01f), E3 = v(1.666652113e-01f), E4 = v(4.166838899e-02f),
-            E5 = v(8.368731476e-03f), E6 = v(1.381456852e-03f);
+    private static final float E2_S = 4.999999404e-01f, E3_S = 1.666652113e-01f, E4_S = 4.166838899e-02f, E5_S = 8.368731476e-03f,
+            E6_S = 1.381456852e-03f;
     // Beyond these the result is certainly +inf or 0: clamping keeps the exponent arithmetic in range.
-    private static final FloatVector EXP_MIN = v(-104f), EXP_MAX = v(89f);
+    private static final float EXP_MIN_S = -104f, EXP_MAX_S = 89f;
+
+    private static final FloatVector LOG2E = v(LOG2E_S), NEG_LN2_HI = v(NEG_LN2_HI_S), NEG_LN2_LO = v(NEG_LN2_LO_S);
+    private static final FloatVector ROUNDER = v(ROUNDER_S);
+    private static final IntVector ROUNDER_BITS = v(ROUNDER_BITS_S), EXPONENT_BIAS = v(EXPONENT_BIAS_S);
+    private static final FloatVector E2 = v(E2_S), E3 = v(E3_S), E4 = v(E4_S), E5 = v(E5_S), E6 = v(E6_S);
+    private static final FloatVector EXP_MIN = v(EXP_MIN_S), EXP_MAX = v(EXP_MAX_S);
 
     /**
      * e<sup>x</sup>. Maximum error 1.5 ulp for normal results; subnormal results (x below
@@ -101,6 +107,21 @@ public final class VectorMath {
         IntVector half = ni.lanewise(VectorOperators.ASHR, 1);
         return p.mul(half.add(EXPONENT_BIAS).lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats())
                 .mul(ni.sub(half).add(EXPONENT_BIAS).lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats());
+    }
+
+    /**
+     * {@link #exp(FloatVector)}'s scalar twin: the same operations in the same order, so the
+     * same bits lane by lane, for kernels' scalar twins (see {@link ScalarTwin}).
+     */
+    public static float exp(float x) {
+        float a = Math.min(Math.max(x, EXP_MIN_S), EXP_MAX_S);
+        float k = Math.fma(a, LOG2E_S, ROUNDER_S);
+        float n = k - ROUNDER_S;
+        float r = Math.fma(n, NEG_LN2_LO_S, Math.fma(n, NEG_LN2_HI_S, a));
+        float p = Math.fma(Math.fma(Math.fma(Math.fma(Math.fma(Math.fma(E6_S, r, E5_S), r, E4_S), r, E3_S), r, E2_S), r, 1f), r, 1f);
+        int ni = Float.floatToRawIntBits(k) - ROUNDER_BITS_S;
+        int half = ni >> 1;
+        return p * Float.intBitsToFloat((half + EXPONENT_BIAS_S) << 23) * Float.intBitsToFloat((ni - half + EXPONENT_BIAS_S) << 23);
     }
 
     // ---------------------------------------------------------------- sigmoid, silu, tanh

@@ -4,6 +4,7 @@ import dev.kiln.npu.Parallel;
 import dev.kiln.npu.device.Dma;
 import dev.kiln.npu.device.LaunchTraffic;
 import dev.kiln.npu.device.NpuDevice;
+import dev.kiln.npu.kernels.ScalarTwin;
 import dev.kiln.npu.kernels.VectorMath;
 import dev.kiln.tensor.DType;
 import dev.kiln.tensor.Tensor;
@@ -82,7 +83,7 @@ public final class FlashAttention {
                                   int partitionSize) {
             long floats = device.sramFloats();
             int computeKeys = (int) Math.clamp(floats / 16 / WIDE, 4, MAX_COMPUTE_KEYS);
-            long fixed = 2L * computeKeys * WIDE + Math.max(headDim, valueDim) + 2L * LANES + roundUp(valueDim, LANES);
+            long fixed = 2L * computeKeys * WIDE + computeKeys + Math.max(headDim, valueDim) + 2L * LANES + roundUp(valueDim, LANES);
             long budget = Math.max(0, floats - fixed), perRow = (long) headDim + valueDim + 3;
             // Queries take half, at least one lane block; keys and values the rest.
             int maxBlock = (int) Math.clamp(budget / 2 / perRow / WIDE * WIDE, WIDE, Integer.MAX_VALUE / 2);
@@ -115,7 +116,7 @@ public final class FlashAttention {
             long rows = roundUp(queryBlock, WIDE);
             int valuePad = roundUp(valueDim, LANES);
             return rows * headDim + (long) keyTile * headDim + Math.max((long) keyTile * valueDim, valuePad)
-                    + 2L * computeKeys * WIDE + Math.max(rows * valueDim, valuePad) + 2 * rows + Math.max(rows, partitions)
+                    + 2L * computeKeys * WIDE + computeKeys + Math.max(rows * valueDim, valuePad) + 2 * rows + Math.max(rows, partitions)
                     + Math.max(headDim, valueDim) + 2L * LANES;
         }
     }
@@ -199,7 +200,7 @@ public final class FlashAttention {
             loadKeysAndValues(slice, tileStart, tileKeys);
             for (int lane = 0; lane < qPad; ) {
                 int width = qPad - lane >= WIDE ? 2 : 1;
-                group(slice, firstRow, rows, lane, width, tileStart, tileKeys);
+                groupEitherWay(slice, firstRow, rows, lane, width, tileStart, tileKeys);
                 lane += width * LANES;
             }
         }
@@ -287,6 +288,80 @@ public final class FlashAttention {
             if (!valuesFinite) accumulateSafe(lane, width, sub, keys);
             else if (width == 2) accumulate2(lane, sub, keys);
             else accumulate1(lane, sub, keys);
+        }
+    }
+
+    /** Groups run their scalar twin while the JIT has not compiled the vector code (see {@link ScalarTwin}). */
+    private static final ScalarTwin TWIN = new ScalarTwin();
+
+    /** {@link #group} or, with no soft-cap (rare, and its tanh has no scalar twin), its scalar twin {@link #groupScalar}. */
+    private void groupEitherWay(int slice, int firstRow, int rows, int lane, int width, int tileStart, int tileKeys) {
+        if (softcap > 0 || TWIN.settled()) {
+            group(slice, firstRow, rows, lane, width, tileStart, tileKeys);
+            return;
+        }
+        boolean scalar = TWIN.scalarNext();
+        long start = System.nanoTime();
+        if (scalar) groupScalar(slice, firstRow, rows, lane, width, tileStart, tileKeys);
+        else group(slice, firstRow, rows, lane, width, tileStart, tileKeys);
+        TWIN.record(scalar, System.nanoTime() - start, (long) width * LANES * tileKeys * (headDim + valueDim));
+    }
+
+    /**
+     * {@link #group} as scalar code, a query row at a time: for each row the same
+     * operations in the same order as in its lane of the vector code (scores, masks, online
+     * softmax, weighted values), so the same bits. Padding lanes are left alone: nothing
+     * reads them.
+     */
+    private void groupScalar(int slice, int firstRow, int rows, int lane, int width, int tileStart, int tileKeys) {
+        int groupFirst = firstRow + lane;
+        int groupRows = Math.min(width * LANES, rows - lane);
+        int groupKeys = Math.min(tileKeys, g.visibleKeys(groupFirst + groupRows - 1) - tileStart);
+        int computeKeys = tiling.computeKeys(), d = headDim, dv = valueDim;
+        float[] q = w.queries, k = w.keys, v = w.values, acc = w.acc, s = w.rowScores, bias = w.bias;
+        boolean masked = g.mask != null;
+        for (int sub = 0; sub < groupKeys; sub += computeKeys) {
+            int keys = Math.min(computeKeys, groupKeys - sub);
+            int firstKey = tileStart + sub;
+            if (masked) loadBias(slice, groupFirst, groupRows, firstKey, keys);
+            boolean diagonal = g.causal && g.visibleKeys(groupFirst) - firstKey < keys;
+            for (int i = 0; i < groupRows; i++) {
+                int r = lane + i, qi = queryAt(r);
+                // As in mask(): lane i % LANES of the vector whose first row is groupFirst + i / LANES * LANES.
+                long firstVisible = Math.clamp(groupFirst + i / LANES * LANES + g.causalOffset + 1 - firstKey, -LANES, keys + 1L);
+                float visible = (float) (i % LANES) + (float) firstVisible;
+                float max = NEG_INF;
+                for (int j = 0; j < keys; j++) {
+                    float x = 0f;
+                    for (int e = 0, k0 = (sub + j) * d; e < d; e++) x = Math.fma(q[qi + e * WIDE], k[k0 + e], x);
+                    if (masked) {
+                        float b = bias[j * WIDE + i];
+                        x = b == NEG_INF ? NEG_INF : x + b;
+                    }
+                    if (diagonal && visible <= j) x = NEG_INF;
+                    s[j] = x;
+                    if (x > max) max = x;
+                }
+                float previous = w.rowMax[r];
+                float next = max > previous ? max : previous;
+                float shift = next == NEG_INF ? 0f : next;
+                float sum = 0f;
+                for (int j = 0; j < keys; j++) {
+                    float p = VectorMath.exp(s[j] - shift);
+                    s[j] = p;
+                    sum += p;
+                }
+                float correction = VectorMath.exp(previous - shift);
+                w.rowMax[r] = Float.isNaN(sum) ? Float.NaN : next;
+                w.rowSum[r] = Math.fma(w.rowSum[r], correction, sum);
+                int o = accAt(r);
+                if (correction != 1f) for (int c = 0; c < dv; c++) acc[o + c * WIDE] *= correction;
+                for (int j = 0; j < keys; j++) {
+                    float p = s[j];
+                    if (!valuesFinite && p == 0f) continue;
+                    for (int c = 0, vi = (sub + j) * dv; c < dv; c++) acc[o + c * WIDE] = Math.fma(p, v[vi + c], acc[o + c * WIDE]);
+                }
+            }
         }
     }
 
@@ -675,6 +750,8 @@ public final class FlashAttention {
         private static final ThreadLocal<Workspace> LOCAL = new ThreadLocal<>();
 
         final float[] queries, keys, values, scores, bias, acc, rowMax, rowSum, lse;
+        /** One query row's scores, for the scalar twin. */
+        final float[] rowScores;
         final float[] laneMax = new float[LANES], laneSum = new float[LANES];
         /** One query or output row in the caller's layout. */
         final float[] row;
@@ -686,6 +763,7 @@ public final class FlashAttention {
             keys = new float[Math.multiplyExact(t.keyTile(), headDim)];
             values = new float[Math.max(Math.multiplyExact(t.keyTile(), valueDim), valuePad)];
             scores = new float[t.computeKeys() * WIDE];
+            rowScores = new float[t.computeKeys()];
             bias = new float[t.computeKeys() * WIDE];
             acc = new float[Math.max(Math.multiplyExact(rows, valueDim), valuePad)];
             rowMax = new float[rows];
@@ -705,7 +783,8 @@ public final class FlashAttention {
             int rows = roundUp(t.queryBlock(), WIDE), valuePad = roundUp(valueDim, LANES);
             return queries.length >= (long) rows * headDim && keys.length >= (long) t.keyTile() * headDim
                     && values.length >= Math.max((long) t.keyTile() * valueDim, valuePad)
-                    && scores.length >= t.computeKeys() * WIDE && acc.length >= Math.max((long) rows * valueDim, valuePad)
+                    && scores.length >= t.computeKeys() * WIDE && rowScores.length >= t.computeKeys()
+                    && acc.length >= Math.max((long) rows * valueDim, valuePad)
                     && rowMax.length >= rows && lse.length >= Math.max(rows, t.partitions()) && row.length >= Math.max(headDim, valueDim);
         }
 

@@ -4,6 +4,7 @@ import dev.kiln.nn.Attention;
 import dev.kiln.npu.device.Dma;
 import dev.kiln.npu.device.LaunchTraffic;
 import dev.kiln.npu.device.NpuDevice;
+import dev.kiln.npu.kernels.ScalarTwin;
 import dev.kiln.ops.Op;
 import dev.kiln.tensor.DType;
 import dev.kiln.tensor.KilnShapeException;
@@ -261,6 +262,27 @@ class FlashAttentionProperties {
         Problem p = problem(seed, queries, keys, headDim, valueDim, kvHeads, group, maskKind, causal, alignment, softcap,
                 partition, largeLogits, plant);
         assertMatches("flash on " + device.sramBytesPerCore() + " B SRAM", p, p.runOn(device, partition, DType.FLOAT32));
+    }
+
+    /** The scalar twin the kernel runs before the JIT has compiled it gives the vector code's bits (see {@code ScalarTwin}). */
+    @Property(tries = 100)
+    void scalarTwinGivesTheVectorBits(@ForAll @IntRange(min = 0, max = 90) int queries, @ForAll @IntRange(min = 0, max = 150) int keys,
+                                      @ForAll("headSizes") int headDim, @ForAll("headSizes") int valueDim,
+                                      @ForAll @IntRange(min = 1, max = 2) int kvHeads, @ForAll("groups") int group,
+                                      @ForAll MaskKind maskKind, @ForAll boolean causal, @ForAll Alignment alignment,
+                                      @ForAll @IntRange(min = 0, max = 60) int partition, @ForAll boolean largeLogits,
+                                      @ForAll boolean plant, @ForAll("devices") NpuDevice device, @ForAll long seed) {
+        Problem p = problem(seed, queries, keys, headDim, valueDim, kvHeads, group, maskKind, causal, alignment, false,
+                partition, largeLogits, plant);
+        Tensor[] out = new Tensor[2];
+        ScalarTwin.forcing(false, () -> out[0] = p.runOn(device, partition, DType.FLOAT32));
+        ScalarTwin.forcing(true, () -> out[1] = p.runOn(device, partition, DType.FLOAT32));
+        float[] vector = out[0].toFloatArray(), scalar = out[1].toFloatArray();
+        for (int x = 0; x < vector.length; x++) {
+            int at = x;
+            assertEquals(Float.floatToIntBits(vector[at]), Float.floatToIntBits(scalar[at]),
+                    () -> "element " + at + ": vector " + vector[at] + ", scalar " + scalar[at] + " in " + describe(p));
+        }
     }
 
     @Property(tries = 60)

@@ -1,0 +1,104 @@
+package dev.kiln.npu.kernels;
+
+/**
+ * Chooses, piece by piece, between a kernel's Vector API code and its scalar twin: the same
+ * float operations in the same order for every output element, so the results are
+ * bit-identical whichever runs, and the choice may follow timings.
+ *
+ * <p>Why: in a fresh JVM the vector code runs in the interpreter and in C1, where every
+ * Vector API operation is a call into boxed Java fallbacks, many times slower than a plain
+ * scalar loop at the same tier; once C2 has compiled it, it is the faster by far. The W4
+ * block's attention took 390 to 440 ms on its first call in a fresh JVM, a naive scalar
+ * attention 44 ms.
+ *
+ * <p>So pieces run scalar while vector pieces measure slower. Vector pieces get a share of
+ * the time ({@value #EXPLORATION} of the scalar pieces') so that the JIT sees them hot and
+ * compiles them, paced so that the share has room for a piece as long as the last vector
+ * piece took: one interpreted piece can cost dozens of scalar ones. When vector pieces
+ * measure faster per unit of work than the scalar ones {@value #WINS_TO_SETTLE} times in a
+ * row, the vector code runs for good and nothing is timed any more. The system property
+ * {@code kiln.scalarTwins=false} settles every kernel on its vector code from the start.
+ *
+ * <p>A kernel gains from a twin only when its vector code's warm-up is a large part of its
+ * first calls and can wait: the GEMM micro-kernel was tried and gave nothing, since every
+ * later product paid the same interpreted and C1 calls (up to 8 ms a tile against 0.2 ms
+ * scalar) before C2 took it, and products are most of a model's work.
+ */
+public final class ScalarTwin {
+    /** Vector pieces may take this share of the scalar pieces' time while they are slower. */
+    static final double EXPLORATION = 0.25;
+    /** Until a vector piece has been timed, it is expected to take as long as this many scalar pieces. */
+    static final int FIRST_VECTOR_PIECE = 8;
+    /** Consecutive faster vector pieces before the vector code runs for good (one may be lucky). */
+    static final int WINS_TO_SETTLE = 3;
+    private static final boolean ENABLED = !"false".equals(System.getProperty("kiln.scalarTwins"));
+
+    /** A variant every {@link ScalarTwin} runs regardless of timings, for tests; null normally. */
+    private static volatile Boolean forcedScalar;
+
+    private volatile boolean settled;
+    private long scalarNanos, vectorNanos, lastScalarNanos, lastVectorNanos;
+    /** Nanoseconds per unit of work of recent scalar pieces (smoothed); NaN before the first. */
+    private double scalarRate = Double.NaN;
+    private int wins;
+
+    /** A twin that chooses unless {@code kiln.scalarTwins=false}. */
+    public ScalarTwin() {
+        this(ENABLED);
+    }
+
+    ScalarTwin(boolean enabled) {
+        this.settled = !enabled;
+    }
+
+    /** True when the vector code runs for good (or is forced): no choice, no timing. */
+    public boolean settled() {
+        Boolean f = forcedScalar;
+        return f != null ? !f : settled;
+    }
+
+    /** Whether the next piece runs scalar; unless forced, time it and {@link #record} it. */
+    public boolean scalarNext() {
+        Boolean f = forcedScalar;
+        if (f != null) return f;
+        if (settled) return false;
+        synchronized (this) {
+            // A vector piece runs when the share has room for one as long as the last took (at
+            // first, FIRST_VECTOR_PIECE scalar pieces' time): an interpreted vector piece can take
+            // many scalar pieces' time, and a first call should not pay for one.
+            long expected = lastVectorNanos > 0 ? lastVectorNanos : FIRST_VECTOR_PIECE * lastScalarNanos;
+            return lastScalarNanos == 0 || vectorNanos + expected > EXPLORATION * scalarNanos;
+        }
+    }
+
+    /** A piece of {@code work} units (comparable between the two variants) took {@code nanos}. */
+    public void record(boolean scalar, long nanos, long work) {
+        if (forcedScalar != null || settled || work <= 0) return;
+        double rate = (double) nanos / work;
+        synchronized (this) {
+            if (scalar) {
+                scalarNanos += nanos;
+                lastScalarNanos = nanos;
+                scalarRate = Double.isNaN(scalarRate) ? rate : 0.75 * scalarRate + 0.25 * rate;
+            } else {
+                vectorNanos += nanos;
+                lastVectorNanos = nanos;
+                wins = rate < scalarRate ? wins + 1 : 0;
+                if (wins >= WINS_TO_SETTLE) settled = true;
+            }
+        }
+    }
+
+    /**
+     * Runs {@code body} with every twin forced onto one variant (scalar when
+     * {@code scalar}), for tests that compare the two; not for concurrent use.
+     */
+    public static void forcing(boolean scalar, Runnable body) {
+        forcedScalar = scalar;
+        try {
+            body.run();
+        } finally {
+            forcedScalar = null;
+        }
+    }
+}

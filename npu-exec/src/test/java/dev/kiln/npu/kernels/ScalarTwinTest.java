@@ -1,0 +1,76 @@
+package dev.kiln.npu.kernels;
+
+import org.junit.jupiter.api.Test;
+
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The choice between a kernel's vector code and its scalar twin, driven by given timings. */
+class ScalarTwinTest {
+    private static final long MS = 1_000_000;
+
+    /** Runs the piece the twin chooses, taking {@code scalarMs} or {@code vectorMs}; true when it ran scalar. */
+    private static boolean piece(ScalarTwin twin, double scalarMs, double vectorMs) {
+        boolean scalar = twin.scalarNext();
+        twin.record(scalar, (long) ((scalar ? scalarMs : vectorMs) * MS), 100);
+        return scalar;
+    }
+
+    @Test
+    void startsScalarAndExploresOnlyWhenTheShareHasRoom() {
+        ScalarTwin twin = new ScalarTwin(true);
+        assertTrue(piece(twin, 1, 100), "the first piece runs scalar");
+        // A first vector piece is expected to take FIRST_VECTOR_PIECE scalar pieces: it waits until
+        // EXPLORATION of the scalar time covers that.
+        int scalarRuns = 1;
+        while (scalarRuns < 1000 && piece(twin, 1, 40)) scalarRuns++;
+        assertTrue(scalarRuns >= ScalarTwin.FIRST_VECTOR_PIECE / ScalarTwin.EXPLORATION - 1 && scalarRuns < 1000,
+                "scalar pieces before exploring: " + scalarRuns);
+        // That vector piece took 40 ms: the next waits until the share covers 80 ms of vector time.
+        int more = 0;
+        while (more < 1000 && piece(twin, 1, 40)) more++;
+        assertTrue(more >= 80 / ScalarTwin.EXPLORATION - scalarRuns - 2 && more < 1000, "scalar pieces before the second exploration: " + more);
+        assertFalse(twin.settled(), "vector pieces slower than scalar ones never settle it");
+    }
+
+    @Test
+    void settlesOnTheVectorCodeAfterItWinsRepeatedly() {
+        ScalarTwin twin = new ScalarTwin(true);
+        int vectorWins = 0;
+        for (int i = 0; i < 10_000 && !twin.settled(); i++) {
+            if (!piece(twin, 1, 0.25)) vectorWins++;
+        }
+        assertTrue(twin.settled());
+        assertTrue(vectorWins == ScalarTwin.WINS_TO_SETTLE, "vector pieces until settled: " + vectorWins);
+        assertFalse(twin.scalarNext(), "settled: always vector");
+    }
+
+    @Test
+    void aSlowVectorPieceBreaksTheRun() {
+        ScalarTwin twin = new ScalarTwin(true);
+        double[] vectorMs = {0.25, 0.25, 5, 0.25, 0.25, 0.25};
+        int vectorPieces = 0;
+        for (int i = 0; i < 10_000 && !twin.settled(); i++) {
+            if (!piece(twin, 1, vectorMs[Math.min(vectorPieces, vectorMs.length - 1)])) vectorPieces++;
+        }
+        assertTrue(vectorPieces == 6, "three wins in a row needed after the slow piece; vector pieces: " + vectorPieces);
+    }
+
+    @Test
+    void disabledTwinsRunTheVectorCode() {
+        ScalarTwin twin = new ScalarTwin(false);
+        assertTrue(twin.settled());
+        assertFalse(twin.scalarNext());
+    }
+
+    @Test
+    void forcingOverridesTheChoiceAndIsUndone() {
+        ScalarTwin twin = new ScalarTwin(true);
+        ScalarTwin.forcing(false, () -> assertTrue(twin.settled()));
+        ScalarTwin.forcing(true, () -> {
+            assertFalse(twin.settled());
+            for (int i = 0; i < 100; i++) assertTrue(piece(twin, 50, 0.001), "forced scalar");
+        });
+        assertTrue(twin.scalarNext(), "forced pieces are not recorded: the twin starts afresh");
+    }
+}
