@@ -13,8 +13,8 @@ package dev.kiln.npu.kernels;
  *
  * <p>So pieces run scalar while vector pieces measure slower. Vector pieces get a share of
  * the time ({@value #EXPLORATION} of the scalar pieces') so that the JIT sees them hot and
- * compiles them, paced so that the share has room for a piece as long as the last vector
- * piece took: one interpreted piece can cost dozens of scalar ones. When vector pieces
+ * compiles them, one at a time and paced by the last vector piece's rate: one interpreted
+ * piece can cost as much as dozens of scalar ones. When vector pieces
  * measure faster per unit of work than the scalar ones {@value #WINS_TO_SETTLE} times in a
  * row, the vector code runs for good and nothing is timed any more. The system property
  * {@code kiln.scalarTwins=false} settles every kernel on its vector code from the start.
@@ -27,7 +27,7 @@ package dev.kiln.npu.kernels;
 public final class ScalarTwin {
     /** Vector pieces may take this share of the scalar pieces' time while they are slower. */
     static final double EXPLORATION = 0.25;
-    /** Until a vector piece has been timed, it is expected to take as long as this many scalar pieces. */
+    /** Until a vector piece has been timed, it is expected to run this many times slower than scalar ones. */
     static final int FIRST_VECTOR_PIECE = 8;
     /** Consecutive faster vector pieces before the vector code runs for good (one may be lucky). */
     static final int WINS_TO_SETTLE = 3;
@@ -37,9 +37,10 @@ public final class ScalarTwin {
     private static volatile Boolean forcedScalar;
 
     private volatile boolean settled;
-    private long scalarNanos, vectorNanos, lastScalarNanos, lastVectorNanos;
-    /** Nanoseconds per unit of work of recent scalar pieces (smoothed); NaN before the first. */
-    private double scalarRate = Double.NaN;
+    private long scalarNanos, vectorNanos;
+    /** Nanoseconds per unit of work: of recent scalar pieces (smoothed) and of the last vector piece; NaN before the first. */
+    private double scalarRate = Double.NaN, vectorRate = Double.NaN;
+    private boolean vectorRunning;
     private int wins;
 
     /** A twin that chooses unless {@code kiln.scalarTwins=false}. */
@@ -57,17 +58,23 @@ public final class ScalarTwin {
         return f != null ? !f : settled;
     }
 
-    /** Whether the next piece runs scalar; unless forced, time it and {@link #record} it. */
-    public boolean scalarNext() {
+    /**
+     * Whether the next piece, of {@code work} units, runs scalar; unless forced or settled,
+     * time it and {@link #record} it.
+     */
+    public boolean scalarNext(long work) {
         Boolean f = forcedScalar;
         if (f != null) return f;
         if (settled) return false;
         synchronized (this) {
-            // A vector piece runs when the share has room for one as long as the last took (at
-            // first, FIRST_VECTOR_PIECE scalar pieces' time): an interpreted vector piece can take
-            // many scalar pieces' time, and a first call should not pay for one.
-            long expected = lastVectorNanos > 0 ? lastVectorNanos : FIRST_VECTOR_PIECE * lastScalarNanos;
-            return lastScalarNanos == 0 || vectorNanos + expected > EXPLORATION * scalarNanos;
+            // A vector piece runs when the share has room for it at the last vector piece's rate (at
+            // first, FIRST_VECTOR_PIECE times the scalar rate), one at a time: an interpreted vector
+            // piece can take as long as dozens of scalar ones, and a first call should not pay for one.
+            if (vectorRunning || Double.isNaN(scalarRate)) return true;
+            double rate = Double.isNaN(vectorRate) ? FIRST_VECTOR_PIECE * scalarRate : vectorRate;
+            if (vectorNanos + rate * work > EXPLORATION * scalarNanos) return true;
+            vectorRunning = true;
+            return false;
         }
     }
 
@@ -78,11 +85,11 @@ public final class ScalarTwin {
         synchronized (this) {
             if (scalar) {
                 scalarNanos += nanos;
-                lastScalarNanos = nanos;
                 scalarRate = Double.isNaN(scalarRate) ? rate : 0.75 * scalarRate + 0.25 * rate;
             } else {
                 vectorNanos += nanos;
-                lastVectorNanos = nanos;
+                vectorRate = rate;
+                vectorRunning = false;
                 wins = rate < scalarRate ? wins + 1 : 0;
                 if (wins >= WINS_TO_SETTLE) settled = true;
             }

@@ -11,7 +11,7 @@ class ScalarTwinTest {
 
     /** Runs the piece the twin chooses, taking {@code scalarMs} or {@code vectorMs}; true when it ran scalar. */
     private static boolean piece(ScalarTwin twin, double scalarMs, double vectorMs) {
-        boolean scalar = twin.scalarNext();
+        boolean scalar = twin.scalarNext(100);
         twin.record(scalar, (long) ((scalar ? scalarMs : vectorMs) * MS), 100);
         return scalar;
     }
@@ -20,8 +20,8 @@ class ScalarTwinTest {
     void startsScalarAndExploresOnlyWhenTheShareHasRoom() {
         ScalarTwin twin = new ScalarTwin(true);
         assertTrue(piece(twin, 1, 100), "the first piece runs scalar");
-        // A first vector piece is expected to take FIRST_VECTOR_PIECE scalar pieces: it waits until
-        // EXPLORATION of the scalar time covers that.
+        // A first vector piece is expected to run FIRST_VECTOR_PIECE times slower than the scalar ones:
+        // it waits until EXPLORATION of the scalar time covers that.
         int scalarRuns = 1;
         while (scalarRuns < 1000 && piece(twin, 1, 40)) scalarRuns++;
         assertTrue(scalarRuns >= ScalarTwin.FIRST_VECTOR_PIECE / ScalarTwin.EXPLORATION - 1 && scalarRuns < 1000,
@@ -42,7 +42,7 @@ class ScalarTwinTest {
         }
         assertTrue(twin.settled());
         assertTrue(vectorWins == ScalarTwin.WINS_TO_SETTLE, "vector pieces until settled: " + vectorWins);
-        assertFalse(twin.scalarNext(), "settled: always vector");
+        assertFalse(twin.scalarNext(100), "settled: always vector");
     }
 
     @Test
@@ -57,10 +57,29 @@ class ScalarTwinTest {
     }
 
     @Test
+    void oneVectorPieceAtATime() {
+        ScalarTwin twin = new ScalarTwin(true);
+        for (int i = 0; i < 1000; i++) twin.record(true, MS, 100);
+        assertFalse(twin.scalarNext(1), "the share has room for a small vector piece");
+        assertTrue(twin.scalarNext(1), "but another worker's piece runs scalar until it is recorded");
+        twin.record(false, MS / 10, 1);
+        assertFalse(twin.scalarNext(1));
+    }
+
+    @Test
+    void expectsAVectorPieceToCostInProportionToItsWork() {
+        ScalarTwin twin = new ScalarTwin(true);
+        for (int i = 0; i < 40; i++) twin.record(true, MS, 100);
+        // 40 ms of scalar pieces at 0.01 ms a unit: room for 10 ms of vector time, 125 units at eight times the rate.
+        assertTrue(twin.scalarNext(200), "a large piece waits");
+        assertFalse(twin.scalarNext(100), "a small one fits");
+    }
+
+    @Test
     void disabledTwinsRunTheVectorCode() {
         ScalarTwin twin = new ScalarTwin(false);
         assertTrue(twin.settled());
-        assertFalse(twin.scalarNext());
+        assertFalse(twin.scalarNext(100));
     }
 
     @Test
@@ -71,6 +90,6 @@ class ScalarTwinTest {
             assertFalse(twin.settled());
             for (int i = 0; i < 100; i++) assertTrue(piece(twin, 50, 0.001), "forced scalar");
         });
-        assertTrue(twin.scalarNext(), "forced pieces are not recorded: the twin starts afresh");
+        assertTrue(twin.scalarNext(100), "forced pieces are not recorded: the twin starts afresh");
     }
 }

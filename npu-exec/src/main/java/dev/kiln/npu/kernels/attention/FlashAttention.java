@@ -300,11 +300,14 @@ public final class FlashAttention {
             group(slice, firstRow, rows, lane, width, tileStart, tileKeys);
             return;
         }
-        boolean scalar = TWIN.scalarNext();
+        // The keys the group sees of the tile (fewer near the causal diagonal), for rates comparable between pieces.
+        int groupLast = Math.min(firstRow + lane + width * LANES, firstRow + rows) - 1;
+        long work = (long) width * LANES * Math.max(1, Math.min(tileKeys, g.visibleKeys(groupLast) - tileStart)) * (headDim + valueDim);
+        boolean scalar = TWIN.scalarNext(work);
         long start = System.nanoTime();
         if (scalar) groupScalar(slice, firstRow, rows, lane, width, tileStart, tileKeys);
         else group(slice, firstRow, rows, lane, width, tileStart, tileKeys);
-        TWIN.record(scalar, System.nanoTime() - start, (long) width * LANES * tileKeys * (headDim + valueDim));
+        TWIN.record(scalar, System.nanoTime() - start, work);
     }
 
     /**
