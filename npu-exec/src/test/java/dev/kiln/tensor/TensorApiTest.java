@@ -46,6 +46,20 @@ class TensorApiTest {
     }
 
     @Test
+    void normalIsScaledAndShiftedRandnInOnePass() {
+        float[] z = Tensor.randn(5, 3, 1000).toFloatArray();
+        float[] n = Tensor.normal(5, 0.25, 0.5, 3, 1000).toFloatArray();
+        for (int i = 0; i < z.length; i++) assertEquals(Math.fma(z[i], 0.5f, 0.25f), n[i], "element " + i);
+        // With mean 0 it is randn times std, elementwise in float32, as randn(...).mul(std) gives.
+        double std = 1 / Math.sqrt(512);
+        assertArrayEquals(Tensor.randn(9, 64, 48).mul(std).toFloatArray(), Tensor.normal(9, 0, std, 64, 48).toFloatArray());
+        double mean = Tensor.normal(11, 3, 2, 20_000).mean().item();
+        assertEquals(3, mean, 0.05);
+        assertThrows(IllegalArgumentException.class, () -> Tensor.normal(1, 0, -1, 4));
+        assertThrows(IllegalArgumentException.class, () -> Tensor.normal(1, Double.NaN, 1, 4));
+    }
+
+    @Test
     void typePromotionFollowsPyTorch() {
         Tensor i32 = Tensor.of(new int[] {1, 2}, 2), i64 = Tensor.of(new long[] {1, 2}, 2);
         Tensor f32 = Tensor.of(new float[] {1, 2}, 2), f64 = Tensor.of(new double[] {1, 2}, 2);

@@ -54,7 +54,7 @@ public class DecoderBlock extends Module {
         }
 
         private static Tensor linearWeight(long seed, int index, int out, int in) {
-            return Tensor.randn(seed * 31 + index, out, in).mul(1 / Math.sqrt(in));
+            return Tensor.normal(seed * 31 + index, 0, 1 / Math.sqrt(in), out, in);
         }
     }
 

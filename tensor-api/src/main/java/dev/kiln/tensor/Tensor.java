@@ -150,9 +150,27 @@ public final class Tensor {
 
     /** Standard-normal random floats from a seed. */
     public static Tensor randn(long seed, int... shape) {
+        return of(standardNormal(seed, shape), shape);
+    }
+
+    /**
+     * Normal random floats with the given mean and standard deviation from a seed (as
+     * {@code torch.normal}): {@code randn(seed, shape) * std + mean}, each element rounded
+     * once from the float32 standard-normal value, in one pass instead of two elementwise ops.
+     */
+    public static Tensor normal(long seed, double mean, double std, int... shape) {
+        if (!(std >= 0) || !Double.isFinite(std) || !Double.isFinite(mean)) {
+            throw new IllegalArgumentException("normal: std must be finite and non-negative and mean finite, got mean " + mean + ", std " + std);
+        }
+        float[] data = standardNormal(seed, shape);
+        float m = (float) mean, sd = (float) std;
+        for (int i = 0; i < data.length; i++) data[i] = Math.fma(data[i], sd, m);
+        return of(data, shape);
+    }
+
+    private static float[] standardNormal(long seed, int[] shape) {
         SplittableRandom rng = new SplittableRandom(seed);
-        Shape s = Shape.of(shape);
-        float[] data = new float[Math.toIntExact(s.numel())];
+        float[] data = new float[Math.toIntExact(Shape.of(shape).numel())];
         for (int i = 0; i < data.length; i += 2) {
             // Box-Muller: two independent normals per pair of uniforms.
             double u1 = 1.0 - rng.nextDouble(), u2 = rng.nextDouble();
@@ -160,7 +178,7 @@ public final class Tensor {
             data[i] = (float) (r * Math.cos(2 * Math.PI * u2));
             if (i + 1 < data.length) data[i + 1] = (float) (r * Math.sin(2 * Math.PI * u2));
         }
-        return of(data, shape);
+        return data;
     }
 
     private static Shape checkSize(String op, int length, int[] shape) {
