@@ -23,9 +23,10 @@ import java.util.HashMap;
 import java.util.Map;
 
 /**
- * Writes the bytecode of one stage of a {@link TilePlan}: {@code static void stageN(MemorySegment
- * sram, float[] scalars, long slotBytes, int n)}, a loop over the first n elements of the slots
- * with broadcasts and constants hoisted and every value in a local.
+ * Writes the bytecode of one stage of a {@link TilePlan}: {@code static void stageN(MemorySegment[]
+ * slots, long[] offsets, float[] scalars, int n)}, a loop over the first n elements of the slots
+ * (slot j at {@code offsets[j]} of {@code slots[j]}, see {@link TileLoop}) with broadcasts,
+ * constants and slot addresses hoisted and every value in a local.
  */
 final class StageWriter {
     private static final Method FROM_SEGMENT = method(FloatVector.class, "fromMemorySegment", VectorSpecies.class, MemorySegment.class,
@@ -77,13 +78,13 @@ final class StageWriter {
         return method(VectorMath.class, name, FloatVector.class);
     }
 
-    private static final int SRAM = 0, SCALARS = 1, SLOT_BYTES = 2, N = 4;
+    private static final int SLOTS = 0, OFFSETS = 1, SCALARS = 2, N = 3;
     private final TilePlan plan;
     private final int stage;
     private final MethodVisitor mv;
-    private int nextLocal = 5;
+    private int nextLocal = 4;
     private int order, zero, one, index, offset;
-    private final int[] slotBase;
+    private final int[] slotSegment, slotBase;
     private final Map<Integer, Integer> setupLocal = new HashMap<>();
     /** The local holding each register's current value in this iteration. */
     private final Map<Integer, Integer> current = new HashMap<>();
@@ -92,6 +93,7 @@ final class StageWriter {
         this.plan = plan;
         this.stage = stage;
         this.mv = mv;
+        this.slotSegment = new int[plan.slots];
         this.slotBase = new int[plan.slots];
     }
 
@@ -157,10 +159,15 @@ final class StageWriter {
             setupLocal.put(TilePlan.dst(ins), l);
         }
         for (int j = 0; j < plan.slots; j++) {
+            slotSegment[j] = local(1);
+            mv.visitVarInsn(Opcodes.ALOAD, SLOTS);
+            pushInt(j);
+            mv.visitInsn(Opcodes.AALOAD);
+            mv.visitVarInsn(Opcodes.ASTORE, slotSegment[j]);
             slotBase[j] = local(2);
-            mv.visitVarInsn(Opcodes.LLOAD, SLOT_BYTES);
-            mv.visitLdcInsn((long) j);
-            mv.visitInsn(Opcodes.LMUL);
+            mv.visitVarInsn(Opcodes.ALOAD, OFFSETS);
+            pushInt(j);
+            mv.visitInsn(Opcodes.LALOAD);
             mv.visitVarInsn(Opcodes.LSTORE, slotBase[j]);
         }
         index = local(1);
@@ -313,7 +320,7 @@ final class StageWriter {
 
     private void load(int slot) {
         species();
-        mv.visitVarInsn(Opcodes.ALOAD, SRAM);
+        mv.visitVarInsn(Opcodes.ALOAD, slotSegment[slot]);
         address(slot);
         mv.visitVarInsn(Opcodes.ALOAD, order);
         invoke(FROM_SEGMENT);
@@ -321,7 +328,7 @@ final class StageWriter {
 
     private void store(int local, int slot) {
         aload(local);
-        mv.visitVarInsn(Opcodes.ALOAD, SRAM);
+        mv.visitVarInsn(Opcodes.ALOAD, slotSegment[slot]);
         address(slot);
         mv.visitVarInsn(Opcodes.ALOAD, order);
         invoke(INTO_SEGMENT);

@@ -146,7 +146,7 @@ public final class TileLoopCompiler {
         for (int s = 0; s < plan.stages.size(); s++) {
             int stage = s;
             b = b.defineMethod(stageName(s), void.class, Visibility.PRIVATE, Ownership.STATIC)
-                    .withParameters(MemorySegment.class, float[].class, long.class, int.class)
+                    .withParameters(MemorySegment[].class, long[].class, float[].class, int.class)
                     .intercept(new Implementation.Simple((ByteCodeAppender) (mv, ctx, m) -> new StageWriter(plan, stage, mv).write()));
         }
         b = b.method(ElementMatchers.named("run").and(ElementMatchers.isAbstract()))
@@ -154,12 +154,12 @@ public final class TileLoopCompiler {
                     for (int s = 0; s < plan.stages.size(); s++) {
                         mv.visitVarInsn(Opcodes.ALOAD, 1);
                         mv.visitVarInsn(Opcodes.ALOAD, 2);
-                        mv.visitVarInsn(Opcodes.LLOAD, 3);
-                        mv.visitVarInsn(Opcodes.ILOAD, 5);
+                        mv.visitVarInsn(Opcodes.ALOAD, 3);
+                        mv.visitVarInsn(Opcodes.ILOAD, 4);
                         mv.visitMethodInsn(Opcodes.INVOKESTATIC, owner, stageName(s), STAGE_DESCRIPTOR, false);
                     }
                     mv.visitInsn(Opcodes.RETURN);
-                    return new ByteCodeAppender.Size(5, 6);
+                    return new ByteCodeAppender.Size(4, 5);
                 }));
         try (DynamicType.Unloaded<?> unloaded = b.visit(new AsmVisitorWrapper.ForDeclaredMethods().writerFlags(ClassWriter.COMPUTE_FRAMES))
                 .make()) {
@@ -167,7 +167,7 @@ public final class TileLoopCompiler {
         }
     }
 
-    private static final String STAGE_DESCRIPTOR = "(Ljava/lang/foreign/MemorySegment;[FJI)V";
+    private static final String STAGE_DESCRIPTOR = "([Ljava/lang/foreign/MemorySegment;[J[FI)V";
 
     private static String stageName(int s) { return "stage" + s; }
 

@@ -140,7 +140,8 @@ public final class FusedKernel {
         MemorySegment seg = Sram.local(device).segment();
         int[] inputSlot = compiled.inputSlot(), outputSlot = compiled.outputSlot();
         TileLoop loop = compiled.loop();
-        long slotBytes = (long) tile * Float.BYTES;
+        MemorySegment[] slots = TileLoop.sameSegment(seg, compiled.slots());
+        long[] offsets = TileLoop.spaced((long) tile * Float.BYTES, compiled.slots());
         for (long t = fromTile; t < toTile; t++) {
             long start = t * tile;
             int len = (int) Math.min(tile, n - start);
@@ -150,7 +151,7 @@ public final class FusedKernel {
                 dma.load(x.storage().segment(), x.dtype(), x.layout().offset() + start, seg, inputSlot[k] * tile, len);
             }
             // Whole vectors: the lanes past len hold stale values, computed but never stored.
-            loop.run(seg, scalars, slotBytes, (len + TileKernels.LANES - 1) / TileKernels.LANES * TileKernels.LANES);
+            loop.run(slots, offsets, scalars, (len + TileKernels.LANES - 1) / TileKernels.LANES * TileKernels.LANES);
             for (int o = 0; o < outputs.length; o++) {
                 Tensor out = outputs[o];
                 dma.store(seg, outputSlot[o] * tile, out.storage().segment(), out.layout().offset() + start, len);

@@ -132,13 +132,51 @@ class TileLoopCompilerTest {
         for (int i = 0; i < 256; i++) sram.setAtIndex(ValueLayout.JAVA_FLOAT, i, (i - 128) / 40f);
         TileLoop fresh = TileLoopCompiler.instantiate(p, bytes).loop();
         assertNotSame(TileLoopCompiler.load(p).loop(), fresh);
-        fresh.run(sram, new float[1], 256L * Float.BYTES, 256);
+        int count = TileLoopCompiler.load(p).slots();
+        MemorySegment[] slots = TileLoop.sameSegment(sram, count);
+        long[] offsets = TileLoop.spaced(256L * Float.BYTES, count);
+        fresh.run(slots, offsets, new float[1], 256);
         float[] fromBytes = sram.asSlice(256L * Float.BYTES, 256L * Float.BYTES).toArray(ValueLayout.JAVA_FLOAT);
         sram.asSlice(256L * Float.BYTES).fill((byte) 0);
-        TileLoopCompiler.load(p).loop().run(sram, new float[1], 256L * Float.BYTES, 256);
+        TileLoopCompiler.load(p).loop().run(slots, offsets, new float[1], 256);
         assertArrayEquals(sram.asSlice(256L * Float.BYTES, 256L * Float.BYTES).toArray(ValueLayout.JAVA_FLOAT), fromBytes);
         // Defining bytes for a program already loaded shares the loaded loop.
         assertSame(TileLoopCompiler.load(p), TileLoopCompiler.define(p, bytes));
+    }
+
+    /** Slots in separate segments at any offsets, the output over an input (as a matmul epilogue runs in place). */
+    @Test
+    void slotsMayLieAnywhereAndTheOutputMayOverwriteAnInput() {
+        // out = silu(x) * y, one stage.
+        TileProgram p = new TileProgram(List.of(TILE, TILE), 1, 3, List.of(new TileInstr.Load(0, 0), new TileInstr.Load(1, 1),
+                new TileInstr.Unary(UnaryFn.SILU, 0, 2), new TileInstr.Binary(BinaryFn.MUL, 2, 1, 2), new TileInstr.Store(2, 0)));
+        TileLoopCompiler.Compiled c = TileLoopCompiler.load(p);
+        assertEquals(1, c.stages());
+        int n = 64;
+        Random r = new Random(5);
+        float[] x = new float[n], y = new float[n];
+        for (int i = 0; i < n; i++) {
+            x[i] = (float) (r.nextGaussian() * 4);
+            y[i] = (float) r.nextGaussian();
+        }
+        // Reference: every slot in one SRAM segment.
+        MemorySegment sram = Arena.ofAuto().allocate((long) c.slots() * n * Float.BYTES, 64);
+        MemorySegment.copy(x, 0, sram, ValueLayout.JAVA_FLOAT, (long) c.inputSlot()[0] * n * Float.BYTES, n);
+        MemorySegment.copy(y, 0, sram, ValueLayout.JAVA_FLOAT, (long) c.inputSlot()[1] * n * Float.BYTES, n);
+        c.loop().run(TileLoop.sameSegment(sram, c.slots()), TileLoop.spaced((long) n * Float.BYTES, c.slots()), new float[2], n);
+        float[] expected = sram.asSlice((long) c.outputSlot()[0] * n * Float.BYTES, (long) n * Float.BYTES).toArray(ValueLayout.JAVA_FLOAT);
+        // In place: x at an odd offset of one segment, overwritten by the output; y in another (on the heap).
+        MemorySegment xs = Arena.ofAuto().allocate((n + 7) * Float.BYTES, 64), ys = MemorySegment.ofArray(y.clone());
+        MemorySegment.copy(x, 0, xs, ValueLayout.JAVA_FLOAT, 7 * Float.BYTES, n);
+        MemorySegment[] slots = new MemorySegment[c.slots()];
+        long[] offsets = new long[c.slots()];
+        slots[c.inputSlot()[0]] = xs;
+        offsets[c.inputSlot()[0]] = 7 * Float.BYTES;
+        slots[c.inputSlot()[1]] = ys;
+        slots[c.outputSlot()[0]] = xs;
+        offsets[c.outputSlot()[0]] = 7 * Float.BYTES;
+        c.loop().run(slots, offsets, new float[2], n);
+        assertArrayEquals(expected, xs.asSlice(7 * Float.BYTES, (long) n * Float.BYTES).toArray(ValueLayout.JAVA_FLOAT));
     }
 
     @Test
@@ -192,7 +230,9 @@ class TileLoopCompilerTest {
             Random r = new Random(3);
             for (int i = 0; i < n; i++) sram.setAtIndex(ValueLayout.JAVA_FLOAT, i, (float) (r.nextGaussian() * 4));
             float[] scalars = {0, 0.75f, -0.25f};
-            Runnable call = () -> c.loop().run(sram, scalars, (long) n * Float.BYTES, n);
+            MemorySegment[] slots = TileLoop.sameSegment(sram, c.slots());
+            long[] offsets = TileLoop.spaced((long) n * Float.BYTES, c.slots());
+            Runnable call = () -> c.loop().run(slots, offsets, scalars, n);
             assertEquals(0, bytesPerCallOnceCompiled(call), "bytes allocated per call of\n" + p.toText());
         }
     }

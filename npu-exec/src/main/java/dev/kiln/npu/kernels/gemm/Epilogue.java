@@ -1,6 +1,7 @@
 package dev.kiln.npu.kernels.gemm;
 
 import dev.kiln.npu.Parallel;
+import dev.kiln.npu.codegen.TileLoop;
 import dev.kiln.npu.codegen.TileLoopCompiler;
 import dev.kiln.npu.fused.TileProgram;
 import dev.kiln.tensor.DType;
@@ -24,7 +25,7 @@ import java.util.Locale;
  * over the rows (a bias), a tensor of C's shape (a residual), or a 0-d scalar. All
  * inputs are float32.
  *
- * <p>The GEMM runs the program on each finished strip of C while it is still in cache,
+ * <p>The GEMM runs the program on each finished block of C while it is still in cache,
  * with the generated loop a fused pointwise kernel of the same program runs (the same
  * vector functions as the eager kernels), so the result is bit for bit that of the matmul
  * followed by the ops one by one.
@@ -145,8 +146,11 @@ public record Epilogue(TileProgram program, List<Source> sources) {
     /**
      * One worker's evaluator: runs the program's generated tile loop (the class a fused
      * pointwise kernel of the same program runs, {@link TileLoopCompiler}) over rectangles of
-     * C in chunks of about {@value #CHUNK} floats per slot, every value in registers. Inputs
-     * are copied into their slots row by row and the result copied back into C.
+     * C, every value in registers. A single-stage loop runs on each row of C in place, reading
+     * the operands' rows where they are (copying them into SRAM slots and the result back took
+     * four times the loop's own time in a profile of the W4 block's gated epilogue). Otherwise,
+     * or when a row is not whole vectors, inputs are copied into slots of about {@value #CHUNK}
+     * floats row by row, and the result back into C.
      */
     static final class Worker {
         private static final int CHUNK = 2048;
@@ -161,6 +165,11 @@ public record Epilogue(TileProgram program, List<Source> sources) {
         private final int outputSlot;
         /** Native, as the generated loops want (see {@code Sram}); slots x CHUNK floats. */
         private final MemorySegment scratch;
+        private final MemorySegment[] scratchSlots;
+        private final long[] scratchOffsets;
+        /** Where each slot is for a row run in place (reused from row to row). */
+        private final MemorySegment[] rowSlots;
+        private final long[] rowOffsets;
 
         Worker(Bound bound) {
             this.bound = bound;
@@ -168,10 +177,18 @@ public record Epilogue(TileProgram program, List<Source> sources) {
             this.inputSlot = compiled.inputSlot();
             this.outputSlot = compiled.outputSlot()[0];
             this.scratch = Arena.ofAuto().allocate((long) compiled.slots() * CHUNK * Float.BYTES, 64);
+            this.scratchSlots = TileLoop.sameSegment(scratch, compiled.slots());
+            this.scratchOffsets = TileLoop.spaced((long) CHUNK * Float.BYTES, compiled.slots());
+            this.rowSlots = new MemorySegment[compiled.slots()];
+            this.rowOffsets = new long[compiled.slots()];
         }
 
         /** Applies the epilogue to rows [row0, row0 + rows) x columns [col0, col0 + cols) of batch entry {@code batch} of C. */
         void apply(GemmProblem p, int batch, int row0, int rows, int col0, int cols) {
+            if (compiled.stages() == 1 && cols % S.length() == 0) {
+                for (int r = 0; r < rows; r++) inPlace(p, batch, row0 + r, col0, cols);
+                return;
+            }
             for (int c = 0; c < cols; c += MAX_WIDTH) {
                 int width = Math.min(MAX_WIDTH, cols - c);
                 int padded = (width + S.length() - 1) / S.length() * S.length();
@@ -182,13 +199,41 @@ public record Epilogue(TileProgram program, List<Source> sources) {
             }
         }
 
+        /** Columns [col0, col0 + width) of one row of C, a whole number of vectors, with the operands read where they are. */
+        private void inPlace(GemmProblem p, int batch, int row, int col0, int width) {
+            List<Source> sources = bound.epilogue().sources();
+            long c = (p.outIndex(batch, row) + col0) * Float.BYTES;
+            for (int k = 0; k < sources.size(); k++) {
+                int slot = inputSlot[k];
+                Tensor t = bound.tensors()[k];
+                switch (sources.get(k)) {
+                    case ACCUMULATOR -> {
+                        rowSlots[slot] = p.out();
+                        rowOffsets[slot] = c;
+                    }
+                    case ROW -> {
+                        rowSlots[slot] = t.storage().segment();
+                        rowOffsets[slot] = (t.layout().offset() + col0) * Float.BYTES;
+                    }
+                    case FULL -> {
+                        rowSlots[slot] = t.storage().segment();
+                        rowOffsets[slot] = (t.layout().offset() + p.outIndex(batch, row) - p.outOffset() + col0) * Float.BYTES;
+                    }
+                    case SCALAR -> { }
+                }
+            }
+            rowSlots[outputSlot] = p.out();
+            rowOffsets[outputSlot] = c;
+            compiled.loop().run(rowSlots, rowOffsets, bound.scalars(), width);
+        }
+
         /** One chunk: {@code rows} rows of {@code width} columns, each row {@code padded} floats apart in the slots. */
         private void chunk(GemmProblem p, int batch, int row0, int rows, int col0, int width, int padded) {
             List<Source> sources = bound.epilogue().sources();
             for (int k = 0; k < sources.size(); k++) {
                 if (sources.get(k) != Source.SCALAR) load(p, k, inputSlot[k], batch, row0, rows, col0, width, padded);
             }
-            compiled.loop().run(scratch, bound.scalars(), (long) CHUNK * Float.BYTES, rows * padded);
+            compiled.loop().run(scratchSlots, scratchOffsets, bound.scalars(), rows * padded);
             for (int r = 0; r < rows; r++) {
                 copy(scratch, at(outputSlot) + (long) r * padded * Float.BYTES, p.out(), p.outIndex(batch, row0 + r) + col0, width, false);
             }

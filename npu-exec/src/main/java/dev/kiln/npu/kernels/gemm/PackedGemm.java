@@ -79,8 +79,8 @@ abstract class PackedGemm<P> {
 
     /**
      * Computes the whole problem, on every worker when it is large enough; then, when
-     * {@code epilogue} is not null, applies it to each strip of C (an A block's rows by a
-     * B panel's columns) right after the strip's last K slice, while it is in cache.
+     * {@code epilogue} is not null, applies it to each block of C (an A block's rows by a B
+     * slab's columns) right after the block's last K slice, while it is in the nearer caches.
      */
     final void run(GemmProblem p, Epilogue.Bound epilogue) {
         int workers = Parallel.workers();
@@ -177,8 +177,10 @@ abstract class PackedGemm<P> {
                             else multiply(kc, ws.a, ir * kc, ws.b, panel, ws.tile);
                             store(ws.tile, Math.min(mr, mc - ir), cols, c, ic + ir, jc + jr, accumulate);
                         }
-                        if (finisher != null && pc + kc == k) finisher.apply(p, batch, ic, mc, jc + jr, cols);
                     }
+                    // After the last K slice, the epilogue on the block's rows of the whole slab: long rows of C
+                    // and of the operands (per B panel, 48 columns at a time, it cost 1.5 to 2 times as much).
+                    if (finisher != null && pc + kc == k) finisher.apply(p, batch, ic, mc, jc, nc);
                 }
             }
         }
