@@ -1,0 +1,54 @@
+package dev.kiln.npu;
+
+import java.lang.management.CompilationMXBean;
+import java.lang.management.ManagementFactory;
+import java.util.function.LongSupplier;
+
+/**
+ * Whether the JIT's compiler threads are taking a large share of the machine: the JVM's
+ * total compilation time, sampled at most every {@value #WINDOW_MILLIS} ms, grew by more
+ * than a tenth of the cores' time over the last window. That is so in a fresh JVM while
+ * the kernels wait for C2, and hardly ever at steady state.
+ */
+final class CompilerLoad {
+    static final long WINDOW_MILLIS = 20;
+    /** The share of the machine's cores the compiler threads must take to count as busy. */
+    static final double BUSY_SHARE = 0.1;
+
+    private final LongSupplier compileMillis, nanoClock;
+    private final int cores;
+    private volatile long sampledAt;
+    private long sampledMillis;
+    /** Until a window has been measured: assumed busy, as in a fresh JVM. */
+    private volatile boolean busy = true;
+
+    CompilerLoad(LongSupplier compileMillis, LongSupplier nanoClock, int cores) {
+        this.compileMillis = compileMillis;
+        this.nanoClock = nanoClock;
+        this.cores = cores;
+        this.sampledAt = nanoClock.getAsLong();
+        this.sampledMillis = compileMillis.getAsLong();
+    }
+
+    /** This JVM's compiler threads; never busy where the JVM does not report compilation time. */
+    static CompilerLoad ofThisJvm() {
+        CompilationMXBean jit = ManagementFactory.getCompilationMXBean();
+        if (jit == null || !jit.isCompilationTimeMonitoringSupported()) return null;
+        return new CompilerLoad(jit::getTotalCompilationTime, System::nanoTime, Runtime.getRuntime().availableProcessors());
+    }
+
+    boolean busy() {
+        long now = nanoClock.getAsLong();
+        if (now - sampledAt >= WINDOW_MILLIS * 1_000_000) resample(now);
+        return busy;
+    }
+
+    private synchronized void resample(long now) {
+        long window = now - sampledAt;
+        if (window < WINDOW_MILLIS * 1_000_000) return;
+        long millis = compileMillis.getAsLong();
+        busy = (millis - sampledMillis) * 1e6 > BUSY_SHARE * cores * window;
+        sampledMillis = millis;
+        sampledAt = now;
+    }
+}
