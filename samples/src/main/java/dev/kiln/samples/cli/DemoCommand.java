@@ -2,15 +2,8 @@ package dev.kiln.samples.cli;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.kiln.Backend;
-import dev.kiln.CompileOptions;
-import dev.kiln.Kiln;
-import dev.kiln.opt.npu.NpuGraphCompiler;
-import dev.kiln.samples.DecoderBlock;
 import dev.kiln.samples.bench.Timing;
 import dev.kiln.tensor.Npy;
-import dev.kiln.tensor.Tensor;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
@@ -20,16 +13,11 @@ import picocli.CommandLine.Spec;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.lang.management.ManagementFactory;
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
 import java.util.ArrayList;
 import java.util.Comparator;
-import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
@@ -52,10 +40,6 @@ final class DemoCommand implements Callable<Integer> {
 
     enum Phase { ALL, EAGER, COLD, WARM }
 
-    static final long SEED = 42;
-    private static final int SEQ = 256;
-    private static final ObjectMapper JSON = new ObjectMapper();
-
     @Spec
     CommandSpec spec;
 
@@ -70,7 +54,7 @@ final class DemoCommand implements Callable<Integer> {
             description = "With all phases: run the three N times, alternating, and summarise their medians (default 1).")
     int rounds;
 
-    @Option(names = "--output", paramLabel = "FILE", hidden = true, description = "Also save the result as .npy (for the summary).")
+    @Option(names = "--output", paramLabel = "FILE", hidden = true, description = "Also save the result as .npy.")
     Path output;
 
     @Override
@@ -85,10 +69,10 @@ final class DemoCommand implements Callable<Integer> {
             }
             case COLD -> {
                 empty(dir);
-                runPhase(out, "cold", dir);
+                DemoPhase.run(out, "cold", dir, output);
             }
-            case WARM -> runPhase(out, "warm", dir);
-            case EAGER -> runPhase(out, "eager", dir);
+            case WARM -> DemoPhase.run(out, "warm", dir, output);
+            case EAGER -> DemoPhase.run(out, "eager", dir, output);
         }
         out.flush();
         return 0;
@@ -113,6 +97,7 @@ final class DemoCommand implements Callable<Integer> {
         for (int r = 0; r < rounds; r++) {
             for (String p : List.of("eager", "cold", "warm")) {
                 Path result = Files.createTempFile("kiln-demo-" + p, ".npy");
+                if (p.equals("cold")) empty(dir);
                 JsonNode json = runChild(out, p, dir, result);
                 millis.computeIfAbsent(p, k -> new ArrayList<>()).add(json.get("jvm_to_result_ms").asDouble());
                 String digest = json.get("result_sha256").asText();
@@ -148,13 +133,17 @@ final class DemoCommand implements Callable<Integer> {
         return identical ? 0 : 1;
     }
 
-    /** Runs phase {@code p} in a fresh JVM with this JVM's options, echoes its JSON line and returns it. */
+    /**
+     * Runs phase {@code p} in a fresh JVM with this JVM's options, echoes its JSON line and
+     * returns it. The child starts at {@link DemoPhase}'s main, not the command line's: parsing
+     * with picocli took about 100 ms of the phase's JVM start to first result, and it is not
+     * Kiln's time.
+     */
     private JsonNode runChild(PrintWriter out, String p, Path dir, Path result) throws IOException, InterruptedException {
         List<String> cmd = new ArrayList<>();
         cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
         cmd.addAll(ManagementFactory.getRuntimeMXBean().getInputArguments());
-        cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), KilnCli.class.getName(), "demo", "--phase", p,
-                "--cache-dir", dir.toString(), "--output", result.toString()));
+        cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), DemoPhase.class.getName(), p, dir.toString(), result.toString()));
         Process proc = new ProcessBuilder(cmd).redirectError(ProcessBuilder.Redirect.INHERIT).start();
         String text = new String(proc.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
         if (proc.waitFor() != 0) throw new IllegalStateException("the " + p + " phase failed:\n" + text);
@@ -162,7 +151,7 @@ final class DemoCommand implements Callable<Integer> {
                 .orElseThrow(() -> new IllegalStateException("the " + p + " phase printed no result:\n" + text));
         out.println(jsonLine);
         out.flush();
-        return JSON.readTree(jsonLine);
+        return new ObjectMapper().readTree(jsonLine);
     }
 
     private static Timing.Stats stats(List<Double> values) {
@@ -175,39 +164,6 @@ final class DemoCommand implements Callable<Integer> {
         return String.format(Locale.ROOT, "%.0f ms (%.0f to %.0f)", s.medianMs(), s.minMs(), s.maxMs());
     }
 
-    private void runPhase(PrintWriter out, String name, Path dir) throws IOException, NoSuchAlgorithmException {
-        if (dir != null) System.setProperty("kiln.cache.dir", dir.toString());
-        DecoderBlock.Config cfg = DecoderBlock.Config.w4();
-        Tensor x = Tensor.randn(SEED + 1, 1, SEQ, cfg.dModel());
-        Tensor positions = Tensor.arange(SEQ);
-
-        long t0 = System.nanoTime();
-        DecoderBlock block = new DecoderBlock(cfg, SEED);
-        if (!name.equals("eager")) block = Kiln.compile(block, CompileOptions.defaults().backend(Backend.NPU));
-        Tensor result = block.forward(x, positions);
-        float[] y = result.toFloatArray();
-        double firstResultMs = (System.nanoTime() - t0) / 1e6;
-        long jvmToResultMs = System.currentTimeMillis() - ManagementFactory.getRuntimeMXBean().getStartTime();
-
-        NpuGraphCompiler.Counts c = name.equals("eager") ? new NpuGraphCompiler.Counts(0, 0, 0, 0) : NpuGraphCompiler.counts();
-        String sha = sha256(y);
-        ObjectNode json = JSON.createObjectNode();
-        json.put("phase", name);
-        json.put("jvm_to_result_ms", jvmToResultMs);
-        json.put("first_result_ms", Math.round(firstResultMs * 1000) / 1000.0);
-        json.put("compile_ms", Math.round(c.compileMillis() * 1000) / 1000.0);
-        json.put("disk_hits", c.diskHits());
-        json.put("memory_hits", c.memoryHits());
-        json.put("compiles", c.compiles());
-        json.put("result_sha256", sha);
-        out.println(json);
-        out.printf(Locale.ROOT, "%s: decoder block [1,%d,%d] (%d heads, %d KV heads, head dim %d, SwiGLU %d): first result"
-                        + " in %.1f ms, %d ms after JVM start; %d compiles, %d disk hits; output sha256 %s...%n",
-                name, SEQ, cfg.dModel(), cfg.heads(), cfg.kvHeads(), cfg.headDim(), cfg.hidden(), firstResultMs, jvmToResultMs,
-                c.compiles(), c.diskHits(), sha.substring(0, 12));
-        if (output != null) Npy.save(result, output);
-    }
-
     /** Empties a cache directory (the cold phase starts from nothing). */
     private static void empty(Path dir) throws IOException {
         if (dir == null || !Files.exists(dir)) return;
@@ -216,12 +172,5 @@ final class DemoCommand implements Callable<Integer> {
                 if (!p.equals(dir)) Files.delete(p);
             }
         }
-    }
-
-    /** SHA-256 of the values as little-endian float32 bytes. */
-    static String sha256(float[] values) throws NoSuchAlgorithmException {
-        ByteBuffer bytes = ByteBuffer.allocate(values.length * 4).order(ByteOrder.LITTLE_ENDIAN);
-        bytes.asFloatBuffer().put(values);
-        return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(bytes.array()));
     }
 }

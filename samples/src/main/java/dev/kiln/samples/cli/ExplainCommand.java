@@ -42,7 +42,7 @@ final class ExplainCommand implements Callable<Integer> {
     public Integer call() throws IOException {
         PrintWriter out = spec.commandLine().getOut();
         DecoderBlock.Config cfg = DecoderBlock.Config.w4();
-        DecoderBlock block = Kiln.compile(new DecoderBlock(cfg, DemoCommand.SEED), CompileOptions.defaults().backend(Backend.NPU));
+        DecoderBlock block = Kiln.compile(new DecoderBlock(cfg, DemoPhase.SEED), CompileOptions.defaults().backend(Backend.NPU));
         block.forward(input(cfg, seq), Tensor.arange(seq));
         int second = seq + 16;
         Explanation e = Kiln.explain(block, input(cfg, second), Tensor.arange(second));

@@ -344,7 +344,7 @@ class KilnCliTest {
     void resultHashIsOverLittleEndianFloat32Bytes() throws Exception {
         // SHA-256 of the 8 bytes 00 00 80 3f 00 00 00 c0 (1.0f and -2.0f), computed independently.
         assertEquals(sha256Hex(new byte[] {0, 0, (byte) 0x80, 0x3f, 0, 0, 0, (byte) 0xc0}),
-                DemoCommand.sha256(new float[] {1f, -2f}));
+                DemoPhase.sha256(new float[] {1f, -2f}));
     }
 
     private static String sha256Hex(byte[] bytes) throws Exception {
