@@ -149,10 +149,13 @@ public final class VectorMath {
     }
 
     /** silu needs e^-|x| to -110 (x e^x underflows only there), so 2^n is scaled by 2^32. */
-    private static final FloatVector SILU_MIN = v(-110f);
+    private static final float SILU_MIN_S = -110f;
     /** At the clamp n = -159 and this makes the exponent field exactly 0: e^-|x| is 0, so silu(-inf) = -inf * 0 = NaN. */
-    private static final IntVector POW2_SCALED_32 = v((127 + 32) << 23);
-    private static final FloatVector UNSCALE_32 = v(0x1p-32f);
+    private static final int POW2_SCALED_32_S = (127 + 32) << 23;
+    private static final float UNSCALE_32_S = 0x1p-32f;
+    private static final FloatVector SILU_MIN = v(SILU_MIN_S);
+    private static final IntVector POW2_SCALED_32 = v(POW2_SCALED_32_S);
+    private static final FloatVector UNSCALE_32 = v(UNSCALE_32_S);
 
     /** x * sigmoid(x). Maximum error 3 ulp. silu(-inf) is NaN, like the reference. */
     public static FloatVector silu(FloatVector x) {
@@ -167,6 +170,19 @@ public final class VectorMath {
         VectorMask<Float> negative = x.lt(ZERO);
         return x.blend(x.mul(c).fma(r, x).mul(pow), negative).div(c.fma(r, ONE).mul(pow).fma(UNSCALE_32, ONE))
                 .mul(ONE.blend(UNSCALE_32, negative));
+    }
+
+    /** {@link #silu(FloatVector)}'s scalar twin: the same operations in the same order, so the same bits lane by lane. */
+    public static float silu(float x) {
+        float a = Math.max(-Math.abs(x), SILU_MIN_S);
+        float k = Math.fma(a, LOG2E_S, ROUNDER_S);
+        float n = k - ROUNDER_S;
+        float r = Math.fma(n, NEG_LN2_LO_S, Math.fma(n, NEG_LN2_HI_S, a));
+        float c = Math.fma(Math.fma(Math.fma(Math.fma(Math.fma(E6_S, r, E5_S), r, E4_S), r, E3_S), r, E2_S), r, 1f);
+        float pow = Float.intBitsToFloat((Float.floatToRawIntBits(k) << 23) + POW2_SCALED_32_S);
+        boolean negative = x < 0f;
+        float numerator = negative ? Math.fma(x * c, r, x) * pow : x;
+        return numerator / Math.fma(Math.fma(c, r, 1f) * pow, UNSCALE_32_S, 1f) * (negative ? UNSCALE_32_S : 1f);
     }
 
     private static final FloatVector NEG_TWO = v(-2f), TANH_MIN = v(-20f);

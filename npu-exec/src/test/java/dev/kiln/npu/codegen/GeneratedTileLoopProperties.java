@@ -4,7 +4,9 @@ import dev.kiln.npu.device.NpuDevice;
 import dev.kiln.npu.fused.FusedKernel;
 import dev.kiln.npu.fused.TileInstr;
 import dev.kiln.npu.fused.TileProgram;
+import dev.kiln.npu.kernels.ScalarTwin;
 import dev.kiln.npu.kernels.VectorMathTest;
+import dev.kiln.ops.BinaryFn;
 import dev.kiln.ops.UnaryFn;
 import dev.kiln.tensor.Tensor;
 import net.jqwik.api.ForAll;
@@ -120,5 +122,31 @@ class GeneratedTileLoopProperties {
         }
         assertEquals(b.bytesRead(), a.bytesRead(), "both read each input once");
         assertEquals(b.bytesWritten(), a.bytesWritten(), "both write each output once");
+    }
+
+    /**
+     * The scalar twin a single-stage program runs before the JIT has compiled its generated
+     * loop gives the loop's bits (see {@code ScalarTileLoop}), over programs of the functions
+     * that have a twin.
+     */
+    @Property(tries = 300)
+    void scalarTwinsGiveTheGeneratedLoopsBits(@ForAll long seed, @ForAll @IntRange(max = 3000) int n) {
+        UnaryFn[] unary = {UnaryFn.NEG, UnaryFn.ABS, UnaryFn.RELU, UnaryFn.SQRT, UnaryFn.RSQRT, UnaryFn.SIN, UnaryFn.COS, UnaryFn.EXP,
+                UnaryFn.SILU};
+        BinaryFn[] binary = {BinaryFn.ADD, BinaryFn.SUB, BinaryFn.MUL, BinaryFn.DIV, BinaryFn.MINIMUM, BinaryFn.MAXIMUM};
+        TileProgram p = RandomTilePrograms.program(seed, false, unary, binary);
+        Tensor[] in = RandomTilePrograms.operands(p, n, seed ^ 0x5eed);
+        Tensor[] vector = RandomTilePrograms.outputs(p, n), scalar = RandomTilePrograms.outputs(p, n);
+        FusedKernel k = new FusedKernel("g", p, SMALL, FusedKernel.Strategy.GENERATED);
+        ScalarTwin.forcing(false, () -> k.launch(in, vector));
+        ScalarTwin.forcing(true, () -> k.launch(in, scalar));
+        for (int o = 0; o < vector.length; o++) {
+            float[] x = vector[o].toFloatArray(), y = scalar[o].toFloatArray();
+            for (int e = 0; e < n; e++) {
+                if (Float.floatToIntBits(x[e]) != Float.floatToIntBits(y[e])) {
+                    fail("output " + o + " element " + e + ": generated " + x[e] + ", scalar twin " + y[e] + " in\n" + p.toText());
+                }
+            }
+        }
     }
 }

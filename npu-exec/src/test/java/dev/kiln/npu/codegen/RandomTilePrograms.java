@@ -31,6 +31,11 @@ final class RandomTilePrograms {
      * each instruction on its own.
      */
     static TileProgram program(long seed, boolean storeEveryResult) {
+        return program(seed, storeEveryResult, UNARY, BINARY);
+    }
+
+    /** As {@link #program(long, boolean)}, drawing functions from {@code unary} and {@code binary} only. */
+    static TileProgram program(long seed, boolean storeEveryResult, UnaryFn[] unary, BinaryFn[] binary) {
         SplittableRandom r = new SplittableRandom(seed);
         List<TileProgram.InputSpec> inputs = new ArrayList<>();
         int tiles = 1 + r.nextInt(3), scalars = r.nextInt(3);
@@ -67,8 +72,8 @@ final class RandomTilePrograms {
                 case 0 -> new TileInstr.Clamp(special(r), special(r), a, dst);
                 case 1 -> new TileInstr.Where(boolInput && r.nextBoolean() ? boolRegister : a, b,
                         written.get(r.nextInt(written.size())), dst);
-                case 2, 3, 4 -> new TileInstr.Binary(BINARY[r.nextInt(BINARY.length)], a, b, dst);
-                default -> new TileInstr.Unary(UNARY[r.nextInt(UNARY.length)], a, dst);
+                case 2, 3, 4 -> new TileInstr.Binary(binary[r.nextInt(binary.length)], a, b, dst);
+                default -> new TileInstr.Unary(unary[r.nextInt(unary.length)], a, dst);
             };
             code.add(ins);
             if (!written.contains(dst)) written.add(dst);

@@ -22,6 +22,7 @@ import java.util.Random;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotSame;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -142,6 +143,18 @@ class TileLoopCompilerTest {
         assertArrayEquals(sram.asSlice(256L * Float.BYTES, 256L * Float.BYTES).toArray(ValueLayout.JAVA_FLOAT), fromBytes);
         // Defining bytes for a program already loaded shares the loaded loop.
         assertSame(TileLoopCompiler.load(p), TileLoopCompiler.define(p, bytes));
+    }
+
+    /** Single-stage programs whose every function has a scalar twin get one; others run their generated loop alone. */
+    @Test
+    void programsOfTwinnedFunctionsHaveAScalarTwin() {
+        TileProgram gated = new TileProgram(List.of(TILE, TILE), 1, 3, List.of(new TileInstr.Load(0, 0), new TileInstr.Load(1, 1),
+                new TileInstr.Unary(UnaryFn.SILU, 0, 2), new TileInstr.Binary(BinaryFn.MUL, 2, 1, 2), new TileInstr.Store(2, 0)));
+        TileProgram gelu = new TileProgram(List.of(TILE), 1, 1, List.of(new TileInstr.Load(0, 0),
+                new TileInstr.Unary(UnaryFn.GELU, 0, 0), new TileInstr.Store(0, 0)));
+        assertTrue(TileLoopCompiler.load(gated).loop() instanceof ScalarTileLoop);
+        assertFalse(TileLoopCompiler.load(gelu).loop() instanceof ScalarTileLoop, "gelu has no scalar twin");
+        assertFalse(TileLoopCompiler.load(threeCalls()).loop() instanceof ScalarTileLoop, "several stages");
     }
 
     /** Slots in separate segments at any offsets, the output over an input (as a matmul epilogue runs in place). */

@@ -12,6 +12,8 @@ import dev.kiln.tensor.Tensor;
 import dev.kiln.testing.TestTensors;
 import org.junit.jupiter.api.Test;
 
+import java.util.List;
+
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -19,6 +21,29 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** Examples: semantics PyTorch users rely on, layouts the properties rarely draw, large (multi-core) runs, errors. */
 class PointwiseTest {
+
+    /** exp and silu run scalar twins before the JIT has compiled their vector loops: the same bits (see {@code ScalarTwin}). */
+    @Test
+    void expAndSiluScalarTwinsGiveTheVectorBits() {
+        java.util.Random r = new java.util.Random(11);
+        float[] values = new float[6000];
+        for (int i = 0; i < values.length; i++) values[i] = (float) (r.nextGaussian() * (i % 3 == 0 ? 40 : 3));
+        float[] special = {Float.NaN, Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY, 0f, -0f, Float.MIN_VALUE, -Float.MIN_VALUE,
+                -110f, -125f, 88.8f, 100f, -87.5f, -104f};
+        System.arraycopy(special, 0, values, 0, special.length);
+        Tensor x = Tensor.of(values, 60, 100);
+        for (Tensor in : List.of(x, x.mT())) {
+            for (java.util.function.UnaryOperator<Tensor> op : List.<java.util.function.UnaryOperator<Tensor>>of(Tensor::exp, Tensor::silu)) {
+                float[][] out = new float[2][];
+                ScalarTwin.forcing(false, () -> out[0] = op.apply(in).toFloatArray());
+                ScalarTwin.forcing(true, () -> out[1] = op.apply(in).toFloatArray());
+                for (int i = 0; i < out[0].length; i++) {
+                    int at = i;
+                    assertEquals(Float.floatToIntBits(out[0][at]), Float.floatToIntBits(out[1][at]), () -> "element " + at);
+                }
+            }
+        }
+    }
 
     @Test
     void nanPropagationAndEdgeSemantics() {

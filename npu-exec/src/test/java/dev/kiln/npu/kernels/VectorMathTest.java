@@ -183,13 +183,22 @@ public class VectorMathTest {
         assertEquals(10, functions, "public functions checked");
     }
 
-    /** exp's scalar twin gives the vector function's bits for every 2^8th float, both signs, and the special values. */
     @Test
     void scalarExpGivesTheVectorBits() {
+        assertScalarTwin("exp", VectorMath::exp, VectorMath::exp);
+    }
+
+    @Test
+    void scalarSiluGivesTheVectorBits() {
+        assertScalarTwin("silu", VectorMath::silu, VectorMath::silu);
+    }
+
+    /** A scalar twin gives the vector function's bits for every 2^8th float, both signs, and the special values. */
+    private static void assertScalarTwin(String name, UnaryOperator<FloatVector> vector, java.util.function.Function<Float, Float> scalar) {
         float[] xs = new float[2 * (1 << 23) + 16];
         int n = 0;
         for (float x : new float[] {Float.NaN, Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY, -104f, -103.97f, 89f, 88.72f,
-                -87.34f, Float.MIN_VALUE, -Float.MIN_VALUE}) {
+                -87.34f, -110f, -109.9f, 0f, -0f, Float.MIN_VALUE, -Float.MIN_VALUE}) {
             xs[n++] = x;
         }
         for (int bits = 0; bits < 0x7f800000; bits += 1 << 8) {
@@ -199,10 +208,10 @@ public class VectorMathTest {
         // Whole vectors only; the sweep's last few patterns may be left out.
         n = n / S.length() * S.length();
         float[] ys = new float[n];
-        for (int i = 0; i < n; i += S.length()) VectorMath.exp(FloatVector.fromArray(S, xs, i)).intoArray(ys, i);
+        for (int i = 0; i < n; i += S.length()) vector.apply(FloatVector.fromArray(S, xs, i)).intoArray(ys, i);
         for (int i = 0; i < n; i++) {
             float x = xs[i];
-            assertEquals(Float.floatToIntBits(ys[i]), Float.floatToIntBits(VectorMath.exp(x)), () -> "exp(" + x + ")");
+            assertEquals(Float.floatToIntBits(ys[i]), Float.floatToIntBits(scalar.apply(x)), () -> name + "(" + x + ")");
         }
     }
 
