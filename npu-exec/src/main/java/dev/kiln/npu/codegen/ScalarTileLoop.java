@@ -18,13 +18,15 @@ import java.util.Set;
  * ({@link StageWriter}), so the same bits. A program runs it while its generated loop, a
  * class of its own that the JIT meets for the first time, measures slower (see
  * {@link ScalarTwin}): in a fresh JVM the W4 block's gated epilogue took 73 to 140 ms on its
- * first call, and as much again on its second. Only programs whose every instruction has a
- * scalar twin have one ({@link #of}).
+ * first call, and as much again on its second. Only single-stage programs have one, and only
+ * when every instruction has a twin: all but the comparisons, the logical operators, pow and
+ * the integer divisions ({@link #of}).
  */
 final class ScalarTileLoop implements TileLoop {
     private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED;
+    /** Besides the {@link VectorMath} functions. */
     private static final Set<UnaryFn> UNARY = EnumSet.of(UnaryFn.NEG, UnaryFn.ABS, UnaryFn.RELU, UnaryFn.SQRT, UnaryFn.RSQRT,
-            UnaryFn.SIN, UnaryFn.COS, UnaryFn.EXP, UnaryFn.SILU);
+            UnaryFn.SIN, UnaryFn.COS, UnaryFn.LOGICAL_NOT);
     private static final Set<BinaryFn> BINARY = EnumSet.of(BinaryFn.ADD, BinaryFn.SUB, BinaryFn.MUL, BinaryFn.DIV, BinaryFn.MINIMUM,
             BinaryFn.MAXIMUM);
 
@@ -45,7 +47,7 @@ final class ScalarTileLoop implements TileLoop {
         if (stages != 1) return generated;
         for (TileInstr ins : program.instructions()) {
             boolean twinned = switch (ins) {
-                case TileInstr.Unary u -> UNARY.contains(u.fn());
+                case TileInstr.Unary u -> UNARY.contains(u.fn()) || VectorMath.hasScalarTwin(u.fn());
                 case TileInstr.Binary b -> BINARY.contains(b.fn());
                 default -> true;
             };
@@ -118,9 +120,11 @@ final class ScalarTileLoop implements TileLoop {
             case SQRT -> { for (int i = 0; i < n; i++) y[i] = (float) Math.sqrt(x[i]); }
             case RSQRT -> { for (int i = 0; i < n; i++) y[i] = 1f / (float) Math.sqrt(x[i]); }
             case SIN, COS -> { for (int i = 0; i < n; i++) y[i] = (float) fn.apply(x[i]); }
-            case EXP -> { for (int i = 0; i < n; i++) y[i] = VectorMath.exp(x[i]); }
-            case SILU -> { for (int i = 0; i < n; i++) y[i] = VectorMath.silu(x[i]); }
-            default -> throw new IllegalStateException(fn + " has no scalar twin");
+            case LOGICAL_NOT -> { for (int i = 0; i < n; i++) y[i] = x[i] == 0f ? 1f : 0f; }
+            default -> {
+                System.arraycopy(x, 0, y, 0, n);
+                VectorMath.applyScalar(fn, y, n);
+            }
         }
         return y;
     }

@@ -60,28 +60,36 @@ final class FloatKernels {
             case SQRT -> sqrt(a, ao, o, oo, n);
             case RSQRT -> rsqrt(a, ao, o, oo, n);
             case LOGICAL_NOT -> logicalNot(a, ao, o, oo, n);
-            case EXP -> eitherWay(EXP_TWIN, fn, a, ao, o, oo, n);
-            case LOG -> log(a, ao, o, oo, n);
-            case TANH -> tanh(a, ao, o, oo, n);
-            case SIGMOID -> sigmoid(a, ao, o, oo, n);
-            case ERF -> erf(a, ao, o, oo, n);
-            case GELU -> gelu(a, ao, o, oo, n);
-            case GELU_TANH -> geluTanh(a, ao, o, oo, n);
-            case SILU -> eitherWay(SILU_TWIN, fn, a, ao, o, oo, n);
-            case SOFTPLUS -> softplus(a, ao, o, oo, n);
+            case EXP -> eitherWay(fn, a, ao, o, oo, n);
+            case LOG -> eitherWay(fn, a, ao, o, oo, n);
+            case TANH -> eitherWay(fn, a, ao, o, oo, n);
+            case SIGMOID -> eitherWay(fn, a, ao, o, oo, n);
+            case ERF -> eitherWay(fn, a, ao, o, oo, n);
+            case GELU -> eitherWay(fn, a, ao, o, oo, n);
+            case GELU_TANH -> eitherWay(fn, a, ao, o, oo, n);
+            case SILU -> eitherWay(fn, a, ao, o, oo, n);
+            case SOFTPLUS -> eitherWay(fn, a, ao, o, oo, n);
             case SIN -> { for (int i = 0; i < n; i++) set(o, oo, i, (float) Math.sin(get(a, ao, i))); }
             case COS -> { for (int i = 0; i < n; i++) set(o, oo, i, (float) Math.cos(get(a, ao, i))); }
         }
     }
 
     /**
-     * exp and silu run their scalar twins (bit-identical, see {@link ScalarTwin}) while their
-     * vector loops are slower: the W4 block's first silu, over 393,216 floats in a fresh JVM,
-     * took 80 to 190 ms in the interpreter and C1.
+     * The transcendental functions run their scalar twins (bit-identical, see {@link ScalarTwin})
+     * while their vector loops are slower: the W4 block's first silu, over 393,216 floats in a
+     * fresh JVM, took 80 to 190 ms in the interpreter and C1, its scalar twin 25 to 35 ms.
      */
-    private static final ScalarTwin EXP_TWIN = new ScalarTwin(), SILU_TWIN = new ScalarTwin();
+    private static final java.util.Map<UnaryFn, ScalarTwin> TWINS = new java.util.EnumMap<>(UnaryFn.class);
 
-    private static void eitherWay(ScalarTwin twin, UnaryFn fn, MemorySegment a, long ao, MemorySegment o, long oo, int n) {
+    static {
+        for (UnaryFn fn : java.util.List.of(UnaryFn.EXP, UnaryFn.LOG, UnaryFn.TANH, UnaryFn.SIGMOID, UnaryFn.ERF, UnaryFn.GELU,
+                UnaryFn.GELU_TANH, UnaryFn.SILU, UnaryFn.SOFTPLUS)) {
+            TWINS.put(fn, new ScalarTwin());
+        }
+    }
+
+    private static void eitherWay(UnaryFn fn, MemorySegment a, long ao, MemorySegment o, long oo, int n) {
+        ScalarTwin twin = TWINS.get(fn);
         if (twin.settled()) {
             vectorLoop(fn, a, ao, o, oo, n);
             return;
@@ -94,16 +102,25 @@ final class FloatKernels {
     }
 
     private static void vectorLoop(UnaryFn fn, MemorySegment a, long ao, MemorySegment o, long oo, int n) {
-        if (fn == UnaryFn.EXP) exp(a, ao, o, oo, n);
-        else silu(a, ao, o, oo, n);
+        switch (fn) {
+            case EXP -> exp(a, ao, o, oo, n);
+            case LOG -> log(a, ao, o, oo, n);
+            case TANH -> tanh(a, ao, o, oo, n);
+            case SIGMOID -> sigmoid(a, ao, o, oo, n);
+            case ERF -> erf(a, ao, o, oo, n);
+            case GELU -> gelu(a, ao, o, oo, n);
+            case GELU_TANH -> geluTanh(a, ao, o, oo, n);
+            case SILU -> silu(a, ao, o, oo, n);
+            case SOFTPLUS -> softplus(a, ao, o, oo, n);
+            default -> throw new IllegalStateException(fn + " has no scalar twin");
+        }
     }
 
     /** The scalar twins over a run copied to the heap and back: a scalar segment access costs C1 several times more. */
     private static void scalarLoop(UnaryFn fn, MemorySegment a, long ao, MemorySegment o, long oo, int n) {
         float[] v = new float[n];
         MemorySegment.copy(a, Staging.F32, ao, v, 0, n);
-        if (fn == UnaryFn.EXP) for (int i = 0; i < n; i++) v[i] = VectorMath.exp(v[i]);
-        else for (int i = 0; i < n; i++) v[i] = VectorMath.silu(v[i]);
+        VectorMath.applyScalar(fn, v, n);
         MemorySegment.copy(v, 0, o, Staging.F32, oo, n);
     }
 

@@ -1,5 +1,6 @@
 package dev.kiln.npu.kernels;
 
+import dev.kiln.ops.UnaryFn;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorMask;
@@ -64,8 +65,10 @@ public final class VectorMath {
 
     private static IntVector v(int c) { return IntVector.broadcast(INTS, c); }
 
-    private static final FloatVector ZERO = v(0f), ONE = v(1f), HALF = v(0.5f), NEG_HALF = v(-0.5f);
-    private static final FloatVector INFINITY = v(Float.POSITIVE_INFINITY);
+    private static final float ZERO_S = 0f, ONE_S = 1f, HALF_S = 0.5f, NEG_HALF_S = -0.5f;
+    private static final FloatVector ZERO = v(ZERO_S), ONE = v(ONE_S), HALF = v(HALF_S), NEG_HALF = v(NEG_HALF_S);
+    private static final float INFINITY_S = Float.POSITIVE_INFINITY;
+    private static final FloatVector INFINITY = v(INFINITY_S);
 
     // ---------------------------------------------------------------- exp
 
@@ -116,9 +119,7 @@ public final class VectorMath {
     public static float exp(float x) {
         float a = Math.min(Math.max(x, EXP_MIN_S), EXP_MAX_S);
         float k = Math.fma(a, LOG2E_S, ROUNDER_S);
-        float n = k - ROUNDER_S;
-        float r = Math.fma(n, NEG_LN2_LO_S, Math.fma(n, NEG_LN2_HI_S, a));
-        float p = Math.fma(Math.fma(Math.fma(Math.fma(Math.fma(Math.fma(E6_S, r, E5_S), r, E4_S), r, E3_S), r, E2_S), r, 1f), r, 1f);
+        float p = expPolynomial(reduced(a, k));
         int ni = Float.floatToRawIntBits(k) - ROUNDER_BITS_S;
         int half = ni >> 1;
         return p * Float.intBitsToFloat((half + EXPONENT_BIAS_S) << 23) * Float.intBitsToFloat((ni - half + EXPONENT_BIAS_S) << 23);
@@ -127,8 +128,10 @@ public final class VectorMath {
     // ---------------------------------------------------------------- sigmoid, silu, tanh
 
     /** (127 + 24) << 23: adding it to n << 23 gives the bits of 2^(n + 24), normal for n >= -150. */
-    private static final IntVector POW2_SCALED_24 = v((127 + 24) << 23);
-    private static final FloatVector UNSCALE_24 = v(0x1p-24f);
+    private static final int POW2_SCALED_24_S = (127 + 24) << 23;
+    private static final IntVector POW2_SCALED_24 = v(POW2_SCALED_24_S);
+    private static final float UNSCALE_24_S = 0x1p-24f;
+    private static final FloatVector UNSCALE_24 = v(UNSCALE_24_S);
 
     /**
      * The logistic function 1 / (1 + e<sup>-x</sup>). Maximum error 2.5 ulp, including the far
@@ -176,23 +179,25 @@ public final class VectorMath {
     public static float silu(float x) {
         float a = Math.max(-Math.abs(x), SILU_MIN_S);
         float k = Math.fma(a, LOG2E_S, ROUNDER_S);
-        float n = k - ROUNDER_S;
-        float r = Math.fma(n, NEG_LN2_LO_S, Math.fma(n, NEG_LN2_HI_S, a));
+        float r = reduced(a, k);
         float c = Math.fma(Math.fma(Math.fma(Math.fma(Math.fma(E6_S, r, E5_S), r, E4_S), r, E3_S), r, E2_S), r, 1f);
-        float pow = Float.intBitsToFloat((Float.floatToRawIntBits(k) << 23) + POW2_SCALED_32_S);
+        float pow = pow2(k, POW2_SCALED_32_S);
         boolean negative = x < 0f;
         float numerator = negative ? Math.fma(x * c, r, x) * pow : x;
         return numerator / Math.fma(Math.fma(c, r, 1f) * pow, UNSCALE_32_S, 1f) * (negative ? UNSCALE_32_S : 1f);
     }
 
-    private static final FloatVector NEG_TWO = v(-2f), TANH_MIN = v(-20f);
+    private static final float NEG_TWO_S = -2f, TANH_MIN_S = -20f;
+    private static final FloatVector NEG_TWO = v(NEG_TWO_S), TANH_MIN = v(TANH_MIN_S);
     /** (127 << 23) plus n << 23 gives the bits of 2^n. */
-    private static final IntVector POW2_SCALED_0 = v(127 << 23);
+    private static final int POW2_SCALED_0_S = 127 << 23;
+    private static final IntVector POW2_SCALED_0 = v(POW2_SCALED_0_S);
     /** Below this |x|, tanh uses its odd polynomial; above, 1 - 2e/(1+e) with e = e^-2|x| below 0.23. */
-    private static final FloatVector TANH_SMALL = v(0.75f);
+    private static final float TANH_SMALL_S = 0.75f;
+    private static final FloatVector TANH_SMALL = v(TANH_SMALL_S);
     /** tanh(x) = x + x^3 (T0 + T1 s + ... + T5 s^5), s = x^2, on [0, 0.75]: relative error 1e-8. */
-    private static final FloatVector T0 = v(-3.333331645e-01f), T1 = v(1.333269328e-01f), T2 = v(-5.389265716e-02f),
-            T3 = v(2.145176753e-02f), T4 = v(-7.656781003e-03f), T5 = v(1.736624516e-03f);
+    private static final float T0_S = -3.333331645e-01f, T1_S = 1.333269328e-01f, T2_S = -5.389265716e-02f, T3_S = 2.145176753e-02f, T4_S = -7.656781003e-03f, T5_S = 1.736624516e-03f;
+    private static final FloatVector T0 = v(T0_S), T1 = v(T1_S), T2 = v(T2_S), T3 = v(T3_S), T4 = v(T4_S), T5 = v(T5_S);
 
     /** Hyperbolic tangent. Maximum error 1.5 ulp; odd (tanh(-0) = -0); ±1 beyond |x| = 9.01. */
     public static FloatVector tanh(FloatVector x) {
@@ -213,14 +218,16 @@ public final class VectorMath {
 
     // ---------------------------------------------------------------- log, log1p, softplus
 
-    private static final FloatVector MIN_NORMAL = v(Float.MIN_NORMAL), TWO_POW_23 = v(0x1p23f), TWENTY_THREE = v(23f);
+    private static final float MIN_NORMAL_S = Float.MIN_NORMAL, TWO_POW_23_S = 0x1p23f, TWENTY_THREE_S = 23f;
+    private static final FloatVector MIN_NORMAL = v(MIN_NORMAL_S), TWO_POW_23 = v(TWO_POW_23_S), TWENTY_THREE = v(TWENTY_THREE_S);
     /** Bits of 0.75: x = 2^k m with m in [0.75, 1.5), so f = m - 1 is in [-0.25, 0.5). */
-    private static final IntVector LOG_OFFSET = v(0x3f400000), EXPONENT_MASK = v(0xff800000);
-    private static final FloatVector LN2_HI = v(0.693359375f), LN2_LO = v(-2.12194440e-4f);
+    private static final int LOG_OFFSET_S = 0x3f400000, EXPONENT_MASK_S = 0xff800000;
+    private static final IntVector LOG_OFFSET = v(LOG_OFFSET_S), EXPONENT_MASK = v(EXPONENT_MASK_S);
+    private static final float LN2_HI_S = 0.693359375f, LN2_LO_S = -2.12194440e-4f;
+    private static final FloatVector LN2_HI = v(LN2_HI_S), LN2_LO = v(LN2_LO_S);
     /** log(1 + f) = f + f^2 (-1/2 + Q1 f + ... + Q8 f^8) on [-0.25, 0.5]: relative error 6.1e-9. */
-    private static final FloatVector Q1 = v(3.333346248e-01f), Q2 = v(-2.500019372e-01f), Q3 = v(1.999032050e-01f),
-            Q4 = v(-1.664238870e-01f), Q5 = v(1.447615921e-01f), Q6 = v(-1.321340799e-01f), Q7 = v(1.059783623e-01f),
-            Q8 = v(-4.607332498e-02f);
+    private static final float Q1_S = 3.333346248e-01f, Q2_S = -2.500019372e-01f, Q3_S = 1.999032050e-01f, Q4_S = -1.664238870e-01f, Q5_S = 1.447615921e-01f, Q6_S = -1.321340799e-01f, Q7_S = 1.059783623e-01f, Q8_S = -4.607332498e-02f;
+    private static final FloatVector Q1 = v(Q1_S), Q2 = v(Q2_S), Q3 = v(Q3_S), Q4 = v(Q4_S), Q5 = v(Q5_S), Q6 = v(Q6_S), Q7 = v(Q7_S), Q8 = v(Q8_S);
 
     /**
      * Natural logarithm. Maximum error 1.5 ulp for all positive inputs including subnormals;
@@ -241,7 +248,8 @@ public final class VectorMath {
         return y.blend(x, x.lt(INFINITY).not()).blend(x.sqrt().sub(INFINITY), x.compare(VectorOperators.LE, 0f));
     }
 
-    private static final FloatVector TWO_POW_24 = v(0x1p24f);
+    private static final float TWO_POW_24_S = 0x1p24f;
+    private static final FloatVector TWO_POW_24 = v(TWO_POW_24_S);
 
     /**
      * log(1 + y), accurate for tiny y. Maximum error 2 ulp; log1p(-1) = -inf, NaN below -1,
@@ -280,15 +288,17 @@ public final class VectorMath {
     // ---------------------------------------------------------------- erf, GELU
 
     /** erf(z) = z + z P(z^2) below this |z|; 1 - e^R(z) above. */
-    private static final FloatVector ERF_SMALL = v(0.84375f);
+    private static final float ERF_SMALL_S = 0.84375f;
+    private static final FloatVector ERF_SMALL = v(ERF_SMALL_S);
     /** erf rounds to ±1 beyond 3.92; clamping keeps R(z) where it was fitted. */
-    private static final FloatVector ERF_CLAMP = v(3.95f);
+    private static final float ERF_CLAMP_S = 3.95f;
+    private static final FloatVector ERF_CLAMP = v(ERF_CLAMP_S);
     /** P(s) = erf(z)/z - 1 with s = z^2, on [0, 0.84375]: relative error 1.4e-8. */
-    private static final FloatVector ES0 = v(1.283791512e-01f), ES1 = v(-3.761257529e-01f), ES2 = v(1.128276661e-01f),
-            ES3 = v(-2.680470049e-02f), ES4 = v(5.054903682e-03f), ES5 = v(-6.338479579e-04f);
+    private static final float ES0_S = 1.283791512e-01f, ES1_S = -3.761257529e-01f, ES2_S = 1.128276661e-01f, ES3_S = -2.680470049e-02f, ES4_S = 5.054903682e-03f, ES5_S = -6.338479579e-04f;
+    private static final FloatVector ES0 = v(ES0_S), ES1 = v(ES1_S), ES2 = v(ES2_S), ES3 = v(ES3_S), ES4 = v(ES4_S), ES5 = v(ES5_S);
     /** R(z) = log erfc(z) on [0.84375, 3.95], error weighted by erfc(z) (what it adds to erf): 3.1e-9. */
-    private static final FloatVector EL0 = v(-1.068477868e-04f), EL1 = v(-1.128049493e+00f), EL2 = v(-6.365418434e-01f),
-            EL3 = v(-1.045025885e-01f), EL4 = v(2.250622958e-02f), EL5 = v(-3.114245133e-03f), EL6 = v(2.032697957e-04f);
+    private static final float EL0_S = -1.068477868e-04f, EL1_S = -1.128049493e+00f, EL2_S = -6.365418434e-01f, EL3_S = -1.045025885e-01f, EL4_S = 2.250622958e-02f, EL5_S = -3.114245133e-03f, EL6_S = 2.032697957e-04f;
+    private static final FloatVector EL0 = v(EL0_S), EL1 = v(EL1_S), EL2 = v(EL2_S), EL3 = v(EL3_S), EL4 = v(EL4_S), EL5 = v(EL5_S), EL6 = v(EL6_S);
 
     /** The error function. Maximum error 1.5 ulp; odd (erf(-0) = -0); ±1 beyond |x| = 3.92. */
     public static FloatVector erf(FloatVector x) {
@@ -306,7 +316,8 @@ public final class VectorMath {
     }
 
     /** The Gaussian tail is 0 (or its product with x is) beyond this |x|. */
-    private static final FloatVector GELU_CLAMP = v(14.5f);
+    private static final float GELU_CLAMP_S = 14.5f;
+    private static final FloatVector GELU_CLAMP = v(GELU_CLAMP_S);
     /**
      * erfc(|x|/sqrt 2) e^(x^2/2) = 1 / (1 + |x| g(|x|)), g rising from sqrt(2/pi) to 1.19 on
      * [0, 14.5]: g = 1 + P(|x|)/Q(|x|), degrees 4 and 4, error 7.6e-9 relative to
@@ -315,15 +326,16 @@ public final class VectorMath {
      * ratio is scale-free): near x = 0, Q and the values built from it then lie just below 1,
      * where float32 resolves a value twice as finely as just above.
      */
-    private static final FloatVector GP0 = v(-1.515863687e-01f), GP1 = v(-3.019500524e-02f), GP2 = v(1.632172987e-02f),
-            GP3 = v(9.241998196e-03f), GP4 = v(1.551779220e-03f), GQ0 = v(0.75f), GQ1 = v(6.563431025e-01f),
-            GQ2 = v(2.739969492e-01f), GQ3 = v(6.064932421e-02f), GQ4 = v(6.126271561e-03f);
+    private static final float GP0_S = -1.515863687e-01f, GP1_S = -3.019500524e-02f, GP2_S = 1.632172987e-02f, GP3_S = 9.241998196e-03f, GP4_S = 1.551779220e-03f, GQ0_S = 0.75f, GQ1_S = 6.563431025e-01f, GQ2_S = 2.739969492e-01f, GQ3_S = 6.064932421e-02f, GQ4_S = 6.126271561e-03f;
+    private static final FloatVector GP0 = v(GP0_S), GP1 = v(GP1_S), GP2 = v(GP2_S), GP3 = v(GP3_S), GP4 = v(GP4_S), GQ0 = v(GQ0_S), GQ1 = v(GQ1_S), GQ2 = v(GQ2_S), GQ3 = v(GQ3_S), GQ4 = v(GQ4_S);
     /**
      * 2^(n + 25): the tail Phi(-|x|) = erfc/2 comes out scaled by 2^26, normal down to
      * n = -152, where the clamp puts it exactly at 0 (so gelu(-inf) = -inf * 0 = NaN).
      */
-    private static final IntVector POW2_SCALED_25 = v((127 + 25) << 23);
-    private static final FloatVector UNSCALE_26 = v(0x1p-26f), NEG_UNSCALE_26 = v(-0x1p-26f);
+    private static final int POW2_SCALED_25_S = (127 + 25) << 23;
+    private static final IntVector POW2_SCALED_25 = v(POW2_SCALED_25_S);
+    private static final float UNSCALE_26_S = 0x1p-26f, NEG_UNSCALE_26_S = -0x1p-26f;
+    private static final FloatVector UNSCALE_26 = v(UNSCALE_26_S), NEG_UNSCALE_26 = v(NEG_UNSCALE_26_S);
 
     /**
      * GELU, exact form x/2 (1 + erf(x/sqrt 2)) = x Phi(x). Maximum error 4 ulp over the whole
@@ -356,13 +368,18 @@ public final class VectorMath {
     }
 
     // GELU-tanh: v = 2 sqrt(2/pi) (x + 0.044715 x^3) = x (A + B x^2), A and B as float pairs.
-    private static final FloatVector GT_A = v(1.5957691669464111f), GT_A_LOW = v(-4.534068054340423e-8f);
-    private static final FloatVector GT_B = v(7.135481387376785e-2f), GT_B_LOW = v(2.3988324659995897e-9f);
+    private static final float GT_A_S = 1.5957691669464111f, GT_A_LOW_S = -4.534068054340423e-8f;
+    private static final FloatVector GT_A = v(GT_A_S), GT_A_LOW = v(GT_A_LOW_S);
+    private static final float GT_B_S = 7.135481387376785e-2f, GT_B_LOW_S = 2.3988324659995897e-9f;
+    private static final FloatVector GT_B = v(GT_B_S), GT_B_LOW = v(GT_B_LOW_S);
     /** x e^-|v| underflows beyond this |x|. */
-    private static final FloatVector GELU_TANH_CLAMP = v(11f);
+    private static final float GELU_TANH_CLAMP_S = 11f;
+    private static final FloatVector GELU_TANH_CLAMP = v(GELU_TANH_CLAMP_S);
     /** At the clamp n = -162 and this makes the exponent field exactly 0 (geluTanh(-inf) = -inf * 0 = NaN). */
-    private static final IntVector POW2_SCALED_35 = v((127 + 35) << 23);
-    private static final FloatVector UNSCALE_35 = v(0x1p-35f);
+    private static final int POW2_SCALED_35_S = (127 + 35) << 23;
+    private static final IntVector POW2_SCALED_35 = v(POW2_SCALED_35_S);
+    private static final float UNSCALE_35_S = 0x1p-35f;
+    private static final FloatVector UNSCALE_35 = v(UNSCALE_35_S);
 
     /**
      * GELU, tanh approximation x/2 (1 + tanh(sqrt(2/pi)(x + 0.044715 x^3))), evaluated as
@@ -387,5 +404,147 @@ public final class VectorMath {
                 .mul(k.reinterpretAsInts().lanewise(VectorOperators.LSHL, 23).add(POW2_SCALED_35).reinterpretAsFloats());
         VectorMask<Float> negative = x.lt(ZERO);
         return x.mul(ONE.blend(es, negative)).div(es.fma(UNSCALE_35, ONE)).mul(ONE.blend(UNSCALE_35, negative));
+    }
+
+    // ---------------------------------------------------------------- scalar twins
+    // Each the vector function of the same name written for one float: the same operations in
+    // the same order, so the same bits lane by lane (VectorMathTest checks), for kernels'
+    // scalar twins (see ScalarTwin). A helper here is fine: nothing is boxed in scalar code.
+
+    /** Whether {@code fn} is one of the functions here, with a scalar twin. */
+    public static boolean hasScalarTwin(UnaryFn fn) {
+        return switch (fn) {
+            case EXP, LOG, TANH, SIGMOID, ERF, GELU, GELU_TANH, SILU, SOFTPLUS -> true;
+            default -> false;
+        };
+    }
+
+    /** {@code v[i] = fn(v[i])} for i < n by the scalar twin of {@code fn} (see {@link #hasScalarTwin}). */
+    public static void applyScalar(UnaryFn fn, float[] v, int n) {
+        switch (fn) {
+            case EXP -> { for (int i = 0; i < n; i++) v[i] = exp(v[i]); }
+            case LOG -> { for (int i = 0; i < n; i++) v[i] = log(v[i]); }
+            case TANH -> { for (int i = 0; i < n; i++) v[i] = tanh(v[i]); }
+            case SIGMOID -> { for (int i = 0; i < n; i++) v[i] = sigmoid(v[i]); }
+            case ERF -> { for (int i = 0; i < n; i++) v[i] = erf(v[i]); }
+            case GELU -> { for (int i = 0; i < n; i++) v[i] = gelu(v[i]); }
+            case GELU_TANH -> { for (int i = 0; i < n; i++) v[i] = geluTanh(v[i]); }
+            case SILU -> { for (int i = 0; i < n; i++) v[i] = silu(v[i]); }
+            case SOFTPLUS -> { for (int i = 0; i < n; i++) v[i] = softplus(v[i]); }
+            default -> throw new IllegalArgumentException(fn + " has no scalar twin here");
+        }
+    }
+
+    /** e^r for the reduced argument r: the degree-6 polynomial of exp. */
+    private static float expPolynomial(float r) {
+        return Math.fma(Math.fma(Math.fma(Math.fma(Math.fma(Math.fma(E6_S, r, E5_S), r, E4_S), r, E3_S), r, E2_S), r, 1f), r, 1f);
+    }
+
+    /** r = a - n ln2 in two Cody-Waite steps, for n = k - ROUNDER. */
+    private static float reduced(float a, float k) {
+        float n = k - ROUNDER_S;
+        return Math.fma(n, NEG_LN2_LO_S, Math.fma(n, NEG_LN2_HI_S, a));
+    }
+
+    /** 2^n (n held in k's low mantissa bits) times 2^scale, given the bits of 2^scale. */
+    private static float pow2(float k, int scaledBias) {
+        return Float.intBitsToFloat((Float.floatToRawIntBits(k) << 23) + scaledBias);
+    }
+
+    /** The twin of {@link #sigmoid(FloatVector)}. */
+    public static float sigmoid(float x) {
+        float a = Math.max(-Math.abs(x), EXP_MIN_S);
+        float k = Math.fma(a, LOG2E_S, ROUNDER_S);
+        float e = expPolynomial(reduced(a, k)) * pow2(k, POW2_SCALED_24_S) * UNSCALE_24_S;
+        return (x < 0f ? e : 1f) / (e + 1f);
+    }
+
+    /** The twin of {@link #tanh(FloatVector)}. */
+    public static float tanh(float x) {
+        float ax = Math.abs(x);
+        float a = Math.max(ax * NEG_TWO_S, TANH_MIN_S);
+        float k = Math.fma(a, LOG2E_S, ROUNDER_S);
+        float e = expPolynomial(reduced(a, k)) * pow2(k, POW2_SCALED_0_S);
+        float s = ax * ax;
+        float y = ax >= TANH_SMALL_S ? 1f - (e + e) / (e + 1f)
+                : Math.fma(ax * s, Math.fma(Math.fma(Math.fma(Math.fma(Math.fma(T5_S, s, T4_S), s, T3_S), s, T2_S), s, T1_S), s, T0_S), ax);
+        return Float.floatToRawIntBits(x) < 0 ? -y : y;
+    }
+
+    /** log(1 + f) - f over f^2, on [-0.25, 0.5]: the polynomial of log and softplus. */
+    private static float logPolynomial(float f) {
+        return Math.fma(Math.fma(Math.fma(Math.fma(Math.fma(Math.fma(Math.fma(Math.fma(Q8_S, f, Q7_S), f, Q6_S), f, Q5_S), f, Q4_S), f,
+                Q3_S), f, Q2_S), f, Q1_S), f, NEG_HALF_S);
+    }
+
+    /** The twin of {@link #log(FloatVector)}. */
+    public static float log(float x) {
+        boolean subnormal = x < MIN_NORMAL_S;
+        int bits = Float.floatToRawIntBits(subnormal ? x * TWO_POW_23_S : x);
+        int offset = bits - LOG_OFFSET_S;
+        float f = Float.intBitsToFloat(bits - (offset & EXPONENT_MASK_S)) - 1f;
+        float e = (float) (offset >> 23) - (subnormal ? TWENTY_THREE_S : 0f);
+        float y = Math.fma(e, LN2_HI_S, Math.fma(e, LN2_LO_S, f * f * logPolynomial(f)) + f);
+        if (!(x < INFINITY_S)) y = x;
+        return x <= 0f ? (float) Math.sqrt(x) - INFINITY_S : y;
+    }
+
+    /** The twin of {@link #softplus(FloatVector)}. */
+    public static float softplus(float x) {
+        float a = Math.max(-Math.abs(x), EXP_MIN_S);
+        float k = Math.fma(a, LOG2E_S, ROUNDER_S);
+        float e = expPolynomial(reduced(a, k)) * pow2(k, POW2_SCALED_24_S) * UNSCALE_24_S;
+        boolean upper = e > 0.5f;
+        float f = upper ? Math.fma(e, HALF_S, NEG_HALF_S) : e;
+        float j = upper ? 1f : 0f;
+        return Math.max(x, 0f) + Math.fma(j, LN2_HI_S, Math.fma(j, LN2_LO_S, f * f * logPolynomial(f)) + f);
+    }
+
+    /** The twin of {@link #erf(FloatVector)}. */
+    public static float erf(float x) {
+        float z = Math.min(Math.abs(x), ERF_CLAMP_S);
+        float s = x * x;
+        float small = Math.fma(x, Math.fma(Math.fma(Math.fma(Math.fma(Math.fma(ES5_S, s, ES4_S), s, ES3_S), s, ES2_S), s, ES1_S), s, ES0_S),
+                x);
+        float l = Math.fma(Math.fma(Math.fma(Math.fma(Math.fma(Math.fma(EL6_S, z, EL5_S), z, EL4_S), z, EL3_S), z, EL2_S), z, EL1_S), z,
+                EL0_S);
+        float k = Math.fma(l, LOG2E_S, ROUNDER_S);
+        float erfc = expPolynomial(reduced(l, k)) * pow2(k, POW2_SCALED_0_S);
+        float large = x < 0f ? -(1f - erfc) : 1f - erfc;
+        return z >= ERF_SMALL_S ? large : small;
+    }
+
+    /** The twin of {@link #gelu(FloatVector)}. */
+    public static float gelu(float x) {
+        float xc = Math.min(Math.abs(x), GELU_CLAMP_S);
+        float h = xc * NEG_HALF_S;
+        float a = xc * h;
+        float k = Math.fma(a, LOG2E_S, ROUNDER_S);
+        float n = k - ROUNDER_S;
+        float r = Math.fma(n, NEG_LN2_HI_S, a) + Math.fma(n, NEG_LN2_LO_S, Math.fma(xc, h, -a));
+        float c = Math.fma(Math.fma(Math.fma(Math.fma(Math.fma(E6_S, r, E5_S), r, E4_S), r, E3_S), r, E2_S), r, 1f);
+        float q = Math.fma(Math.fma(Math.fma(Math.fma(GQ4_S, xc, GQ3_S), xc, GQ2_S), xc, GQ1_S), xc, GQ0_S);
+        float qg = Math.fma(Math.fma(Math.fma(Math.fma(GP4_S, xc, GP3_S), xc, GP2_S), xc, GP1_S), xc, GP0_S) + q;
+        boolean negative = x < 0f;
+        float y = negative ? x * q : q;
+        float scaled = Math.fma(y * c, r, y) * pow2(k, POW2_SCALED_25_S) / Math.fma(xc, qg, q);
+        return negative ? scaled * UNSCALE_26_S : x * Math.fma(scaled, NEG_UNSCALE_26_S, 1f);
+    }
+
+    /** The twin of {@link #geluTanh(FloatVector)}. */
+    public static float geluTanh(float x) {
+        float xc = Math.min(Math.abs(x), GELU_TANH_CLAMP_S);
+        float s = xc * xc;
+        float bs = s * GT_B_S;
+        float w = bs + GT_A_S;
+        float wLow = Math.max(bs, GT_A_S) - w + Math.min(bs, GT_A_S) + Math.fma(s, GT_B_S, -bs)
+                + Math.fma(Math.fma(xc, xc, -s), GT_B_S, Math.fma(s, GT_B_LOW_S, GT_A_LOW_S));
+        float u = -xc;
+        float k = Math.fma(u * w, LOG2E_S, ROUNDER_S);
+        float n = k - ROUNDER_S;
+        float r = Math.fma(n, NEG_LN2_LO_S, Math.fma(u, wLow, Math.fma(u, w, n * NEG_LN2_HI_S)));
+        float es = expPolynomial(r) * pow2(k, POW2_SCALED_35_S);
+        boolean negative = x < 0f;
+        return x * (negative ? es : 1f) / Math.fma(es, UNSCALE_35_S, 1f) * (negative ? UNSCALE_35_S : 1f);
     }
 }

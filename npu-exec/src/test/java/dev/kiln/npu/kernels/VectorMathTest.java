@@ -189,8 +189,15 @@ public class VectorMathTest {
     }
 
     @Test
-    void scalarSiluGivesTheVectorBits() {
+    void scalarTwinsGiveTheVectorBits() {
         assertScalarTwin("silu", VectorMath::silu, VectorMath::silu);
+        assertScalarTwin("sigmoid", VectorMath::sigmoid, VectorMath::sigmoid);
+        assertScalarTwin("tanh", VectorMath::tanh, VectorMath::tanh);
+        assertScalarTwin("log", VectorMath::log, VectorMath::log);
+        assertScalarTwin("softplus", VectorMath::softplus, VectorMath::softplus);
+        assertScalarTwin("erf", VectorMath::erf, VectorMath::erf);
+        assertScalarTwin("gelu", VectorMath::gelu, VectorMath::gelu);
+        assertScalarTwin("gelu_tanh", VectorMath::geluTanh, VectorMath::geluTanh);
     }
 
     /** A scalar twin gives the vector function's bits for every 2^8th float, both signs, and the special values. */
@@ -198,7 +205,8 @@ public class VectorMathTest {
         float[] xs = new float[2 * (1 << 23) + 16];
         int n = 0;
         for (float x : new float[] {Float.NaN, Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY, -104f, -103.97f, 89f, 88.72f,
-                -87.34f, -110f, -109.9f, 0f, -0f, Float.MIN_VALUE, -Float.MIN_VALUE}) {
+                -87.34f, -110f, -109.9f, 0f, -0f, Float.MIN_VALUE, -Float.MIN_VALUE, Float.MIN_NORMAL, 0.75f, 0.84375f, 3.95f, 14.5f,
+                11f, -11f, -14.5f, Float.MAX_VALUE, -Float.MAX_VALUE, Float.intBitsToFloat(0xffc00000)}) {
             xs[n++] = x;
         }
         for (int bits = 0; bits < 0x7f800000; bits += 1 << 8) {
