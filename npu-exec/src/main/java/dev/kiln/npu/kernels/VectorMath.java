@@ -196,7 +196,8 @@ public final class VectorMath {
     private static final float TANH_SMALL_S = 0.75f;
     private static final FloatVector TANH_SMALL = v(TANH_SMALL_S);
     /** tanh(x) = x + x^3 (T0 + T1 s + ... + T5 s^5), s = x^2, on [0, 0.75]: relative error 1e-8. */
-    private static final float T0_S = -3.333331645e-01f, T1_S = 1.333269328e-01f, T2_S = -5.389265716e-02f, T3_S = 2.145176753e-02f, T4_S = -7.656781003e-03f, T5_S = 1.736624516e-03f;
+    private static final float T0_S = -3.333331645e-01f, T1_S = 1.333269328e-01f, T2_S = -5.389265716e-02f, T3_S = 2.145176753e-02f,
+            T4_S = -7.656781003e-03f, T5_S = 1.736624516e-03f;
     private static final FloatVector T0 = v(T0_S), T1 = v(T1_S), T2 = v(T2_S), T3 = v(T3_S), T4 = v(T4_S), T5 = v(T5_S);
 
     /** Hyperbolic tangent. Maximum error 1.5 ulp; odd (tanh(-0) = -0); ±1 beyond |x| = 9.01. */
@@ -226,8 +227,10 @@ public final class VectorMath {
     private static final float LN2_HI_S = 0.693359375f, LN2_LO_S = -2.12194440e-4f;
     private static final FloatVector LN2_HI = v(LN2_HI_S), LN2_LO = v(LN2_LO_S);
     /** log(1 + f) = f + f^2 (-1/2 + Q1 f + ... + Q8 f^8) on [-0.25, 0.5]: relative error 6.1e-9. */
-    private static final float Q1_S = 3.333346248e-01f, Q2_S = -2.500019372e-01f, Q3_S = 1.999032050e-01f, Q4_S = -1.664238870e-01f, Q5_S = 1.447615921e-01f, Q6_S = -1.321340799e-01f, Q7_S = 1.059783623e-01f, Q8_S = -4.607332498e-02f;
-    private static final FloatVector Q1 = v(Q1_S), Q2 = v(Q2_S), Q3 = v(Q3_S), Q4 = v(Q4_S), Q5 = v(Q5_S), Q6 = v(Q6_S), Q7 = v(Q7_S), Q8 = v(Q8_S);
+    private static final float Q1_S = 3.333346248e-01f, Q2_S = -2.500019372e-01f, Q3_S = 1.999032050e-01f, Q4_S = -1.664238870e-01f,
+            Q5_S = 1.447615921e-01f, Q6_S = -1.321340799e-01f, Q7_S = 1.059783623e-01f, Q8_S = -4.607332498e-02f;
+    private static final FloatVector Q1 = v(Q1_S), Q2 = v(Q2_S), Q3 = v(Q3_S), Q4 = v(Q4_S), Q5 = v(Q5_S), Q6 = v(Q6_S), Q7 = v(Q7_S),
+            Q8 = v(Q8_S);
 
     /**
      * Natural logarithm. Maximum error 1.5 ulp for all positive inputs including subnormals;
@@ -294,11 +297,14 @@ public final class VectorMath {
     private static final float ERF_CLAMP_S = 3.95f;
     private static final FloatVector ERF_CLAMP = v(ERF_CLAMP_S);
     /** P(s) = erf(z)/z - 1 with s = z^2, on [0, 0.84375]: relative error 1.4e-8. */
-    private static final float ES0_S = 1.283791512e-01f, ES1_S = -3.761257529e-01f, ES2_S = 1.128276661e-01f, ES3_S = -2.680470049e-02f, ES4_S = 5.054903682e-03f, ES5_S = -6.338479579e-04f;
+    private static final float ES0_S = 1.283791512e-01f, ES1_S = -3.761257529e-01f, ES2_S = 1.128276661e-01f, ES3_S = -2.680470049e-02f,
+            ES4_S = 5.054903682e-03f, ES5_S = -6.338479579e-04f;
     private static final FloatVector ES0 = v(ES0_S), ES1 = v(ES1_S), ES2 = v(ES2_S), ES3 = v(ES3_S), ES4 = v(ES4_S), ES5 = v(ES5_S);
     /** R(z) = log erfc(z) on [0.84375, 3.95], error weighted by erfc(z) (what it adds to erf): 3.1e-9. */
-    private static final float EL0_S = -1.068477868e-04f, EL1_S = -1.128049493e+00f, EL2_S = -6.365418434e-01f, EL3_S = -1.045025885e-01f, EL4_S = 2.250622958e-02f, EL5_S = -3.114245133e-03f, EL6_S = 2.032697957e-04f;
-    private static final FloatVector EL0 = v(EL0_S), EL1 = v(EL1_S), EL2 = v(EL2_S), EL3 = v(EL3_S), EL4 = v(EL4_S), EL5 = v(EL5_S), EL6 = v(EL6_S);
+    private static final float EL0_S = -1.068477868e-04f, EL1_S = -1.128049493e+00f, EL2_S = -6.365418434e-01f, EL3_S = -1.045025885e-01f,
+            EL4_S = 2.250622958e-02f, EL5_S = -3.114245133e-03f, EL6_S = 2.032697957e-04f;
+    private static final FloatVector EL0 = v(EL0_S), EL1 = v(EL1_S), EL2 = v(EL2_S), EL3 = v(EL3_S), EL4 = v(EL4_S), EL5 = v(EL5_S),
+            EL6 = v(EL6_S);
 
     /** The error function. Maximum error 1.5 ulp; odd (erf(-0) = -0); ±1 beyond |x| = 3.92. */
     public static FloatVector erf(FloatVector x) {
@@ -326,8 +332,11 @@ public final class VectorMath {
      * ratio is scale-free): near x = 0, Q and the values built from it then lie just below 1,
      * where float32 resolves a value twice as finely as just above.
      */
-    private static final float GP0_S = -1.515863687e-01f, GP1_S = -3.019500524e-02f, GP2_S = 1.632172987e-02f, GP3_S = 9.241998196e-03f, GP4_S = 1.551779220e-03f, GQ0_S = 0.75f, GQ1_S = 6.563431025e-01f, GQ2_S = 2.739969492e-01f, GQ3_S = 6.064932421e-02f, GQ4_S = 6.126271561e-03f;
-    private static final FloatVector GP0 = v(GP0_S), GP1 = v(GP1_S), GP2 = v(GP2_S), GP3 = v(GP3_S), GP4 = v(GP4_S), GQ0 = v(GQ0_S), GQ1 = v(GQ1_S), GQ2 = v(GQ2_S), GQ3 = v(GQ3_S), GQ4 = v(GQ4_S);
+    private static final float GP0_S = -1.515863687e-01f, GP1_S = -3.019500524e-02f, GP2_S = 1.632172987e-02f, GP3_S = 9.241998196e-03f,
+            GP4_S = 1.551779220e-03f, GQ0_S = 0.75f, GQ1_S = 6.563431025e-01f, GQ2_S = 2.739969492e-01f, GQ3_S = 6.064932421e-02f,
+            GQ4_S = 6.126271561e-03f;
+    private static final FloatVector GP0 = v(GP0_S), GP1 = v(GP1_S), GP2 = v(GP2_S), GP3 = v(GP3_S), GP4 = v(GP4_S), GQ0 = v(GQ0_S),
+            GQ1 = v(GQ1_S), GQ2 = v(GQ2_S), GQ3 = v(GQ3_S), GQ4 = v(GQ4_S);
     /**
      * 2^(n + 25): the tail Phi(-|x|) = erfc/2 comes out scaled by 2^26, normal down to
      * n = -152, where the clamp puts it exactly at 0 (so gelu(-inf) = -inf * 0 = NaN).

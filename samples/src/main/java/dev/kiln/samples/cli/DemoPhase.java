@@ -41,7 +41,10 @@ final class DemoPhase {
         out.flush();
     }
 
-    /** Runs phase {@code name} (eager, cold or warm) in this JVM with the kernel cache at {@code dir}; saves the result to {@code output} when not null. */
+    /**
+     * Runs phase {@code name} (eager, cold or warm) in this JVM with the kernel cache at
+     * {@code dir}; saves the result to {@code output} when not null.
+     */
     static void run(PrintWriter out, String name, Path dir, Path output) throws IOException, NoSuchAlgorithmException {
         if (dir != null) System.setProperty("kiln.cache.dir", dir.toString());
         DecoderBlock.Config cfg = DecoderBlock.Config.w4();
