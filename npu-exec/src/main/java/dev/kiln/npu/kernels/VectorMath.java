@@ -169,9 +169,11 @@ public final class VectorMath {
         FloatVector c = E6.fma(r, E5).fma(r, E4).fma(r, E3).fma(r, E2).fma(r, ONE);
         FloatVector pow = k.reinterpretAsInts().lanewise(VectorOperators.LSHL, 23).add(POW2_SCALED_32).reinterpretAsFloats();
         // x/(1+e), or for x < 0 (x e 2^32)/(1+e) 2^-32, the scale removed last so a subnormal result
-        // is rounded once. x e^r is formed as x + (x c) r rather than x times a rounded e^r.
+        // is rounded once. x e^r is formed as x' + (x' c) r with x' = x 2^n, scaled first (exactly):
+        // x c overflowed near -MAX_VALUE, and -inf times the 0 of 2^n at the clamp made NaN.
         VectorMask<Float> negative = x.lt(ZERO);
-        return x.blend(x.mul(c).fma(r, x).mul(pow), negative).div(c.fma(r, ONE).mul(pow).fma(UNSCALE_32, ONE))
+        FloatVector xp = x.mul(pow);
+        return x.blend(xp.mul(c).fma(r, xp), negative).div(c.fma(r, ONE).mul(pow).fma(UNSCALE_32, ONE))
                 .mul(ONE.blend(UNSCALE_32, negative));
     }
 
@@ -183,7 +185,8 @@ public final class VectorMath {
         float c = Math.fma(Math.fma(Math.fma(Math.fma(Math.fma(E6_S, r, E5_S), r, E4_S), r, E3_S), r, E2_S), r, 1f);
         float pow = pow2(k, POW2_SCALED_32_S);
         boolean negative = x < 0f;
-        float numerator = negative ? Math.fma(x * c, r, x) * pow : x;
+        float xp = x * pow;
+        float numerator = negative ? Math.fma(xp * c, r, xp) : x;
         return numerator / Math.fma(Math.fma(c, r, 1f) * pow, UNSCALE_32_S, 1f) * (negative ? UNSCALE_32_S : 1f);
     }
 
@@ -366,12 +369,13 @@ public final class VectorMath {
         FloatVector q = GQ4.fma(xc, GQ3).fma(xc, GQ2).fma(xc, GQ1).fma(xc, GQ0);
         FloatVector qg = GP4.fma(xc, GP3).fma(xc, GP2).fma(xc, GP1).fma(xc, GP0).add(q);
         // y e^-x^2/2 Q / (Q + |x| Q g) with y = Q, or x Q for x < 0, and y e^r formed as y + (y c) r: the
-        // tail Phi(-|x|) 2^26, or x Phi(x) 2^26 for x < 0.
+        // tail Phi(-|x|) 2^26, or x Phi(x) 2^26 for x < 0. y is taken times 2^(n + 25) as x 2^(n + 25) Q,
+        // scaled before any product (exactly): x Q overflowed below x = -6e35, and -inf times the 0 of
+        // 2^n at the clamp made NaN where x Phi(x) is -0.
         VectorMask<Float> negative = x.lt(ZERO);
-        FloatVector y = q.blend(x.mul(q), negative);
-        FloatVector scaled = y.mul(c).fma(r, y)
-                .mul(k.reinterpretAsInts().lanewise(VectorOperators.LSHL, 23).add(POW2_SCALED_25).reinterpretAsFloats())
-                .div(xc.fma(qg, q));
+        FloatVector pow = k.reinterpretAsInts().lanewise(VectorOperators.LSHL, 23).add(POW2_SCALED_25).reinterpretAsFloats();
+        FloatVector yp = pow.blend(x.mul(pow), negative).mul(q);
+        FloatVector scaled = yp.mul(c).fma(r, yp).div(xc.fma(qg, q));
         // x (1 - tail) for x >= 0; for x < 0 the scale is removed last (one rounding into the subnormals).
         return x.mul(scaled.fma(NEG_UNSCALE_26, ONE)).blend(scaled.mul(UNSCALE_26), negative);
     }
@@ -535,8 +539,9 @@ public final class VectorMath {
         float q = Math.fma(Math.fma(Math.fma(Math.fma(GQ4_S, xc, GQ3_S), xc, GQ2_S), xc, GQ1_S), xc, GQ0_S);
         float qg = Math.fma(Math.fma(Math.fma(Math.fma(GP4_S, xc, GP3_S), xc, GP2_S), xc, GP1_S), xc, GP0_S) + q;
         boolean negative = x < 0f;
-        float y = negative ? x * q : q;
-        float scaled = Math.fma(y * c, r, y) * pow2(k, POW2_SCALED_25_S) / Math.fma(xc, qg, q);
+        float pow = pow2(k, POW2_SCALED_25_S);
+        float yp = (negative ? x * pow : pow) * q;
+        float scaled = Math.fma(yp * c, r, yp) / Math.fma(xc, qg, q);
         return negative ? scaled * UNSCALE_26_S : x * Math.fma(scaled, NEG_UNSCALE_26_S, 1f);
     }
 

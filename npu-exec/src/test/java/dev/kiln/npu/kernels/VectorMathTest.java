@@ -238,6 +238,12 @@ public class VectorMathTest {
         assertEquals(0f, one(VectorMath::erf, 0f));
         assertEquals(-0f, one(VectorMath::gelu, -0f));
         assertEquals(-0f, one(VectorMath::gelu, -20f), "the Gaussian tail underflows to zero");
+        // Far out the products x q and x e^r must not overflow into -inf * 0 = NaN.
+        for (float x : new float[] {-1e37f, -Float.MAX_VALUE}) {
+            assertEquals(-0f, one(VectorMath::gelu, x), "gelu(" + x + ")");
+            assertEquals(-0f, one(VectorMath::silu, x), "silu(" + x + ")");
+            assertEquals(-0f, one(VectorMath::geluTanh, x), "gelu_tanh(" + x + ")");
+        }
         assertEquals(1f, one(VectorMath::erf, 6));
         assertEquals(-1f, one(VectorMath::erf, -6));
         assertEquals(-0f, one(VectorMath::erf, -0f));
