@@ -403,7 +403,8 @@ public final class CompiledFunction {
      * them. A failure is left for the first call to report, with its message.
      */
     static void prepareBackend(Backend backend) {
-        if (!PREPARING.add(backend)) return;
+        // The eager backend has no compiler to prepare.
+        if (backend == Backend.EAGER || !PREPARING.add(backend)) return;
         Thread t = new Thread(() -> {
             try {
                 compilerFor(backend).prepare();

@@ -6,6 +6,7 @@ import dev.kiln.tensor.Tensor;
 import org.junit.jupiter.api.Test;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 class PrepareBackendTest {
     @Test
@@ -18,5 +19,11 @@ class PrepareBackendTest {
         assertEquals(3f, f.apply(Tensor.of(new float[] {2}, 1)).toFloatArray()[0]);
         assertEquals(4f, g.apply(Tensor.of(new float[] {2}, 1)).toFloatArray()[0]);
         assertEquals(1, RecordingTestBackend.PREPARES.get(), "once per JVM, however many functions compile");
+    }
+
+    @Test
+    void theEagerBackendHasNothingToPrepare() {
+        CompiledFunction.prepareBackend(dev.kiln.Backend.EAGER);
+        assertTrue(Thread.getAllStackTraces().keySet().stream().noneMatch(t -> t.getName().equals("kiln-prepare-EAGER")));
     }
 }

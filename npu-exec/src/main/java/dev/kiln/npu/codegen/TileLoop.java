@@ -19,7 +19,7 @@ public interface TileLoop {
      */
     void run(MemorySegment[] slots, long[] offsets, float[] scalars, int n);
 
-    /** {@code count} slots in {@code sram}, one every {@code slotBytes} from its start. */
+    /** The segments of {@code count} slots that all lie in {@code sram} (see {@link #spaced} for their offsets). */
     static MemorySegment[] sameSegment(MemorySegment sram, int count) {
         MemorySegment[] s = new MemorySegment[count];
         Arrays.fill(s, sram);

@@ -60,15 +60,7 @@ final class FloatKernels {
             case SQRT -> sqrt(a, ao, o, oo, n);
             case RSQRT -> rsqrt(a, ao, o, oo, n);
             case LOGICAL_NOT -> logicalNot(a, ao, o, oo, n);
-            case EXP -> eitherWay(fn, a, ao, o, oo, n);
-            case LOG -> eitherWay(fn, a, ao, o, oo, n);
-            case TANH -> eitherWay(fn, a, ao, o, oo, n);
-            case SIGMOID -> eitherWay(fn, a, ao, o, oo, n);
-            case ERF -> eitherWay(fn, a, ao, o, oo, n);
-            case GELU -> eitherWay(fn, a, ao, o, oo, n);
-            case GELU_TANH -> eitherWay(fn, a, ao, o, oo, n);
-            case SILU -> eitherWay(fn, a, ao, o, oo, n);
-            case SOFTPLUS -> eitherWay(fn, a, ao, o, oo, n);
+            case EXP, LOG, TANH, SIGMOID, ERF, GELU, GELU_TANH, SILU, SOFTPLUS -> eitherWay(fn, a, ao, o, oo, n);
             case SIN -> { for (int i = 0; i < n; i++) set(o, oo, i, (float) Math.sin(get(a, ao, i))); }
             case COS -> { for (int i = 0; i < n; i++) set(o, oo, i, (float) Math.cos(get(a, ao, i))); }
         }
@@ -82,10 +74,7 @@ final class FloatKernels {
     private static final java.util.Map<UnaryFn, ScalarTwin> TWINS = new java.util.EnumMap<>(UnaryFn.class);
 
     static {
-        for (UnaryFn fn : java.util.List.of(UnaryFn.EXP, UnaryFn.LOG, UnaryFn.TANH, UnaryFn.SIGMOID, UnaryFn.ERF, UnaryFn.GELU,
-                UnaryFn.GELU_TANH, UnaryFn.SILU, UnaryFn.SOFTPLUS)) {
-            TWINS.put(fn, new ScalarTwin());
-        }
+        for (UnaryFn fn : UnaryFn.values()) if (VectorMath.hasScalarTwin(fn)) TWINS.put(fn, new ScalarTwin());
     }
 
     private static void eitherWay(UnaryFn fn, MemorySegment a, long ao, MemorySegment o, long oo, int n) {

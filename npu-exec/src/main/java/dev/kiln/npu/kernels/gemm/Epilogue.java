@@ -202,29 +202,30 @@ public record Epilogue(TileProgram program, List<Source> sources) {
         /** Columns [col0, col0 + width) of one row of C, a whole number of vectors, with the operands read where they are. */
         private void inPlace(GemmProblem p, int batch, int row, int col0, int width) {
             List<Source> sources = bound.epilogue().sources();
-            long c = (p.outIndex(batch, row) + col0) * Float.BYTES;
             for (int k = 0; k < sources.size(); k++) {
-                int slot = inputSlot[k];
-                Tensor t = bound.tensors()[k];
-                switch (sources.get(k)) {
-                    case ACCUMULATOR -> {
-                        rowSlots[slot] = p.out();
-                        rowOffsets[slot] = c;
-                    }
-                    case ROW -> {
-                        rowSlots[slot] = t.storage().segment();
-                        rowOffsets[slot] = (t.layout().offset() + col0) * Float.BYTES;
-                    }
-                    case FULL -> {
-                        rowSlots[slot] = t.storage().segment();
-                        rowOffsets[slot] = (t.layout().offset() + p.outIndex(batch, row) - p.outOffset() + col0) * Float.BYTES;
-                    }
-                    case SCALAR -> { }
-                }
+                if (sources.get(k) == Source.SCALAR) continue;
+                rowSlots[inputSlot[k]] = segment(p, k);
+                rowOffsets[inputSlot[k]] = index(p, k, batch, row, col0) * Float.BYTES;
             }
             rowSlots[outputSlot] = p.out();
-            rowOffsets[outputSlot] = c;
+            rowOffsets[outputSlot] = (p.outIndex(batch, row) + col0) * Float.BYTES;
             compiled.loop().run(rowSlots, rowOffsets, bound.scalars(), width);
+        }
+
+        /** The memory of input {@code k} (not a scalar): C for the accumulator, else its operand's. */
+        private MemorySegment segment(GemmProblem p, int k) {
+            return bound.epilogue().sources().get(k) == Source.ACCUMULATOR ? p.out() : bound.tensors()[k].storage().segment();
+        }
+
+        /** The element of {@link #segment} where input {@code k}'s values for columns col0.. of C's row {@code row} start. */
+        private long index(GemmProblem p, int k, int batch, int row, int col0) {
+            Tensor t = bound.tensors()[k];
+            return switch (bound.epilogue().sources().get(k)) {
+                case ACCUMULATOR -> p.outIndex(batch, row) + col0;
+                case ROW -> t.layout().offset() + col0;
+                case FULL -> t.layout().offset() + p.outIndex(batch, row) - p.outOffset() + col0;
+                case SCALAR -> throw new IllegalStateException("a scalar input is broadcast, not loaded");
+            };
         }
 
         /** One chunk: {@code rows} rows of {@code width} columns, each row {@code padded} floats apart in the slots. */
@@ -240,17 +241,9 @@ public record Epilogue(TileProgram program, List<Source> sources) {
         }
 
         private void load(GemmProblem p, int input, int dst, int batch, int row0, int rows, int col0, int width, int padded) {
-            Source source = bound.epilogue().sources().get(input);
-            Tensor t = bound.tensors()[input];
+            MemorySegment from = segment(p, input);
             for (int r = 0; r < rows; r++) {
-                long to = at(dst) + (long) r * padded * Float.BYTES;
-                switch (source) {
-                    case ACCUMULATOR -> copy(p.out(), p.outIndex(batch, row0 + r) + col0, scratch, to, width, true);
-                    case ROW -> copy(t.storage().segment(), t.layout().offset() + col0, scratch, to, width, true);
-                    case FULL -> copy(t.storage().segment(), t.layout().offset() + p.outIndex(batch, row0 + r) - p.outOffset() + col0,
-                            scratch, to, width, true);
-                    case SCALAR -> throw new IllegalStateException("a scalar input is broadcast, not loaded");
-                }
+                copy(from, index(p, input, batch, row0 + r, col0), scratch, at(dst) + (long) r * padded * Float.BYTES, width, true);
             }
         }
 
