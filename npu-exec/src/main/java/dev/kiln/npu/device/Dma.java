@@ -126,6 +126,19 @@ public final class Dma {
             count(written, TOTAL_WRITTEN, (long) n * type.byteSize());
         }
 
+        /**
+         * Counts {@code n} float32 elements that a kernel reads where they lie in DRAM instead of
+         * copying them into SRAM first: the same bytes cross from DRAM, without the copy.
+         */
+        public void readInPlace(long n) {
+            count(read, TOTAL_READ, n * Float.BYTES);
+        }
+
+        /** Counts {@code n} float32 elements that a kernel writes straight to DRAM instead of through SRAM. */
+        public void writtenInPlace(long n) {
+            count(written, TOTAL_WRITTEN, n * Float.BYTES);
+        }
+
         /** Copies {@code n} floats from {@code sram[at...]} to float32 DRAM at element {@code index}. */
         public void store(MemorySegment sram, int at, MemorySegment dram, long index, int n) {
             MemorySegment.copy(sram, (long) at * Float.BYTES, dram, index * Float.BYTES, (long) n * Float.BYTES);

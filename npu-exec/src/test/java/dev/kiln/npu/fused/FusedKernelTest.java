@@ -59,6 +59,22 @@ public class FusedKernelTest {
     }
 
     @Test
+    void fullTilesRunInPlaceEvenWhenTheOutputIsTheInputsMemory() {
+        NpuDevice small = new NpuDevice(64 * 1024, NpuDevice.current().vectorBits(), 2, 1e10);
+        int n = 70_001;
+        Tensor a = Tensor.scalar(0.75f), b = Tensor.scalar(-0.5f);
+        FusedKernel k = new FusedKernel("w1", w1(), small);
+        assertTrue(k.tile() < n / 8, "many full tiles and a partial one");
+
+        Tensor x = Tensor.randn(11, n).mul(3.0);
+        float[] expected = x.mul(a).add(b).gelu().mul(x.sigmoid()).add(x).toFloatArray();
+        LaunchTraffic t = k.launch(new Tensor[] {x, a, b}, new Tensor[] {x});
+        assertArrayEquals(expected, x.toFloatArray(), "the output is the input's memory");
+        assertEquals(4L * n + 8, t.bytesRead());
+        assertEquals(4L * n, t.bytesWritten());
+    }
+
+    @Test
     void aBroadcastRegisterTheBodyOverwritesIsFilledAgainForEveryTile() {
         // r1 = a, then r1 = x * r1: each tile must start again from r1 = a.
         TileProgram p = new TileProgram(List.of(TILE, SCALAR), 1, 2, List.of(
