@@ -8,7 +8,12 @@ import java.util.function.LongSupplier;
  * Whether the JIT's compiler threads are taking a large share of the machine: the JVM's
  * total compilation time, sampled at most every {@value #WINDOW_MILLIS} ms, grew by more
  * than a tenth of the cores' time over the last window. That is so in a fresh JVM while
- * the kernels wait for C2, and hardly ever at steady state.
+ * the kernels wait for C2. After {@value #SETTLE_MILLIS} ms of quiet windows in all, the JVM
+ * counts as warmed up for good. Past the first calls the JIT still compiles less frequent code
+ * for seconds (the W4 block: 100 to 1000 ms of compiling per 50 calls until 10 s), and each
+ * compile is credited whole when it ends, so windows kept looking busy now and then: half of
+ * W4's steady-state launches ran on one thread, and a fifth of W1's kernel time. The first
+ * forward of a fresh JVM has hardly a quiet window.
  */
 final class CompilerLoad {
     static final long WINDOW_MILLIS = 20;
@@ -19,8 +24,13 @@ final class CompilerLoad {
     private final int cores;
     private volatile long sampledAt;
     private long sampledMillis;
+    /** Quiet time, in all, after which the compilers no longer count. */
+    static final long SETTLE_MILLIS = 500;
+
     /** Until a window has been measured: assumed busy, as in a fresh JVM. */
     private volatile boolean busy = true;
+    private volatile boolean settled;
+    private long quietNanos;
 
     CompilerLoad(LongSupplier compileMillis, LongSupplier nanoClock, int cores) {
         this.compileMillis = compileMillis;
@@ -38,6 +48,7 @@ final class CompilerLoad {
     }
 
     boolean busy() {
+        if (settled) return false;
         long now = nanoClock.getAsLong();
         if (now - sampledAt >= WINDOW_MILLIS * 1_000_000) resample(now);
         return busy;
@@ -48,6 +59,8 @@ final class CompilerLoad {
         if (window < WINDOW_MILLIS * 1_000_000) return;
         long millis = compileMillis.getAsLong();
         busy = (millis - sampledMillis) * 1e6 > BUSY_SHARE * cores * window;
+        if (!busy) quietNanos += window;
+        if (quietNanos >= SETTLE_MILLIS * 1_000_000) settled = true;
         sampledMillis = millis;
         sampledAt = now;
     }

@@ -45,6 +45,21 @@ class CompilerLoadTest {
     }
 
     @Test
+    void afterEnoughQuietTimeInAllALateCompileNoLongerCounts() {
+        CompilerLoad l = load(2);
+        for (long quiet = 0; quiet < CompilerLoad.SETTLE_MILLIS - 100; quiet += 100) {
+            advance(100, 0);
+            assertFalse(l.busy());
+        }
+        advance(30, 200);
+        assertTrue(l.busy(), "not yet warmed up: a burst still counts");
+        advance(100, 0);
+        assertFalse(l.busy());
+        advance(30, 200);
+        assertFalse(l.busy(), "warmed up: a late compile no longer makes a launch run on one thread");
+    }
+
+    @Test
     void theShareScalesWithTheCores() {
         CompilerLoad l = load(32);
         advance(100, 150);
