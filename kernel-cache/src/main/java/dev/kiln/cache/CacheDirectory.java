@@ -58,7 +58,10 @@ public final class CacheDirectory {
     /** The default size cap: 2 GiB. */
     public static final long DEFAULT_CAP_BYTES = 2L << 30;
 
-    private static final System.Logger LOG = System.getLogger("dev.kiln.cache");
+    /** Made on first use: the first {@link System#getLogger} of a JVM starts the logging framework (13 to 17 ms). */
+    private static final class Log {
+        static final System.Logger LOG = System.getLogger("dev.kiln.cache");
+    }
     private static final String ENTRY_SUFFIX = ".entry";
     private static final String TEMP_PREFIX = ".tmp-";
     private static final Pattern ENTRY_NAME = Pattern.compile("[0-9a-f]{64}\\" + ENTRY_SUFFIX);
@@ -82,8 +85,13 @@ public final class CacheDirectory {
     private final AtomicLong misses = new AtomicLong();
     private final AtomicLong evictions = new AtomicLong();
     private final AtomicLong corrupt = new AtomicLong();
-    /** Our estimate of the bytes on disk: exact after a scan, then grown by our own writes. */
+    /**
+     * Our estimate of the bytes on disk: exact after a scan, then grown by our own writes.
+     * The first scan waits for the first put or question about the size: a warm start only
+     * reads, and listing a full directory costs milliseconds per thousand entries.
+     */
     private final AtomicLong estimatedBytes = new AtomicLong();
+    private volatile boolean sized;
     private final AtomicLong putsSinceScan = new AtomicLong();
     /** Files already reported as bad (path, size, mtime), so one that cannot be removed is reported once. */
     private final Set<String> reported = ConcurrentHashMap.newKeySet();
@@ -122,9 +130,7 @@ public final class CacheDirectory {
         } catch (IOException e) {
             throw new CacheException("cannot use kernel cache directory " + abs + ": " + describe(e), e);
         }
-        CacheDirectory dir = new CacheDirectory(abs, capBytes, posix, me);
-        dir.estimatedBytes.set(dir.scan().totalBytes());
-        return dir;
+        return new CacheDirectory(abs, capBytes, posix, me);
     }
 
     public Path root() { return root; }
@@ -178,6 +184,7 @@ public final class CacheDirectory {
      * @throws IOException if the entry cannot be written (full disk, read-only directory, ...)
      */
     public void put(CacheKey key, Artifact artifact) throws IOException {
+        size();
         byte[] bytes = EntryCodec.encode(key, artifact, Instant.now());
         if (bytes.length > capBytes) return;
         Path file = fileOf(key);
@@ -204,7 +211,20 @@ public final class CacheDirectory {
     long misses() { return misses.get(); }
     long evictions() { return evictions.get(); }
     long corruptEntries() { return corrupt.get(); }
-    long estimatedBytes() { return estimatedBytes.get(); }
+    long estimatedBytes() {
+        size();
+        return estimatedBytes.get();
+    }
+
+    /** Scans the directory for its size the first time it is needed. */
+    private void size() {
+        if (sized) return;
+        synchronized (this) {
+            if (sized) return;
+            estimatedBytes.set(scan().totalBytes());
+            sized = true;
+        }
+    }
 
     // ---- the command-line API ----
 
@@ -305,6 +325,7 @@ public final class CacheDirectory {
         // young temp files may be a running writer's; removing them would fail its publish
         freed += removeStaleTemps(STALE_TEMP_AGE);
         estimatedBytes.set(scan().totalBytes());
+        sized = true;
         lookups.reset();
         return new ClearReport(n, freed);
     }
@@ -325,6 +346,7 @@ public final class CacheDirectory {
             }
         }
         estimatedBytes.set(total);
+        sized = true;
     }
 
     private record ScannedFile(Path path, long bytes, Instant lastUsed) {}
@@ -413,7 +435,7 @@ public final class CacheDirectory {
         boolean removed = deleteQuietly(file);
         if (firstReport) {
             corrupt.incrementAndGet();
-            LOG.log(Level.WARNING, "kernel cache entry {0} is bad ({1}); {2}", file, reason,
+            Log.LOG.log(Level.WARNING, "kernel cache entry {0} is bad ({1}); {2}", file, reason,
                     removed ? "removed it; the kernel will be recompiled" : "could not remove it; the kernel will be recompiled");
         }
         return removed;

@@ -17,7 +17,10 @@ import java.util.concurrent.atomic.AtomicLong;
  * cache carries on in memory, and a bad entry is a miss, so the caller recompiles.
  */
 public final class KernelCache {
-    private static final System.Logger LOG = System.getLogger("dev.kiln.cache");
+    /** Made on first use: the first {@link System#getLogger} of a JVM starts the logging framework (13 to 17 ms). */
+    private static final class Log {
+        static final System.Logger LOG = System.getLogger("dev.kiln.cache");
+    }
 
     private final Cache<String, Artifact> memory;
     private final CacheDirectory disk;
@@ -102,13 +105,13 @@ public final class KernelCache {
             try {
                 disk = CacheDirectory.open(dir, config.diskCapBytes());
             } catch (CacheException | java.io.UncheckedIOException e) {
-                LOG.log(Level.WARNING, "kernel cache: {0}; caching compiled kernels in memory only", e.getMessage());
+                Log.LOG.log(Level.WARNING, "kernel cache: {0}; caching compiled kernels in memory only", e.getMessage());
             }
         }
         KernelCache cache = new KernelCache(config, disk);
         if (disk != null && !disk.isWritable()) {
             cache.diskWritable = false;
-            LOG.log(Level.WARNING, "kernel cache: directory {0} is not writable; reading it, but caching new kernels in memory only", disk.root());
+            Log.LOG.log(Level.WARNING, "kernel cache: directory {0} is not writable; reading it, but caching new kernels in memory only", disk.root());
         }
         return cache;
     }
@@ -142,10 +145,13 @@ public final class KernelCache {
             disk.put(key, artifact);
         } catch (IOException | RuntimeException e) {
             diskWritable = false;
-            LOG.log(Level.WARNING, "kernel cache: cannot write to {0} ({1}); caching new kernels in memory only",
+            Log.LOG.log(Level.WARNING, "kernel cache: cannot write to {0} ({1}); caching new kernels in memory only",
                     disk.root(), e instanceof IOException io ? CacheDirectory.describe(io) : e.toString());
         }
     }
+
+    /** Memory-tier hits so far: {@link #stats()} without its maintenance and sizes, for a caller telling hits apart. */
+    public long memoryHits() { return memoryHits.get(); }
 
     public Stats stats() {
         if (memory != null) memory.cleanUp();

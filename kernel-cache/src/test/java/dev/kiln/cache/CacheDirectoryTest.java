@@ -376,6 +376,16 @@ class CacheDirectoryTest {
     }
 
     @Test
+    void aPutIntoAnExistingDirectoryCountsWhatWasThereOnceAndItsOwnBytesOnce() throws IOException {
+        CacheDirectory first = CacheDirectory.open(root);
+        for (long i = 0; i < 3; i++) first.put(key(i), artifact(i, 1000));
+        CacheDirectory second = CacheDirectory.open(root);
+        assertEquals(Optional.of(artifact(0, 1000)), second.get(key(0)), "a read needs no size");
+        second.put(key(3), artifact(3, 1000));
+        assertEquals(second.stats().bytes(), second.estimatedBytes());
+    }
+
+    @Test
     void rejectsANonPositiveCap() {
         assertThrows(IllegalArgumentException.class, () -> CacheDirectory.open(root, 0));
     }

@@ -24,7 +24,10 @@ import java.util.function.Function;
  * segment finding its compiled graph by hash.
  */
 public final class CompiledFunction {
-    private static final System.Logger LOG = System.getLogger("dev.kiln");
+    /** Made on first use: the first {@link System#getLogger} of a JVM starts the logging framework (13 to 17 ms). */
+    private static final class Log {
+        static final System.Logger LOG = System.getLogger("dev.kiln");
+    }
 
     private final String name;
     private final Function<Object[], Object> body;
@@ -205,7 +208,7 @@ public final class CompiledFunction {
             if (eagerFallback || entries.length >= options.recompileLimit()) {
                 if (!eagerFallback) {
                     eagerFallback = true;
-                    LOG.log(System.Logger.Level.WARNING, "kiln: " + name + " hit the recompile limit ("
+                    Log.LOG.log(System.Logger.Level.WARNING, "kiln: " + name + " hit the recompile limit ("
                             + options.recompileLimit() + " signatures); running it eagerly from now on. Last guard failure: "
                             + reason(args));
                 }

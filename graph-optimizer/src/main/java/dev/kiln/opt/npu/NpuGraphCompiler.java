@@ -47,7 +47,10 @@ public final class NpuGraphCompiler implements GraphCompiler {
     static final String COMPILER_VERSION = "npu-compiler 1; " + KernelProgram.FORMAT + "; kiln " + KilnVersion.VALUE
             + "; code " + CompilerFingerprint.VALUE;
     private static final String OPTIONS = "pipeline=standard+merge-sibling-matmuls; fusion=pointwise,matmul-epilogue";
-    private static final System.Logger LOG = System.getLogger("dev.kiln.npu");
+    /** Made on first use: the first {@link System#getLogger} of a JVM starts the logging framework (13 to 17 ms). */
+    private static final class Log {
+        static final System.Logger LOG = System.getLogger("dev.kiln.npu");
+    }
 
     /** Process-wide counts of how compiled graphs were obtained, for the demo and explain. */
     public record Counts(long compiles, long memoryHits, long diskHits, double compileMillis) {}
@@ -128,18 +131,18 @@ public final class NpuGraphCompiler implements GraphCompiler {
     public NpuExecutable compile(Graph g, Set<Integer> weights) {
         long lookupStart = System.nanoTime();
         CacheKey key = key(g, weights);
-        long memoryHitsBefore = cache.stats().memoryHits();
+        long memoryHitsBefore = cache.memoryHits();
         Optional<Artifact> hit = cache.get(key);
         if (hit.isPresent()) {
             try {
                 KernelProgram p = KernelProgram.parse(new String(hit.get().part("program"), StandardCharsets.UTF_8));
                 defineTileLoops(p, hit.get());
-                boolean memory = cache.stats().memoryHits() > memoryHitsBefore;
+                boolean memory = cache.memoryHits() > memoryHitsBefore;
                 (memory ? MEMORY_HITS : DISK_HITS).increment();
                 return new NpuExecutable(p, device, String.format(java.util.Locale.ROOT, "kernel cache %s hit, key and load %.1f ms",
                         memory ? "memory" : "disk", (System.nanoTime() - lookupStart) / 1e6), "not run: the program came from the kernel cache");
             } catch (RuntimeException e) {
-                LOG.log(System.Logger.Level.WARNING, "kernel cache: the program cached under " + key + " cannot be read ("
+                Log.LOG.log(System.Logger.Level.WARNING, "kernel cache: the program cached under " + key + " cannot be read ("
                         + e.getMessage() + "); compiling it again");
             }
         }
@@ -172,7 +175,7 @@ public final class NpuGraphCompiler implements GraphCompiler {
         long lookupStart = System.nanoTime();
         List<List<TensorMeta>> inputs = graphs.stream().map(Graph::inputMetas).toList();
         CacheKey key = familyKey(graphs, weights);
-        long memoryHitsBefore = cache.stats().memoryHits();
+        long memoryHitsBefore = cache.memoryHits();
         Optional<Artifact> hit = cache.get(key);
         if (hit.isPresent()) {
             try {
@@ -183,13 +186,13 @@ public final class NpuGraphCompiler implements GraphCompiler {
                 Optional<ProgramFamily> family = ProgramFamily.fit(programs, inputs, base);
                 if (family.isEmpty()) throw new IllegalArgumentException("its programs no longer form one family");
                 defineTileLoops(family.get().base(), hit.get());
-                boolean memory = cache.stats().memoryHits() > memoryHitsBefore;
+                boolean memory = cache.memoryHits() > memoryHitsBefore;
                 (memory ? MEMORY_HITS : DISK_HITS).increment();
                 return Optional.of(new NpuExecutable(family.get(), device, String.format(java.util.Locale.ROOT,
                         "kernel cache %s hit, key and load %.1f ms", memory ? "memory" : "disk", (System.nanoTime() - lookupStart) / 1e6),
                         "not run: the program came from the kernel cache"));
             } catch (RuntimeException e) {
-                LOG.log(System.Logger.Level.WARNING, "kernel cache: the programs cached under " + key + " cannot be read ("
+                Log.LOG.log(System.Logger.Level.WARNING, "kernel cache: the programs cached under " + key + " cannot be read ("
                         + e.getMessage() + "); compiling them again");
             }
         }
