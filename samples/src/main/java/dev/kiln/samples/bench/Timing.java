@@ -1,25 +1,67 @@
 package dev.kiln.samples.bench;
 
+import java.lang.management.CompilationMXBean;
+import java.lang.management.ManagementFactory;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Objects;
+import java.util.function.LongSupplier;
 
 /**
  * Times a body: unmeasured warm-up runs, at least {@code warmup} of them and for at least
  * {@code warmupMillis}, then {@code runs} measured ones. A run count alone does not reach
  * steady state: op-by-op (eager) code has many kernels for the JIT to compile, and three
  * runs left eager W2 at 14-21 ms where it settles at 8 ms after three to five seconds.
+ *
+ * <p>With a warm-up time, warming up then goes on while the JIT is still busy: until a
+ * second passes in which {@code compileMillis} (the JVM's total compilation time) grew by
+ * less than {@value #QUIET_COMPILE_MILLIS} ms, for at most {@value #MAX_WARMUP_MILLIS} ms
+ * in all. A fresh JVM running the W4 block in a loop still compiles 100 to 1000 ms of code
+ * per 50 calls until about 12 s, and on 2 cores that takes a core from the measured runs:
+ * 14 to 16 ms with 5 s of warm-up, 12.3 ms with 15 s.
  */
-public record Timing(int warmup, int runs, long warmupMillis) {
+public record Timing(int warmup, int runs, long warmupMillis, LongSupplier compileMillis) {
+    static final long QUIET_COMPILE_MILLIS = 20;
+    static final long MAX_WARMUP_MILLIS = 30_000;
+    private static final long QUIET_WINDOW_NANOS = 1_000_000_000L;
 
     public Timing {
         if (warmup < 0) throw new IllegalArgumentException("warm-up runs must be >= 0, got " + warmup);
         if (runs < 1) throw new IllegalArgumentException("measured runs must be >= 1, got " + runs);
         if (warmupMillis < 0) throw new IllegalArgumentException("warm-up time must be >= 0 ms, got " + warmupMillis);
+        Objects.requireNonNull(compileMillis, "compileMillis");
     }
+
+    /** Warm-up by run count and time, then until this JVM's JIT is quiet. */
+    public Timing(int warmup, int runs, long warmupMillis) { this(warmup, runs, warmupMillis, jvmCompileMillis()); }
 
     /** Warm-up by run count only. */
     public Timing(int warmup, int runs) { this(warmup, runs, 0); }
+
+    /** This JVM's total compilation time in ms; a constant where the JVM does not report it (warm-up then waits one quiet second). */
+    private static LongSupplier jvmCompileMillis() {
+        CompilationMXBean jit = ManagementFactory.getCompilationMXBean();
+        if (jit == null || !jit.isCompilationTimeMonitoringSupported()) return () -> 0;
+        return jit::getTotalCompilationTime;
+    }
+
+    /** Runs {@code round} for the warm-up the class describes. */
+    private void warmUp(Runnable round) {
+        long start = System.nanoTime();
+        for (int i = 0; i < warmup || System.nanoTime() - start < warmupMillis * 1_000_000; i++) round.run();
+        if (warmupMillis == 0) return;
+        long windowStart = System.nanoTime(), compiledBefore = compileMillis.getAsLong();
+        while (System.nanoTime() - start < MAX_WARMUP_MILLIS * 1_000_000) {
+            round.run();
+            if (System.nanoTime() - windowStart >= QUIET_WINDOW_NANOS) {
+                long compiled = compileMillis.getAsLong();
+                if (compiled - compiledBefore < QUIET_COMPILE_MILLIS) return;
+                windowStart = System.nanoTime();
+                compiledBefore = compiled;
+            }
+        }
+    }
 
     /** Median, minimum and maximum of the measured runs, in milliseconds. */
     public record Stats(double medianMs, double minMs, double maxMs) {
@@ -38,8 +80,9 @@ public record Timing(int warmup, int runs, long warmupMillis) {
      * alike. {@code runs} measured runs each; the statistics in the bodies' order.
      */
     public List<Stats> measureInterleaved(List<Runnable> bodies) {
-        long warmupEnd = System.nanoTime() + warmupMillis * 1_000_000;
-        for (int i = 0; i < warmup || System.nanoTime() < warmupEnd; i++) for (Runnable b : bodies) b.run();
+        warmUp(() -> {
+            for (Runnable b : bodies) b.run();
+        });
         double[][] ms = new double[bodies.size()][runs];
         for (int i = 0; i < runs; i++) {
             for (int k = 0; k < bodies.size(); k++) {
@@ -54,8 +97,7 @@ public record Timing(int warmup, int runs, long warmupMillis) {
     }
 
     public Stats measure(Runnable body) {
-        long warmupEnd = System.nanoTime() + warmupMillis * 1_000_000;
-        for (int i = 0; i < warmup || System.nanoTime() < warmupEnd; i++) body.run();
+        warmUp(body);
         double[] ms = new double[runs];
         for (int i = 0; i < runs; i++) {
             long t0 = System.nanoTime();

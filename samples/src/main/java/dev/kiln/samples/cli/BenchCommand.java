@@ -55,7 +55,8 @@ final class BenchCommand implements Callable<Integer> {
     int warmup;
 
     @Option(names = "--warmup-ms", paramLabel = "MS", defaultValue = "5000",
-            description = "Warm up for at least this long, so the JIT has compiled every kernel (default: ${DEFAULT-VALUE}).")
+            description = "Warm up for at least this long, then until the JIT has been quiet for a second (at most 30 s in all); "
+                    + "0: by run count only (default: ${DEFAULT-VALUE}).")
     long warmupMillis;
 
     @Option(names = "--no-bounds-checks",

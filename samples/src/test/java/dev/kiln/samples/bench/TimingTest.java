@@ -4,6 +4,7 @@ import org.junit.jupiter.api.Test;
 
 import java.util.List;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -31,13 +32,37 @@ class TimingTest {
         AtomicInteger calls = new AtomicInteger();
         long t0 = System.nanoTime();
         // Three calls of 1 ms could not take 50 ms but for the time-based warm-up.
-        new Timing(1, 2, 50).measure(() -> {
+        new Timing(1, 2, 50, () -> 0).measure(() -> {
             calls.incrementAndGet();
             long end = System.nanoTime() + 1_000_000;
             while (System.nanoTime() < end) Thread.onSpinWait();
         });
         assertTrue(System.nanoTime() - t0 >= 50_000_000L);
         assertTrue(calls.get() >= 3, "calls: " + calls.get());
+    }
+
+    @Test
+    void warmUpGoesOnUntilASecondPassesWithoutCompiling() {
+        AtomicInteger calls = new AtomicInteger();
+        AtomicLong compiled = new AtomicLong();
+        long t0 = System.nanoTime();
+        // The fake JIT compiles 100 ms' worth per call for the first 1.2 s of calls.
+        new Timing(1, 2, 10, compiled::get).measure(() -> {
+            calls.incrementAndGet();
+            if (System.nanoTime() - t0 < 1_200_000_000L) compiled.addAndGet(100);
+            long end = System.nanoTime() + 1_000_000;
+            while (System.nanoTime() < end) Thread.onSpinWait();
+        });
+        long elapsedMs = (System.nanoTime() - t0) / 1_000_000;
+        assertTrue(elapsedMs >= 2000, "a busy second, then a quiet one: " + elapsedMs + " ms");
+        assertTrue(elapsedMs < 10_000, "stops once quiet: " + elapsedMs + " ms");
+    }
+
+    @Test
+    void aCountOnlyWarmUpDoesNotWaitForTheJit() {
+        AtomicInteger calls = new AtomicInteger();
+        new Timing(2, 3, 0, () -> System.nanoTime()).measure(calls::incrementAndGet);
+        assertEquals(5, calls.get());
     }
 
     @Test

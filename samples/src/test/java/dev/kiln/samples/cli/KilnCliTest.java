@@ -97,7 +97,7 @@ class KilnCliTest {
 
     @Test
     void benchFirstCallTimesEachModeInAFreshJvm() throws IOException {
-        Result r = kiln("bench", "W1", "--mode", "both", "--first-call", "--small", "--runs", "1", "--warmup", "0");
+        Result r = kiln("bench", "W1", "--mode", "both", "--first-call", "--small", "--runs", "1", "--warmup", "0", "--warmup-ms", "0");
         assertEquals(0, r.exit(), r.err());
         assertEquals(2, r.lines().size(), r.out());
         for (int i = 0; i < 2; i++) {
@@ -106,8 +106,8 @@ class KilnCliTest {
             assertTrue(j.get("first_call_ms").isNumber() && j.get("first_call_ms").doubleValue() > 0, j.toString());
             assertTrue(j.get("median_ms").doubleValue() > 0, j.toString());
         }
-        assertTrue(readJson(kiln("bench", "W1", "--small", "--runs", "1", "--warmup", "0").lines().get(0)).get("first_call_ms").isNull());
-        Result w3 = kiln("bench", "W3", "--first-call");
+        assertTrue(readJson(kiln("bench", "W1", "--small", "--runs", "1", "--warmup", "0", "--warmup-ms", "0").lines().get(0)).get("first_call_ms").isNull());
+        Result w3 = kiln("bench", "W3", "--first-call", "--warmup-ms", "0");
         assertEquals(2, w3.exit());
         assertTrue(w3.err().startsWith("--first-call measures [W1, W2], not W3"), w3.err());
     }
@@ -115,7 +115,7 @@ class KilnCliTest {
     @Test
     void benchNoBoundsChecksNeedsTheJvmFlag() {
         // Tests run with the checks on, so asking for them off must be refused rather than misreported.
-        Result r = kiln("bench", "W0", "--small", "--no-bounds-checks");
+        Result r = kiln("bench", "W0", "--small", "--no-bounds-checks", "--warmup-ms", "0");
         assertEquals(2, r.exit());
         assertTrue(r.err().startsWith("--no-bounds-checks needs the JVM started with"
                 + " -Djdk.incubator.vector.VECTOR_ACCESS_OOB_CHECK=0"), r.err());
@@ -123,7 +123,7 @@ class KilnCliTest {
 
     @Test
     void benchW1PrintsOneJsonLine() throws IOException {
-        Result r = kiln("bench", "W1", "--runs", "1", "--warmup", "0", "--small");
+        Result r = kiln("bench", "W1", "--runs", "1", "--warmup", "0", "--small", "--warmup-ms", "0");
         assertEquals(0, r.exit(), r.err());
         assertEquals(1, r.lines().size(), r.out());
         JsonNode j = assertResultShape(r.lines().get(0), "W1", "pointwise_chain");
@@ -133,7 +133,7 @@ class KilnCliTest {
 
     @Test
     void benchW0AndW2ReportTheirFigures() throws IOException {
-        Result w0 = kiln("bench", "W0", "--runs", "1", "--warmup", "0", "--small");
+        Result w0 = kiln("bench", "W0", "--runs", "1", "--warmup", "0", "--small", "--warmup-ms", "0");
         assertEquals(0, w0.exit(), w0.err());
         assertEquals(3, w0.lines().size(), w0.out());
         JsonNode copy = assertResultShape(w0.lines().get(0), "W0", "copy");
@@ -143,7 +143,7 @@ class KilnCliTest {
         assertTrue(triad.get("gbps").doubleValue() > 0 && triad.get("gflops").isNull());
         assertTrue(fma.get("gbps").isNull() && fma.get("gflops").doubleValue() > 0);
 
-        Result w2 = kiln("bench", "W2", "--runs", "2", "--warmup", "0", "--small");
+        Result w2 = kiln("bench", "W2", "--runs", "2", "--warmup", "0", "--small", "--warmup-ms", "0");
         assertEquals(0, w2.exit(), w2.err());
         JsonNode mlp = assertResultShape(w2.lines().get(0), "W2", "mlp");
         assertTrue(mlp.get("gbps").isNull() && mlp.get("gflops").doubleValue() > 0);
@@ -167,7 +167,7 @@ class KilnCliTest {
 
     @Test
     void benchW3ComparesTheAttentionKernelWithTheUnfusedPattern() throws IOException {
-        Result r = kiln("bench", "W3", "--small", "--runs", "1", "--warmup", "0");
+        Result r = kiln("bench", "W3", "--small", "--runs", "1", "--warmup", "0", "--warmup-ms", "0");
         assertEquals(0, r.exit(), r.err());
         assertEquals(List.of("attention_kernel", "unfused_pattern", "attention_kernel_seq512"),
                 r.lines().stream().map(l -> readJson(l).get("name").asText()).toList());
@@ -183,7 +183,7 @@ class KilnCliTest {
 
     @Test
     void benchPagedComparesPagingWithContiguousKv() throws IOException {
-        Result r = kiln("bench", "paged", "--small", "--runs", "1", "--warmup", "0");
+        Result r = kiln("bench", "paged", "--small", "--runs", "1", "--warmup", "0", "--warmup-ms", "0");
         assertEquals(0, r.exit(), r.err());
         assertEquals(List.of("paged_block16", "contiguous_same_kernel", "flash_sdpa_contiguous"),
                 r.lines().stream().map(l -> readJson(l).get("name").asText()).toList());
@@ -193,7 +193,7 @@ class KilnCliTest {
 
     @Test
     void benchW4RunsTheDecoderBlockEagerAndCompiled() throws IOException {
-        Result r = kiln("bench", "W4", "--small", "--mode", "both", "--runs", "1", "--warmup", "0");
+        Result r = kiln("bench", "W4", "--small", "--mode", "both", "--runs", "1", "--warmup", "0", "--warmup-ms", "0");
         assertEquals(0, r.exit(), r.err());
         assertEquals(List.of("eager", "compiled"), r.lines().stream().map(l -> readJson(l).get("mode").asText()).toList());
         for (String l : r.lines()) assertTrue(readJson(l).get("median_ms").asDouble() > 0, l);
@@ -202,7 +202,7 @@ class KilnCliTest {
     @Test
     void benchDispatchAndTracePrintMicrosecondsPerCallAndPerOp() throws IOException {
         for (String w : List.of("dispatch", "trace")) {
-            Result r = kiln("bench", w, "--runs", "1", "--warmup", "0");
+            Result r = kiln("bench", w, "--runs", "1", "--warmup", "0", "--warmup-ms", "0");
             assertEquals(0, r.exit(), r.err());
             var json = new com.fasterxml.jackson.databind.ObjectMapper().readTree(r.lines().getFirst());
             assertEquals(w, json.get("workload").asText());
