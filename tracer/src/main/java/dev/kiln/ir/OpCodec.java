@@ -8,6 +8,7 @@ import dev.kiln.tensor.DType;
 import dev.kiln.tensor.Shape;
 
 import java.lang.reflect.Constructor;
+import java.lang.reflect.Method;
 import java.lang.reflect.RecordComponent;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -22,6 +23,33 @@ import java.util.Map;
  */
 public final class OpCodec {
     private static final Map<String, Class<?>> OPS = new HashMap<>();
+
+    /**
+     * An op record's components, accessors and canonical constructor, looked up once per
+     * class: a program or graph has many nodes of few op types, and each reflective lookup
+     * costs a fresh JVM (the cache key and the load of every warm start) far more than a call.
+     */
+    private record OpForm(RecordComponent[] components, Method[] accessors, Constructor<?> constructor) {
+        static OpForm of(Class<?> c) {
+            RecordComponent[] rc = c.getRecordComponents();
+            Method[] accessors = new Method[rc.length];
+            Class<?>[] types = new Class<?>[rc.length];
+            for (int i = 0; i < rc.length; i++) {
+                accessors[i] = rc[i].getAccessor();
+                types[i] = rc[i].getType();
+            }
+            try {
+                return new OpForm(rc, accessors, c.getDeclaredConstructor(types));
+            } catch (NoSuchMethodException e) {
+                throw new IllegalStateException("record " + c.getName() + " has no canonical constructor", e);
+            }
+        }
+    }
+
+    private static final ClassValue<OpForm> FORMS = new ClassValue<>() {
+        @Override
+        protected OpForm computeValue(Class<?> c) { return OpForm.of(c); }
+    };
 
     static {
         collect(Op.class);
@@ -38,19 +66,20 @@ public final class OpCodec {
 
     public static String encode(Op op) {
         StringBuilder sb = new StringBuilder(op.getClass().getSimpleName()).append('(');
-        RecordComponent[] rc = op.getClass().getRecordComponents();
+        OpForm form = FORMS.get(op.getClass());
+        RecordComponent[] rc = form.components();
         for (int i = 0; i < rc.length; i++) {
             if (i > 0) sb.append(", ");
-            sb.append(rc[i].getName()).append('=').append(encodeValue(read(rc[i], op)));
+            sb.append(rc[i].getName()).append('=').append(encodeValue(read(form.accessors()[i], op)));
         }
         return sb.append(')').toString();
     }
 
-    private static Object read(RecordComponent rc, Object o) {
+    private static Object read(Method accessor, Object o) {
         try {
-            return rc.getAccessor().invoke(o);
+            return accessor.invoke(o);
         } catch (ReflectiveOperationException e) {
-            throw new IllegalStateException("cannot read " + rc, e);
+            throw new IllegalStateException("cannot read " + accessor, e);
         }
     }
 
@@ -73,18 +102,16 @@ public final class OpCodec {
             int eq = part.indexOf('=');
             attrs.put(part.substring(0, eq).trim(), part.substring(eq + 1).trim());
         }
-        RecordComponent[] rc = c.getRecordComponents();
+        OpForm form = FORMS.get(c);
+        RecordComponent[] rc = form.components();
         Object[] args = new Object[rc.length];
-        Class<?>[] types = new Class<?>[rc.length];
         for (int i = 0; i < rc.length; i++) {
             String raw = attrs.get(rc[i].getName());
             if (raw == null) throw new IllegalArgumentException(c.getSimpleName() + ": missing attribute " + rc[i].getName());
-            types[i] = rc[i].getType();
-            args[i] = decodeValue(types[i], raw);
+            args[i] = decodeValue(rc[i].getType(), raw);
         }
         try {
-            Constructor<?> ctor = c.getDeclaredConstructor(types);
-            return (Op) ctor.newInstance(args);
+            return (Op) form.constructor().newInstance(args);
         } catch (ReflectiveOperationException e) {
             throw new IllegalArgumentException("cannot build " + text, e);
         }
