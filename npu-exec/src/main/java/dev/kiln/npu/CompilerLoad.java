@@ -19,14 +19,13 @@ final class CompilerLoad {
     static final long WINDOW_MILLIS = 20;
     /** The share of the machine's cores the compiler threads must take to count as busy. */
     static final double BUSY_SHARE = 0.1;
+    /** Quiet time, in all, after which the compilers no longer count. */
+    static final long SETTLE_MILLIS = 500;
 
     private final LongSupplier compileMillis, nanoClock;
     private final int cores;
     private volatile long sampledAt;
     private long sampledMillis;
-    /** Quiet time, in all, after which the compilers no longer count. */
-    static final long SETTLE_MILLIS = 500;
-
     /** Until a window has been measured: assumed busy, as in a fresh JVM. */
     private volatile boolean busy = true;
     private volatile boolean settled;

@@ -20,9 +20,8 @@ import java.util.concurrent.atomic.AtomicLong;
  * ops the tensors' small heap objects would never prompt a collection and blocks would
  * never come back. After {@link #gcInterval} bytes handed out with no block to reuse, the
  * pool asks for a collection in the background; at its capacity it waits for one, as the
- * JDK's direct buffers do at their limit. Fresh blocks
- * of 2 MB or more are aligned to and advised onto huge pages ({@link HugePages}), which
- * makes their first touch cheap.
+ * JDK's direct buffers do at their limit. Fresh blocks of 2 MB or more are aligned to and
+ * advised onto huge pages ({@link HugePages}), which makes their first touch cheap.
  *
  * <p>Reused blocks are not zeroed: kernels write every element of their outputs. With the
  * system property {@code kiln.npu.poison=true} (set for Kiln's own tests) every block
