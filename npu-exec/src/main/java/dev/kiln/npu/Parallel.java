@@ -1,6 +1,7 @@
 package dev.kiln.npu;
 
 import java.util.concurrent.ForkJoinPool;
+import java.util.concurrent.ForkJoinTask;
 import java.util.concurrent.RecursiveAction;
 
 /**
@@ -48,7 +49,42 @@ public final class Parallel {
             runInOrder(n, chunks, body);
             return;
         }
-        POOL.invoke(new Chunks(n, chunks, body, 0, chunks));
+        runOnWorkers(n, chunks, body);
+    }
+
+    /**
+     * The chunks of [0, n), the first on the calling thread while the workers wake for the
+     * others; returns (or throws a chunk's failure) once every chunk has ended. Handing all
+     * of them to the pool made the caller wait for a worker to wake and then for it to wake
+     * another: two 100 us chunks took 270 to 300 us when the workers had parked between a
+     * block's kernels, 170 to 180 us this way (the W4 block 7 to 9% faster, both modes).
+     */
+    static void runOnWorkers(long n, int chunks, RangeBody body) {
+        ForkJoinTask<Void> rest = POOL.submit(new Chunks(n, chunks, body, 1, chunks));
+        try {
+            body.run(0, n / chunks);
+        } finally {
+            try {
+                rest.join();
+            } catch (RuntimeException e) {
+                throw thrownInTheChunk(e);
+            }
+        }
+    }
+
+    /**
+     * The exception a chunk threw on a worker: joining re-creates it on the caller's thread,
+     * with the original as its cause and the original's {@code toString} as its message, which
+     * would put "java.lang.IllegalStateException: " before a kernel's own message.
+     */
+    private static RuntimeException thrownInTheChunk(RuntimeException joined) {
+        RuntimeException e = joined;
+        // Once per thread it crossed: a chunk two splits away is re-created twice.
+        while (e.getCause() instanceof RuntimeException original && original.getClass() == e.getClass()
+                && String.valueOf(original).equals(e.getMessage())) {
+            e = original;
+        }
+        return e;
     }
 
     /** The chunks {@link Chunks} would run, one after another on this thread. */
