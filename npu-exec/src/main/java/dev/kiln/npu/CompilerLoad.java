@@ -46,6 +46,9 @@ final class CompilerLoad {
         return new CompilerLoad(jit::getTotalCompilationTime, System::nanoTime, Runtime.getRuntime().availableProcessors());
     }
 
+    /** True once the JVM counts as warmed up for good. */
+    boolean settled() { return settled; }
+
     boolean busy() {
         if (settled) return false;
         long now = nanoClock.getAsLong();

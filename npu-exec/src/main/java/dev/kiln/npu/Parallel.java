@@ -17,6 +17,8 @@ public final class Parallel {
     private static final ForkJoinPool POOL = new ForkJoinPool(WORKERS);
     /** Null when chunks always go to the workers ({@code kiln.npu.yieldToCompiler=false}, or no compilation time reported). */
     private static final CompilerLoad COMPILER = "false".equals(System.getProperty("kiln.npu.yieldToCompiler")) ? null : CompilerLoad.ofThisJvm();
+    /** The caller and these workers run a launch; the pool serves launches that find them busy. */
+    private static final Team TEAM = WORKERS > 1 ? new Team(WORKERS - 1, Parallel::warmedUp) : null;
 
     private Parallel() {}
 
@@ -53,13 +55,15 @@ public final class Parallel {
     }
 
     /**
-     * The chunks of [0, n), the first on the calling thread while the workers wake for the
-     * others; returns (or throws a chunk's failure) once every chunk has ended. Handing all
-     * of them to the pool made the caller wait for a worker to wake and then for it to wake
+     * The chunks of [0, n) on the calling thread and the workers; returns (or throws a
+     * chunk's failure) once every chunk has ended. The {@link Team} takes the launch unless
+     * another holds it; then the caller runs the first chunk and the pool the others. Handing
+     * all of them to the pool made the caller wait for a worker to wake and then for it to wake
      * another: two 100 us chunks took 270 to 300 us when the workers had parked between a
-     * block's kernels, 170 to 180 us this way (the W4 block 7 to 9% faster, both modes).
+     * block's kernels, 170 to 180 us with the caller taking the first.
      */
     static void runOnWorkers(long n, int chunks, RangeBody body) {
+        if (TEAM != null && TEAM.tryRun(n, chunks, body)) return;
         ForkJoinTask<Void> rest = POOL.submit(new Chunks(n, chunks, body, 1, chunks));
         try {
             body.run(0, n / chunks);
@@ -96,7 +100,13 @@ public final class Parallel {
     public static void forRange(long n, RangeBody body) { forRange(n, n, body); }
 
     private static boolean inWorker() {
-        return Thread.currentThread() instanceof java.util.concurrent.ForkJoinWorkerThread w && w.getPool() == POOL;
+        Thread t = Thread.currentThread();
+        return t instanceof java.util.concurrent.ForkJoinWorkerThread w && w.getPool() == POOL || TEAM != null && TEAM.isWorker(t);
+    }
+
+    /** Whether the JIT no longer needs the cores: workers may then spin between launches. */
+    private static boolean warmedUp() {
+        return COMPILER == null || COMPILER.settled();
     }
 
     private static final class Chunks extends RecursiveAction {

@@ -11,7 +11,6 @@ import java.util.concurrent.atomic.AtomicIntegerArray;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** The workers' ranges: every index once, the caller taking the first chunk, failures reaching the caller. */
 class ParallelTest {
@@ -33,16 +32,31 @@ class ParallelTest {
     }
 
     @Test
-    void onTheWorkersTheCallerTakesTheFirstChunkAndTheOthersTheirOwn() {
-        List<long[]> ranges = Collections.synchronizedList(new ArrayList<>());
-        List<Thread> threads = Collections.synchronizedList(new ArrayList<>());
-        Parallel.runOnWorkers(10, 3, (from, to) -> {
-            ranges.add(new long[] {from, to});
-            threads.add(Thread.currentThread());
-        });
-        ranges.sort((a, b) -> Long.compare(a[0], b[0]));
-        assertEquals(List.of(0L, 3L, 3L, 6L, 6L, 10L), ranges.stream().flatMapToLong(java.util.Arrays::stream).boxed().toList());
-        assertTrue(threads.contains(Thread.currentThread()), "the caller ran a chunk");
+    void onTheWorkersEveryChunkRunsOnceWithItsOwnRange() {
+        for (int launch = 0; launch < 200; launch++) {
+            List<long[]> ranges = Collections.synchronizedList(new ArrayList<>());
+            Parallel.runOnWorkers(10, 3, (from, to) -> ranges.add(new long[] {from, to}));
+            ranges.sort((a, b) -> Long.compare(a[0], b[0]));
+            assertEquals(List.of(0L, 3L, 3L, 6L, 6L, 10L), ranges.stream().flatMapToLong(java.util.Arrays::stream).boxed().toList());
+        }
+    }
+
+    @Test
+    void aLaunchFromInsideAChunkAndLaunchesFromSeveralThreadsAllComplete() throws InterruptedException {
+        AtomicIntegerArray seen = new AtomicIntegerArray(4 * 64);
+        Thread[] callers = new Thread[4];
+        for (int t = 0; t < callers.length; t++) {
+            int base = t * 64;
+            callers[t] = new Thread(() -> {
+                for (int launch = 0; launch < 50; launch++) {
+                    Parallel.runOnWorkers(2, 2, (from, to) -> Parallel.forRange(32, 1L << 30,
+                            (f, e) -> { for (long i = f; i < e; i++) seen.incrementAndGet(base + (int) (from * 32 + i)); }));
+                }
+            });
+            callers[t].start();
+        }
+        for (Thread c : callers) c.join(60_000);
+        for (int i = 0; i < seen.length(); i++) assertEquals(50, seen.get(i), "index " + i);
     }
 
     @Test
