@@ -5,9 +5,10 @@ import java.util.concurrent.ForkJoinTask;
 import java.util.concurrent.RecursiveAction;
 
 /**
- * The virtual NPU's worker cores. Kernels split large work into ranges and run
- * them on a dedicated pool sized to the device (default: every CPU core); small
- * work runs on the calling thread, where forking costs more than it saves.
+ * The virtual NPU's worker cores. Kernels split large work into ranges, one per core
+ * (default: every CPU core), and run them on the calling thread and a {@link Team} of
+ * workers, or a pool when the team is busy; small work runs on the calling thread, where
+ * forking costs more than it saves.
  */
 public final class Parallel {
     /** Below this many units of work (elements, or flops/16 for matmul), stay on one thread. */

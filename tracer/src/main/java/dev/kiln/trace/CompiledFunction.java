@@ -412,7 +412,7 @@ public final class CompiledFunction {
             try {
                 compilerFor(backend).prepare();
             } catch (RuntimeException | LinkageError e) {
-                System.getLogger("dev.kiln").log(System.Logger.Level.DEBUG, "preparing backend " + backend + " failed", e);
+                Log.LOG.log(System.Logger.Level.DEBUG, "preparing backend " + backend + " failed", e);
             }
         }, "kiln-prepare-" + backend);
         t.setDaemon(true);
