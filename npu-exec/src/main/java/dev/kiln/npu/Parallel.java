@@ -1,18 +1,25 @@
 package dev.kiln.npu;
 
 import java.util.concurrent.ForkJoinPool;
-import java.util.concurrent.ForkJoinTask;
-import java.util.concurrent.RecursiveAction;
 
 /**
- * The virtual NPU's worker cores. Kernels split large work into ranges, one per core
- * (default: every CPU core), and run them on the calling thread and a {@link Team} of
- * workers, or a pool when the team is busy; small work runs on the calling thread, where
+ * The virtual NPU's worker cores (default: every CPU core). Kernels split large work into
+ * ranges, several per core, which the calling thread and a {@link Team} of workers (or a
+ * pool, when the team is busy) take in turn; small work runs on the calling thread, where
  * forking costs more than it saves.
  */
 public final class Parallel {
     /** Below this many units of work (elements, or flops/16 for matmul), stay on one thread. */
     public static final long SERIAL_THRESHOLD = 1 << 15;
+    /**
+     * Large work is cut into up to this many chunks per worker, each of cost at least
+     * {@link #MIN_CHUNK_COST}. A thread slowed by whatever else shares its core then takes
+     * fewer of them, where with one chunk per worker the others waited for its one: W1's
+     * compiled kernel on 2 cores waited 0.3 to 0.8 ms per 3 ms call for the slower half; cut
+     * 8 per worker, 40 to 120 us.
+     */
+    static final int CHUNKS_PER_WORKER = 8;
+    static final long MIN_CHUNK_COST = 4 * SERIAL_THRESHOLD;
 
     private static final int WORKERS = Integer.getInteger("kiln.npu.workers", Runtime.getRuntime().availableProcessors());
     private static final ForkJoinPool POOL = new ForkJoinPool(WORKERS);
@@ -32,8 +39,8 @@ public final class Parallel {
     }
 
     /**
-     * Runs {@code body} over [0, n), split into at most {@code workers()} contiguous
-     * chunks when {@code cost} (a rough count of elementary operations) is large.
+     * Runs {@code body} over [0, n), split into contiguous chunks ({@link #chunks}) when
+     * {@code cost} (a rough count of elementary operations) is large.
      *
      * <p>While the JIT's compiler threads take a large share of the machine (a fresh JVM, see
      * {@link CompilerLoad}), the chunks run one after another on the calling thread, leaving
@@ -43,7 +50,7 @@ public final class Parallel {
      */
     public static void forRange(long n, long cost, RangeBody body) {
         if (n <= 0) return;
-        int chunks = (int) Math.min(n, cost < SERIAL_THRESHOLD || WORKERS == 1 ? 1 : WORKERS);
+        int chunks = chunks(n, cost);
         if (chunks == 1 || inWorker()) {
             body.run(0, n);
             return;
@@ -55,44 +62,30 @@ public final class Parallel {
         runOnWorkers(n, chunks, body);
     }
 
+    /** How many chunks {@link #forRange} cuts {@code n} units of total cost {@code cost} into. */
+    static int chunks(long n, long cost) {
+        if (WORKERS == 1 || cost < SERIAL_THRESHOLD) return 1;
+        return (int) Math.min(n, Math.clamp(cost / MIN_CHUNK_COST, WORKERS, (long) WORKERS * CHUNKS_PER_WORKER));
+    }
+
     /**
      * The chunks of [0, n) on the calling thread and the workers; returns (or throws a
      * chunk's failure) once every chunk has ended. The {@link Team} takes the launch unless
-     * another holds it; then the caller runs the first chunk and the pool the others. Handing
-     * all of them to the pool made the caller wait for a worker to wake and then for it to wake
-     * another: two 100 us chunks took 270 to 300 us when the workers had parked between a
-     * block's kernels, 170 to 180 us with the caller taking the first.
+     * another holds it; then the caller and the pool take the chunks in turn. The caller
+     * works too: handing all of them to the pool made it wait for a worker to wake and then
+     * for it to wake another (two 100 us chunks took 270 to 300 us when the workers had
+     * parked between a block's kernels, 170 to 180 us with the caller working).
      */
     static void runOnWorkers(long n, int chunks, RangeBody body) {
         if (TEAM != null && TEAM.tryRun(n, chunks, body)) return;
-        ForkJoinTask<Void> rest = POOL.submit(new Chunks(n, chunks, body, 1, chunks));
-        try {
-            body.run(0, n / chunks);
-        } finally {
-            try {
-                rest.join();
-            } catch (RuntimeException e) {
-                throw thrownInTheChunk(e);
-            }
-        }
+        ChunkJob job = new ChunkJob(n, chunks, body, Thread.currentThread());
+        for (int i = Math.min(chunks, WORKERS) - 1; i > 0; i--) POOL.execute(job::work);
+        job.work();
+        job.awaitDone(Team.SPIN_NANOS);
+        job.rethrow();
     }
 
-    /**
-     * The exception a chunk threw on a worker: joining re-creates it on the caller's thread,
-     * with the original as its cause and the original's {@code toString} as its message, which
-     * would put "java.lang.IllegalStateException: " before a kernel's own message.
-     */
-    private static RuntimeException thrownInTheChunk(RuntimeException joined) {
-        RuntimeException e = joined;
-        // Once per thread it crossed: a chunk two splits away is re-created twice.
-        while (e.getCause() instanceof RuntimeException original && original.getClass() == e.getClass()
-                && String.valueOf(original).equals(e.getMessage())) {
-            e = original;
-        }
-        return e;
-    }
-
-    /** The chunks {@link Chunks} would run, one after another on this thread. */
+    /** The chunks the workers would take, one after another on this thread. */
     static void runInOrder(long n, int chunks, RangeBody body) {
         for (int c = 0; c < chunks; c++) body.run(n * c / chunks, n * (c + 1) / chunks);
     }
@@ -108,29 +101,5 @@ public final class Parallel {
     /** Whether the JIT no longer needs the cores: workers may then spin between launches. */
     private static boolean warmedUp() {
         return COMPILER == null || COMPILER.settled();
-    }
-
-    private static final class Chunks extends RecursiveAction {
-        private final long n;
-        private final int chunks, lo, hi;
-        private final RangeBody body;
-
-        Chunks(long n, int chunks, RangeBody body, int lo, int hi) {
-            this.n = n;
-            this.chunks = chunks;
-            this.body = body;
-            this.lo = lo;
-            this.hi = hi;
-        }
-
-        @Override
-        protected void compute() {
-            if (hi - lo == 1) {
-                body.run(n * lo / chunks, n * (lo + 1) / chunks);
-                return;
-            }
-            int mid = (lo + hi) >>> 1;
-            invokeAll(new Chunks(n, chunks, body, lo, mid), new Chunks(n, chunks, body, mid, hi));
-        }
     }
 }

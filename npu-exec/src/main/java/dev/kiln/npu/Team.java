@@ -1,8 +1,6 @@
 package dev.kiln.npu;
 
 import java.util.concurrent.atomic.AtomicBoolean;
-import java.util.concurrent.atomic.AtomicInteger;
-import java.util.concurrent.atomic.AtomicReference;
 import java.util.concurrent.locks.LockSupport;
 import java.util.function.BooleanSupplier;
 
@@ -16,17 +14,18 @@ import java.util.function.BooleanSupplier;
  * <p>Chunks are the same fixed ranges whichever thread takes them, so results do not depend
  * on the team. Workers spin only while {@code spinAllowed} says so (not while the JIT needs
  * the cores, see {@link CompilerLoad}); otherwise, and after {@value #SPIN_NANOS} ns, they park.
+ * Longer spins measured worse: 200 us or 1 ms made the W4 block's compiled calls 10 to 15%
+ * slower (three runs of each, alternating with 50 us), likely because a spinning worker holds
+ * a core that the JIT, the collector and the DRAM pool's cleaner would use.
  */
 final class Team {
     /** How long a worker, and a caller waiting for the last chunk, spin before parking. */
     static final long SPIN_NANOS = 50_000;
-    /** A parked thread looks again at least this often, whatever happens to its wake-up. */
-    private static final long PARK_NANOS = 100_000_000;
 
     private final Worker[] workers;
     private final BooleanSupplier spinAllowed;
     private final AtomicBoolean taken = new AtomicBoolean();
-    private volatile Job job;
+    private volatile ChunkJob job;
 
     Team(int threads, BooleanSupplier spinAllowed) {
         this.spinAllowed = spinAllowed;
@@ -50,59 +49,18 @@ final class Team {
      */
     boolean tryRun(long n, int chunks, Parallel.RangeBody body) {
         if (!taken.compareAndSet(false, true)) return false;
-        Job j = new Job(n, chunks, body, Thread.currentThread());
+        ChunkJob j = new ChunkJob(n, chunks, body, Thread.currentThread());
         try {
             job = j;
             for (Worker w : workers) LockSupport.unpark(w);
             j.work();
-            j.awaitDone();
+            j.awaitDone(SPIN_NANOS);
         } finally {
             job = null;
             taken.set(false);
         }
-        Throwable failure = j.failure.get();
-        if (failure instanceof RuntimeException e) throw e;
-        if (failure instanceof Error e) throw e;
-        if (failure != null) throw new IllegalStateException(failure);
+        j.rethrow();
         return true;
-    }
-
-    private static final class Job {
-        private final long n;
-        private final int chunks;
-        private final Parallel.RangeBody body;
-        private final Thread caller;
-        private final AtomicInteger next = new AtomicInteger(), remaining;
-        private final AtomicReference<Throwable> failure = new AtomicReference<>();
-
-        Job(long n, int chunks, Parallel.RangeBody body, Thread caller) {
-            this.n = n;
-            this.chunks = chunks;
-            this.body = body;
-            this.caller = caller;
-            this.remaining = new AtomicInteger(chunks);
-        }
-
-        /** Takes chunks until none is left. */
-        void work() {
-            for (int c; (c = next.getAndIncrement()) < chunks; ) {
-                try {
-                    body.run(n * c / chunks, n * (c + 1) / chunks);
-                } catch (Throwable t) {
-                    failure.compareAndSet(null, t);
-                } finally {
-                    if (remaining.decrementAndGet() == 0) LockSupport.unpark(caller);
-                }
-            }
-        }
-
-        void awaitDone() {
-            long spinEnd = System.nanoTime() + SPIN_NANOS;
-            while (remaining.get() > 0) {
-                if (System.nanoTime() < spinEnd) Thread.onSpinWait();
-                else LockSupport.parkNanos(this, PARK_NANOS);
-            }
-        }
     }
 
     private final class Worker extends Thread {
@@ -113,10 +71,10 @@ final class Team {
 
         @Override
         public void run() {
-            Job done = null;
+            ChunkJob done = null;
             long idleSince = System.nanoTime();
             while (true) {
-                Job j = job;
+                ChunkJob j = job;
                 if (j != null && j != done) {
                     j.work();
                     done = j;
@@ -124,7 +82,7 @@ final class Team {
                 } else if (System.nanoTime() - idleSince < SPIN_NANOS && spinAllowed.getAsBoolean()) {
                     Thread.onSpinWait();
                 } else {
-                    LockSupport.parkNanos(this, PARK_NANOS);
+                    LockSupport.parkNanos(this, ChunkJob.PARK_NANOS);
                 }
             }
         }

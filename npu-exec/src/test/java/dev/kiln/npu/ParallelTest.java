@@ -11,8 +11,10 @@ import java.util.concurrent.atomic.AtomicIntegerArray;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
-/** The workers' ranges: every index once, the caller taking the first chunk, failures reaching the caller. */
+/** The workers' ranges: every index once, chunks going to whichever thread is free, failures reaching the caller. */
 class ParallelTest {
     @Test
     void everyIndexRunsExactlyOnceInTheChunksTheWorkersWouldRun() {
@@ -25,9 +27,68 @@ class ParallelTest {
                     for (long i = from; i < to; i++) seen.incrementAndGet((int) i);
                 });
                 for (int i = 0; i < n; i++) assertEquals(1, seen.get(i), "n=" + n + " cost=" + cost + " index " + i);
-                int chunks = (int) Math.min(n, cost < Parallel.SERIAL_THRESHOLD ? 1 : Parallel.workers());
-                assertEquals(chunks, ranges.size(), "n=" + n + " cost=" + cost);
+                assertEquals(Parallel.chunks(n, cost), ranges.size(), "n=" + n + " cost=" + cost);
             }
+        }
+    }
+
+    @Test
+    void largeWorkIsCutIntoSeveralChunksPerWorkerEachWorthItsHandOff() {
+        int w = Parallel.workers();
+        assertEquals(1, Parallel.chunks(1000, Parallel.SERIAL_THRESHOLD - 1), "small work stays on the caller");
+        if (w == 1) return;
+        assertEquals(w, Parallel.chunks(1000, Parallel.SERIAL_THRESHOLD), "just above the threshold: one chunk per worker");
+        assertEquals(3, Parallel.chunks(3, 1L << 40), "never more chunks than units");
+        assertEquals(w * Parallel.CHUNKS_PER_WORKER, Parallel.chunks(1L << 20, 1L << 40));
+        for (long cost = Parallel.SERIAL_THRESHOLD; cost < 1L << 30; cost = cost * 3 / 2) {
+            int chunks = Parallel.chunks(1L << 20, cost);
+            assertTrue(chunks >= w && chunks <= w * Parallel.CHUNKS_PER_WORKER, "cost " + cost + ": " + chunks + " chunks");
+            if (chunks > w) assertTrue(cost / chunks >= Parallel.MIN_CHUNK_COST, "cost " + cost + ": chunks of " + cost / chunks);
+        }
+    }
+
+    /**
+     * The chunks go to whichever thread is free: while one thread is held up in its chunk,
+     * the others take all the rest (with one fixed chunk each, they would wait for it).
+     */
+    @Test
+    void aThreadHeldUpInOneChunkLeavesTheOthersToTheRest() throws InterruptedException {
+        assumeTrue(Parallel.workers() > 1, "needs a second worker");
+        for (boolean teamBusy : new boolean[] {false, true}) {
+            int chunks = 4 * Parallel.workers();
+            java.util.concurrent.CountDownLatch others = new java.util.concurrent.CountDownLatch(chunks - 1);
+            java.util.concurrent.atomic.AtomicBoolean waited = new java.util.concurrent.atomic.AtomicBoolean(true);
+            java.util.concurrent.atomic.AtomicBoolean first = new java.util.concurrent.atomic.AtomicBoolean(true);
+            Parallel.RangeBody body = (from, to) -> {
+                if (first.getAndSet(false)) {
+                    try {
+                        waited.set(others.await(20, java.util.concurrent.TimeUnit.SECONDS));
+                    } catch (InterruptedException e) {
+                        throw new IllegalStateException(e);
+                    }
+                } else {
+                    others.countDown();
+                }
+            };
+            if (teamBusy) {
+                // A launch from a second thread while the team runs one: it goes to the pool.
+                Thread holder = new Thread(() -> Parallel.runOnWorkers(2, 2, (f, t) -> sleepMillis(300)));
+                holder.start();
+                sleepMillis(50);
+                Parallel.runOnWorkers(chunks, chunks, body);
+                holder.join();
+            } else {
+                Parallel.runOnWorkers(chunks, chunks, body);
+            }
+            assertTrue(waited.get(), (teamBusy ? "pool: " : "team: ") + "the other chunks waited for the held-up one");
+        }
+    }
+
+    private static void sleepMillis(long ms) {
+        try {
+            Thread.sleep(ms);
+        } catch (InterruptedException e) {
+            throw new IllegalStateException(e);
         }
     }
 

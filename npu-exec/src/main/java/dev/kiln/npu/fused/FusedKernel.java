@@ -64,7 +64,7 @@ public final class FusedKernel {
     private final Strategy strategy;
     private final TileLoopCompiler.Compiled compiled;
     private final int tile;
-    /** Setup fills made once per worker, and those redone per tile because the body overwrites their register. */
+    /** Setup fills made once per range of tiles, and those redone per tile because the body overwrites their register. */
     private final TileInstr[] setupOnce, setupPerTile;
     private final TileInstr[] body;
     private final int cost;

@@ -5,7 +5,7 @@ import dev.kiln.ops.UnaryFn;
 
 /**
  * One instruction of a {@link TileProgram}, over tile registers (each a tile of float32
- * in SRAM). {@link Broadcast} and {@link Constant} fill a register once per worker; the
+ * in SRAM). {@link Broadcast} and {@link Constant} fill a register once per range of tiles; the
  * others run on every tile.
  */
 public sealed interface TileInstr {
@@ -31,6 +31,6 @@ public sealed interface TileInstr {
     /** cond != 0 ? x : y. */
     record Where(int cond, int x, int y, int dst) implements TileInstr {}
 
-    /** True for the instructions that fill a register once per worker rather than per tile. */
+    /** True for the instructions that fill a register once per range of tiles rather than per tile. */
     default boolean isSetup() { return this instanceof Broadcast || this instanceof Constant; }
 }

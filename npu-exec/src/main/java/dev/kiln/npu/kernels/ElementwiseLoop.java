@@ -14,7 +14,7 @@ import dev.kiln.tensor.Shape;
  * <p>Dimensions of size 1 are dropped and neighbouring dimensions that every input
  * walks as one (stride of the outer = stride of the inner times its size) are merged,
  * so a contiguous or simply broadcast operation becomes one long row. The output is
- * split into {@link Parallel#workers()} ranges of elements; each range gets its own
+ * split into ranges of elements (several per worker when it is large); each range gets its own
  * {@link Blocks} (with its own scratch memory) from the factory.
  */
 public final class ElementwiseLoop {
