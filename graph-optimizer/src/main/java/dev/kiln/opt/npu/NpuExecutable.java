@@ -360,19 +360,10 @@ public final class NpuExecutable implements GraphExecutable {
                     operandWritten = operandBytes(results);
                 }
                 case KernelProgram.Fused f -> {
-                    for (int k = 0; k < args.length; k++) {
-                        if (args[k].numel() == 1 || args[k].isContiguous()) continue;
-                        if (!instance.callerMemory[l.in().get(k)]) {
-                            throw new IllegalStateException(f.name() + " (launch " + i + ") is given a non-contiguous input " + k + " "
-                                    + args[k].layout() + " without a transfer before it");
-                        }
-                        Tensor gathered = Tensor.empty(args[k].dtype(), args[k].shape());
-                        LaunchTraffic t = ViewTransfer.run(f.name(), args[k], gathered);
-                        callerGathered += t.bytes();
-                        dmaRead += t.bytesRead();
-                        dmaWritten += t.bytesWritten();
-                        args[k] = gathered;
-                    }
+                    LaunchTraffic g = gatherCallerViews(f.name(), i, instance, l, args, 0);
+                    callerGathered = g.bytes();
+                    dmaRead = g.bytesRead();
+                    dmaWritten = g.bytesWritten();
                     results = new Tensor[f.out().size()];
                     for (int k = 0; k < results.length; k++) {
                         results[k] = plan == null ? Tensor.empty(DType.FLOAT32, f.shape()) : buffer(plan, arena, f.out().get(k));
@@ -383,6 +374,11 @@ public final class NpuExecutable implements GraphExecutable {
                     traffic.add(new LaunchTraffic(t.kernel(), dmaRead, dmaWritten));
                 }
                 case KernelProgram.MatMulFused m -> {
+                    // The GEMM reads its two operands as strided views; the epilogue's operands are read row by row.
+                    LaunchTraffic g = gatherCallerViews(m.name(), i, instance, l, args, 2);
+                    callerGathered = g.bytes();
+                    dmaRead = g.bytesRead();
+                    dmaWritten = g.bytesWritten();
                     Tensor out = plan == null ? Tensor.empty(DType.FLOAT32, m.shape()) : buffer(plan, arena, m.out().get(0));
                     MatMul.matmul(args[0], args[1], out, m.epilogue(), Arrays.copyOfRange(args, 2, args.length));
                     results = new Tensor[] {out};
@@ -410,6 +406,32 @@ public final class NpuExecutable implements GraphExecutable {
         Tensor[] out = new Tensor[program.outputs().size()];
         for (int i = 0; i < out.length; i++) out[i] = slots[program.outputs().get(i)];
         return out;
+    }
+
+    /**
+     * Gathers, by DMA, the caller's non-contiguous tensors among {@code args[from..]} for launch
+     * {@code launch} ({@code name}), which reads them as contiguous memory, replacing them in
+     * {@code args}; returns the bytes moved. Lowering takes the graph's inputs to be contiguous,
+     * but a program cached for the same shapes may be given views: gathered here, the copy is
+     * counted with the launch instead of made unseen inside the kernel. A non-contiguous value
+     * of the program's own reaching such a launch is a lowering bug.
+     */
+    private static LaunchTraffic gatherCallerViews(String name, int launch, Instance instance, KernelProgram.Launch l, Tensor[] args,
+                                                   int from) {
+        long read = 0, written = 0;
+        for (int k = from; k < args.length; k++) {
+            if (args[k].numel() == 1 || args[k].isContiguous()) continue;
+            if (!instance.callerMemory[l.in().get(k)]) {
+                throw new IllegalStateException(name + " (launch " + launch + ") is given a non-contiguous input " + k + " "
+                        + args[k].layout() + " without a transfer before it");
+            }
+            Tensor gathered = Tensor.empty(args[k].dtype(), args[k].shape());
+            LaunchTraffic t = ViewTransfer.run(name, args[k], gathered);
+            read += t.bytesRead();
+            written += t.bytesWritten();
+            args[k] = gathered;
+        }
+        return new LaunchTraffic(name, read, written);
     }
 
     /** Where a launch writes a slot's value: its arena range, or fresh memory for a value returned to the caller. */

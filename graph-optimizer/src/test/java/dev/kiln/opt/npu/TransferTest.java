@@ -307,6 +307,29 @@ class TransferTest {
         assertArrayEquals(bits(fn.apply(transposed)), bits(compiled.apply(transposed)));
     }
 
+    @Test
+    void aCallersNonContiguousEpilogueOperandIsGatheredAndCountedByTheMatmulLaunch() {
+        // x @ w + r: the program takes r to be contiguous; called with a transposed r, the launch gathers it by DMA.
+        GraphBuilder b = new GraphBuilder();
+        ValueRef x = b.input(f32(5, 8)), w = b.input(f32(8, 6)), r = b.input(f32(5, 6));
+        KernelProgram p = Lowering.lower(b.build(List.of(op(b, new Op.Binary(BinaryFn.ADD), op(b, new Op.MatMul(), x, w), r))), DEVICE);
+        assertEquals(List.of(KernelProgram.MatMulFused.class), p.launches().stream().map(Object::getClass).toList(), p.toText());
+        NpuExecutable exe = new NpuExecutable(p, DEVICE);
+        Tensor xs = Tensor.randn(1, 5, 8), ws = Tensor.randn(2, 8, 6), rs = Tensor.randn(3, 6, 5).permute(1, 0);
+        assertArrayEquals(bits(xs.matmul(ws).add(rs)), bits(exe.run(new Tensor[] {xs, ws, rs})[0]));
+        NpuExecutable.LaunchCost mm = exe.lastRunCosts().getFirst();
+        assertEquals(2 * 5 * 6 * Float.BYTES, mm.callerGathered(), "read and written once");
+        assertEquals(5 * 6 * Float.BYTES, mm.dmaRead());
+        assertEquals(5 * 6 * Float.BYTES, mm.dmaWritten());
+        String d = exe.describe();
+        assertTrue(d.contains("240 B of it gathering a non-contiguous input"), d);
+
+        // A transposed left or right operand is read in place by the GEMM: nothing is gathered.
+        assertArrayEquals(bits(xs.matmul(ws.permute(1, 0).contiguous().permute(1, 0)).add(rs.contiguous())),
+                bits(exe.run(new Tensor[] {xs, ws.permute(1, 0).contiguous().permute(1, 0), rs.contiguous()})[0]));
+        assertEquals(0, exe.lastRunCosts().getFirst().callerGathered());
+    }
+
     /** {@code p} without its one transfer, the transfer's reader reading the view itself. */
     private static KernelProgram withoutTheTransfer(KernelProgram p) {
         KernelProgram.Transfer t = transfers(p).getFirst();
