@@ -7,6 +7,7 @@ import java.lang.foreign.MemorySegment;
 import java.lang.management.ManagementFactory;
 import java.lang.ref.Cleaner;
 import java.util.concurrent.ConcurrentLinkedDeque;
+import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 
@@ -21,7 +22,7 @@ import java.util.concurrent.atomic.AtomicLong;
  * never come back. After {@link #gcInterval} bytes handed out with no block to reuse, the
  * pool asks for a collection in the background; at its capacity it waits for one, as the
  * JDK's direct buffers do at their limit. Fresh blocks of 2 MB or more are aligned to and
- * advised onto huge pages ({@link HugePages}), which makes their first touch cheap.
+ * advised onto huge pages ({@link HugePages}), which the kernel moves them onto over time.
  *
  * <p>Reused blocks are not zeroed: kernels write every element of their outputs. With the
  * system property {@code kiln.npu.poison=true} (set for Kiln's own tests) every block
@@ -46,6 +47,8 @@ final class DramPool {
     private final AtomicLong sinceCollection = new AtomicLong();
     private final AtomicBoolean collecting = new AtomicBoolean();
     private final AtomicLong freshBlocks = new AtomicLong();
+    /** Large blocks made before huge-page advice could be given ({@link HugePages}). */
+    private final ConcurrentLinkedQueue<Block> unadvised = new ConcurrentLinkedQueue<>();
 
     DramPool(long capacity) {
         for (int i = 0; i < CLASSES; i++) free.add(new ConcurrentLinkedDeque<>());
@@ -79,16 +82,27 @@ final class DramPool {
             if (inUse.get() + pooled.get() + size > capacity) trim(size);
             freshBlocks.incrementAndGet();
             Arena arena = Arena.ofShared();
-            boolean huge = size >= HugePages.SIZE && HugePages.available();
-            b = new Block(arena, arena.allocate(size, huge ? HugePages.SIZE : Storage.ALIGNMENT), cls);
-            if (huge) HugePages.advise(b.segment());
+            boolean large = size >= HugePages.SIZE;
+            b = new Block(arena, arena.allocate(size, large ? HugePages.SIZE : Storage.ALIGNMENT), cls);
+            if (large && HugePages.ready()) HugePages.advise(b.segment());
+            else if (large && HugePages.pending()) unadvised.add(b);
         }
+        if (!unadvised.isEmpty()) adviseWaiting();
         inUse.addAndGet(size);
         sinceCollection.addAndGet(size);
         if (POISON) b.segment().fill((byte) 0xFF);
         Block block = b;
         CLEANER.register(owner, () -> release(block));
         return b.segment().asSlice(0, Math.max(bytes, 1));
+    }
+
+    /** Advises the large blocks made while the advice was not ready, once it is (or forgets them, where it never will be). */
+    private void adviseWaiting() {
+        if (HugePages.pending()) return;
+        boolean ready = HugePages.ready();
+        for (Block b; (b = unadvised.poll()) != null; ) {
+            if (ready && b.arena().scope().isAlive()) HugePages.advise(b.segment());
+        }
     }
 
     private void release(Block b) {
