@@ -270,7 +270,7 @@ public final class CacheDirectory {
                 EntryCodec.Manifest m = readManifest(f.path());
                 SequencedMap<String, Long> sizes = new LinkedHashMap<>();
                 m.parts().forEach(p -> sizes.put(p.name(), p.size()));
-                out.add(new EntryInfo(hex, f.path(), f.bytes(), Optional.of(m.created()), f.lastUsed(), m.kilnVersion(),
+                out.add(new EntryInfo(hex, f.path(), f.bytes(), m.created(), f.lastUsed(), m.kilnVersion(),
                         m.key().components(), sizes, m.metadata(), Optional.empty()));
             } catch (NoSuchFileException e) {
                 // evicted or cleared since the scan

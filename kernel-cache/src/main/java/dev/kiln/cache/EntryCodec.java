@@ -8,6 +8,7 @@ import java.time.format.DateTimeParseException;
 import java.util.Arrays;
 import java.util.HexFormat;
 import java.util.LinkedHashMap;
+import java.util.Optional;
 import java.util.SequencedMap;
 
 /**
@@ -37,10 +38,23 @@ final class EntryCodec {
     /** A part as the manifest describes it. */
     record PartInfo(String name, long size, String sha256) {}
 
-    /** The parsed manifest of one entry. */
-    record Manifest(int formatVersion, String kilnVersion, Instant created, CacheKey key,
+    /**
+     * The parsed manifest of one entry. The creation time is kept as written and parsed only
+     * when asked for: the first use of {@code java.time}'s parser costs a fresh JVM 7 ms, on
+     * every warm start's first cache hit, and only listings show the time.
+     */
+    record Manifest(int formatVersion, String kilnVersion, String createdText, CacheKey key,
                     SequencedMap<String, String> metadata, java.util.List<PartInfo> parts) {
         long partBytes() { return parts.stream().mapToLong(PartInfo::size).sum(); }
+
+        /** When the entry was written; empty if the time, of the right shape, is still no instant (a month 13). */
+        Optional<Instant> created() {
+            try {
+                return Optional.of(Instant.parse(createdText));
+            } catch (DateTimeParseException e) {
+                return Optional.empty();
+            }
+        }
     }
 
     /** Why an entry cannot be used; the message says what was wrong. */
@@ -126,10 +140,24 @@ final class EntryCodec {
         return Artifact.of(parts, m.metadata());
     }
 
+    /** Whether {@code s} has the shape {@link Instant#toString} writes: yyyy-MM-ddTHH:mm:ss, an optional fraction, Z. */
+    private static boolean hasInstantShape(String s) {
+        String shape = "dddd-dd-ddTdd:dd:dd";
+        if (s.length() <= shape.length() || s.charAt(s.length() - 1) != 'Z') return false;
+        for (int i = 0; i < shape.length(); i++) {
+            char want = shape.charAt(i), c = s.charAt(i);
+            if (want == 'd' ? c < '0' || c > '9' : c != want) return false;
+        }
+        String fraction = s.substring(shape.length(), s.length() - 1);
+        if (fraction.isEmpty()) return true;
+        if (fraction.charAt(0) != '.' || fraction.length() < 2 || fraction.length() > 10) return false;
+        return fraction.chars().skip(1).allMatch(c -> c >= '0' && c <= '9');
+    }
+
     private static Manifest parse(String text) throws CorruptEntryException {
         Integer format = null;
         String kilnVersion = null;
-        Instant created = null;
+        String created = null;
         String keyHex = null;
         SequencedMap<String, String> components = new LinkedHashMap<>();
         SequencedMap<String, String> metadata = new LinkedHashMap<>();
@@ -144,7 +172,10 @@ final class EntryCodec {
                 switch (name) {
                     case "format" -> format = Integer.parseInt(value);
                     case "kiln-version" -> kilnVersion = value;
-                    case "created" -> created = Instant.parse(value);
+                    case "created" -> {
+                        if (!hasInstantShape(value)) throw new CorruptEntryException("garbage in manifest: created=" + value);
+                        created = value;
+                    }
                     case "key" -> keyHex = value;
                     case "part" -> parts.add(parsePart(value));
                     default -> {
@@ -161,7 +192,7 @@ final class EntryCodec {
             CacheKey key = CacheKey.fromComponents(components);
             if (!key.hex().equals(keyHex)) throw new CorruptEntryException("manifest key " + keyHex + " does not match its components");
             return new Manifest(format, kilnVersion, created, key, metadata, java.util.List.copyOf(parts));
-        } catch (NumberFormatException | DateTimeParseException e) {
+        } catch (NumberFormatException e) {
             throw new CorruptEntryException("garbage in manifest: " + e.getMessage());
         } catch (IllegalArgumentException e) {
             throw new CorruptEntryException("bad manifest: " + e.getMessage());
