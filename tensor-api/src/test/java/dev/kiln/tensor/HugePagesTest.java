@@ -38,6 +38,9 @@ class HugePagesTest {
         assertEquals(0, block.address() % HugePages.SIZE, "large blocks are aligned to huge pages");
         awaitSettled();
         assumeTrue(HugePages.ready(), "no huge-page advice here");
+        try (Arena arena = Arena.ofConfined()) {
+            assumeTrue(HugePages.advise(arena.allocate(HugePages.SIZE, HugePages.SIZE)), "this kernel refuses the advice");
+        }
         pool.allocate(64, new Object());  // any later allocation advises the blocks that waited
         String flags = vmFlags(block.address()).orElseThrow(() -> new AssertionError("no mapping holds the block"));
         assertTrue((" " + flags + " ").contains(" hg "), "not advised: VmFlags " + flags);
