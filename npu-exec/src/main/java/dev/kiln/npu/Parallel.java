@@ -77,11 +77,15 @@ public final class Parallel {
      * parked between a block's kernels, 170 to 180 us with the caller working).
      */
     static void runOnWorkers(long n, int chunks, RangeBody body) {
-        if (TEAM != null && TEAM.tryRun(n, chunks, body)) return;
         ChunkJob job = new ChunkJob(n, chunks, body, Thread.currentThread());
-        for (int i = Math.min(chunks, WORKERS) - 1; i > 0; i--) POOL.execute(job::work);
-        job.work();
-        job.awaitDone(Team.SPIN_NANOS);
+        boolean onTeam = TEAM != null && TEAM.offer(job);
+        try {
+            if (!onTeam) for (int i = Math.min(chunks, WORKERS) - 1; i > 0; i--) POOL.execute(job::work);
+            job.work();
+            job.awaitDone(Team.SPIN_NANOS);
+        } finally {
+            if (onTeam) TEAM.release();
+        }
         job.rethrow();
     }
 

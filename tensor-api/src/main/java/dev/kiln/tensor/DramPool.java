@@ -47,7 +47,7 @@ final class DramPool {
     private final AtomicLong sinceCollection = new AtomicLong();
     private final AtomicBoolean collecting = new AtomicBoolean();
     private final AtomicLong freshBlocks = new AtomicLong();
-    /** Large blocks made before huge-page advice could be given ({@link HugePages}). */
+    /** Fresh large blocks waiting for huge-page advice ({@link HugePages}). */
     private final ConcurrentLinkedQueue<Block> unadvised = new ConcurrentLinkedQueue<>();
 
     DramPool(long capacity) {
@@ -84,8 +84,7 @@ final class DramPool {
             Arena arena = Arena.ofShared();
             boolean large = size >= HugePages.SIZE;
             b = new Block(arena, arena.allocate(size, large ? HugePages.SIZE : Storage.ALIGNMENT), cls);
-            if (large && HugePages.ready()) HugePages.advise(b.segment());
-            else if (large && HugePages.pending()) unadvised.add(b);
+            if (large) unadvised.add(b);
         }
         if (!unadvised.isEmpty()) adviseWaiting();
         inUse.addAndGet(size);
@@ -96,7 +95,7 @@ final class DramPool {
         return b.segment().asSlice(0, Math.max(bytes, 1));
     }
 
-    /** Advises the large blocks made while the advice was not ready, once it is (or forgets them, where it never will be). */
+    /** Advises the fresh large blocks once the advice is ready (or forgets them, where it never will be). */
     private void adviseWaiting() {
         if (HugePages.pending()) return;
         boolean ready = HugePages.ready();
