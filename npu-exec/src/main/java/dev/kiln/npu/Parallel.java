@@ -75,17 +75,19 @@ public final class Parallel {
      * works too: handing all of them to the pool made it wait for a worker to wake and then
      * for it to wake another (two 100 us chunks took 270 to 300 us when the workers had
      * parked between a block's kernels, 170 to 180 us with the caller working).
+     *
+     * <p>The team's path stays in {@link Team#tryRun}, apart from the pool's. With both paths
+     * merged into one call of {@link ChunkJob#work} here (the same steps in the same order),
+     * the caller's chunks of a matmul ran 1.7 times slower than the worker's, on the CPU, in
+     * about two JVMs of three from start to end: W2 compiled 12.9 ms instead of 7.3. Why was
+     * not found (see docs/PERFORMANCE.md, W2); this shape never showed it in 12 JVMs.
      */
     static void runOnWorkers(long n, int chunks, RangeBody body) {
+        if (TEAM != null && TEAM.tryRun(n, chunks, body)) return;
         ChunkJob job = new ChunkJob(n, chunks, body, Thread.currentThread());
-        boolean onTeam = TEAM != null && TEAM.offer(job);
-        try {
-            if (!onTeam) for (int i = Math.min(chunks, WORKERS) - 1; i > 0; i--) POOL.execute(job::work);
-            job.work();
-            job.awaitDone(Team.SPIN_NANOS);
-        } finally {
-            if (onTeam) TEAM.release();
-        }
+        for (int i = Math.min(chunks, WORKERS) - 1; i > 0; i--) POOL.execute(job::work);
+        job.work();
+        job.awaitDone(Team.SPIN_NANOS);
         job.rethrow();
     }
 

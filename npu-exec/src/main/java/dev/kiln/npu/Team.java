@@ -9,7 +9,7 @@ import java.util.function.BooleanSupplier;
  * after each launch. A block's kernels follow one another within tens of microseconds, and
  * a worker that had parked in between took 50 to 80 us to wake: on 2 cores, about as long
  * as a small kernel's half. One launch at a time; a caller that finds the team busy (another
- * thread's launch, or a launch from inside a chunk) is told so and has its chunks helped elsewhere.
+ * thread's launch, or a launch from inside a chunk) is told so and runs its chunks elsewhere.
  *
  * <p>Chunks are the same fixed ranges whichever thread takes them, so results do not depend
  * on the team. Workers spin only while {@code spinAllowed} says so (not while the JIT needs
@@ -43,21 +43,24 @@ final class Team {
     }
 
     /**
-     * Hands {@code j} to the workers, who take its chunks with the caller; false, handing
-     * nothing, when the team is taken. The caller {@linkplain #release releases} the team once
-     * the job has ended.
+     * Runs the {@code chunks} chunks of [0, n) on the caller and the workers; false, having
+     * run nothing, when the team is taken. Returns once every chunk has ended, and then
+     * throws the first chunk's failure, if any.
      */
-    boolean offer(ChunkJob j) {
+    boolean tryRun(long n, int chunks, Parallel.RangeBody body) {
         if (!taken.compareAndSet(false, true)) return false;
-        job = j;
-        for (Worker w : workers) LockSupport.unpark(w);
+        ChunkJob j = new ChunkJob(n, chunks, body, Thread.currentThread());
+        try {
+            job = j;
+            for (Worker w : workers) LockSupport.unpark(w);
+            j.work();
+            j.awaitDone(SPIN_NANOS);
+        } finally {
+            job = null;
+            taken.set(false);
+        }
+        j.rethrow();
         return true;
-    }
-
-    /** Frees the team for the next launch, after the job {@link #offer} took has ended. */
-    void release() {
-        job = null;
-        taken.set(false);
     }
 
     private final class Worker extends Thread {
