@@ -22,6 +22,13 @@ import java.util.concurrent.ConcurrentHashMap;
  */
 public abstract class Module {
     private static final ConcurrentHashMap<Class<?>, List<Field>> FIELDS = new ConcurrentHashMap<>();
+    /**
+     * Record classes' components with their accessors, found once: a compiled module collects its
+     * parameters on every call, and {@code Class.getRecordComponents} builds new objects each time.
+     */
+    private static final ConcurrentHashMap<Class<?>, List<Component>> COMPONENTS = new ConcurrentHashMap<>();
+
+    private record Component(String name, java.lang.reflect.Method accessor) {}
 
     /**
      * Parameters by dotted path ({@code "mlp.up.weight"}, {@code "layers.3.norm.weight"}), in a
@@ -61,7 +68,7 @@ public abstract class Module {
                 for (int i = 0; i < arr.length; i++) visit(arr[i], path + "." + i, out, seenTensors, seenModules);
             }
             case Record r -> {
-                for (var c : r.getClass().getRecordComponents()) visit(component(c, r), path + "." + c.getName(), out, seenTensors, seenModules);
+                for (Component c : components(r.getClass())) visit(read(c, r), path + "." + c.name(), out, seenTensors, seenModules);
             }
             case List<?> list -> {
                 for (int i = 0; i < list.size(); i++) visit(list.get(i), path + "." + i, out, seenTensors, seenModules);
@@ -83,13 +90,23 @@ public abstract class Module {
         }
     }
 
-    private static Object component(java.lang.reflect.RecordComponent c, Record r) {
+    private static List<Component> components(Class<?> recordClass) {
+        return COMPONENTS.computeIfAbsent(recordClass, k -> {
+            List<Component> out = new ArrayList<>();
+            for (var c : k.getRecordComponents()) {
+                java.lang.reflect.Method accessor = c.getAccessor();
+                accessor.setAccessible(true);
+                out.add(new Component(c.getName(), accessor));
+            }
+            return List.copyOf(out);
+        });
+    }
+
+    private static Object read(Component c, Record r) {
         try {
-            java.lang.reflect.Method accessor = c.getAccessor();
-            accessor.setAccessible(true);
-            return accessor.invoke(r);
+            return c.accessor().invoke(r);
         } catch (ReflectiveOperationException e) {
-            throw new IllegalStateException("cannot read record component " + c, e);
+            throw new IllegalStateException("cannot read record component " + c.name() + " of " + r.getClass().getName(), e);
         }
     }
 
