@@ -72,6 +72,16 @@ class MatMulProperties {
         MatMulReference.assertMatches("x @ w.mT()", MatMulReference.of(x, w.mT()), x.matmul(w.mT()));
     }
 
+    @Property(tries = 25)
+    void transposedWeightsPastAVectorAndAKSliceMatchReference(@ForAll @IntRange(min = 17, max = 40) int m,
+                                                              @ForAll @IntRange(min = 1, max = 600) int k,
+                                                              @ForAll @IntRange(min = 1, max = 150) int n, @ForAll long seed) {
+        // B = w.mT() (a linear layer's weights) is packed column by column along K: sizes across vector widths, panels and K slices.
+        Tensor x = TestTensors.tensor(TestTensors.randomData((long) m * k, seed, 2, false), DType.FLOAT32, Presentation.CONTIGUOUS, m, k);
+        Tensor w = TestTensors.tensor(TestTensors.randomData((long) n * k, seed + 1, 2, false), DType.FLOAT32, Presentation.CONTIGUOUS, n, k);
+        MatMulReference.assertMatches("x " + m + "x" + k + " @ w.mT() " + k + "x" + n, MatMulReference.of(x, w.mT()), x.matmul(w.mT()));
+    }
+
     /** Shape of rank {@code rank}: batch dims are a suffix of {@code batch} with some set to 1; 1-D is just the inner dim. */
     private static int[] matrixShape(int rank, int[] batch, int rows, int cols, boolean left, SplittableRandom r) {
         if (rank == 1) return new int[] {left ? cols : rows};
