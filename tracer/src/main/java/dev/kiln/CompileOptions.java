@@ -34,8 +34,12 @@ public record CompileOptions(Backend backend, Dynamic dynamic, int recompileLimi
      * outside) are constants once bound, as with torch inductor's freezing: the backend may
      * derive forms of them once (transposed into the layout a matmul reads fastest, stacked
      * q, k and v weights) and reuse them for as long as the same tensors are bound. Binding
-     * other tensors (assigning a parameter) is seen; writing into a bound weight's memory is not.
-     * Results agree with the unfrozen program to rounding.
+     * other tensors (assigning a parameter) is seen, and so is a write into a bound weight's
+     * memory {@linkplain dev.kiln.tensor.Storage#markWritten marked} as such; an unmarked
+     * write is not. Results agree with the unfrozen program to rounding.
+     *
+     * <p>Without freezing, the weights are read where they are at every call; a matmul still
+     * keeps its weight packed while the same unchanged memory comes back (the same rule).
      */
     public CompileOptions freezeWeights(boolean f) { return new CompileOptions(backend, dynamic, recompileLimit, fullGraph, f); }
 

@@ -78,7 +78,12 @@ public final class Serving {
         if (keyCache.storage() == valueCache.storage() && keyCache.layout().equals(valueCache.layout())) {
             throw new KilnException(op + ": keyCache and valueCache are the same tensor; keys and values need separate caches");
         }
-        KernelsHolder.KERNELS.reshapeAndCache(key, value, keyCache, valueCache, slots);
+        try {
+            KernelsHolder.KERNELS.reshapeAndCache(key, value, keyCache, valueCache, slots);
+        } finally {
+            keyCache.storage().markWritten();
+            valueCache.storage().markWritten();
+        }
     }
 
     // ================================================================ PagedAttention

@@ -17,6 +17,8 @@ public final class Storage {
 
     // Assigned once, right after construction: the pool needs the owner to watch for its release.
     private MemorySegment segment;
+    /** Bumped by every write into memory that already holds a tensor's values (see {@link #markWritten}). */
+    private volatile int version;
 
     private Storage() {}
 
@@ -36,7 +38,28 @@ public final class Storage {
         return new Storage(segment);
     }
 
+    /**
+     * The memory. Tensors are values: Kiln's ops write only fresh memory, except the
+     * in-place serving ops, which {@link #markWritten mark} what they write. Code that
+     * writes through this segment into memory that already holds a tensor's values must
+     * call {@link #markWritten} too, or compiled programs may keep using forms of the old
+     * values they derived (a matmul's packed weights).
+     */
     public MemorySegment segment() { return segment; }
+
+    /**
+     * How many times the memory has been written after its tensor was made: a compiled
+     * program keeps what it derived from a tensor (packed matmul weights) while its
+     * storage and version are the same.
+     */
+    public int version() { return version; }
+
+    /** Records a write into memory that already held values: see {@link #version}. */
+    public void markWritten() {
+        synchronized (this) {
+            version++;
+        }
+    }
 
     public long byteSize() { return segment.byteSize(); }
 }

@@ -33,7 +33,7 @@ public final class CompilerWarmup implements dev.kiln.ops.Warmup {
 
     @Override
     public void round() {
-        Graph g = NpuGraphCompiler.pipeline().run(graph).graph();
+        Graph g = NpuGraphCompiler.pipeline(java.util.Set.of()).run(graph).graph();
         KernelProgram p = Lowering.lower(g, NpuDevice.current());
         new NpuExecutable(KernelProgram.parse(p.toText()), NpuDevice.current());
         CacheKey.ofGraphHash(graph.hash(), graph.inputMetas().toString(), NpuDevice.current().toString(),

@@ -5,6 +5,7 @@ import dev.kiln.npu.device.NpuDevice;
 import dev.kiln.npu.fused.FusedKernel;
 import dev.kiln.npu.fused.ViewTransfer;
 import dev.kiln.npu.kernels.MatMul;
+import dev.kiln.npu.kernels.gemm.WeightPanels;
 import dev.kiln.ops.Dispatch;
 import dev.kiln.ops.Op;
 import dev.kiln.ops.TensorMeta;
@@ -53,13 +54,24 @@ public final class NpuExecutable implements GraphExecutable {
         final boolean[] callerMemory;
         /** The launches that depend on frozen weights alone, split off; null when there are none. */
         final Hoisting hoisting;
+        /**
+         * Per launch: where a matmul whose right operand is the caller's memory (a weight, or a
+         * view of one) keeps it packed; null for other launches. Shared by the instances of
+         * every size, whose launches are the same.
+         */
+        final WeightPanels[] panelSites;
         volatile ArenaPool arenas;
 
         Instance(KernelProgram program, FusedKernel[] kernels) {
-            this(program, kernels, true);
+            this(program, kernels, true, null);
         }
 
-        private Instance(KernelProgram program, FusedKernel[] kernels, boolean hoist) {
+        /** An instance at other sizes of {@code base}'s program, sharing its panel sites. */
+        Instance(KernelProgram program, FusedKernel[] kernels, Instance base) {
+            this(program, kernels, true, base.program.launches().size() == program.launches().size() ? base.panelSites : null);
+        }
+
+        private Instance(KernelProgram program, FusedKernel[] kernels, boolean hoist, WeightPanels[] sites) {
             this.program = program;
             this.kernels = kernels;
             this.hoisting = hoist ? Hoisting.of(program, kernels) : null;
@@ -72,12 +84,24 @@ public final class NpuExecutable implements GraphExecutable {
             for (KernelProgram.Launch l : launches) {
                 if (l instanceof KernelProgram.Eager e && e.op() instanceof Op.ViewOp) callerMemory[l.out().getFirst()] = callerMemory[l.in().getFirst()];
             }
+            this.panelSites = sites != null ? sites : panelSites(launches, callerMemory);
+        }
+
+        private static WeightPanels[] panelSites(List<KernelProgram.Launch> launches, boolean[] callerMemory) {
+            WeightPanels[] sites = new WeightPanels[launches.size()];
+            for (int i = 0; i < sites.length; i++) {
+                KernelProgram.Launch l = launches.get(i);
+                boolean matmul = l instanceof KernelProgram.MatMulFused || l instanceof KernelProgram.Eager e && e.op() instanceof Op.MatMul;
+                if (matmul && callerMemory[l.in().get(1)]) sites[i] = new WeightPanels();
+            }
+            return sites;
         }
     }
 
     /**
      * A program's launches that read frozen weights, or values computed from them alone, run
-     * as their own program ({@code once}) whenever the bound weight tensors change, and the
+     * as their own program ({@code once}) whenever the bound weight tensors change (another
+     * tensor, or a {@linkplain dev.kiln.tensor.Storage#markWritten marked write}), and the
      * rest ({@code main}) reads their results as extra inputs. The results live outside the
      * arena, for as long as the same weights are bound.
      */
@@ -87,8 +111,8 @@ public final class NpuExecutable implements GraphExecutable {
         final Instance once, main;
         private volatile Computed computed;
 
-        /** What {@code once} gave for these weight tensors (compared by identity). */
-        private record Computed(Tensor[] weights, Tensor[] values) {}
+        /** What {@code once} gave for these weight tensors (compared by identity) at these storage versions. */
+        private record Computed(Tensor[] weights, int[] versions, Tensor[] values) {}
 
         private Hoisting(int[] weightPositions, Instance once, Instance main) {
             this.weightPositions = weightPositions;
@@ -121,7 +145,8 @@ public final class NpuExecutable implements GraphExecutable {
             mainInputs.addAll(extra);
             KernelProgram main = new KernelProgram(p.slots(), mainInputs, mainIdx.stream().map(launches::get).toList(), p.outputs());
             int[] positions = p.weights().stream().mapToInt(p.inputs()::indexOf).toArray();
-            return new Hoisting(positions, new Instance(once, pick(kernels, onceIdx), false), new Instance(main, pick(kernels, mainIdx), false));
+            return new Hoisting(positions, new Instance(once, pick(kernels, onceIdx), false, null),
+                    new Instance(main, pick(kernels, mainIdx), false, null));
         }
 
         private static FusedKernel[] pick(FusedKernel[] kernels, List<Integer> indices) {
@@ -133,20 +158,27 @@ public final class NpuExecutable implements GraphExecutable {
         /** The hoisted results for the weights bound in {@code inputs}, computed when they are not those of the last call. */
         Tensor[] values(Tensor[] inputs, NpuExecutable exe) {
             Computed c = computed;
-            if (c != null && sameWeights(c.weights(), inputs)) return c.values();
+            if (c != null && sameWeights(c, inputs)) return c.values();
             synchronized (this) {
                 c = computed;
-                if (c != null && sameWeights(c.weights(), inputs)) return c.values();
+                if (c != null && sameWeights(c, inputs)) return c.values();
                 Tensor[] weights = new Tensor[weightPositions.length];
-                for (int i = 0; i < weights.length; i++) weights[i] = inputs[weightPositions[i]];
+                int[] versions = new int[weightPositions.length];
+                for (int i = 0; i < weights.length; i++) {
+                    weights[i] = inputs[weightPositions[i]];
+                    versions[i] = weights[i].storage().version();
+                }
                 Tensor[] values = exe.run(once, inputs, null, null, false);
-                computed = new Computed(weights, values);
+                computed = new Computed(weights, versions, values);
                 return values;
             }
         }
 
-        private boolean sameWeights(Tensor[] weights, Tensor[] inputs) {
-            for (int i = 0; i < weights.length; i++) if (weights[i] != inputs[weightPositions[i]]) return false;
+        private boolean sameWeights(Computed c, Tensor[] inputs) {
+            for (int i = 0; i < c.weights().length; i++) {
+                Tensor bound = inputs[weightPositions[i]];
+                if (c.weights()[i] != bound || c.versions()[i] != bound.storage().version()) return false;
+            }
             return true;
         }
     }
@@ -288,7 +320,7 @@ public final class NpuExecutable implements GraphExecutable {
                 kernels[i] = shared.program().equals(f.program()) ? shared : new FusedKernel(f.name(), f.program(), device);
             }
         }
-        Instance made = new Instance(p, kernels);
+        Instance made = new Instance(p, kernels, baseInstance);
         synchronized (instances) {
             Instance raced = instances.putIfAbsent(key, made);
             return raced != null ? raced : made;
@@ -326,6 +358,7 @@ public final class NpuExecutable implements GraphExecutable {
         for (int i = 0; i < launches.size(); i++) {
             long t0 = System.nanoTime();
             KernelProgram.Launch l = launches.get(i);
+            WeightPanels panelSite = instance.panelSites[i];
             Tensor[] args = new Tensor[l.in().size()];
             for (int k = 0; k < args.length; k++) args[k] = slots[l.in().get(k)];
             long dmaRead = 0, dmaWritten = 0, operandRead = 0, operandWritten = 0, callerGathered = 0;
@@ -346,6 +379,12 @@ public final class NpuExecutable implements GraphExecutable {
                         args[0] = gathered;
                     }
                     results = Dispatch.apply(e.op(), args);
+                }
+                case KernelProgram.Eager e when plan != null && panelSite != null -> {
+                    results = new Tensor[] {buffer(plan, arena, l.out().getFirst())};
+                    MatMul.matmul(args[0], args[1], panelSite, results[0]);
+                    operandRead = operandBytes(args);
+                    operandWritten = operandBytes(results);
                 }
                 case KernelProgram.Eager e when plan == null -> {
                     results = Dispatch.apply(e.op(), args);
@@ -380,7 +419,7 @@ public final class NpuExecutable implements GraphExecutable {
                     dmaRead = g.bytesRead();
                     dmaWritten = g.bytesWritten();
                     Tensor out = plan == null ? Tensor.empty(DType.FLOAT32, m.shape()) : buffer(plan, arena, m.out().get(0));
-                    MatMul.matmul(args[0], args[1], out, m.epilogue(), Arrays.copyOfRange(args, 2, args.length));
+                    MatMul.matmul(args[0], args[1], panelSite, out, m.epilogue(), Arrays.copyOfRange(args, 2, args.length));
                     results = new Tensor[] {out};
                     operandRead = operandBytes(args);
                     operandWritten = operandBytes(results);
@@ -502,6 +541,8 @@ public final class NpuExecutable implements GraphExecutable {
                 case KernelProgram.Transfer t -> "transfer view -> contiguous " + t.dtype() + t.shape() + " (" + MemoryPlan.bytes(t.bytes()) + ")";
             };
             sb.append(String.format(Locale.ROOT, "  launch %d: %s", i, what));
+            long packed = ran.panelSites[i] == null ? 0 : ran.panelSites[i].bytes();
+            if (packed > 0) sb.append(" from its right operand packed in advance (").append(MemoryPlan.bytes(packed)).append(')');
             if (costs != null && i < costs.length) {
                 LaunchCost c = costs[i];
                 sb.append(String.format(Locale.ROOT, ", %.3f ms", c.nanos() / 1e6));

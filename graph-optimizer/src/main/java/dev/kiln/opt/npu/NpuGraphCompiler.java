@@ -100,16 +100,19 @@ public final class NpuGraphCompiler implements GraphCompiler {
         return new Counts(COMPILES.sum(), MEMORY_HITS.sum(), DISK_HITS.sum(), COMPILE_NANOS.sum() / 1e6);
     }
 
-    /** The NPU's passes: the standard pipeline, and sibling linear layers merged into one matmul. */
-    static Pipeline pipeline() {
+    /**
+     * The NPU's passes for a graph whose inputs at {@code weights} are frozen weights: the
+     * standard pipeline, and sibling linear layers merged into one matmul.
+     */
+    static Pipeline pipeline(Set<Integer> weights) {
         List<dev.kiln.opt.GraphPass> passes = new java.util.ArrayList<>(Pipeline.standard().passes());
-        passes.add(new MergeSiblingMatmuls());
+        passes.add(new MergeSiblingMatmuls(weights));
         return new Pipeline(passes, Pipeline.DEFAULT_MAX_ROUNDS);
     }
 
     /** The kernel program for {@code g}, compiled afresh. */
     public KernelProgram lower(Graph g) {
-        return Lowering.lower(pipeline().run(g).graph(), device);
+        return Lowering.lower(pipeline(Set.of()).run(g).graph(), device);
     }
 
     /** The cache key of {@code g} on this compiler's device. */
@@ -147,7 +150,7 @@ public final class NpuGraphCompiler implements GraphCompiler {
             }
         }
         long t0 = System.nanoTime();
-        Pipeline.Result optimised = pipeline().run(g);
+        Pipeline.Result optimised = pipeline(weights).run(g);
         KernelProgram p = Lowering.lower(optimised.graph(), device, weights);
         COMPILE_NANOS.add(System.nanoTime() - t0);
         COMPILES.increment();
@@ -200,7 +203,7 @@ public final class NpuGraphCompiler implements GraphCompiler {
         // What the passes changed, as explain shows it, is that of the first sample.
         String[] passes = {null};
         Optional<ProgramFamily> family = ProgramFamily.fitChecked(graphs, base, g -> {
-            Pipeline.Result optimised = pipeline().run(g);
+            Pipeline.Result optimised = pipeline(weights).run(g);
             if (passes[0] == null) passes[0] = optimised.explain().strip();
             return Lowering.lower(optimised.graph(), device, weights);
         });

@@ -32,9 +32,12 @@ class FrozenWeightsTest {
     private static final NpuDevice DEVICE = NpuDevice.current();
 
     /** {@code x @ w.T} for x [6, 32] and w [40, 32]: a linear layer's product. */
-    private static Graph linear() {
+    private static Graph linear() { return linear(6); }
+
+    /** {@code x @ w.T} for x [rows, 32] and w [40, 32]. */
+    static Graph linear(int rows) {
         GraphBuilder b = new GraphBuilder();
-        ValueRef x = b.input(new TensorMeta(DType.FLOAT32, Shape.of(6, 32)));
+        ValueRef x = b.input(new TensorMeta(DType.FLOAT32, Shape.of(rows, 32)));
         ValueRef w = b.input(new TensorMeta(DType.FLOAT32, Shape.of(40, 32)));
         ValueRef wt = b.apply(new Op.Permute(List.of(1, 0)), List.of(w)).get(0);
         return b.build(List.of(b.apply(new Op.MatMul(), List.of(x, wt)).get(0)));

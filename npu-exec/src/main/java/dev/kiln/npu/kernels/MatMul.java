@@ -6,6 +6,7 @@ import dev.kiln.npu.kernels.gemm.FloatGemm;
 import dev.kiln.npu.kernels.gemm.FloatGemv;
 import dev.kiln.npu.kernels.gemm.GemmProblem;
 import dev.kiln.npu.kernels.gemm.LongGemm;
+import dev.kiln.npu.kernels.gemm.WeightPanels;
 import dev.kiln.tensor.DType;
 import dev.kiln.tensor.KilnTypeException;
 import dev.kiln.tensor.Tensor;
@@ -27,16 +28,29 @@ public final class MatMul {
      * {@link Epilogue#compute}. {@code out} is fresh, contiguous and shaped as {@code Op.MatMul.infer} says.
      */
     public static void matmul(Tensor a, Tensor b, Tensor out, Epilogue epilogue, Tensor... operands) {
+        matmul(a, b, null, out, epilogue, operands);
+    }
+
+    /**
+     * {@link #matmul(Tensor, Tensor, Tensor, Epilogue, Tensor...)} at a call site that keeps
+     * {@code b} packed while the same values come back ({@link WeightPanels}; null: none).
+     */
+    public static void matmul(Tensor a, Tensor b, WeightPanels site, Tensor out, Epilogue epilogue, Tensor... operands) {
         if (!out.isContiguous()) throw new IllegalArgumentException("matmul: the output must be contiguous, got " + out.layout());
         if (out.dtype() != DType.FLOAT32) throw new KilnTypeException("matmul with an epilogue: the output must be float32, got " + out.dtype());
         if (out.numel() == 0) return;
         GemmProblem p = GemmProblem.of(a, b, out);
         if (p.k() == 0) zero(out);
-        epilogue.compute("matmul with an epilogue", p, out.shape(), operands);
+        epilogue.compute("matmul with an epilogue", p, out.shape(), site, b, operands);
     }
 
     /** out = a @ b, where {@code out} is fresh, contiguous and shaped as {@code Op.MatMul.infer} says. */
     public static void matmul(Tensor a, Tensor b, Tensor out) {
+        matmul(a, b, null, out);
+    }
+
+    /** {@link #matmul(Tensor, Tensor, Tensor)} at a call site that keeps {@code b} packed ({@link WeightPanels}; null: none). */
+    public static void matmul(Tensor a, Tensor b, WeightPanels site, Tensor out) {
         if (out.numel() == 0) return;
         if (!out.isContiguous()) throw new IllegalArgumentException("matmul: the output must be contiguous, got " + out.layout());
         GemmProblem p = GemmProblem.of(a, b, out);
@@ -46,7 +60,7 @@ public final class MatMul {
         }
         switch (a.dtype()) {
             case FLOAT32 -> {
-                if (!FloatGemv.tryCompute(p)) FloatGemm.compute(p);
+                if (!FloatGemv.tryCompute(p)) FloatGemm.compute(p, site, b);
             }
             case FLOAT16, BFLOAT16 -> FloatGemm.compute(p);
             case FLOAT64 -> DoubleGemm.compute(p);

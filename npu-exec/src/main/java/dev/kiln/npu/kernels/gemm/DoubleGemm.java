@@ -23,7 +23,7 @@ public final class DoubleGemm extends PackedGemm<double[]> {
 
     /** Computes {@code p} (float64 operands; K > 0). */
     public static void compute(GemmProblem p) {
-        INSTANCE.run(p, null);
+        INSTANCE.run(p, null, null);
     }
 
     @Override

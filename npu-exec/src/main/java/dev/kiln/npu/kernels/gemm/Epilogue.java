@@ -80,12 +80,20 @@ public record Epilogue(TileProgram program, List<Source> sources) {
      * operation in errors.
      */
     public void compute(String op, GemmProblem p, Shape shape, Tensor... operands) {
+        compute(op, p, shape, null, null, operands);
+    }
+
+    /**
+     * {@link #compute(String, GemmProblem, Shape, Tensor...)} at a call site that keeps its
+     * right operand {@code b} packed (see {@link WeightPanels}).
+     */
+    public void compute(String op, GemmProblem p, Shape shape, WeightPanels site, Tensor b, Tensor... operands) {
         if (p.a().dtype() != DType.FLOAT32 || p.b().dtype() != DType.FLOAT32) {
             throw new KilnException(op + ": a matmul epilogue needs float32 operands, got " + p.a().dtype() + " and " + p.b().dtype());
         }
         Bound bound = bind(op, operands, shape, p.n());
         if (p.k() > 0 && !FloatGemv.tryCompute(p)) {
-            FloatGemm.compute(p, bound);
+            FloatGemm.compute(p, bound, site, b);
             return;
         }
         // The product is already in C (or is empty): one pass over it, rows split between workers.

@@ -2,6 +2,7 @@ package dev.kiln.npu.kernels.gemm;
 
 import dev.kiln.tensor.DType;
 import dev.kiln.tensor.Elements;
+import dev.kiln.tensor.Tensor;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorMask;
 
@@ -32,12 +33,21 @@ public final class FloatGemm extends PackedGemm<float[]> {
 
     /** Computes {@code p} (float32, float16 or bfloat16 operands of one type; K > 0). */
     public static void compute(GemmProblem p) {
-        INSTANCE.run(p, null);
+        INSTANCE.run(p, null, null);
     }
 
-    /** Computes float32 {@code p} and applies {@code epilogue} to C as it is finished. */
-    static void compute(GemmProblem p, Epilogue.Bound epilogue) {
-        INSTANCE.run(p, epilogue);
+    /** Computes {@code p} as {@link #compute(GemmProblem)} does, with B ({@code b}) packed whole at {@code site} when that keeps it. */
+    public static void compute(GemmProblem p, WeightPanels site, Tensor b) {
+        compute(p, null, site, b);
+    }
+
+    /**
+     * Computes float32 {@code p}, applying {@code epilogue} (when not null) to C as it is
+     * finished, with B packed whole at {@code site} when that keeps it (see {@link WeightPanels}).
+     */
+    static void compute(GemmProblem p, Epilogue.Bound epilogue, WeightPanels site, Tensor b) {
+        float[] packed = site == null || p.b().dtype() != DType.FLOAT32 ? null : site.panelsFor(INSTANCE, p, b);
+        INSTANCE.run(p, epilogue, packed);
     }
 
     @Override

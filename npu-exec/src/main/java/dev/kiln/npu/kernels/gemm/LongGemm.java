@@ -24,7 +24,7 @@ public final class LongGemm extends PackedGemm<long[]> {
 
     /** Computes {@code p} (int32 or int64 operands of one type; K > 0). */
     public static void compute(GemmProblem p) {
-        INSTANCE.run(p, null);
+        INSTANCE.run(p, null, null);
     }
 
     @Override

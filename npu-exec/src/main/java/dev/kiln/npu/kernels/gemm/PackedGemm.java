@@ -78,11 +78,38 @@ abstract class PackedGemm<P> {
     void closeBlock(GemmProblem p, Block c, int batch, int rows, int cols) {}
 
     /**
+     * B (one matrix, {@code k x n}, batch entry 0 of {@code b}) packed whole, as
+     * {@link #computeBlock} reads it: for each kc-deep slice of K, the nr-wide panels left
+     * to right (the last zero-padded), at {@link #packedPanel}.
+     */
+    final P packWhole(Operand b, int k, int n) {
+        int nr = blocking.nr(), paddedN = Blocking.roundUp(n, nr);
+        P dst = newBuffer(Math.toIntExact((long) k * paddedN));
+        Parallel.forRange(paddedN / nr, (long) k * n, (from, to) -> {
+            for (long j = from; j < to; j++) {
+                int col = (int) j * nr;
+                for (int pc = 0; pc < k; pc += blocking.kc()) {
+                    int kc = Math.min(blocking.kc(), k - pc);
+                    packB(b, 0, pc, kc, col, Math.min(nr, n - col), dst, packedPanel(pc, kc, col, n));
+                }
+            }
+        });
+        return dst;
+    }
+
+    /** Where the panel of K slice [pc, pc+kc) and columns from {@code col} starts in B packed whole ({@link #packWhole}). */
+    private int packedPanel(int pc, int kc, int col, int n) {
+        return pc * Blocking.roundUp(n, blocking.nr()) + col * kc;
+    }
+
+    /**
      * Computes the whole problem, on every worker when it is large enough; then, when
      * {@code epilogue} is not null, applies it to each block of C (an A block's rows by a B
      * slab's columns) right after the block's last K slice, while it is in the nearer caches.
+     * {@code packedB}, when not null, is B packed whole ({@link #packWhole}), shared by every
+     * batch entry: nothing of B is packed then.
      */
-    final void run(GemmProblem p, Epilogue.Bound epilogue) {
+    final void run(GemmProblem p, Epilogue.Bound epilogue, P packedB) {
         int workers = Parallel.workers();
         long cost = p.flops() / 16;
         boolean parallel = workers > 1 && cost >= Parallel.SERIAL_THRESHOLD;
@@ -92,8 +119,9 @@ abstract class PackedGemm<P> {
         boolean splitColumns = true;
         if (parallel && !enoughEntries) {
             // Cutting N makes every worker pack all of A; cutting M, all of B: duplicate the smaller.
+            // B packed whole costs nothing to share, and cutting M leaves every panel whole.
             boolean columnsFit = p.n() >= workers * nr, rowsFit = p.m() >= workers * mr;
-            splitColumns = columnsFit && (p.m() <= p.n() || !rowsFit);
+            splitColumns = columnsFit && (packedB == null && p.m() <= p.n() || !rowsFit);
             if (columnsFit || rowsFit) tiles = workers;
         }
         int tileCount = tiles;
@@ -117,7 +145,7 @@ abstract class PackedGemm<P> {
                     row0 = boundary(p.m(), mr, tile, tileCount);
                     row1 = boundary(p.m(), mr, tile + 1, tileCount);
                 }
-                computeBlock(p, ws, finisher, batch, row0, row1, col0, col1);
+                computeBlock(p, ws, packedB, finisher, batch, row0, row1, col0, col1);
             }
             workspaces.set(ws);
         });
@@ -142,7 +170,8 @@ abstract class PackedGemm<P> {
         return (int) Math.min(extent, granules * part / parts * granule);
     }
 
-    private void computeBlock(GemmProblem p, Workspace<P> ws, Epilogue.Worker finisher, int batch, int row0, int row1, int col0, int col1) {
+    private void computeBlock(GemmProblem p, Workspace<P> ws, P packedB, Epilogue.Worker finisher, int batch, int row0, int row1, int col0,
+                              int col1) {
         int mr = blocking.mr(), nr = blocking.nr(), k = p.k();
         Block c = openBlock(p, batch, row0, row1 - row0, col0, col1 - col0);
         // With a single A block each B panel is used right after packing: reuse one panel's
@@ -159,12 +188,24 @@ abstract class PackedGemm<P> {
                 for (int ic = row0; ic < row1; ic += blocking.mc()) {
                     int mc = Math.min(blocking.mc(), row1 - ic);
                     packA(p.a(), batch, ic, mc, pc, kc, ws.a);
-                    for (int jr = 0; jr < nc; jr += nr) {
-                        int cols = Math.min(nr, nc - jr);
-                        // B is packed while the first A block consumes it, so the panel is still in cache.
-                        int panel = panelAtATime ? 0 : jr * kc;
+                    for (int jr = 0, cols; jr < nc; jr += cols) {
+                        P bPanels;
+                        int panel;
+                        if (packedB != null) {
+                            // Panels packed whole start at multiples of nr; a worker's columns start at any
+                            // multiple of the column granule, so its first panel may be the tail of one.
+                            int inPanel = (jc + jr) % nr;
+                            cols = Math.min(nr - inPanel, nc - jr);
+                            bPanels = packedB;
+                            panel = packedPanel(pc, kc, jc + jr - inPanel, p.n()) + inPanel;
+                        } else {
+                            cols = Math.min(nr, nc - jr);
+                            // B is packed while the first A block consumes it, so the panel is still in cache.
+                            bPanels = ws.b;
+                            panel = panelAtATime ? 0 : jr * kc;
+                        }
                         int ir = 0;
-                        if (ic == row0) {
+                        if (ic == row0 && packedB == null) {
                             if (multiplyPacking(p.b(), batch, pc, kc, jc + jr, cols, ws.a, 0, ws.b, panel, ws.tile)) {
                                 store(ws.tile, Math.min(mr, mc), cols, c, ic, jc + jr, accumulate);
                                 ir = mr;
@@ -173,8 +214,8 @@ abstract class PackedGemm<P> {
                             }
                         }
                         for (; ir < mc; ir += mr) {
-                            if (cols < nr) multiplyColumns(kc, ws.a, ir * kc, ws.b, panel, ws.tile, cols);
-                            else multiply(kc, ws.a, ir * kc, ws.b, panel, ws.tile);
+                            if (cols < nr) multiplyColumns(kc, ws.a, ir * kc, bPanels, panel, ws.tile, cols);
+                            else multiply(kc, ws.a, ir * kc, bPanels, panel, ws.tile);
                             store(ws.tile, Math.min(mr, mc - ir), cols, c, ic + ir, jc + jr, accumulate);
                         }
                     }

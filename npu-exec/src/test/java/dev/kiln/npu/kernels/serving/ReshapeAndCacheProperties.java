@@ -60,9 +60,13 @@ class ReshapeAndCacheProperties {
             }
         }
         Tensor slotTensor = int32Slots ? Tensor.of(toInts(slots), tokens) : Tensor.of(slots, tokens);
+        int keyVersion = keyCache.storage().version(), valueVersion = valueCache.storage().version();
         Serving.reshapeAndCache(key, value, keyCache, valueCache, slotTensor);
         assertBitsEqual(expectedKeys, values(keyCache));
         assertBitsEqual(expectedValues, values(valueCache));
+        // Marked as written, so a compiled program re-reads what it derived from the caches (packed panels).
+        assertEquals(keyVersion + 1, keyCache.storage().version());
+        assertEquals(valueVersion + 1, valueCache.storage().version());
     }
 
     static int[] toInts(long[] v) {
