@@ -20,8 +20,8 @@ import java.util.OptionalDouble;
  * functions ({@link UnaryFn#apply}, {@link BinaryFn#apply}, {@link BinaryFn#applyLong})
  * and rounded to the result dtype with {@link Elements} on a scratch segment, exactly as
  * a store does. For the correctly rounded functions (arithmetic, comparisons, min/max,
- * sqrt, sin, cos, pow, casts) that is bit-for-bit what the kernels give; for the float32
- * transcendental kernels (exp, tanh, erf, ...), which are accurate to a few ulp, the
+ * sqrt, pow, casts) that is bit-for-bit what the kernels give; for the float32
+ * transcendental kernels (exp, tanh, erf, sin, ...), which are accurate to a few ulp, the
  * folded value is the correctly rounded one.
  *
  * <p>Every method returns empty when the value cannot be known exactly: an integer

@@ -38,7 +38,7 @@ class ConstantFoldingProperties {
             65504, 70000, 1e10, -3e9, 3e9, 0x1p31, 0x1p53 + 2, 0x1p62, Double.NaN, Double.POSITIVE_INFINITY,
             Double.NEGATIVE_INFINITY};
     private static final EnumSet<UnaryFn> EXACT = EnumSet.of(UnaryFn.NEG, UnaryFn.ABS, UnaryFn.RELU, UnaryFn.SQRT,
-            UnaryFn.SIN, UnaryFn.COS, UnaryFn.LOGICAL_NOT);
+            UnaryFn.LOGICAL_NOT);
 
     /** A graph {@code op(Full, ...)} and whether its result may differ from the kernel's by a few ulp. */
     private record Case(Graph graph, boolean approximate) {}

@@ -26,7 +26,7 @@ final class ScalarTileLoop implements TileLoop {
     private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED;
     /** Besides the {@link VectorMath} functions. */
     private static final Set<UnaryFn> UNARY = EnumSet.of(UnaryFn.NEG, UnaryFn.ABS, UnaryFn.RELU, UnaryFn.SQRT, UnaryFn.RSQRT,
-            UnaryFn.SIN, UnaryFn.COS, UnaryFn.LOGICAL_NOT);
+            UnaryFn.LOGICAL_NOT);
     private static final Set<BinaryFn> BINARY = EnumSet.of(BinaryFn.ADD, BinaryFn.SUB, BinaryFn.MUL, BinaryFn.DIV, BinaryFn.MINIMUM,
             BinaryFn.MAXIMUM);
 
@@ -119,7 +119,6 @@ final class ScalarTileLoop implements TileLoop {
             case RELU -> { for (int i = 0; i < n; i++) y[i] = Math.max(x[i], 0f); }
             case SQRT -> { for (int i = 0; i < n; i++) y[i] = (float) Math.sqrt(x[i]); }
             case RSQRT -> { for (int i = 0; i < n; i++) y[i] = 1f / (float) Math.sqrt(x[i]); }
-            case SIN, COS -> { for (int i = 0; i < n; i++) y[i] = (float) fn.apply(x[i]); }
             case LOGICAL_NOT -> { for (int i = 0; i < n; i++) y[i] = x[i] == 0f ? 1f : 0f; }
             default -> {
                 System.arraycopy(x, 0, y, 0, n);

@@ -51,7 +51,6 @@ final class StageWriter {
     private static final Method MASK_AND = method(VectorMask.class, "and", VectorMask.class),
             MASK_OR = method(VectorMask.class, "or", VectorMask.class), MASK_EQ = method(VectorMask.class, "eq", VectorMask.class),
             MASK_NOT = method(VectorMask.class, "not");
-    private static final Method LANE_UNARY = method(LaneOps.class, "unary", UnaryFn.class, FloatVector.class);
     private static final Method LANE_BINARY = method(LaneOps.class, "binary", BinaryFn.class, FloatVector.class, FloatVector.class);
 
     private static Method method(Class<?> owner, String name, Class<?>... parameters) {
@@ -73,6 +72,8 @@ final class StageWriter {
             case ERF -> "erf";
             case GELU -> "gelu";
             case GELU_TANH -> "geluTanh";
+            case SIN -> "sin";
+            case COS -> "cos";
             default -> throw new IllegalArgumentException("no VectorMath function for " + fn);
         };
         return method(VectorMath.class, name, FloatVector.class);
@@ -231,11 +232,6 @@ final class StageWriter {
                 mv.visitInsn(Opcodes.FCONST_0);
                 invoke(EQ_SCALAR);
                 invoke(BLEND_SCALAR);
-            }
-            case SIN, COS -> {
-                enumConstant(UnaryFn.class, fn.name());
-                aload(x);
-                invoke(LANE_UNARY);
             }
             default -> { aload(x); invoke(vectorMath(fn)); }
         }

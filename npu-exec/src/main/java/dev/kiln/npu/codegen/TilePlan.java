@@ -143,7 +143,7 @@ final class TilePlan {
     /** A call after which another can still be inlined: a small VectorMath function, or a lane-by-lane helper (which boxes anyway). */
     static boolean isSmallCall(TileInstr ins) {
         return switch (ins) {
-            case TileInstr.Unary u -> SMALL_CALLS.contains(u.fn()) || u.fn() == UnaryFn.SIN || u.fn() == UnaryFn.COS;
+            case TileInstr.Unary u -> SMALL_CALLS.contains(u.fn());
             case TileInstr.Binary b -> laneByLane(b.fn());
             default -> false;
         };

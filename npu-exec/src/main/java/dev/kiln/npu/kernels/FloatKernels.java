@@ -22,10 +22,6 @@ import java.nio.ByteOrder;
  * dispatching switch is, and compiled it is larger than C2 inlines into a caller (over
  * {@code InlineSmallCode}), so the switch calls the loops instead of merging them into
  * one over-budget compilation.
- *
- * <p>sin and cos run scalar {@link Math#sin}/{@link Math#cos} (correctly rounded to
- * float32): they are rare in models (rotary tables are small) and a vector version
- * with full-range argument reduction is not worth its size here.
  */
 final class FloatKernels {
     private static final VectorSpecies<Float> S = VectorMath.SPECIES;
@@ -60,9 +56,7 @@ final class FloatKernels {
             case SQRT -> sqrt(a, ao, o, oo, n);
             case RSQRT -> rsqrt(a, ao, o, oo, n);
             case LOGICAL_NOT -> logicalNot(a, ao, o, oo, n);
-            case EXP, LOG, TANH, SIGMOID, ERF, GELU, GELU_TANH, SILU, SOFTPLUS -> eitherWay(fn, a, ao, o, oo, n);
-            case SIN -> { for (int i = 0; i < n; i++) set(o, oo, i, (float) Math.sin(get(a, ao, i))); }
-            case COS -> { for (int i = 0; i < n; i++) set(o, oo, i, (float) Math.cos(get(a, ao, i))); }
+            case EXP, LOG, TANH, SIGMOID, ERF, GELU, GELU_TANH, SILU, SOFTPLUS, SIN, COS -> eitherWay(fn, a, ao, o, oo, n);
         }
     }
 
@@ -101,6 +95,8 @@ final class FloatKernels {
             case GELU_TANH -> geluTanh(a, ao, o, oo, n);
             case SILU -> silu(a, ao, o, oo, n);
             case SOFTPLUS -> softplus(a, ao, o, oo, n);
+            case SIN -> sin(a, ao, o, oo, n);
+            case COS -> cos(a, ao, o, oo, n);
             default -> throw new IllegalStateException(fn + " has no scalar twin");
         }
     }
@@ -159,6 +155,14 @@ final class FloatKernels {
 
     private static void sigmoid(MemorySegment a, long ao, MemorySegment o, long oo, int n) {
         for (int i = 0; i < n; i += L) VectorMath.sigmoid(ld(a, ao, i)).intoMemorySegment(o, oo + (long) i * Float.BYTES, NATIVE);
+    }
+
+    private static void sin(MemorySegment a, long ao, MemorySegment o, long oo, int n) {
+        for (int i = 0; i < n; i += L) VectorMath.sin(ld(a, ao, i)).intoMemorySegment(o, oo + (long) i * Float.BYTES, NATIVE);
+    }
+
+    private static void cos(MemorySegment a, long ao, MemorySegment o, long oo, int n) {
+        for (int i = 0; i < n; i += L) VectorMath.cos(ld(a, ao, i)).intoMemorySegment(o, oo + (long) i * Float.BYTES, NATIVE);
     }
 
     private static void silu(MemorySegment a, long ao, MemorySegment o, long oo, int n) {

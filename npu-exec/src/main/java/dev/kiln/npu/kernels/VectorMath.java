@@ -291,6 +291,83 @@ public final class VectorMath {
         return x.max(ZERO).add(log1p);
     }
 
+    // ---------------------------------------------------------------- sin, cos
+
+    private static final float TWO_OVER_PI_S = 0x1.45f306p-1f;
+    /** -pi/2 as C1 + C2 + C3, 72 bits (the first below -pi/2, the others positive): r = ax + n C1 + n C2 + n C3. */
+    private static final float NEG_PIO2_1_S = -0x1.921fb6p+0f, PIO2_2_S = 0x1.777a5cp-25f, PIO2_3_S = 0x1.ee59dap-50f;
+    /**
+     * Up to this |x| (n below 2^17) the reduction r = |x| - n pi/2 by three fmas is good to
+     * about an ulp of r, also for the floats nearest a multiple of pi/2. Beyond it, and for
+     * infinities, each lane takes the JDK's double sin or cos, rounded to float.
+     */
+    private static final float TRIG_REDUCED_MAX_S = 131072f;
+    /** sin r = r + r^3 (S3 + S5 s + ... + S11 s^4), s = r^2, on |r| <= pi/4: Taylor to r^11, truncation 7e-12. */
+    private static final float S3_S = -0x1.555556p-3f, S5_S = 0x1.111112p-7f, S7_S = -0x1.a01a02p-13f, S9_S = 0x1.71de3ap-19f,
+            S11_S = -0x1.ae6456p-26f;
+    /** cos r = 1 - s/2 + s^2 (C4 + C6 s + ... + C12 s^4): Taylor to r^12, truncation 4e-13. */
+    private static final float C4_S = 0x1.555556p-5f, C6_S = -0x1.6c16c2p-10f, C8_S = 0x1.a01a02p-16f, C10_S = -0x1.27e4fcp-22f,
+            C12_S = 0x1.1eed8ep-29f;
+    private static final FloatVector TWO_OVER_PI = v(TWO_OVER_PI_S), NEG_PIO2_1 = v(NEG_PIO2_1_S), PIO2_2 = v(PIO2_2_S),
+            PIO2_3 = v(PIO2_3_S), TRIG_REDUCED_MAX = v(TRIG_REDUCED_MAX_S);
+    private static final FloatVector S3 = v(S3_S), S5 = v(S5_S), S7 = v(S7_S), S9 = v(S9_S), S11 = v(S11_S);
+    private static final FloatVector C4 = v(C4_S), C6 = v(C6_S), C8 = v(C8_S), C10 = v(C10_S), C12 = v(C12_S);
+    private static final int SIGN_BIT_S = 0x80000000;
+    private static final IntVector THREE = v(3), ONE_BIT = v(1), TWO_BITS = v(2), SIGN_BIT = v(SIGN_BIT_S);
+
+    /** Sine. Maximum error 1.5 ulp; odd (sin(-0) = -0); NaN for infinities. */
+    public static FloatVector sin(FloatVector x) {
+        return trig(x, false);
+    }
+
+    /** Cosine. Maximum error 1.5 ulp; NaN for infinities. */
+    public static FloatVector cos(FloatVector x) {
+        return trig(x, true);
+    }
+
+    /**
+     * sin or cos of |x| = n pi/2 + r, from the polynomials of sin r and cos r picked and signed
+     * by the quadrant n mod 4; the sign of x is put back for sin (odd), not for cos (even).
+     */
+    private static FloatVector trig(FloatVector x, boolean cosine) {
+        FloatVector ax = x.abs();
+        FloatVector k = ax.fma(TWO_OVER_PI, ROUNDER);
+        FloatVector n = k.sub(ROUNDER);
+        // ax - n C1 is exact (the product's bits end where r's do); each later fma rounds relative to r itself.
+        FloatVector r = n.fma(PIO2_3, n.fma(PIO2_2, n.fma(NEG_PIO2_1, ax)));
+        FloatVector s = r.mul(r);
+        FloatVector sinR = r.mul(s).fma(S11.fma(s, S9).fma(s, S7).fma(s, S5).fma(s, S3), r);
+        FloatVector hs = s.mul(HALF);
+        FloatVector w = ONE.sub(hs);
+        // 1 - s/2 rounded, its rounding error added back with the rest (as fdlibm's cos does).
+        FloatVector cosR = w.add(ONE.sub(w).sub(hs).add(s.mul(s).mul(C12.fma(s, C10).fma(s, C8).fma(s, C6).fma(s, C4))));
+        return pick(x, ax, k, sinR, cosR, cosine);
+    }
+
+    /**
+     * The result for quadrant n (from {@code k}) of sin r and cos r, signed; lanes past the
+     * reduction's range from the JDK. Apart from {@link #trig} so that each stays within what C2
+     * inlines into a loop (325 bytes of bytecode).
+     */
+    private static FloatVector pick(FloatVector x, FloatVector ax, FloatVector k, FloatVector sinR, FloatVector cosR, boolean cosine) {
+        IntVector q = k.reinterpretAsInts().sub(ROUNDER_BITS);
+        if (cosine) q = q.add(ONE_BIT);
+        // Quadrant q (n, or n + 1 for cos): sin r, cos r, -sin r, -cos r.
+        FloatVector v = sinR.blend(cosR, q.and(ONE_BIT).compare(VectorOperators.NE, 0).cast(SPECIES));
+        IntVector sign = q.and(TWO_BITS).lanewise(VectorOperators.LSHL, 30);
+        if (!cosine) sign = sign.lanewise(VectorOperators.XOR, x.reinterpretAsInts().and(SIGN_BIT));
+        FloatVector y = v.reinterpretAsInts().lanewise(VectorOperators.XOR, sign).reinterpretAsFloats();
+        VectorMask<Float> beyond = ax.compare(VectorOperators.GT, TRIG_REDUCED_MAX);
+        return beyond.anyTrue() ? perLane(x, y, beyond, cosine) : y;
+    }
+
+    /** {@code y} with the lanes of {@code beyond} replaced by the JDK's double sin or cos of x, rounded to float. */
+    private static FloatVector perLane(FloatVector x, FloatVector y, VectorMask<Float> beyond, boolean cosine) {
+        float[] xs = x.toArray(), ys = y.toArray();
+        for (int i = 0; i < ys.length; i++) if (beyond.laneIsSet(i)) ys[i] = cosine ? (float) Math.cos(xs[i]) : (float) Math.sin(xs[i]);
+        return FloatVector.fromArray(SPECIES, ys, 0);
+    }
+
     // ---------------------------------------------------------------- erf, GELU
 
     /** erf(z) = z + z P(z^2) below this |z|; 1 - e^R(z) above. */
@@ -427,7 +504,7 @@ public final class VectorMath {
     /** Whether {@code fn} is one of the functions here, with a scalar twin. */
     public static boolean hasScalarTwin(UnaryFn fn) {
         return switch (fn) {
-            case EXP, LOG, TANH, SIGMOID, ERF, GELU, GELU_TANH, SILU, SOFTPLUS -> true;
+            case EXP, LOG, TANH, SIGMOID, ERF, GELU, GELU_TANH, SILU, SOFTPLUS, SIN, COS -> true;
             default -> false;
         };
     }
@@ -444,6 +521,8 @@ public final class VectorMath {
             case GELU_TANH -> { for (int i = 0; i < n; i++) v[i] = geluTanh(v[i]); }
             case SILU -> { for (int i = 0; i < n; i++) v[i] = silu(v[i]); }
             case SOFTPLUS -> { for (int i = 0; i < n; i++) v[i] = softplus(v[i]); }
+            case SIN -> { for (int i = 0; i < n; i++) v[i] = sin(v[i]); }
+            case COS -> { for (int i = 0; i < n; i++) v[i] = cos(v[i]); }
             default -> throw new IllegalArgumentException(fn + " has no scalar twin here");
         }
     }
@@ -470,6 +549,34 @@ public final class VectorMath {
         float k = Math.fma(a, LOG2E_S, ROUNDER_S);
         float e = expPolynomial(reduced(a, k)) * pow2(k, POW2_SCALED_24_S) * UNSCALE_24_S;
         return (x < 0f ? e : 1f) / (e + 1f);
+    }
+
+    /** The twin of {@link #sin(FloatVector)}. */
+    public static float sin(float x) {
+        return trig(x, false);
+    }
+
+    /** The twin of {@link #cos(FloatVector)}. */
+    public static float cos(float x) {
+        return trig(x, true);
+    }
+
+    private static float trig(float x, boolean cosine) {
+        float ax = Math.abs(x);
+        if (ax > TRIG_REDUCED_MAX_S) return cosine ? (float) Math.cos(x) : (float) Math.sin(x);
+        float k = Math.fma(ax, TWO_OVER_PI_S, ROUNDER_S);
+        float n = k - ROUNDER_S;
+        float r = Math.fma(n, PIO2_3_S, Math.fma(n, PIO2_2_S, Math.fma(n, NEG_PIO2_1_S, ax)));
+        float s = r * r;
+        float sinR = Math.fma(r * s, Math.fma(Math.fma(Math.fma(Math.fma(S11_S, s, S9_S), s, S7_S), s, S5_S), s, S3_S), r);
+        float hs = s * HALF_S;
+        float w = 1f - hs;
+        float cosR = w + (((1f - w) - hs) + s * s * Math.fma(Math.fma(Math.fma(Math.fma(C12_S, s, C10_S), s, C8_S), s, C6_S), s, C4_S));
+        int q = Float.floatToRawIntBits(k) - ROUNDER_BITS_S + (cosine ? 1 : 0);
+        float v = (q & 1) != 0 ? cosR : sinR;
+        int sign = (q & 2) << 30;
+        if (!cosine) sign ^= Float.floatToRawIntBits(x) & SIGN_BIT_S;
+        return Float.intBitsToFloat(Float.floatToRawIntBits(v) ^ sign);
     }
 
     /** The twin of {@link #tanh(FloatVector)}. */

@@ -162,6 +162,44 @@ public class VectorMathTest {
         sweep("gelu_tanh", VectorMath::geluTanh, VectorMathTest::geluTanhRef, -25, 25, 3.5);
     }
 
+    @Test
+    void sin() {
+        sweep("sin", VectorMath::sin, Math::sin, -200, 200, 1.5);
+        // Up to the reduction's limit, and past it (the JDK's sin per lane).
+        sweep("sin far out", VectorMath::sin, Math::sin, -131072, 131072, 1.5);
+        sweep("sin beyond", VectorMath::sin, Math::sin, -1e7, 1e7, 1.5);
+    }
+
+    @Test
+    void cos() {
+        sweep("cos", VectorMath::cos, Math::cos, -200, 200, 1.5);
+        sweep("cos far out", VectorMath::cos, Math::cos, -131072, 131072, 1.5);
+        sweep("cos beyond", VectorMath::cos, Math::cos, -1e7, 1e7, 1.5);
+    }
+
+    /** The floats nearest the multiples of pi/2 up to the reduction's limit, where sin or cos is smallest. */
+    @Test
+    void sinAndCosNearTheirZeros() {
+        float[] xs = new float[7 * 83_500 + S.length()];
+        int n = 0;
+        for (int k = 1; k <= 83_440; k++) {
+            float x = (float) (k * Math.PI / 2);
+            for (int d = 0; d < 3; d++) x = Math.nextDown(x);
+            for (int d = 0; d < 7; d++, x = Math.nextUp(x)) xs[n++] = x;
+        }
+        n = (n + S.length() - 1) / S.length() * S.length();
+        float[] s = new float[n], c = new float[n];
+        for (int i = 0; i < n; i += S.length()) {
+            VectorMath.sin(FloatVector.fromArray(S, xs, i)).intoArray(s, i);
+            VectorMath.cos(FloatVector.fromArray(S, xs, i)).intoArray(c, i);
+        }
+        for (int i = 0; i < n; i++) {
+            float x = xs[i];
+            assertTrue(ulpError(s[i], Math.sin(x)) <= 1.5, "sin(" + x + ") = " + s[i] + ", reference " + Math.sin(x));
+            assertTrue(ulpError(c[i], Math.cos(x)) <= 1.5, "cos(" + x + ") = " + c[i] + ", reference " + Math.cos(x));
+        }
+    }
+
     /**
      * C2 inlines a hot callee only up to FreqInlineSize (325) bytes of bytecode; a VectorMath
      * function over that would be called out of line from every loop, boxing its vectors.
@@ -174,13 +212,13 @@ public class VectorMathTest {
         }
         int functions = 0;
         for (MethodModel m : model.methods()) {
-            // The vector functions; exp's scalar twin has no vectors to box.
-            if (!m.flags().has(AccessFlag.PUBLIC) || !m.methodType().stringValue().startsWith("(Ljdk/incubator/vector/FloatVector;")) continue;
+            // The vector functions and their helpers (the scalar twins have no vectors to box).
+            if (!m.methodType().stringValue().startsWith("(Ljdk/incubator/vector/FloatVector;")) continue;
             int size = m.findAttribute(java.lang.classfile.Attributes.code()).map(CodeAttribute::codeLength).orElseThrow();
             assertTrue(size <= 325, m.methodName() + " is " + size + " bytes of bytecode, over C2's FreqInlineSize of 325");
             functions++;
         }
-        assertEquals(10, functions, "public functions checked");
+        assertEquals(15, functions, "vector functions and helpers checked");
     }
 
     @Test
@@ -198,6 +236,8 @@ public class VectorMathTest {
         assertScalarTwin("erf", VectorMath::erf, VectorMath::erf);
         assertScalarTwin("gelu", VectorMath::gelu, VectorMath::gelu);
         assertScalarTwin("gelu_tanh", VectorMath::geluTanh, VectorMath::geluTanh);
+        assertScalarTwin("sin", VectorMath::sin, VectorMath::sin);
+        assertScalarTwin("cos", VectorMath::cos, VectorMath::cos);
     }
 
     /** A scalar twin gives the vector function's bits for every 2^8th float, both signs, and the special values. */
@@ -206,7 +246,8 @@ public class VectorMathTest {
         int n = 0;
         for (float x : new float[] {Float.NaN, Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY, -104f, -103.97f, 89f, 88.72f,
                 -87.34f, -110f, -109.9f, 0f, -0f, Float.MIN_VALUE, -Float.MIN_VALUE, Float.MIN_NORMAL, 0.75f, 0.84375f, 3.95f, 14.5f,
-                11f, -11f, -14.5f, Float.MAX_VALUE, -Float.MAX_VALUE, Float.intBitsToFloat(0xffc00000)}) {
+                11f, -11f, -14.5f, 131072f, -131072f, Math.nextUp(131072f), 0.7853982f, 2.3561945f, Float.MAX_VALUE, -Float.MAX_VALUE,
+                Float.intBitsToFloat(0xffc00000)}) {
             xs[n++] = x;
         }
         for (int bits = 0; bits < 0x7f800000; bits += 1 << 8) {
@@ -266,9 +307,17 @@ public class VectorMathTest {
         assertTrue(Float.isNaN(one(VectorMath::gelu, Float.NEGATIVE_INFINITY)));
         assertTrue(Float.isNaN(one(VectorMath::geluTanh, Float.NEGATIVE_INFINITY)));
         assertTrue(Float.isNaN(one(VectorMath::silu, Float.NEGATIVE_INFINITY)));
+        assertEquals(-0f, one(VectorMath::sin, -0f));
+        assertEquals(0f, one(VectorMath::sin, 0f));
+        assertEquals(1f, one(VectorMath::cos, -0f));
+        assertEquals(-Float.MIN_VALUE, one(VectorMath::sin, -Float.MIN_VALUE));
+        for (float inf : new float[] {Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY}) {
+            assertTrue(Float.isNaN(one(VectorMath::sin, inf)));
+            assertTrue(Float.isNaN(one(VectorMath::cos, inf)));
+        }
         for (UnaryOperator<FloatVector> f : java.util.List.<UnaryOperator<FloatVector>>of(VectorMath::exp, VectorMath::log,
                 VectorMath::log1p, VectorMath::tanh, VectorMath::sigmoid, VectorMath::silu, VectorMath::softplus,
-                VectorMath::erf, VectorMath::gelu, VectorMath::geluTanh)) {
+                VectorMath::erf, VectorMath::gelu, VectorMath::geluTanh, VectorMath::sin, VectorMath::cos)) {
             assertTrue(Float.isNaN(one(f, Float.NaN)));
         }
     }
