@@ -99,11 +99,13 @@ public final class NpuExecutable implements GraphExecutable {
     }
 
     /**
-     * A program's launches that read frozen weights, or values computed from them alone, run
-     * as their own program ({@code once}) whenever the bound weight tensors change (another
-     * tensor, or a {@linkplain dev.kiln.tensor.Storage#markWritten marked write}), and the
-     * rest ({@code main}) reads their results as extra inputs. The results live outside the
-     * arena, for as long as the same weights are bound.
+     * A program's constants (launches without inputs, such as {@code arange}, and what is
+     * computed from them) and the values of frozen weights computed from them alone run as
+     * their own program ({@code once}): at the first call, and again whenever the bound weight
+     * tensors change (another tensor, or a {@linkplain dev.kiln.tensor.Storage#markWritten
+     * marked write}). The rest ({@code main}) reads their results as extra inputs; they live
+     * outside the arena. A value the caller gets back, or a view of one, is never hoisted: every
+     * call returns memory of its own.
      */
     private static final class Hoisting {
         /** The weights' positions among the program's inputs. */
@@ -121,15 +123,22 @@ public final class NpuExecutable implements GraphExecutable {
         }
 
         static Hoisting of(KernelProgram p, FusedKernel[] kernels) {
-            if (p.weights().isEmpty()) return null;
             List<KernelProgram.Launch> launches = p.launches();
-            boolean[] fromWeights = new boolean[p.slots()];
-            for (int w : p.weights()) fromWeights[w] = true;
+            // The values the caller gets back, and those they view.
+            boolean[] returned = new boolean[p.slots()];
+            for (int s : p.outputs()) returned[s] = true;
+            for (int i = launches.size() - 1; i >= 0; i--) {
+                if (launches.get(i) instanceof KernelProgram.Eager e && e.op() instanceof Op.ViewOp && returned[e.out().getFirst()]) {
+                    returned[e.in().getFirst()] = true;
+                }
+            }
+            boolean[] fixed = new boolean[p.slots()];
+            for (int w : p.weights()) fixed[w] = true;
             List<Integer> onceIdx = new ArrayList<>(), mainIdx = new ArrayList<>();
             for (int i = 0; i < launches.size(); i++) {
                 KernelProgram.Launch l = launches.get(i);
-                boolean hoisted = !l.in().isEmpty() && l.in().stream().allMatch(s -> fromWeights[s]);
-                if (hoisted) for (int s : l.out()) fromWeights[s] = true;
+                boolean hoisted = l.in().stream().allMatch(s -> fixed[s]) && l.out().stream().noneMatch(s -> returned[s]);
+                if (hoisted) for (int s : l.out()) fixed[s] = true;
                 (hoisted ? onceIdx : mainIdx).add(i);
             }
             if (onceIdx.isEmpty()) return null;
@@ -138,7 +147,7 @@ public final class NpuExecutable implements GraphExecutable {
             for (int i : onceIdx) produced.addAll(launches.get(i).out());
             java.util.Set<Integer> needed = new java.util.TreeSet<>();
             for (int i : mainIdx) for (int s : launches.get(i).in()) if (produced.contains(s)) needed.add(s);
-            for (int s : p.outputs()) if (produced.contains(s)) needed.add(s);
+            if (needed.isEmpty()) return null;
             List<Integer> extra = List.copyOf(needed);
             KernelProgram once = new KernelProgram(p.slots(), p.inputs(), onceIdx.stream().map(launches::get).toList(), extra);
             List<Integer> mainInputs = new ArrayList<>(p.inputs());
@@ -518,8 +527,9 @@ public final class NpuExecutable implements GraphExecutable {
         if (!passes.isEmpty()) for (String line : passes.split("\n")) sb.append("  passes: ").append(line).append('\n');
         if (instance.hoisting != null) {
             List<KernelProgram.Launch> once = instance.hoisting.once.program.launches();
-            sb.append("  frozen weights: ").append(once.size()).append(once.size() == 1 ? " launch runs" : " launches run")
-                    .append(" once while the same weight tensors are bound (")
+            sb.append("  constants").append(program.weights().isEmpty() ? "" : " and frozen weights").append(": ").append(once.size())
+                    .append(once.size() == 1 ? " launch runs" : " launches run")
+                    .append(program.weights().isEmpty() ? " once (" : " once while the same weight tensors are bound (")
                     .append(once.stream().map(NpuExecutable::launchName).collect(java.util.stream.Collectors.joining(", ")))
                     .append("); the launches below are the rest\n");
         }

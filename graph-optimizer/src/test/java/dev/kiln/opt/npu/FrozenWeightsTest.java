@@ -26,6 +26,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertNotSame;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 class FrozenWeightsTest {
@@ -73,8 +74,35 @@ class FrozenWeightsTest {
         NpuExecutable plain = c.compile(linear()), frozen = c.compile(linear(), Set.of(1));
         assertClose(plain.run(in)[0].toFloatArray(), frozen.run(in)[0].toFloatArray());
         assertNotEquals(c.key(linear()), c.key(linear(), Set.of(1)));
-        assertTrue(frozen.describe().contains("frozen weights: 2 launches run once"), frozen.describe());
+        assertTrue(frozen.describe().contains("constants and frozen weights: 2 launches run once"), frozen.describe());
         assertTrue(frozen.program().launches().size() > plain.program().launches().size());
+    }
+
+    /**
+     * {@code x * exp(arange(8) * -0.5)} and {@code arange(0, 16, 2)} returned: the constant chain
+     * runs once, the returned constant at every call, into memory of its own.
+     */
+    @Test
+    void constantsRunOnceAndAReturnedConstantIsFreshAtEveryCall() {
+        GraphBuilder b = new GraphBuilder();
+        ValueRef x = b.input(new TensorMeta(DType.FLOAT32, Shape.of(4, 8)));
+        ValueRef steps = b.apply(new Op.Arange(0, 1, 8, DType.FLOAT32), List.of()).get(0);
+        ValueRef decay = b.apply(new Op.Unary(dev.kiln.ops.UnaryFn.EXP),
+                List.of(b.apply(new Op.BinaryScalar(dev.kiln.ops.BinaryFn.MUL, -0.5, false, false), List.of(steps)).get(0))).get(0);
+        ValueRef returned = b.apply(new Op.Arange(0, 2, 8, DType.FLOAT32), List.of()).get(0);
+        Graph g = b.build(List.of(b.apply(new Op.Binary(dev.kiln.ops.BinaryFn.MUL), List.of(x, decay)).get(0), returned));
+        NpuExecutable exe = new NpuGraphCompiler(DEVICE, KernelCache.open(CacheConfig.memoryOnly(16 << 20))).compile(g);
+        Tensor[] first = null;
+        for (int call = 0; call < 3; call++) {
+            Tensor in = Tensor.randn(call, 4, 8);
+            Tensor[] want = new dev.kiln.trace.GraphInterpreter(g).run(new Tensor[] {in}), got = exe.run(new Tensor[] {in});
+            assertClose(want[0].toFloatArray(), got[0].toFloatArray());
+            assertArrayEquals(want[1].toFloatArray(), got[1].toFloatArray());
+            if (first == null) first = got;
+            else assertNotSame(first[1].storage(), got[1].storage(), "a returned constant is the caller's own memory");
+        }
+        String explain = exe.describe();
+        assertTrue(explain.contains("constants: 2 launches run once"), explain);
     }
 
     /** A layer whose weight is a field, so that tests can bind another tensor. */
