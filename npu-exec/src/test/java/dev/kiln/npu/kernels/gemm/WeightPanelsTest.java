@@ -129,6 +129,21 @@ class WeightPanelsTest {
         assertEquals(0, site.bytes(), "a decoding product reads its weight in place");
     }
 
+    /**
+     * A few rows against a weight strided in both dimensions: the unpacked kernels decline it,
+     * and the workers split the columns at multiples of the vector width, so a worker's first
+     * panel starts inside a packed one.
+     */
+    @Test
+    void fewRowsOfAStridedWeightSplitThePackedPanelsBetweenWorkers() {
+        // Large enough to run on two workers; 170 columns split at 80, inside the second 48-column panel.
+        Tensor a = matrix(12, 300, 16, Presentation.CONTIGUOUS);
+        Tensor strided = matrix(600, 2 * 170, 17, Presentation.CONTIGUOUS).slice(0, 0, 600, 2).slice(1, 0, 2 * 170, 2);
+        WeightPanels site = new WeightPanels();
+        for (int call = 0; call < 3; call++) assertArrayEquals(packedPerCall(a, strided), atSite(site, a, strided), "call " + call);
+        assertTrue(site.bytes() > 0);
+    }
+
     @Test
     void batchedOperandsArePackedOnlyWhenEveryEntryReadsTheSameMatrix() {
         Tensor a = TestTensors.tensor(TestTensors.randomData(3L * 30 * 20, 11, 2, false), DType.FLOAT32, 3, 30, 20);
