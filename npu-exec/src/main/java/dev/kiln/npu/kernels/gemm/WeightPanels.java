@@ -21,7 +21,10 @@ import java.util.concurrent.atomic.AtomicLong;
  * {@code -Dkiln.npu.packedWeightBytes}); past it, products pack as usual.
  */
 public final class WeightPanels {
-    private static final Cleaner CLEANER = Cleaner.create();
+    /** Made with the first panels, not on the first call's path (a cleaner starts a thread). */
+    private static final class Reclaimer {
+        static final Cleaner CLEANER = Cleaner.create();
+    }
 
     /** Bytes of panels the sites sharing it may hold, and hold now. */
     static final class Budget {
@@ -83,7 +86,7 @@ public final class WeightPanels {
         if (bytes / Float.BYTES > Integer.MAX_VALUE - 8 || !budget.take(bytes)) return null;
         float[] panels = gemm.packWhole(p.b(), p.k(), p.n());
         Budget owner = budget;
-        CLEANER.register(panels, () -> owner.giveBack(bytes));
+        Reclaimer.CLEANER.register(panels, () -> owner.giveBack(bytes));
         last = new Seen(s.storage(), version, layout, panels);
         return panels;
     }
