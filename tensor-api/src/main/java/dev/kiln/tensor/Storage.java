@@ -33,7 +33,10 @@ public final class Storage {
         return s;
     }
 
-    /** Wraps memory owned elsewhere; the caller keeps it alive for as long as this storage. */
+    /**
+     * Wraps memory owned elsewhere; the caller keeps it alive for as long as this storage, and
+     * {@linkplain #markWritten marks} every write into it made after a tensor's values are there.
+     */
     public static Storage wrap(MemorySegment segment) {
         return new Storage(segment);
     }
