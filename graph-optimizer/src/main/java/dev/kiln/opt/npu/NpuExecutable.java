@@ -389,8 +389,10 @@ public final class NpuExecutable implements GraphExecutable {
                     }
                     results = Dispatch.apply(e.op(), args);
                 }
-                case KernelProgram.Eager e when plan != null && panelSite != null -> {
-                    results = new Tensor[] {buffer(plan, arena, l.out().getFirst())};
+                case KernelProgram.Eager e when panelSite != null -> {
+                    // The backend's matmul, keeping the caller's weight packed at this launch.
+                    TensorMeta m = e.op().infer(List.of(args[0].meta(), args[1].meta())).getFirst();
+                    results = new Tensor[] {plan == null ? Tensor.empty(m.dtype(), m.shape()) : buffer(plan, arena, l.out().getFirst())};
                     MatMul.matmul(args[0], args[1], panelSite, results[0]);
                     operandRead = operandBytes(args);
                     operandWritten = operandBytes(results);

@@ -5,9 +5,12 @@ import dev.kiln.Fn1;
 import dev.kiln.Kiln;
 import dev.kiln.ir.Graph;
 import dev.kiln.nn.Serving;
+import dev.kiln.npu.device.NpuDevice;
 import dev.kiln.tensor.Tensor;
 import dev.kiln.trace.GraphInterpreter;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -29,10 +32,12 @@ class KeptWeightPanelsTest {
         return new GraphInterpreter(g).run(in)[0].toFloatArray();
     }
 
-    @Test
-    void theSecondCallKeepsTheWeightPackedAndAMarkedWriteRepacksIt() {
+    /** With planned memory (arenas) and with every launch allocating its outputs. */
+    @ParameterizedTest
+    @ValueSource(booleans = {true, false})
+    void theSecondCallKeepsTheWeightPackedAndAMarkedWriteRepacksIt(boolean planMemory) {
         Graph g = FrozenWeightsTest.linear(64);
-        NpuExecutable exe = new NpuGraphCompiler().compile(g);
+        NpuExecutable exe = new NpuExecutable(new NpuGraphCompiler().compile(g).program(), NpuDevice.current(), "compiled", "", planMemory);
         Tensor x = Tensor.randn(1, 64, 32), w = Tensor.randn(2, 40, 32);
         for (int call = 0; call < 3; call++) assertArrayEquals(interpreted(g, x, w), exe.run(new Tensor[] {x, w})[0].toFloatArray());
         // 32 x 40 padded to a 48-column panel.
