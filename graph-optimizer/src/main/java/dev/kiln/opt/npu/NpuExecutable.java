@@ -60,6 +60,8 @@ public final class NpuExecutable implements GraphExecutable {
          * every size, whose launches are the same.
          */
         final WeightPanels[] panelSites;
+        /** How each launch runs. */
+        final Step[] steps;
         volatile ArenaPool arenas;
 
         Instance(KernelProgram program, FusedKernel[] kernels) {
@@ -85,6 +87,8 @@ public final class NpuExecutable implements GraphExecutable {
                 if (l instanceof KernelProgram.Eager e && e.op() instanceof Op.ViewOp) callerMemory[l.out().getFirst()] = callerMemory[l.in().getFirst()];
             }
             this.panelSites = sites != null ? sites : panelSites(launches, callerMemory);
+            this.steps = new Step[launches.size()];
+            for (int i = 0; i < steps.length; i++) steps[i] = Step.of(launches.get(i), kernels[i], panelSites[i]);
         }
 
         private static WeightPanels[] panelSites(List<KernelProgram.Launch> launches, boolean[] callerMemory) {
@@ -357,105 +361,174 @@ public final class NpuExecutable implements GraphExecutable {
      */
     private Tensor[] run(Instance instance, Tensor[] inputs, MemoryPlan plan, ArenaPool.Arena arena, boolean recordCosts) {
         KernelProgram program = instance.program;
-        FusedKernel[] kernels = instance.kernels;
         int[] lastUse = instance.lastUse;
         Tensor[] slots = new Tensor[program.slots()];
         for (int i = 0; i < inputs.length; i++) slots[program.inputs().get(i)] = inputs[i];
-        List<LaunchTraffic> traffic = new ArrayList<>();
+        Frame frame = new Frame(instance, plan, arena);
+        Meter meter = new Meter();
         List<KernelProgram.Launch> launches = program.launches();
         LaunchCost[] costs = new LaunchCost[launches.size()];
         for (int i = 0; i < launches.size(); i++) {
             long t0 = System.nanoTime();
             KernelProgram.Launch l = launches.get(i);
-            WeightPanels panelSite = instance.panelSites[i];
             Tensor[] args = new Tensor[l.in().size()];
             for (int k = 0; k < args.length; k++) args[k] = slots[l.in().get(k)];
-            long dmaRead = 0, dmaWritten = 0, operandRead = 0, operandWritten = 0, callerGathered = 0;
-            Tensor[] results;
-            switch (l) {
-                case KernelProgram.Eager e when e.op() instanceof Op.ViewOp view -> {
-                    // A view moves nothing unless its input cannot be viewed that way and is gathered first.
-                    if (view.view(args[0].layout()) == null) {
-                        if (!instance.callerMemory[l.in().getFirst()]) {
-                            throw new IllegalStateException("launch " + i + " (" + e.op().name() + ") cannot view its input " + args[0].layout()
-                                    + " without a transfer before it");
-                        }
-                        Tensor gathered = Tensor.empty(args[0].dtype(), args[0].shape());
-                        LaunchTraffic t = ViewTransfer.run(e.op().name(), args[0], gathered);
-                        callerGathered = t.bytes();
-                        dmaRead = t.bytesRead();
-                        dmaWritten = t.bytesWritten();
-                        args[0] = gathered;
-                    }
-                    results = Dispatch.apply(e.op(), args);
-                }
-                case KernelProgram.Eager e when panelSite != null -> {
-                    // The backend's matmul, keeping the caller's weight packed at this launch.
-                    TensorMeta m = e.op().infer(List.of(args[0].meta(), args[1].meta())).getFirst();
-                    results = new Tensor[] {plan == null ? Tensor.empty(m.dtype(), m.shape()) : buffer(plan, arena, l.out().getFirst())};
-                    MatMul.matmul(args[0], args[1], panelSite, results[0]);
-                    operandRead = operandBytes(args);
-                    operandWritten = operandBytes(results);
-                }
-                case KernelProgram.Eager e when plan == null -> {
-                    results = Dispatch.apply(e.op(), args);
-                    operandRead = operandBytes(args);
-                    operandWritten = operandBytes(results);
-                }
-                case KernelProgram.Eager e -> {
-                    results = new Tensor[l.out().size()];
-                    for (int k = 0; k < results.length; k++) results[k] = buffer(plan, arena, l.out().get(k));
-                    Dispatch.backend().execute(e.op(), args, results);
-                    operandRead = operandBytes(args);
-                    operandWritten = operandBytes(results);
-                }
-                case KernelProgram.Fused f -> {
-                    LaunchTraffic g = gatherCallerViews(f.name(), i, instance, l, args, 0);
-                    callerGathered = g.bytes();
-                    dmaRead = g.bytesRead();
-                    dmaWritten = g.bytesWritten();
-                    results = new Tensor[f.out().size()];
-                    for (int k = 0; k < results.length; k++) {
-                        results[k] = plan == null ? Tensor.empty(DType.FLOAT32, f.shape()) : buffer(plan, arena, f.out().get(k));
-                    }
-                    LaunchTraffic t = kernels[i].launch(args, results);
-                    dmaRead += t.bytesRead();
-                    dmaWritten += t.bytesWritten();
-                    traffic.add(new LaunchTraffic(t.kernel(), dmaRead, dmaWritten));
-                }
-                case KernelProgram.MatMulFused m -> {
-                    // The GEMM reads its two operands as strided views; the epilogue's operands are read row by row.
-                    LaunchTraffic g = gatherCallerViews(m.name(), i, instance, l, args, 2);
-                    callerGathered = g.bytes();
-                    dmaRead = g.bytesRead();
-                    dmaWritten = g.bytesWritten();
-                    Tensor out = plan == null ? Tensor.empty(DType.FLOAT32, m.shape()) : buffer(plan, arena, m.out().get(0));
-                    MatMul.matmul(args[0], args[1], panelSite, out, m.epilogue(), Arrays.copyOfRange(args, 2, args.length));
-                    results = new Tensor[] {out};
-                    operandRead = operandBytes(args);
-                    operandWritten = operandBytes(results);
-                }
-                case KernelProgram.Transfer tr -> {
-                    Tensor out = plan == null ? Tensor.empty(tr.dtype(), tr.shape()) : buffer(plan, arena, tr.out().getFirst());
-                    LaunchTraffic t = ViewTransfer.run("transfer", args[0], out);
-                    traffic.add(t);
-                    results = new Tensor[] {out};
-                    dmaRead = t.bytesRead();
-                    dmaWritten = t.bytesWritten();
-                }
-            }
+            meter.startLaunch();
+            Tensor[] results = instance.steps[i].run(i, args, frame, meter);
             for (int k = 0; k < results.length; k++) slots[l.out().get(k)] = results[k];
             for (int s : l.in()) if (lastUse[s] == i) slots[s] = null;
-            costs[i] = new LaunchCost(System.nanoTime() - t0, dmaRead, dmaWritten, operandRead, operandWritten, callerGathered);
+            costs[i] = new LaunchCost(System.nanoTime() - t0, meter.dmaRead, meter.dmaWritten, meter.operandRead, meter.operandWritten,
+                    meter.callerGathered);
         }
         if (recordCosts) {
-            lastTraffic = List.copyOf(traffic);
+            lastTraffic = List.copyOf(meter.traffic);
             lastCosts = costs;
             lastRun = instance;
         }
         Tensor[] out = new Tensor[program.outputs().size()];
         for (int i = 0; i < out.length; i++) out[i] = slots[program.outputs().get(i)];
         return out;
+    }
+
+    /** What a run needs besides a launch's operands: the instance, and the arena its memory plan lays out (null when unplanned). */
+    private record Frame(Instance instance, MemoryPlan plan, ArenaPool.Arena arena) {}
+
+    /**
+     * What the launch being run moved, filled in by its {@link Step}: the bytes the DMA engine
+     * counted, the operand bytes of eager kernels, and the part of the DMA bytes that gathered
+     * caller views; and the run's fused launches and transfers, in order.
+     */
+    private static final class Meter {
+        long dmaRead, dmaWritten, operandRead, operandWritten, callerGathered;
+        final List<LaunchTraffic> traffic = new ArrayList<>();
+
+        void startLaunch() {
+            dmaRead = dmaWritten = operandRead = operandWritten = callerGathered = 0;
+        }
+
+        void gathered(LaunchTraffic t) {
+            callerGathered = t.bytes();
+            dmaRead = t.bytesRead();
+            dmaWritten = t.bytesWritten();
+        }
+
+        void operands(Tensor[] args, Tensor[] results) {
+            operandRead = operandBytes(args);
+            operandWritten = operandBytes(results);
+        }
+    }
+
+    /**
+     * How the command processor runs one launch; the steps are chosen once per program. Each
+     * kind of launch is its own class behind this interface, so the launch loop calls them
+     * instead of holding every kind's code: as one method, C2 compiled the loop with all of
+     * it inlined in 300 to 500 ms each time, several times over (once per deoptimisation),
+     * and meanwhile one of the two cores ran the block's kernels alone, W4 calls at twice their
+     * time for seconds after a 10 s warm-up.
+     */
+    private sealed interface Step {
+        /** Runs launch {@code i} on {@code args} (which it may replace with gathered copies); its results. */
+        Tensor[] run(int i, Tensor[] args, Frame f, Meter m);
+
+        static Step of(KernelProgram.Launch l, FusedKernel kernel, WeightPanels panels) {
+            return switch (l) {
+                case KernelProgram.Eager e when e.op() instanceof Op.ViewOp view -> new ViewStep(e, view);
+                case KernelProgram.Eager e when panels != null -> new PackedMatMulStep(e, panels);
+                case KernelProgram.Eager e -> new EagerStep(e);
+                case KernelProgram.Fused f -> new FusedStep(f, kernel);
+                case KernelProgram.MatMulFused m -> new MatMulFusedStep(m, panels);
+                case KernelProgram.Transfer t -> new TransferStep(t);
+            };
+        }
+    }
+
+    /** A view: moves nothing unless its input cannot be viewed that way and is gathered first. */
+    private record ViewStep(KernelProgram.Eager launch, Op.ViewOp view) implements Step {
+        @Override
+        public Tensor[] run(int i, Tensor[] args, Frame f, Meter m) {
+            if (view.view(args[0].layout()) == null) {
+                if (!f.instance().callerMemory[launch.in().getFirst()]) {
+                    throw new IllegalStateException("launch " + i + " (" + launch.op().name() + ") cannot view its input " + args[0].layout()
+                            + " without a transfer before it");
+                }
+                Tensor gathered = Tensor.empty(args[0].dtype(), args[0].shape());
+                m.gathered(ViewTransfer.run(launch.op().name(), args[0], gathered));
+                args[0] = gathered;
+            }
+            return Dispatch.apply(launch.op(), args);
+        }
+    }
+
+    /** The backend's matmul, keeping the caller's weight packed at this launch. */
+    private record PackedMatMulStep(KernelProgram.Eager launch, WeightPanels panels) implements Step {
+        @Override
+        public Tensor[] run(int i, Tensor[] args, Frame f, Meter m) {
+            TensorMeta meta = launch.op().infer(List.of(args[0].meta(), args[1].meta())).getFirst();
+            Tensor[] results = {f.plan() == null ? Tensor.empty(meta.dtype(), meta.shape()) : buffer(f, launch.out().getFirst())};
+            MatMul.matmul(args[0], args[1], panels, results[0]);
+            m.operands(args, results);
+            return results;
+        }
+    }
+
+    /** Any other eager op: into its planned buffers, or into memory of its own without a plan. */
+    private record EagerStep(KernelProgram.Eager launch) implements Step {
+        @Override
+        public Tensor[] run(int i, Tensor[] args, Frame f, Meter m) {
+            Tensor[] results;
+            if (f.plan() == null) {
+                results = Dispatch.apply(launch.op(), args);
+            } else {
+                results = new Tensor[launch.out().size()];
+                for (int k = 0; k < results.length; k++) results[k] = buffer(f, launch.out().get(k));
+                Dispatch.backend().execute(launch.op(), args, results);
+            }
+            m.operands(args, results);
+            return results;
+        }
+    }
+
+    /** A fused kernel; the caller's non-contiguous inputs are gathered first. */
+    private record FusedStep(KernelProgram.Fused launch, FusedKernel kernel) implements Step {
+        @Override
+        public Tensor[] run(int i, Tensor[] args, Frame f, Meter m) {
+            m.gathered(gatherCallerViews(launch.name(), i, f.instance(), launch, args, 0));
+            Tensor[] results = new Tensor[launch.out().size()];
+            for (int k = 0; k < results.length; k++) {
+                results[k] = f.plan() == null ? Tensor.empty(DType.FLOAT32, launch.shape()) : buffer(f, launch.out().get(k));
+            }
+            LaunchTraffic t = kernel.launch(args, results);
+            m.dmaRead += t.bytesRead();
+            m.dmaWritten += t.bytesWritten();
+            m.traffic.add(new LaunchTraffic(t.kernel(), m.dmaRead, m.dmaWritten));
+            return results;
+        }
+    }
+
+    /** A matmul with its epilogue; it reads its two operands as strided views, the epilogue's row by row. */
+    private record MatMulFusedStep(KernelProgram.MatMulFused launch, WeightPanels panels) implements Step {
+        @Override
+        public Tensor[] run(int i, Tensor[] args, Frame f, Meter m) {
+            m.gathered(gatherCallerViews(launch.name(), i, f.instance(), launch, args, 2));
+            Tensor out = f.plan() == null ? Tensor.empty(DType.FLOAT32, launch.shape()) : buffer(f, launch.out().getFirst());
+            MatMul.matmul(args[0], args[1], panels, out, launch.epilogue(), Arrays.copyOfRange(args, 2, args.length));
+            Tensor[] results = {out};
+            m.operands(args, results);
+            return results;
+        }
+    }
+
+    /** A memory transfer by the DMA engine. */
+    private record TransferStep(KernelProgram.Transfer launch) implements Step {
+        @Override
+        public Tensor[] run(int i, Tensor[] args, Frame f, Meter m) {
+            Tensor out = f.plan() == null ? Tensor.empty(launch.dtype(), launch.shape()) : buffer(f, launch.out().getFirst());
+            LaunchTraffic t = ViewTransfer.run("transfer", args[0], out);
+            m.traffic.add(t);
+            m.dmaRead = t.bytesRead();
+            m.dmaWritten = t.bytesWritten();
+            return new Tensor[] {out};
+        }
     }
 
     /**
@@ -485,8 +558,9 @@ public final class NpuExecutable implements GraphExecutable {
     }
 
     /** Where a launch writes a slot's value: its arena range, or fresh memory for a value returned to the caller. */
-    private static Tensor buffer(MemoryPlan plan, ArenaPool.Arena arena, int slot) {
-        if (plan.placement(slot) == MemoryPlan.Placement.ARENA) return arena.tensors()[slot];
+    private static Tensor buffer(Frame f, int slot) {
+        MemoryPlan plan = f.plan();
+        if (plan.placement(slot) == MemoryPlan.Placement.ARENA) return f.arena().tensors()[slot];
         TensorMeta m = plan.meta(slot);
         return Tensor.empty(m.dtype(), m.shape());
     }
