@@ -23,8 +23,10 @@ public final class Parallel {
 
     private static final int WORKERS = Integer.getInteger("kiln.npu.workers", Runtime.getRuntime().availableProcessors());
     private static final ForkJoinPool POOL = new ForkJoinPool(WORKERS);
+    /** The JIT's load; null where the JVM reports no compilation time. */
+    private static final CompilerLoad JIT = CompilerLoad.ofThisJvm();
     /** Null when chunks always go to the workers ({@code kiln.npu.yieldToCompiler=false}, or no compilation time reported). */
-    private static final CompilerLoad COMPILER = "false".equals(System.getProperty("kiln.npu.yieldToCompiler")) ? null : CompilerLoad.ofThisJvm();
+    private static final CompilerLoad COMPILER = "false".equals(System.getProperty("kiln.npu.yieldToCompiler")) ? null : JIT;
     /** The caller and these workers run a launch; the pool serves launches that find them busy. */
     private static final Team TEAM = WORKERS > 1 ? new Team(WORKERS - 1, Parallel::warmedUp) : null;
 
@@ -107,5 +109,15 @@ public final class Parallel {
     /** Whether the JIT no longer needs the cores: workers may then spin between launches. */
     private static boolean warmedUp() {
         return COMPILER == null || COMPILER.settled();
+    }
+
+    /**
+     * Whether the JVM counts as warmed up for good: its compilers have been quiet for a while
+     * in all (see {@link CompilerLoad}). False where the JVM reports no compilation time.
+     */
+    public static boolean jitWarmedUp() {
+        if (JIT == null) return false;
+        JIT.busy();
+        return JIT.settled();
     }
 }

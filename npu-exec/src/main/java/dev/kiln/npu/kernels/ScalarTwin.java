@@ -1,5 +1,9 @@
 package dev.kiln.npu.kernels;
 
+import dev.kiln.npu.Parallel;
+
+import java.util.function.BooleanSupplier;
+
 /**
  * Chooses, piece by piece, between a kernel's Vector API code and its scalar twin: the same
  * float operations in the same order for every output element, so the results are
@@ -16,8 +20,14 @@ package dev.kiln.npu.kernels;
  * compiles them, one at a time and paced by the last vector piece's rate: one interpreted
  * piece can cost as much as dozens of scalar ones. When vector pieces
  * measure faster per unit of work than the scalar ones {@value #WINS_TO_SETTLE} times in a
- * row, the vector code runs for good and nothing is timed any more. The system property
- * {@code kiln.scalarTwins=false} settles every kernel on its vector code from the start.
+ * row, the vector code runs for good and nothing is timed any more. It does too once the
+ * JVM counts as warmed up ({@link Parallel#jitWarmedUp}): the share starves the vector code
+ * of the runs C2 needs once the scalar code is compiled, and a slow early vector piece, timed
+ * in the interpreter, held it back for thousands of pieces. In the W4 block, ten seconds in,
+ * the rope tables' fused cos and sin launches still ran scalar at three times their vector
+ * time. With the compilers idle, the vector code's few slow calls before C2 are soon over.
+ * The system property {@code kiln.scalarTwins=false} settles every kernel on its vector code
+ * from the start.
  *
  * <p>A kernel gains from a twin only when its vector code's warm-up is a large part of its
  * first calls and can wait: the GEMM micro-kernel was tried and gave nothing, since every
@@ -36,6 +46,7 @@ public final class ScalarTwin {
     /** A variant every {@link ScalarTwin} runs regardless of timings, for tests; null normally. */
     private static volatile Boolean forcedScalar;
 
+    private final BooleanSupplier jitWarmedUp;
     private volatile boolean settled;
     private long scalarNanos, vectorNanos;
     /** Nanoseconds per unit of work: of recent scalar pieces (smoothed) and of the last vector piece; NaN before the first. */
@@ -45,11 +56,12 @@ public final class ScalarTwin {
 
     /** A twin that chooses unless {@code kiln.scalarTwins=false}. */
     public ScalarTwin() {
-        this(ENABLED);
+        this(ENABLED, Parallel::jitWarmedUp);
     }
 
-    ScalarTwin(boolean enabled) {
+    ScalarTwin(boolean enabled, BooleanSupplier jitWarmedUp) {
         this.settled = !enabled;
+        this.jitWarmedUp = jitWarmedUp;
     }
 
     /** True when the vector code runs for good (or is forced): no choice, no timing. */
@@ -66,6 +78,10 @@ public final class ScalarTwin {
         Boolean f = forcedScalar;
         if (f != null) return f;
         if (settled) return false;
+        if (jitWarmedUp.getAsBoolean()) {
+            settled = true;
+            return false;
+        }
         synchronized (this) {
             // A vector piece runs when the share has room for it at the last vector piece's rate (at
             // first, FIRST_VECTOR_PIECE times the scalar rate), one at a time: an interpreted vector

@@ -18,7 +18,7 @@ class ScalarTwinTest {
 
     @Test
     void startsScalarAndExploresOnlyWhenTheShareHasRoom() {
-        ScalarTwin twin = new ScalarTwin(true);
+        ScalarTwin twin = new ScalarTwin(true, () -> false);
         assertTrue(piece(twin, 1, 100), "the first piece runs scalar");
         // A first vector piece is expected to run FIRST_VECTOR_PIECE times slower than the scalar ones:
         // it waits until EXPLORATION of the scalar time covers that.
@@ -35,7 +35,7 @@ class ScalarTwinTest {
 
     @Test
     void settlesOnTheVectorCodeAfterItWinsRepeatedly() {
-        ScalarTwin twin = new ScalarTwin(true);
+        ScalarTwin twin = new ScalarTwin(true, () -> false);
         int vectorWins = 0;
         for (int i = 0; i < 10_000 && !twin.settled(); i++) {
             if (!piece(twin, 1, 0.25)) vectorWins++;
@@ -47,7 +47,7 @@ class ScalarTwinTest {
 
     @Test
     void aSlowVectorPieceBreaksTheRun() {
-        ScalarTwin twin = new ScalarTwin(true);
+        ScalarTwin twin = new ScalarTwin(true, () -> false);
         double[] vectorMs = {0.25, 0.25, 5, 0.25, 0.25, 0.25};
         int vectorPieces = 0;
         for (int i = 0; i < 10_000 && !twin.settled(); i++) {
@@ -58,7 +58,7 @@ class ScalarTwinTest {
 
     @Test
     void oneVectorPieceAtATime() {
-        ScalarTwin twin = new ScalarTwin(true);
+        ScalarTwin twin = new ScalarTwin(true, () -> false);
         for (int i = 0; i < 1000; i++) twin.record(true, MS, 100);
         assertFalse(twin.scalarNext(1), "the share has room for a small vector piece");
         assertTrue(twin.scalarNext(1), "but another worker's piece runs scalar until it is recorded");
@@ -68,7 +68,7 @@ class ScalarTwinTest {
 
     @Test
     void expectsAVectorPieceToCostInProportionToItsWork() {
-        ScalarTwin twin = new ScalarTwin(true);
+        ScalarTwin twin = new ScalarTwin(true, () -> false);
         for (int i = 0; i < 40; i++) twin.record(true, MS, 100);
         // 40 ms of scalar pieces at 0.01 ms a unit: room for 10 ms of vector time, 125 units at eight times the rate.
         assertTrue(twin.scalarNext(200), "a large piece waits");
@@ -76,15 +76,30 @@ class ScalarTwinTest {
     }
 
     @Test
+    void settlesOnTheVectorCodeOnceTheJitIsQuiet() {
+        boolean[] quiet = {false};
+        ScalarTwin twin = new ScalarTwin(true, () -> quiet[0]);
+        assertTrue(piece(twin, 1, 100), "the first piece runs scalar");
+        // A vector piece timed in the interpreter: by the share alone the next would wait for 400 ms of scalar pieces.
+        while (piece(twin, 1, 100)) { }
+        for (int i = 0; i < 100; i++) assertTrue(piece(twin, 0.01, 100), "scalar while the JIT is busy");
+        quiet[0] = true;
+        assertFalse(piece(twin, 0.01, 100), "vector once the JIT is quiet");
+        assertTrue(twin.settled(), "for good");
+        quiet[0] = false;
+        assertFalse(twin.scalarNext(100));
+    }
+
+    @Test
     void disabledTwinsRunTheVectorCode() {
-        ScalarTwin twin = new ScalarTwin(false);
+        ScalarTwin twin = new ScalarTwin(false, () -> false);
         assertTrue(twin.settled());
         assertFalse(twin.scalarNext(100));
     }
 
     @Test
     void forcingOverridesTheChoiceAndIsUndone() {
-        ScalarTwin twin = new ScalarTwin(true);
+        ScalarTwin twin = new ScalarTwin(true, () -> false);
         ScalarTwin.forcing(false, () -> assertTrue(twin.settled()));
         ScalarTwin.forcing(true, () -> {
             assertFalse(twin.settled());
