@@ -463,8 +463,7 @@ public final class NpuExecutable implements GraphExecutable {
     private record PackedMatMulStep(KernelProgram.Eager launch, WeightPanels panels) implements Step {
         @Override
         public Tensor[] run(int i, Tensor[] args, Frame f, Meter m) {
-            TensorMeta meta = launch.op().infer(List.of(args[0].meta(), args[1].meta())).getFirst();
-            Tensor[] results = {f.plan() == null ? Tensor.empty(meta.dtype(), meta.shape()) : buffer(f, launch.out().getFirst())};
+            Tensor[] results = {f.plan() == null ? unplanned(launch.op(), args) : buffer(f, launch.out().getFirst())};
             MatMul.matmul(args[0], args[1], panels, results[0]);
             m.operands(args, results);
             return results;
@@ -563,6 +562,14 @@ public final class NpuExecutable implements GraphExecutable {
         if (plan.placement(slot) == MemoryPlan.Placement.ARENA) return f.arena().tensors()[slot];
         TensorMeta m = plan.meta(slot);
         return Tensor.empty(m.dtype(), m.shape());
+    }
+
+    /** Fresh memory for the one result of {@code op} on {@code args}, without a memory plan to say its shape. */
+    private static Tensor unplanned(Op op, Tensor[] args) {
+        List<TensorMeta> in = new ArrayList<>(args.length);
+        for (Tensor t : args) in.add(t.meta());
+        TensorMeta meta = op.infer(in).getFirst();
+        return Tensor.empty(meta.dtype(), meta.shape());
     }
 
     /** The bytes of the elements the tensors address, each element once (a broadcast dimension counts once). */
