@@ -21,6 +21,13 @@ final class CompilerLoad {
     static final double BUSY_SHARE = 0.1;
     /** Quiet time, in all, after which the compilers no longer count. */
     static final long SETTLE_MILLIS = 500;
+    /**
+     * The most quiet time one window adds. A longer window means no launch sampled it: an
+     * application idle after its first kernels (reading weights, say) has not shown the JIT
+     * done with them, and settling then would also settle every scalar twin before its first
+     * real calls.
+     */
+    static final long MAX_QUIET_PER_WINDOW_MILLIS = 2 * WINDOW_MILLIS;
 
     private final LongSupplier compileMillis, nanoClock;
     private final int cores;
@@ -61,7 +68,7 @@ final class CompilerLoad {
         if (window < WINDOW_MILLIS * 1_000_000) return;
         long millis = compileMillis.getAsLong();
         busy = (millis - sampledMillis) * 1e6 > BUSY_SHARE * cores * window;
-        if (!busy) quietNanos += window;
+        if (!busy) quietNanos += Math.min(window, MAX_QUIET_PER_WINDOW_MILLIS * 1_000_000);
         if (quietNanos >= SETTLE_MILLIS * 1_000_000) settled = true;
         sampledMillis = millis;
         sampledAt = now;

@@ -47,16 +47,27 @@ class CompilerLoadTest {
     @Test
     void afterEnoughQuietTimeInAllALateCompileNoLongerCounts() {
         CompilerLoad l = load(2);
-        for (long quiet = 0; quiet < CompilerLoad.SETTLE_MILLIS - 100; quiet += 100) {
-            advance(100, 0);
+        long step = CompilerLoad.MAX_QUIET_PER_WINDOW_MILLIS;
+        for (long quiet = 0; quiet < CompilerLoad.SETTLE_MILLIS - step; quiet += step) {
+            advance(step, 0);
             assertFalse(l.busy());
         }
         advance(30, 200);
         assertTrue(l.busy(), "not yet warmed up: a burst still counts");
-        advance(100, 0);
+        assertFalse(l.settled());
+        advance(step, 0);
         assertFalse(l.busy());
+        assertTrue(l.settled());
         advance(30, 200);
         assertFalse(l.busy(), "warmed up: a late compile no longer makes a launch run on one thread");
+    }
+
+    @Test
+    void aLongPauseBetweenLaunchesIsNotQuietTimeOfItsOwn() {
+        CompilerLoad l = load(2);
+        advance(10_000, 0);
+        assertFalse(l.busy(), "the JIT was idle");
+        assertFalse(l.settled(), "but no kernel ran to show it done with them: one window counts only so much");
     }
 
     @Test
