@@ -142,8 +142,7 @@ public final class NpuGraphCompiler implements GraphCompiler {
                 defineTileLoops(p, hit.get());
                 boolean memory = cache.memoryHits() > memoryHitsBefore;
                 (memory ? MEMORY_HITS : DISK_HITS).increment();
-                return new NpuExecutable(p, device, String.format(java.util.Locale.ROOT, "kernel cache %s hit, key and load %.1f ms",
-                        memory ? "memory" : "disk", (System.nanoTime() - lookupStart) / 1e6), "not run: the program came from the kernel cache");
+                return new NpuExecutable(p, device, "kernel cache " + (memory ? "memory" : "disk") + " hit, key and load " + millis(System.nanoTime() - lookupStart) + " ms", "not run: the program came from the kernel cache");
             } catch (RuntimeException e) {
                 Log.LOG.log(System.Logger.Level.WARNING, "kernel cache: the program cached under " + key + " cannot be read ("
                         + e.getMessage() + "); compiling it again");
@@ -158,7 +157,7 @@ public final class NpuGraphCompiler implements GraphCompiler {
         parts.put("program", p.toText().getBytes(StandardCharsets.UTF_8));
         parts.putAll(tileLoopParts(p));
         cache.put(key, Artifact.of(parts, Map.of("graph", g.hash())));
-        return new NpuExecutable(p, device, String.format(java.util.Locale.ROOT, "compiled in %.1f ms", (System.nanoTime() - t0) / 1e6),
+        return new NpuExecutable(p, device, "compiled in " + millis(System.nanoTime() - t0) + " ms",
                 optimised.explain().strip());
     }
 
@@ -191,8 +190,7 @@ public final class NpuGraphCompiler implements GraphCompiler {
                 defineTileLoops(family.get().base(), hit.get());
                 boolean memory = cache.memoryHits() > memoryHitsBefore;
                 (memory ? MEMORY_HITS : DISK_HITS).increment();
-                return Optional.of(new NpuExecutable(family.get(), device, String.format(java.util.Locale.ROOT,
-                        "kernel cache %s hit, key and load %.1f ms", memory ? "memory" : "disk", (System.nanoTime() - lookupStart) / 1e6),
+                return Optional.of(new NpuExecutable(family.get(), device, "kernel cache " + (memory ? "memory" : "disk") + " hit, key and load " + millis(System.nanoTime() - lookupStart) + " ms",
                         "not run: the program came from the kernel cache"));
             } catch (RuntimeException e) {
                 Log.LOG.log(System.Logger.Level.WARNING, "kernel cache: the programs cached under " + key + " cannot be read ("
@@ -215,8 +213,17 @@ public final class NpuGraphCompiler implements GraphCompiler {
         for (int i = 0; i < samples.size(); i++) parts.put(FAMILY_PROGRAM_PART + i, samples.get(i).toText().getBytes(StandardCharsets.UTF_8));
         parts.putAll(tileLoopParts(family.get().base()));
         cache.put(key, Artifact.of(parts, Map.of("graph", graphs.getFirst().hash(), "samples", Integer.toString(graphs.size()))));
-        return Optional.of(new NpuExecutable(family.get(), device, String.format(java.util.Locale.ROOT,
-                "compiled at %d sample sizes and checked at distant ones, into one program in %.1f ms", graphs.size(), (System.nanoTime() - t0) / 1e6), passes[0]));
+        return Optional.of(new NpuExecutable(family.get(), device, "compiled at " + graphs.size() + " sample sizes and checked at distant ones, into one program in "
+                + millis(System.nanoTime() - t0) + " ms", passes[0]));
+    }
+
+    /**
+     * Nanoseconds as milliseconds to one decimal, as {@code %.1f} would print them: a JVM's
+     * first {@code String.format} costs about 5 ms, and this one sat on the warm path.
+     */
+    static String millis(long nanos) {
+        long tenths = Math.round(nanos / 100_000.0);
+        return tenths / 10 + "." + tenths % 10;
     }
 
     /** The cache key of a family: every sample graph and its inputs. */

@@ -147,4 +147,13 @@ class NpuKernelCacheTest {
         assertArrayEquals(expected, run(compiler.compile(g)));
         assertEquals(compiles + 1, NpuGraphCompiler.counts().compiles(), "the foreign class is refused, so the graph compiles again");
     }
+
+    @Test
+    void originTimesPrintAsMillisecondsToOneDecimal() {
+        assertEquals("0.0", NpuGraphCompiler.millis(0));
+        assertEquals("76.8", NpuGraphCompiler.millis(76_849_999));
+        assertEquals("1.1", NpuGraphCompiler.millis(1_050_000));
+        assertEquals("2.0", NpuGraphCompiler.millis(1_999_999));
+        assertEquals("123456.8", NpuGraphCompiler.millis(123_456_789_000L));
+    }
 }
