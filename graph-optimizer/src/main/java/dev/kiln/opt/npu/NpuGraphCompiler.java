@@ -142,7 +142,7 @@ public final class NpuGraphCompiler implements GraphCompiler {
                 defineTileLoops(p, hit.get());
                 boolean memory = cache.memoryHits() > memoryHitsBefore;
                 (memory ? MEMORY_HITS : DISK_HITS).increment();
-                return new NpuExecutable(p, device, "kernel cache " + (memory ? "memory" : "disk") + " hit, key and load " + millis(System.nanoTime() - lookupStart) + " ms", "not run: the program came from the kernel cache");
+                return new NpuExecutable(p, device, loadedFrom(memory, lookupStart), "not run: the program came from the kernel cache");
             } catch (RuntimeException e) {
                 Log.LOG.log(System.Logger.Level.WARNING, "kernel cache: the program cached under " + key + " cannot be read ("
                         + e.getMessage() + "); compiling it again");
@@ -190,7 +190,7 @@ public final class NpuGraphCompiler implements GraphCompiler {
                 defineTileLoops(family.get().base(), hit.get());
                 boolean memory = cache.memoryHits() > memoryHitsBefore;
                 (memory ? MEMORY_HITS : DISK_HITS).increment();
-                return Optional.of(new NpuExecutable(family.get(), device, "kernel cache " + (memory ? "memory" : "disk") + " hit, key and load " + millis(System.nanoTime() - lookupStart) + " ms",
+                return Optional.of(new NpuExecutable(family.get(), device, loadedFrom(memory, lookupStart),
                         "not run: the program came from the kernel cache"));
             } catch (RuntimeException e) {
                 Log.LOG.log(System.Logger.Level.WARNING, "kernel cache: the programs cached under " + key + " cannot be read ("
@@ -213,8 +213,13 @@ public final class NpuGraphCompiler implements GraphCompiler {
         for (int i = 0; i < samples.size(); i++) parts.put(FAMILY_PROGRAM_PART + i, samples.get(i).toText().getBytes(StandardCharsets.UTF_8));
         parts.putAll(tileLoopParts(family.get().base()));
         cache.put(key, Artifact.of(parts, Map.of("graph", graphs.getFirst().hash(), "samples", Integer.toString(graphs.size()))));
-        return Optional.of(new NpuExecutable(family.get(), device, "compiled at " + graphs.size() + " sample sizes and checked at distant ones, into one program in "
-                + millis(System.nanoTime() - t0) + " ms", passes[0]));
+        return Optional.of(new NpuExecutable(family.get(), device, "compiled at " + graphs.size()
+                + " sample sizes and checked at distant ones, into one program in " + millis(System.nanoTime() - t0) + " ms", passes[0]));
+    }
+
+    /** The origin line of a program from the cache, looked up since {@code lookupStart}. */
+    private static String loadedFrom(boolean memory, long lookupStart) {
+        return "kernel cache " + (memory ? "memory" : "disk") + " hit, key and load " + millis(System.nanoTime() - lookupStart) + " ms";
     }
 
     /**

@@ -104,7 +104,7 @@ public final class VectorMath {
      * exp(-100) is the subnormal 3.78e-44 that float32 gives.
      */
     public static FloatVector exp(FloatVector x) {
-        // max/min propagate NaN, which then flows through the arithmetic.
+        // NaN compares false, so it passes the clamps and flows through the arithmetic.
         FloatVector low = x.blend(EXP_MIN, x.lt(EXP_MIN));
         FloatVector a = low.blend(EXP_MAX, low.compare(VectorOperators.GT, EXP_MAX));
         FloatVector k = a.fma(LOG2E, ROUNDER);
