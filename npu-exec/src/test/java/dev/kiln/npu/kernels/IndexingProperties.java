@@ -347,6 +347,40 @@ class IndexingProperties {
     }
 
     @Test
+    void ropeOfALargeViewSplitBetweenWorkers() {
+        // q of a decoder block: [1, S, H, D] from its projection, read as [1, H, S, D]; its rows are
+        // cut into chunks for the workers, each walking its rows from where it starts.
+        int positions = 256, heads = 8, width = 64;
+        int[] projected = {1, positions, heads, width}, tables = {positions, width / 2};
+        double[] x = data(DType.FLOAT32, Shape.of(projected).numel(), 5);
+        double[] cos = data(DType.FLOAT32, Shape.of(tables).numel(), 6), sin = data(DType.FLOAT32, Shape.of(tables).numel(), 7);
+        for (boolean interleaved : new boolean[] {false, true}) {
+            Tensor q = TestTensors.tensor(x, DType.FLOAT32, projected).transpose(1, 2);
+            Tensor out = F.rotaryEmbedding(q, TestTensors.tensor(cos, DType.FLOAT32, tables), TestTensors.tensor(sin, DType.FLOAT32, tables),
+                    interleaved);
+            int[] viewed = {1, heads, positions, width};
+            double[] xViewed = TestTensors.values(q.contiguous());
+            TestTensors.assertClose("rope of a transposed q, interleaved " + interleaved, Shape.of(viewed),
+                    ropeReference(xViewed, viewed, cos, sin, tables, tables, interleaved), out, 2e-6, 1e-5);
+        }
+    }
+
+    @Test
+    void concatOfRowsLongerThanACopyChunk() {
+        // Rows of 70,000 are copied in two pieces each; a worker's share can start in a row's second piece.
+        int length = 70_000;
+        double[] a = data(DType.FLOAT32, 3L * length, 11), b = data(DType.FLOAT32, 2L * length, 12);
+        Tensor strided = TestTensors.tensor(b, DType.FLOAT32, length, 2).transpose(0, 1);
+        Tensor out = Tensor.cat(0, TestTensors.tensor(a, DType.FLOAT32, 3, length), strided);
+        double[] expected = new double[5 * length];
+        System.arraycopy(a, 0, expected, 0, a.length);
+        for (int row = 0; row < 2; row++) {
+            for (int i = 0; i < length; i++) expected[(3 + row) * length + i] = b[i * 2 + row];
+        }
+        assertArrayEquals(expected, TestTensors.values(out));
+    }
+
+    @Test
     void ropeVectorisedAndGenericPathsAgreeBitwise() {
         for (boolean interleaved : new boolean[] {false, true}) {
             for (int width : new int[] {2, 6, 64, 128, 2 * 16 + 6, 2 * 8 + 2, 80}) {
