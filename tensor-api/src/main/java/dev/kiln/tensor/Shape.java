@@ -97,6 +97,16 @@ public final class Shape {
         return sb.append(']').toString();
     }
 
+    /** Whether this shape broadcasts to {@code target} unchanged (NumPy rules, aligned at the last dimension). */
+    public boolean broadcastsTo(Shape target) {
+        int lead = target.rank() - rank();
+        if (lead < 0) return false;
+        for (int d = 0; d < rank(); d++) {
+            if (dims[d] != 1 && dims[d] != target.dims[lead + d]) return false;
+        }
+        return true;
+    }
+
     /** NumPy broadcasting of two shapes; {@code op} names the caller in the error. */
     public static Shape broadcast(String op, Shape a, Shape b) {
         int rank = Math.max(a.rank(), b.rank());

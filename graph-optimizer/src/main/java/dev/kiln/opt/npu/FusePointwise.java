@@ -17,9 +17,11 @@ import java.util.Set;
 /**
  * Groups a graph's float32 elementwise ops into fusion groups: connected sets of
  * {@code Unary}, {@code Binary}, {@code BinaryScalar}, {@code Clamp}, {@code Where} and
- * float32-to-float32 {@code Cast} nodes of one output shape, whose operands are either
- * of that shape or 0-d (the operands then become scalars of the tile program). A value
- * computed in a group and used outside it (or returned) becomes an output of the group.
+ * float32-to-float32 {@code Cast} nodes of one output shape, whose operands are of that
+ * shape, 0-d (they become scalars of the tile program) or of a shape that broadcasts to it
+ * (a bias per column, a value per row: the kernel's DMA reads them through strides of 0,
+ * see {@code FusedKernel}). A value computed in a group and used outside it (or returned)
+ * becomes an output of the group.
  *
  * <p>Groups grow greedily in topological order: a node joins the groups of its fusible
  * producers unless that would make the graph of groups cyclic (a path that leaves the
@@ -60,9 +62,8 @@ public final class FusePointwise {
             case Op.Cast c -> c.to() == DType.FLOAT32 && in.get(0).dtype() == DType.FLOAT32;
             default -> false;
         };
-        if (!floatOperands) return false;
-        for (TensorMeta m : in) if (!m.shape().equals(out.shape()) && m.shape().rank() != 0) return false;
-        return true;
+        // Every operand broadcasts to the output (the ops' shape rule), so any shape can be read by the kernel.
+        return floatOperands;
     }
 
     /** The fusion groups of {@code g}, ordered by their first node; every fusible node is in exactly one. */

@@ -104,7 +104,7 @@ public final class MemoryPlan {
             case KernelProgram.Eager e -> e.op().infer(in);
             case KernelProgram.Fused f -> {
                 for (TensorMeta m : in) {
-                    if (m.shape().numel() != 1 && m.shape().numel() != f.shape().numel()) {
+                    if (m.shape().numel() != f.shape().numel() && !m.shape().broadcastsTo(f.shape())) {
                         throw new IllegalArgumentException(f.name() + " computes " + f.shape() + " but is given an input " + m);
                     }
                 }

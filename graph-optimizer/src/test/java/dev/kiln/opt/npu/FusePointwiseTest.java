@@ -45,16 +45,29 @@ class FusePointwiseTest {
     }
 
     @Test
-    void broadcastOperandsOtherThanZeroDimensionalAreNotFused() {
+    void broadcastOperandsFuseAndNonFloatResultsDoNot() {
         GraphBuilder b = new GraphBuilder();
         ValueRef x = b.input(F4x8);                                                       // %0
         ValueRef row = b.input(new TensorMeta(DType.FLOAT32, Shape.of(1, 8)));            // %1
         ValueRef a = un(b, UnaryFn.RELU, x);                                              // %2
-        ValueRef c = bin(b, BinaryFn.ADD, a, row);                                        // %3 broadcast [1,8]: eager
+        ValueRef c = bin(b, BinaryFn.ADD, a, row);                                        // %3 [1,8] read broadcast
         ValueRef d = b.apply(new Op.BinaryScalar(BinaryFn.POW, 2, true, false), List.of(c)).get(0); // %4
         ValueRef f = b.apply(new Op.Cast(DType.FLOAT64), List.of(d)).get(0);              // %5 not float32
         Graph g = b.build(List.of(f));
-        assertEquals(List.of("[%2] in (%0) out (%2)", "[%4] in (%3) out (%4)"), listing(g));
+        assertEquals(List.of("[%2 %3 %4] in (%0, %1) out (%4)"), listing(g));
+    }
+
+    @Test
+    void aBroadcastOperandComputedInTheGraphIsItsOwnGroup() {
+        GraphBuilder b = new GraphBuilder();
+        ValueRef x = b.input(F4x8);                                                       // %0
+        ValueRef column = b.input(new TensorMeta(DType.FLOAT32, Shape.of(4, 1)));         // %1
+        ValueRef e = un(b, UnaryFn.EXP, column);                                          // %2 [4,1]
+        ValueRef m = bin(b, BinaryFn.MUL, x, e);                                          // %3 [4,8]
+        ValueRef t = un(b, UnaryFn.TANH, m);                                              // %4
+        Graph g = b.build(List.of(t));
+        // Groups have one shape: the [4,1] value is computed once, then read through a stride of 0.
+        assertEquals(List.of("[%2] in (%1) out (%2)", "[%3 %4] in (%0, %2) out (%4)"), listing(g));
     }
 
     @Test

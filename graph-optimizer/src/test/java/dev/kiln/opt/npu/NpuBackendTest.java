@@ -80,6 +80,43 @@ class NpuBackendTest {
     }
 
     @Test
+    void aScaleAndShiftPerColumnIsOneKernelThatReadsItsVectorsBroadcast() {
+        int rows = 64, cols = 48;
+        long n = (long) rows * cols;
+        GraphBuilder b = new GraphBuilder();
+        ValueRef x = b.input(new TensorMeta(DType.FLOAT32, Shape.of(rows, cols)));
+        ValueRef gamma = b.input(new TensorMeta(DType.FLOAT32, Shape.of(cols)));
+        ValueRef beta = b.input(new TensorMeta(DType.FLOAT32, Shape.of(cols)));
+        ValueRef t = b.apply(new Op.Binary(BinaryFn.MUL), List.of(x, gamma)).get(0);
+        t = b.apply(new Op.Binary(BinaryFn.ADD), List.of(t, beta)).get(0);
+        t = b.apply(new Op.Unary(UnaryFn.TANH), List.of(t)).get(0);
+        NpuExecutable exe = new NpuGraphCompiler().compile(b.build(List.of(t)));
+        assertEquals(1, exe.program().launches().size(), exe.program().toText());
+        Tensor xs = Tensor.randn(31, rows, cols), gs = Tensor.randn(32, cols), bs = Tensor.randn(33, cols);
+        Tensor got = exe.run(new Tensor[] {xs, gs, bs})[0];
+        assertArrayEquals(xs.mul(gs).add(bs).tanh().toFloatArray(), got.toFloatArray());
+        // x once; gamma and beta element by element into every tile (from cache, on this CPU); one write.
+        LaunchTraffic traffic = exe.lastRunTraffic().getFirst();
+        assertEquals(3 * 4 * n, traffic.bytesRead());
+        assertEquals(4 * n, traffic.bytesWritten());
+    }
+
+    @Test
+    void rotaryTablesComputeTheirAnglesOnceForBothOutputs() {
+        // angles = position [S, 1] * inverse frequency [32]; cos and sin of them are one kernel with two outputs.
+        Fn1<Tensor[]> tables = positions -> dev.kiln.nn.F.rotaryTables(positions, 64, 10_000);
+        Fn1<Tensor[]> compiled = Kiln.compile(tables, NPU);
+        for (int s : new int[] {1, 7, 256, 300}) {
+            Tensor positions = Tensor.arange(s);
+            Tensor[] want = tables.apply(positions), got = compiled.apply(positions);
+            assertArrayEquals(want[0].toFloatArray(), got[0].toFloatArray(), "cos, " + s + " positions");
+            assertArrayEquals(want[1].toFloatArray(), got[1].toFloatArray(), "sin, " + s + " positions");
+        }
+        String explain = Kiln.explain(compiled, Tensor.arange(256)).toString();
+        assertTrue(explain.contains("fused fused_mul_cos_sin"), explain);
+    }
+
+    @Test
     void nonFusibleOpsBetweenPointwiseChainsStillGiveEagerResults() {
         Fn3<Tensor> fn = (x, w, bias) -> {
             Tensor h = x.matmul(w).add(bias).gelu().mul(0.5).clamp(-2, 2);    // fused after the matmul

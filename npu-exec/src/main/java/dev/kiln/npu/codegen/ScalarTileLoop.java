@@ -18,9 +18,12 @@ import java.util.Set;
  * ({@link StageWriter}), so the same bits. A program runs it while its generated loop, a
  * class of its own that the JIT meets for the first time, measures slower (see
  * {@link ScalarTwin}): in a fresh JVM the W4 block's gated epilogue took 73 to 140 ms on its
- * first call, and as much again on its second. Only single-stage programs have one, and only
- * when every instruction has a twin: all but the comparisons, the logical operators, pow and
- * the integer divisions ({@link #of}).
+ * first call, and as much again on its second. A program has one when every instruction has a
+ * twin: all but the comparisons, the logical operators, pow and the integer divisions
+ * ({@link #of}). Programs of several stages too: the twin computes their outputs from their
+ * inputs directly, and nothing reads the slots through which the stages pass intermediates
+ * (the rotary tables' cos and sin, one program of two stages, made the tables' first call in a
+ * fresh JVM 100 to 160 ms without one, 25 with).
  */
 final class ScalarTileLoop implements TileLoop {
     private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED;
@@ -42,9 +45,8 @@ final class ScalarTileLoop implements TileLoop {
         this.generated = generated;
     }
 
-    /** {@code generated} with a scalar twin when every instruction of the single-stage {@code program} has one; else {@code generated}. */
-    static TileLoop of(TileProgram program, int stages, int[] inputSlot, int[] outputSlot, TileLoop generated) {
-        if (stages != 1) return generated;
+    /** {@code generated} with a scalar twin when every instruction of {@code program} has one; else {@code generated}. */
+    static TileLoop of(TileProgram program, int[] inputSlot, int[] outputSlot, TileLoop generated) {
         for (TileInstr ins : program.instructions()) {
             boolean twinned = switch (ins) {
                 case TileInstr.Unary u -> UNARY.contains(u.fn()) || VectorMath.hasScalarTwin(u.fn());

@@ -193,7 +193,7 @@ public final class TileLoopCompiler {
         } catch (Throwable e) {
             throw new IllegalStateException("tile loop constructor failed", e);
         }
-        loop = ScalarTileLoop.of(program, plan.stages.size(), plan.inputSlot, plan.outputSlot, loop);
+        loop = ScalarTileLoop.of(program, plan.inputSlot, plan.outputSlot, loop);
         return new Compiled(program, loop, bytes, plan.slots, plan.inputSlot, plan.outputSlot, plan.stages.size());
     }
 }

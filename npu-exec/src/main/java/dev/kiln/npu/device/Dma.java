@@ -58,29 +58,37 @@ public final class Dma {
             read.add((long) n * type.byteSize());
         }
 
-        /** Reads one element (float32 or bool as 0/1) from DRAM: a 0-d operand. */
+        /** Reads one element (float32, float16, bfloat16, or bool as 0/1) from DRAM: a 0-d operand. */
         public float loadScalar(MemorySegment dram, DType type, long index) {
-            MemorySegment one = MemorySegment.ofArray(new float[1]);
-            switch (type) {
-                case FLOAT32 -> MemorySegment.copy(dram, index * Float.BYTES, one, 0, Float.BYTES);
-                case BOOL -> one.setAtIndex(F32, 0, dram.get(ValueLayout.JAVA_BYTE, index) != 0 ? 1f : 0f);
-                default -> throw new IllegalArgumentException("DMA loads float32 or bool, not " + type);
-            }
             read.add(type.byteSize());
-            return one.getAtIndex(F32, 0);
+            return element(dram, type, index);
+        }
+
+        private static float element(MemorySegment dram, DType type, long index) {
+            return switch (type) {
+                case FLOAT32 -> dram.getAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, index);
+                case FLOAT16 -> Float.float16ToFloat(dram.getAtIndex(ValueLayout.JAVA_SHORT_UNALIGNED, index));
+                case BFLOAT16 -> Elements.bf16ToFloat(dram.getAtIndex(ValueLayout.JAVA_SHORT_UNALIGNED, index));
+                case BOOL -> dram.get(ValueLayout.JAVA_BYTE, index) != 0 ? 1f : 0f;
+                default -> throw new IllegalArgumentException("DMA loads float32, float16, bfloat16 or bool, not " + type);
+            };
         }
 
         /**
          * Copies {@code n} elements of {@code type} (float32, float16, bfloat16, or bool as 0/1)
          * from DRAM at element {@code index + i * dramStride} into float32
          * {@code sram[at + i * sramStride]}: strided rows, and transposed tiles when
-         * {@code sramStride} is a row length. Counts the elements' bytes in their DRAM type.
+         * {@code sramStride} is a row length. Counts the elements' bytes in their DRAM type; with a
+         * {@code dramStride} of 0 (one value broadcast along the run) that is one element.
          */
         public void load(MemorySegment dram, DType type, long index, long dramStride,
                          MemorySegment sram, int at, int sramStride, int n) {
             if (n == 0) return;
             if (type == DType.FLOAT32 && dramStride == 1 && sramStride == 1) {
                 MemorySegment.copy(dram, index * Float.BYTES, sram, (long) at * Float.BYTES, (long) n * Float.BYTES);
+            } else if (dramStride == 0) {
+                float value = element(dram, type, index);
+                for (int i = 0; i < n; i++) sram.setAtIndex(F32, at + (long) i * sramStride, value);
             } else {
                 switch (type) {
                     case FLOAT32 -> {
@@ -102,7 +110,7 @@ public final class Dma {
                     default -> throw new IllegalArgumentException("DMA loads float32, float16, bfloat16 or bool, not " + type);
                 }
             }
-            read.add((long) n * type.byteSize());
+            read.add((dramStride == 0 ? 1L : n) * type.byteSize());
         }
 
         /**

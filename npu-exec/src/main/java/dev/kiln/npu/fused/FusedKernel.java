@@ -1,6 +1,7 @@
 package dev.kiln.npu.fused;
 
 import dev.kiln.npu.Parallel;
+import dev.kiln.npu.StridedIndex;
 import dev.kiln.npu.codegen.TileLoop;
 import dev.kiln.npu.codegen.TileLoopCompiler;
 import dev.kiln.npu.device.Dma;
@@ -22,6 +23,11 @@ import java.util.List;
  * tile, inputs come in by DMA, the program runs on SRAM, outputs go out by DMA. Each
  * input element is thus read once and each output element written once, whatever the
  * length of the chain.
+ *
+ * <p>An input may be smaller than the output and broadcast to its shape (NumPy rules: a
+ * bias of one value per column, a column of one value per row): the DMA then reads it
+ * through strides over the output's dimensions, 0 where it is broadcast, into each tile,
+ * so it is never materialised at the output's size. Its DMA count is what the tiles read.
  *
  * <p>The program runs in one of two ways ({@link Strategy}): a class generated for it
  * ({@link TileLoopCompiler}), one pass per tile with every value in a register, or the
@@ -114,11 +120,11 @@ public final class FusedKernel {
     public Strategy strategy() { return strategy; }
 
     /**
-     * Runs the kernel: {@code inputs} as the program declares them (contiguous, of the
-     * outputs' element count, or 0-d), results into the contiguous float32 {@code outputs}.
-     * An output may be an input's very memory (an in-place update, when the program loads that
-     * input before it stores the output), never a shifted part of it: tiles are written as they
-     * are finished. Returns the DRAM traffic of this launch.
+     * Runs the kernel: {@code inputs} as the program declares them (of a shape that broadcasts
+     * to the outputs', contiguous of their element count, or 0-d), results into the contiguous
+     * float32 {@code outputs}. An output may be an input's very memory (an in-place update,
+     * when the program loads that input before it stores the output), never a shifted part of
+     * it: tiles are written as they are finished. Returns the DRAM traffic of this launch.
      */
     public LaunchTraffic launch(Tensor[] inputs, Tensor[] outputs) {
         check(inputs, outputs);
@@ -126,17 +132,54 @@ public final class FusedKernel {
         Dma.Transfer dma = Dma.begin(name);
         List<TileProgram.InputSpec> specs = program.inputs();
         float[] scalars = new float[inputs.length];
+        Spread[] spread = new Spread[inputs.length];
         for (int i = 0; i < inputs.length; i++) {
-            if (specs.get(i).scalar()) scalars[i] = dma.loadScalar(inputs[i].storage().segment(), specs.get(i).dtype(), inputs[i].layout().offset());
+            if (specs.get(i).scalar()) {
+                scalars[i] = dma.loadScalar(inputs[i].storage().segment(), specs.get(i).dtype(), inputs[i].layout().offset());
+            } else if (!(inputs[i].isContiguous() && inputs[i].numel() == n)) {
+                spread[i] = new Spread(inputs[i], outputs[0].shape());
+            }
         }
         long tiles = (n + tile - 1) / tile;
         if (compiled != null) {
             boolean inPlace = compiled.stages() == 1;
-            Parallel.forRange(tiles, n * cost, (from, to) -> runGenerated(inputs, outputs, scalars, dma, n, inPlace, from, to));
+            Parallel.forRange(tiles, n * cost, (from, to) -> runGenerated(inputs, spread, outputs, scalars, dma, n, inPlace, from, to));
         } else {
-            Parallel.forRange(tiles, n * cost, (from, to) -> runTiles(inputs, outputs, scalars, dma, n, from, to));
+            Parallel.forRange(tiles, n * cost, (from, to) -> runTiles(inputs, spread, outputs, scalars, dma, n, from, to));
         }
         return dma.traffic();
+    }
+
+    /** An input read through strides over the output's dimensions: broadcast (stride 0) or a view. */
+    private record Spread(Tensor x, int[] dims, long[] strides) {
+        Spread(Tensor x, Shape out) {
+            this(x, out.dims(), StridedIndex.broadcastStrides(x.layout(), out));
+        }
+
+        /** Loads the output's elements [start, start + len) of this input into {@code sram} from element {@code at}, a row's run at a time. */
+        void load(Dma.Transfer dma, long start, int len, MemorySegment sram, int at) {
+            int last = dims.length - 1;
+            int[] index = new int[dims.length];
+            long offset = x.layout().offset(), rest = start;
+            for (int d = last; d >= 0; d--) {
+                index[d] = (int) (rest % dims[d]);
+                rest /= dims[d];
+                offset += index[d] * strides[d];
+            }
+            MemorySegment dram = x.storage().segment();
+            for (int done = 0; done < len; ) {
+                int run = Math.min(dims[last] - index[last], len - done);
+                dma.load(dram, x.dtype(), offset, strides[last], sram, at + done, 1, run);
+                done += run;
+                index[last] += run;
+                offset += run * strides[last];
+                for (int d = last; d > 0 && index[d] == dims[d]; d--) {
+                    offset += strides[d - 1] - dims[d] * strides[d];
+                    index[d] = 0;
+                    index[d - 1]++;
+                }
+            }
+        }
     }
 
     /**
@@ -148,8 +191,8 @@ public final class FusedKernel {
      * that vector of its outputs, so an in-place update stays exact. A partial last tile goes
      * through SRAM, as the loop runs whole vectors.
      */
-    private void runGenerated(Tensor[] inputs, Tensor[] outputs, float[] scalars, Dma.Transfer dma, long n, boolean inPlace,
-                              long fromTile, long toTile) {
+    private void runGenerated(Tensor[] inputs, Spread[] spread, Tensor[] outputs, float[] scalars, Dma.Transfer dma, long n,
+                              boolean inPlace, long fromTile, long toTile) {
         MemorySegment seg = Sram.local(device).segment();
         int[] inputSlot = compiled.inputSlot(), outputSlot = compiled.outputSlot();
         TileLoop loop = compiled.loop();
@@ -166,7 +209,9 @@ public final class FusedKernel {
                 for (int k = 0; k < inputs.length; k++) {
                     if (inputSlot[k] < 0) continue;
                     Tensor x = inputs[k];
-                    if (x.dtype() == DType.FLOAT32) {
+                    if (spread[k] != null) {
+                        spread[k].load(dma, start, len, seg, inputSlot[k] * tile);
+                    } else if (x.dtype() == DType.FLOAT32) {
                         inPlaceSlots[inputSlot[k]] = x.storage().segment();
                         inPlaceOffsets[inputSlot[k]] = (x.layout().offset() + start) * Float.BYTES;
                         readInPlace += len;
@@ -185,7 +230,8 @@ public final class FusedKernel {
             for (int k = 0; k < inputs.length; k++) {
                 if (inputSlot[k] < 0) continue;
                 Tensor x = inputs[k];
-                dma.load(x.storage().segment(), x.dtype(), x.layout().offset() + start, seg, inputSlot[k] * tile, len);
+                if (spread[k] != null) spread[k].load(dma, start, len, seg, inputSlot[k] * tile);
+                else dma.load(x.storage().segment(), x.dtype(), x.layout().offset() + start, seg, inputSlot[k] * tile, len);
             }
             // Whole vectors: the lanes past len hold stale values, computed but never stored.
             loop.run(slots, offsets, scalars, (len + TileKernels.LANES - 1) / TileKernels.LANES * TileKernels.LANES);
@@ -198,7 +244,8 @@ public final class FusedKernel {
         dma.writtenInPlace(writtenInPlace);
     }
 
-    private void runTiles(Tensor[] inputs, Tensor[] outputs, float[] scalars, Dma.Transfer dma, long n, long fromTile, long toTile) {
+    private void runTiles(Tensor[] inputs, Spread[] spread, Tensor[] outputs, float[] scalars, Dma.Transfer dma, long n, long fromTile,
+                          long toTile) {
         Sram sram = Sram.local(device);
         MemorySegment seg = sram.segment();
         fill(sram, setupOnce, scalars);
@@ -212,7 +259,8 @@ public final class FusedKernel {
                 switch (ins) {
                     case TileInstr.Load l -> {
                         Tensor x = inputs[l.input()];
-                        dma.load(x.storage().segment(), x.dtype(), x.layout().offset() + start, seg, l.dst() * tile, len);
+                        if (spread[l.input()] != null) spread[l.input()].load(dma, start, len, seg, l.dst() * tile);
+                        else dma.load(x.storage().segment(), x.dtype(), x.layout().offset() + start, seg, l.dst() * tile, len);
                     }
                     case TileInstr.Store s -> {
                         Tensor o = outputs[s.output()];
@@ -264,11 +312,12 @@ public final class FusedKernel {
         for (int i = 0; i < inputs.length; i++) {
             TileProgram.InputSpec spec = program.inputs().get(i);
             Tensor x = inputs[i];
-            boolean ok = x.dtype() == spec.dtype() && (spec.scalar() ? x.numel() == 1 : x.isContiguous() && x.numel() == shape.numel());
+            boolean flat = x.isContiguous() && x.numel() == shape.numel();
+            boolean ok = x.dtype() == spec.dtype() && (spec.scalar() ? x.numel() == 1 : flat || x.shape().broadcastsTo(shape));
             if (!ok) {
                 throw new KilnException(name + ": input " + i + " must be " + (spec.scalar() ? "a single " + spec.dtype() + " element"
-                        : "contiguous " + spec.dtype() + " with " + shape.numel() + " elements") + ", got " + x.dtype() + x.shape()
-                        + (x.isContiguous() ? "" : " (not contiguous)"));
+                        : spec.dtype() + " of a shape that broadcasts to the output shape " + shape + ", or contiguous with "
+                        + shape.numel() + " elements") + ", got " + x.dtype() + x.shape() + (x.isContiguous() ? "" : " (not contiguous)"));
             }
         }
     }

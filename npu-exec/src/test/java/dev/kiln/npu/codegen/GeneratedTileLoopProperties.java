@@ -125,9 +125,9 @@ class GeneratedTileLoopProperties {
     }
 
     /**
-     * The scalar twin a single-stage program runs before the JIT has compiled its generated
-     * loop gives the loop's bits (see {@code ScalarTileLoop}), over programs of the functions
-     * that have a twin.
+     * The scalar twin a program runs before the JIT has compiled its generated loop gives the
+     * loop's bits (see {@code ScalarTileLoop}), over programs of the functions that have a twin,
+     * of one stage or several.
      */
     @Property(tries = 300)
     void scalarTwinsGiveTheGeneratedLoopsBits(@ForAll long seed, @ForAll @IntRange(max = 3000) int n) {

@@ -112,6 +112,49 @@ public class FusedKernelTest {
         assertEquals(20, t.bytesWritten());
     }
 
+    /** out = where(mask, x * column + row, -x): three inputs of other shapes than the output, a bool among them. */
+    private static TileProgram affineWhere() {
+        return new TileProgram(List.of(TILE, TILE, TILE, new TileProgram.InputSpec(DType.BOOL, false)), 1, 4, List.of(
+                new TileInstr.Load(0, 0),
+                new TileInstr.Load(1, 1),
+                new TileInstr.Binary(BinaryFn.MUL, 0, 1, 1),
+                new TileInstr.Load(2, 2),
+                new TileInstr.Binary(BinaryFn.ADD, 1, 2, 1),
+                new TileInstr.Unary(UnaryFn.NEG, 0, 0),
+                new TileInstr.Load(3, 3),
+                new TileInstr.Where(3, 1, 0, 1),
+                new TileInstr.Store(1, 0)));
+    }
+
+    @Test
+    void inputsOfOtherShapesAreReadBroadcastIntoEveryTile() {
+        // Tiles of the small device end inside rows (a row of 37 never divides a tile), so each tile
+        // starts some way into a row of the broadcast inputs.
+        NpuDevice small = new NpuDevice(64 * 1024, NpuDevice.current().vectorBits(), 2, 1e10);
+        int rows = 1500, cols = 37;
+        long n = (long) rows * cols;
+        Tensor x = Tensor.randn(21, cols, rows).permute(1, 0);       // a view: [rows, cols], not contiguous
+        Tensor column = Tensor.randn(22, rows, 1), row = Tensor.randn(23, cols);
+        Tensor mask = Tensor.randn(24, 1, cols).gt(0.0);             // [1, cols] bool
+        Tensor expected = Tensor.where(mask, x.mul(column).add(row), x.neg());
+        for (FusedKernel.Strategy strategy : FusedKernel.Strategy.values()) {
+            FusedKernel k = new FusedKernel("affine", affineWhere(), small, strategy);
+            assertTrue(k.tile() % cols != 0 && k.tile() < n / 4, "tiles start inside rows: " + k.tile());
+            Tensor out = Tensor.empty(DType.FLOAT32, Shape.of(rows, cols));
+            LaunchTraffic t = k.launch(new Tensor[] {x, column, row, mask}, new Tensor[] {out});
+            assertArrayEquals(expected.toFloatArray(), out.toFloatArray(), strategy.name());
+            // x: every element once; the column: one value per run of a row within a tile; the row and
+            // the mask: their runs again for every row.
+            long runs = 0;
+            for (long start = 0; start < n; start += k.tile()) {
+                long end = Math.min(n, start + k.tile());
+                runs += (end - 1) / cols - start / cols + 1;
+            }
+            assertEquals(4 * n + 4 * runs + 4 * n + n, t.bytesRead(), strategy.name());
+            assertEquals(4 * n, t.bytesWritten());
+        }
+    }
+
     @Test
     void textFormRoundTripsExactly() {
         TileProgram p = new TileProgram(List.of(TILE), 2, 2, List.of(
@@ -153,7 +196,8 @@ public class FusedKernelTest {
         Tensor out = Tensor.empty(DType.FLOAT32, Shape.of(4, 3));
         var e = assertThrows(KilnException.class, () -> k.launch(new Tensor[] {x.permute(1, 0), Tensor.scalar(1f), Tensor.scalar(2f)},
                 new Tensor[] {out}));
-        assertEquals("w1: input 0 must be contiguous float32 with 12 elements, got float32[3,4] (not contiguous)", e.getMessage());
+        assertEquals("w1: input 0 must be float32 of a shape that broadcasts to the output shape [4,3], or contiguous with 12 elements, "
+                + "got float32[3,4] (not contiguous)", e.getMessage());
         e = assertThrows(KilnException.class, () -> k.launch(new Tensor[] {x}, new Tensor[] {out}));
         assertEquals("w1: expects 3 inputs and 1 outputs, got 1 and 1", e.getMessage());
     }
