@@ -27,10 +27,12 @@ import java.util.PriorityQueue;
  * {@link FusePointwise} (among the remaining nodes) one fused tile program, every other
  * op an eager launch, in an order that respects the dependencies between groups.
  *
- * <p>Memory transfers are launches too: a fused kernel, an epilogue's row or full operand
- * and a view whose input cannot be viewed that way (a reshape of a transpose) read a
- * contiguous buffer, so a non-contiguous view reaching them is first gathered into one by
- * a {@link KernelProgram.Transfer}, placed in the arena like any other value. Lowering
+ * <p>Memory transfers are launches too: an epilogue's row or full operand and a view whose
+ * input cannot be viewed that way (a reshape of a transpose) read a contiguous buffer, so a
+ * non-contiguous view reaching them is first gathered into one by a
+ * {@link KernelProgram.Transfer}, placed in the arena like any other value. A fused kernel
+ * reads views where they lie: its DMA gathers each tile through the view's strides, so a
+ * transpose, a strided slice or an {@code expand} costs no copy of its own. Lowering
  * follows each value's layout through the views from the graph's inputs, taken to be
  * contiguous (as every other launch's output is), so a view that is provably contiguous (a
  * reshape, a slice of rows) is read in place. One transfer serves every reader of a value.
@@ -97,11 +99,8 @@ public final class Lowering {
                 TileProgram program = tileProgram(g, grp);
                 List<Integer> out = grp.outputs().stream().map(slot::applyAsInt).toList();
                 if (FusedKernel.tileFor(program.registers(), device) > 0) {
-                    List<Integer> in = new ArrayList<>();
-                    for (int k = 0; k < grp.inputs().size(); k++) {
-                        ValueRef v = grp.inputs().get(k);
-                        in.add(program.inputs().get(k).scalar() ? slot.applyAsInt(v) : transfers.contiguous(v));
-                    }
+                    // The kernel's DMA reads any strides into its tiles: views need no transfer.
+                    List<Integer> in = grp.inputs().stream().map(slot::applyAsInt).toList();
                     launches.add(new KernelProgram.Fused(kernelName("fused", g, grp.nodes(), u), grp.shape(), program, in, out));
                     continue;
                 }

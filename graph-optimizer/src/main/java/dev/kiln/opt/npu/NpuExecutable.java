@@ -487,11 +487,10 @@ public final class NpuExecutable implements GraphExecutable {
         }
     }
 
-    /** A fused kernel; the caller's non-contiguous inputs are gathered first. */
+    /** A fused kernel: it reads its inputs through their strides, the caller's views too. */
     private record FusedStep(KernelProgram.Fused launch, FusedKernel kernel) implements Step {
         @Override
         public Tensor[] run(int i, Tensor[] args, Frame f, Meter m) {
-            m.gathered(gatherCallerViews(launch.name(), i, f.instance(), launch, args, 0));
             Tensor[] results = new Tensor[launch.out().size()];
             for (int k = 0; k < results.length; k++) {
                 results[k] = f.plan() == null ? Tensor.empty(DType.FLOAT32, launch.shape()) : buffer(f, launch.out().get(k));
