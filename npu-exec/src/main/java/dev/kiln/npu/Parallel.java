@@ -57,7 +57,7 @@ public final class Parallel {
             body.run(0, n);
             return;
         }
-        if (COMPILER != null && COMPILER.busy()) {
+        if (inOrder()) {
             runInOrder(n, chunks, body);
             return;
         }
@@ -97,6 +97,12 @@ public final class Parallel {
     static void runInOrder(long n, int chunks, RangeBody body) {
         for (int c = 0; c < chunks; c++) body.run(n * c / chunks, n * (c + 1) / chunks);
     }
+
+    /**
+     * Whether a launch made now runs its chunks one after another on the calling thread: the
+     * JIT's compilers take a large share of the machine (see {@link #forRange}).
+     */
+    public static boolean inOrder() { return COMPILER != null && COMPILER.busy(); }
 
     /** Same as {@link #forRange} with the cost equal to n. */
     public static void forRange(long n, RangeBody body) { forRange(n, n, body); }

@@ -27,7 +27,7 @@ public final class FloatGemm extends PackedGemm<float[]> {
     private static final ByteOrder ORDER = ByteOrder.nativeOrder();
     private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT;
 
-    private FloatGemm() {
+    FloatGemm() {
         super(Blocking.forKernel(MR, NR, Float.BYTES));
     }
 
@@ -204,9 +204,15 @@ public final class FloatGemm extends PackedGemm<float[]> {
         FloatKernels.multiply(kc, a, aOffset, b, bOffset, tile);
     }
 
+    /**
+     * A panel's last vector alone by the column kernel; wider edges of a whole panel by the full
+     * kernel over its zero padding (at most one wasted vector of three, where two column passes
+     * would re-read A). The full kernel is also the hot one: in a fresh JVM the column kernel was
+     * a method of its own to warm up, 110 ms of the W4 block's first call.
+     */
     @Override
-    void multiplyColumns(int kc, float[] a, int aOffset, float[] b, int bOffset, float[] tile, int cols) {
-        if (cols > NR - V) {
+    void multiplyColumns(int kc, float[] a, int aOffset, float[] b, int bOffset, float[] tile, int cols, boolean wholePanel) {
+        if (cols > NR - V || wholePanel && cols > V) {
             FloatKernels.multiply(kc, a, aOffset, b, bOffset, tile);
             return;
         }

@@ -45,9 +45,11 @@ abstract class PackedGemm<P> {
 
     /**
      * The first {@code cols} (fewer than nr) columns of the tile {@link #multiply} computes;
-     * by default the whole tile.
+     * by default the whole tile. With {@code wholePanel} the B panel starts at {@code bOffset}
+     * (zero-padded past cols), so {@link #multiply} may compute it; otherwise it is the tail of
+     * a panel, whose columns past cols belong to the next panel row.
      */
-    void multiplyColumns(int kc, P a, int aOffset, P b, int bOffset, P tile, int cols) {
+    void multiplyColumns(int kc, P a, int aOffset, P b, int bOffset, P tile, int cols, boolean wholePanel) {
         multiply(kc, a, aOffset, b, bOffset, tile);
     }
 
@@ -110,9 +112,21 @@ abstract class PackedGemm<P> {
      * batch entry: nothing of B is packed then.
      */
     final void run(GemmProblem p, Epilogue.Bound epilogue, P packedB) {
+        run(p, epilogue, packedB, Parallel.inOrder());
+    }
+
+    /**
+     * {@link #run(GemmProblem, Epilogue.Bound, Object)}, with {@code inOrder} when its chunks
+     * will run one after another on this thread: the product is then one tile, as cutting it
+     * would only add partial panels and pack A or B twice. In a fresh JVM, whose first calls run
+     * in order while the compilers need the cores, that made the W4 block's first result 60 to
+     * 200 ms sooner (medians of six fresh JVMs per phase, two runs), the column kernel for partial
+     * panels being one more method to warm up. Results are the same bits however it is cut.
+     */
+    final void run(GemmProblem p, Epilogue.Bound epilogue, P packedB, boolean inOrder) {
         int workers = Parallel.workers();
         long cost = p.flops() / 16;
-        boolean parallel = workers > 1 && cost >= Parallel.SERIAL_THRESHOLD;
+        boolean parallel = workers > 1 && cost >= Parallel.SERIAL_THRESHOLD && !inOrder;
         boolean enoughEntries = p.batch() % workers == 0 || p.batch() >= 8 * workers;
         int mr = blocking.mr(), nr = blocking.nr();
         int tiles = 1;
@@ -190,11 +204,11 @@ abstract class PackedGemm<P> {
                     packA(p.a(), batch, ic, mc, pc, kc, ws.a);
                     for (int jr = 0, cols; jr < nc; jr += cols) {
                         P bPanels;
-                        int panel;
+                        int panel, inPanel = 0;
                         if (packedB != null) {
                             // Panels packed whole start at multiples of nr; a worker's columns start at any
                             // multiple of the column granule, so its first panel may be the tail of one.
-                            int inPanel = (jc + jr) % nr;
+                            inPanel = (jc + jr) % nr;
                             cols = Math.min(nr - inPanel, nc - jr);
                             bPanels = packedB;
                             panel = packedPanel(pc, kc, jc + jr - inPanel, p.n()) + inPanel;
@@ -214,7 +228,7 @@ abstract class PackedGemm<P> {
                             }
                         }
                         for (; ir < mc; ir += mr) {
-                            if (cols < nr) multiplyColumns(kc, ws.a, ir * kc, bPanels, panel, ws.tile, cols);
+                            if (cols < nr) multiplyColumns(kc, ws.a, ir * kc, bPanels, panel, ws.tile, cols, inPanel == 0);
                             else multiply(kc, ws.a, ir * kc, bPanels, panel, ws.tile);
                             store(ws.tile, Math.min(mr, mc - ir), cols, c, ic + ir, jc + jr, accumulate);
                         }
