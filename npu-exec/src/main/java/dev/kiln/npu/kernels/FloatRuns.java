@@ -97,6 +97,44 @@ final class FloatRuns {
         out[1] = s2;
     }
 
+    /**
+     * {@link #moments} a float at a time, for a scalar twin ({@link ScalarTwin}): the same
+     * operations on the same lanes in the same order, so the same bits, over {@code x} (the run
+     * copied to the heap).
+     */
+    static void momentsScalar(float[] x, int n, float shift, double[] out) {
+        double s1 = 0, s2 = 0;
+        int step = 2 * LANES, vecEnd = n - n % step, i = 0;
+        // Lane j of the first vector accumulator is [j], of the second [LANES + j].
+        float[] d = new float[step], q = new float[step];
+        while (i < vecEnd) {
+            int blockEnd = Math.min(vecEnd, i + FLUSH * step);
+            java.util.Arrays.fill(d, 0f);
+            java.util.Arrays.fill(q, 0f);
+            for (; i < blockEnd; i += step) {
+                for (int j = 0; j < step; j++) {
+                    float v = x[i + j] - shift;
+                    d[j] += v;
+                    q[j] = Math.fma(v, v, q[j]);
+                }
+            }
+            float sd = 0f, sq = 0f;
+            for (int j = 0; j < LANES; j++) {
+                sd += d[j] + d[LANES + j];
+                sq += q[j] + q[LANES + j];
+            }
+            s1 += sd;
+            s2 += sq;
+        }
+        for (; i < n; i++) {
+            float v = x[i] - shift;
+            s1 += v;
+            s2 += (double) v * v;
+        }
+        out[0] = s1;
+        out[1] = s2;
+    }
+
     /** Maximum (or minimum) of a run, NaN if any element is NaN; -inf (+inf) for an empty run. */
     static float extreme(MemorySegment s, long off, long n, boolean max) {
         float init = max ? Float.NEGATIVE_INFINITY : Float.POSITIVE_INFINITY;
@@ -206,6 +244,11 @@ final class FloatRuns {
             float t = ((get(in, inOff + i) - shiftHi) - shiftLo) * factor;
             set(out, outOff + i, Math.fma(t, weight[i], bias[i]));
         }
+    }
+
+    /** {@link #normalize} a float at a time over heap copies, for a scalar twin: its tail's expression, which its vectors compute lane by lane. */
+    static void normalizeScalar(float[] in, float[] out, int n, float shiftHi, float shiftLo, float factor, float[] weight, float[] bias) {
+        for (int i = 0; i < n; i++) out[i] = Math.fma(((in[i] - shiftHi) - shiftLo) * factor, weight[i], bias[i]);
     }
 
     // ---------------------------------------------------------------- tiles of adjacent outputs

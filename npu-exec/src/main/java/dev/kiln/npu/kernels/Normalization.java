@@ -43,7 +43,7 @@ public final class Normalization {
         } else if (x.dtype() == DType.FLOAT32 && !rows.inDense() && rows.adjacentRows() >= FloatRuns.LANES) {
             softmaxAcross(rows, x, out, log, cost);
         } else {
-            forEachFloatRow(rows, x, out, cost, (src, srcOff, dst, dstOff, r) -> {
+            forEachFloatRow(rows, x, out, cost, null, (src, srcOff, dst, dstOff, r, scalar) -> {
                 float max = FloatRuns.extreme(src, srcOff, n, true);
                 if (log) {
                     double sum = FloatRuns.expShifted(src, srcOff, null, 0, n, max);
@@ -187,7 +187,7 @@ public final class Normalization {
             return;
         }
         float[] wf = toFloats(w), bf = toFloats(b);
-        forEachFloatRow(rows, x, out[0], cost, (src, srcOff, dst, dstOff, r) -> {
+        forEachFloatRow(rows, x, out[0], cost, null, (src, srcOff, dst, dstOff, r, scalar) -> {
             double rough = FloatRuns.sum(src, srcOff, n) / n;
             float hi = (float) rough;
             double[] m = new double[2];
@@ -226,13 +226,27 @@ public final class Normalization {
             return;
         }
         float[] wf = toFloats(w), zeros = new float[n];
-        forEachFloatRow(rows, x, out, cost, (src, srcOff, dst, dstOff, r) -> {
+        forEachFloatRow(rows, x, out, cost, RMS_NORM_TWIN, (src, srcOff, dst, dstOff, r, scalar) -> {
             double[] m = new double[2];
+            if (scalar && n > 0) {
+                float[] row = new float[n];
+                MemorySegment.copy(src, Staging.F32, srcOff * Float.BYTES, row, 0, n);
+                FloatRuns.momentsScalar(row, n, 0f, m);
+                FloatRuns.normalizeScalar(row, row, n, 0f, 0f, (float) (1 / Math.sqrt(m[1] / n + eps)), wf, zeros);
+                MemorySegment.copy(row, 0, dst, Staging.F32, dstOff * Float.BYTES, n);
+                return;
+            }
             FloatRuns.moments(src, srcOff, n, 0f, m);
             double rstd = 1 / Math.sqrt(m[1] / n + eps);
             FloatRuns.normalize(src, srcOff, dst, dstOff, n, 0f, 0f, (float) rstd, wf, zeros);
         });
     }
+
+    /**
+     * RMS norm's rows run scalar while its vector loops are slower (see {@link ScalarTwin}): in a
+     * fresh JVM the W4 block's two RMS norms took 55 to 65 ms of its first call.
+     */
+    private static final ScalarTwin RMS_NORM_TWIN = new ScalarTwin();
 
     // ---------------------------------------------------------------- shared row machinery
 
@@ -268,10 +282,13 @@ public final class Normalization {
         return f;
     }
 
-    /** Computes one float32 row from {@code src} into {@code dst} (possibly the same run); r is the row's index. */
+    /**
+     * Computes one float32 row from {@code src} into {@code dst} (possibly the same run); r is the
+     * row's index; {@code scalar} asks for the scalar twin of the vector code.
+     */
     @FunctionalInterface
     private interface FloatRow {
-        void compute(MemorySegment src, long srcOff, MemorySegment dst, long dstOff, long r);
+        void compute(MemorySegment src, long srcOff, MemorySegment dst, long dstOff, long r, boolean scalar);
     }
 
     /** Transforms one float64 row in place; r is the row's index. */
@@ -283,24 +300,29 @@ public final class Normalization {
     /**
      * Runs {@code body} on every row of x (float32, float16 or bfloat16) with the output
      * row in out: directly on float32 storage when the row is contiguous there, else
-     * through a float32 scratch row.
+     * through a float32 scratch row. With a {@code twin}, each chunk of rows runs the body's
+     * scalar code or its vector code as the twin chooses.
      */
-    private static void forEachFloatRow(Rows rows, Tensor x, Tensor out, long cost, FloatRow body) {
+    private static void forEachFloatRow(Rows rows, Tensor x, Tensor out, long cost, ScalarTwin twin, FloatRow body) {
         DType t = x.dtype();
         MemorySegment xs = x.storage().segment(), os = out.storage().segment();
         boolean directIn = t == DType.FLOAT32 && rows.inDense(), directOut = t == DType.FLOAT32 && rows.outDense();
         int n = rows.length();
         Parallel.forRange(rows.count(), cost, (from, to) -> {
+            boolean choosing = twin != null && !twin.settled();
+            long work = (to - from) * n, start = System.nanoTime();
+            boolean scalar = choosing && twin.scalarNext(work);
             try (Arena arena = Arena.ofConfined()) {
                 MemorySegment scratch = directIn && directOut ? null : arena.allocate(4L * Math.max(n, 1), 64);
                 Odometer w = rows.walker(from);
                 for (long r = from; r < to; r++, w.next()) {
                     if (!directIn) rows.gatherFloats(xs, t, w.a(), scratch);
                     body.compute(directIn ? xs : scratch, directIn ? w.a() : 0,
-                            directOut ? os : scratch, directOut ? w.b() : 0, r);
+                            directOut ? os : scratch, directOut ? w.b() : 0, r, scalar);
                     if (!directOut) rows.scatterFloats(scratch, os, t, w.b());
                 }
             }
+            if (choosing) twin.record(scalar, System.nanoTime() - start, work);
         });
     }
 

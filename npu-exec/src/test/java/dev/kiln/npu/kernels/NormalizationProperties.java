@@ -124,6 +124,16 @@ class NormalizationProperties {
         }
     }
 
+    /** RMS norm's scalar twin, which a fresh JVM runs while the vector code is slower, gives the vector code's bits. */
+    @Property(tries = 60)
+    void rmsNormsScalarTwinGivesTheSameBits(@ForAll("shapes") int[] shape, @ForAll long seed, @ForAll Presentation p, @ForAll boolean weight) {
+        Case c = makeCase("rms_norm", shape, seed, p, DType.FLOAT32, weight, false, false, 0);
+        float[][] y = new float[2][];
+        ScalarTwin.forcing(false, () -> y[0] = F.rmsNormAxis(c.xt, c.axis, c.wt, 1e-6).toFloatArray());
+        ScalarTwin.forcing(true, () -> y[1] = F.rmsNormAxis(c.xt, c.axis, c.wt, 1e-6).toFloatArray());
+        org.junit.jupiter.api.Assertions.assertArrayEquals(y[0], y[1], c.what);
+    }
+
     @Test
     void largeMeanWithSmallSpreadKeepsItsVariance() {
         // float32 values 1000 + k/1024: exactly representable; the spread is 1e-3 of the mean.
