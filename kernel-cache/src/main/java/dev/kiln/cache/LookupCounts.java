@@ -35,22 +35,29 @@ final class LookupCounts {
 
     private final Path file;
     private final Path lock;
+    /**
+     * The next version of the file, written under the lock and renamed over it: one name serves,
+     * since only the lock's holder writes it (a random temporary name seeded a SecureRandom,
+     * milliseconds of a warm start's first lookup).
+     */
+    private final Path next;
     private final FileAttribute<?>[] ownerOnly;
 
     LookupCounts(Path root, FileAttribute<?>[] ownerOnly) {
         this.file = root.resolve("lookups");
         this.lock = root.resolve("lookups.lock");
+        this.next = root.resolve(".tmp-lookups");
         this.ownerOnly = ownerOnly;
     }
 
     /** Adds one lookup; returns false when the counts could not be updated. */
     boolean record(boolean hit) {
-        return update(c -> hit ? new Counts(c.hits() + 1, c.misses()) : new Counts(c.hits(), c.misses() + 1));
+        return update(false, hit ? 1 : 0, hit ? 0 : 1);
     }
 
     /** Forgets every count, as {@code kiln cache clear} starts the directory afresh. */
     boolean reset() {
-        return update(c -> Counts.NONE);
+        return update(true, 0, 0);
     }
 
     /** The counts as last published; zero when none were, or the file cannot be read. */
@@ -63,7 +70,7 @@ final class LookupCounts {
     }
 
     // One JVM may hold the file lock only once at a time: threads take turns first.
-    private synchronized boolean update(java.util.function.UnaryOperator<Counts> change) {
+    private synchronized boolean update(boolean reset, long hits, long misses) {
         try {
             if (!Files.exists(lock)) {
                 try {
@@ -73,13 +80,16 @@ final class LookupCounts {
                 }
             }
             try (FileChannel ch = FileChannel.open(lock, StandardOpenOption.WRITE); FileLock ignored = ch.lock()) {
-                Counts next = change.apply(read());
-                Path temp = Files.createTempFile(file.getParent(), ".tmp-lookups-", "", ownerOnly);
+                Counts c = reset ? Counts.NONE : read();
+                String text = new StringBuilder(FORMAT).append("\nhits ").append(c.hits() + hits)
+                        .append("\nmisses ").append(c.misses() + misses).append('\n').toString();
+                // Left by a writer that died holding the lock: its partial text is replaced whole.
+                Files.deleteIfExists(next);
                 try {
-                    Files.writeString(temp, FORMAT + "\nhits " + next.hits() + "\nmisses " + next.misses() + "\n", StandardCharsets.UTF_8);
-                    Files.move(temp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+                    Files.writeString(Files.createFile(next, ownerOnly), text, StandardCharsets.UTF_8);
+                    Files.move(next, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
                 } finally {
-                    Files.deleteIfExists(temp);
+                    Files.deleteIfExists(next);
                 }
             }
             return true;
