@@ -17,7 +17,7 @@ import java.util.Set;
 /**
  * Groups a graph's float32 elementwise ops into fusion groups: connected sets of
  * {@code Unary}, {@code Binary}, {@code BinaryScalar}, {@code Clamp}, {@code Where} and
- * float32-to-float32 {@code Cast} nodes of one output shape, whose operands are of that
+ * {@code Cast}-to-float32 nodes (from any dtype) of one output shape, whose operands are of that
  * shape, 0-d (they become scalars of the tile program) or of a shape that broadcasts to it
  * (a bias per column, a value per row: the kernel's DMA reads them through strides of 0,
  * see {@code FusedKernel}). A value computed in a group and used outside it (or returned)
@@ -59,7 +59,7 @@ public final class FusePointwise {
             case Op.BinaryScalar s -> in.get(0).dtype() == DType.FLOAT32;
             case Op.Clamp c -> in.get(0).dtype() == DType.FLOAT32;
             case Op.Where w -> in.get(0).dtype() == DType.BOOL && in.get(1).dtype() == DType.FLOAT32 && in.get(2).dtype() == DType.FLOAT32;
-            case Op.Cast c -> c.to() == DType.FLOAT32 && in.get(0).dtype() == DType.FLOAT32;
+            case Op.Cast c -> c.to() == DType.FLOAT32; // from any dtype: the DMA converts as it loads
             default -> false;
         };
         // Every operand broadcasts to the output (the ops' shape rule), so any shape can be read by the kernel.

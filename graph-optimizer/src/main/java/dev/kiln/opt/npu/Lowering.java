@@ -314,7 +314,7 @@ public final class Lowering {
             ValueRef out = ap.value(0);
             List<ValueRef> in = ap.inputs();
             if (ap.op() instanceof Op.Cast) {
-                // float32 to float32: the same register under a second name.
+                // The register already holds float32 (an input is converted as it is loaded): the same register under a second name.
                 int r = operand(in.get(0));
                 reg.put(out, r);
                 pending[r] += uses.getOrDefault(out, 0);

@@ -71,6 +71,22 @@ class FusePointwiseTest {
     }
 
     @Test
+    void castsToFloat32FromAnyDtypeFuseTheirInputsConvertedAsLoaded() {
+        GraphBuilder b = new GraphBuilder();
+        ValueRef x = b.input(F4x8);                                                        // %0
+        ValueRef mask = b.input(new TensorMeta(DType.BOOL, Shape.of(4, 8)));               // %1
+        ValueRef idx = b.input(new TensorMeta(DType.INT64, Shape.of(4, 8)));               // %2
+        ValueRef half = b.input(new TensorMeta(DType.FLOAT16, Shape.of(8)));               // %3
+        ValueRef m = b.apply(new Op.Cast(DType.FLOAT32), List.of(mask)).get(0);            // %4
+        ValueRef i = b.apply(new Op.Cast(DType.FLOAT32), List.of(idx)).get(0);             // %5
+        ValueRef h = b.apply(new Op.Cast(DType.FLOAT32), List.of(half)).get(0);            // %6 [8]: its own group
+        ValueRef y = bin(b, BinaryFn.ADD, bin(b, BinaryFn.ADD, bin(b, BinaryFn.MUL, x, m), i), h); // %7 %8 %9
+        ValueRef n = b.apply(new Op.Cast(DType.INT32), List.of(y)).get(0);                 // %10 not to float32
+        Graph g = b.build(List.of(n));
+        assertEquals(List.of("[%4 %5 %7 %8 %9] in (%1, %2, %0, %6) out (%9)", "[%6] in (%3) out (%6)"), listing(g));
+    }
+
+    @Test
     void whereWithABoolConditionFusesAndComparisonsDoNot() {
         GraphBuilder b = new GraphBuilder();
         ValueRef x = b.input(F4x8);                                                        // %0

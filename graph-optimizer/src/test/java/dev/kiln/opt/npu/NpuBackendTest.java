@@ -117,6 +117,39 @@ class NpuBackendTest {
     }
 
     @Test
+    void castsToFloat32AreReadConvertedByTheKernelsDma() {
+        // x * mask + index + wide, the three of other dtypes converted as they are loaded: one kernel.
+        int rows = 40, cols = 70;
+        long n = (long) rows * cols;
+        GraphBuilder b = new GraphBuilder();
+        ValueRef x = b.input(new TensorMeta(DType.FLOAT32, Shape.of(rows, cols)));
+        ValueRef mask = b.input(new TensorMeta(DType.BOOL, Shape.of(rows, cols)));
+        ValueRef index = b.input(new TensorMeta(DType.INT64, Shape.of(rows, cols)));
+        ValueRef wide = b.input(new TensorMeta(DType.FLOAT64, Shape.of(rows, cols)));
+        ValueRef t = b.apply(new Op.Binary(BinaryFn.MUL), List.of(x, b.apply(new Op.Cast(DType.FLOAT32), List.of(mask)).get(0))).get(0);
+        t = b.apply(new Op.Binary(BinaryFn.ADD), List.of(t, b.apply(new Op.Cast(DType.FLOAT32), List.of(index)).get(0))).get(0);
+        t = b.apply(new Op.Binary(BinaryFn.ADD), List.of(t, b.apply(new Op.Cast(DType.FLOAT32), List.of(wide)).get(0))).get(0);
+        NpuExecutable exe = new NpuGraphCompiler().compile(b.build(List.of(t)));
+        assertEquals(1, exe.program().launches().size(), exe.program().toText());
+        assertEquals(exe.program(), KernelProgram.parse(exe.program().toText()), "the kernel cache's text form keeps the input dtypes");
+        // Integers past 2^24 and doubles between floats round as the eager cast rounds them; NaN and infinities pass.
+        long[] longs = new long[(int) n];
+        double[] doubles = new double[(int) n];
+        java.util.SplittableRandom r = new java.util.SplittableRandom(3);
+        for (int i = 0; i < n; i++) {
+            longs[i] = r.nextLong() >> r.nextInt(64);
+            doubles[i] = i % 97 == 0 ? new double[] {Double.NaN, Double.POSITIVE_INFINITY, 1e300, -0.0}[i / 97 % 4] : r.nextGaussian() * 1e6;
+        }
+        Tensor xs = Tensor.randn(41, rows, cols), ms = Tensor.randn(42, rows, cols).gt(0.0);
+        Tensor is = Tensor.of(longs, rows, cols), ds = Tensor.of(doubles, rows, cols);
+        Tensor want = xs.mul(ms.to(DType.FLOAT32)).add(is.to(DType.FLOAT32)).add(ds.to(DType.FLOAT32));
+        assertArrayEquals(want.toFloatArray(), exe.run(new Tensor[] {xs, ms, is, ds})[0].toFloatArray());
+        LaunchTraffic traffic = exe.lastRunTraffic().getFirst();
+        assertEquals((4 + 1 + 8 + 8) * n, traffic.bytesRead(), "each input once, in its own dtype");
+        assertEquals(4 * n, traffic.bytesWritten());
+    }
+
+    @Test
     void nonFusibleOpsBetweenPointwiseChainsStillGiveEagerResults() {
         Fn3<Tensor> fn = (x, w, bias) -> {
             Tensor h = x.matmul(w).add(bias).gelu().mul(0.5).clamp(-2, 2);    // fused after the matmul

@@ -44,21 +44,14 @@ public final class Dma {
         private Transfer(String kernel) { this.kernel = kernel; }
 
         /**
-         * Copies {@code n} elements of {@code type} (float32, or bool as 0/1) from DRAM at element
-         * {@code index} into {@code sram[at...]} as float32.
+         * Copies {@code n} elements of {@code type} from DRAM at element {@code index} into
+         * {@code sram[at...]} as float32, converted as a cast to float32 converts them (bool as 0/1).
          */
         public void load(MemorySegment dram, DType type, long index, MemorySegment sram, int at, int n) {
-            switch (type) {
-                case FLOAT32 -> MemorySegment.copy(dram, index * Float.BYTES, sram, (long) at * Float.BYTES, (long) n * Float.BYTES);
-                case BOOL -> {
-                    for (int i = 0; i < n; i++) sram.setAtIndex(F32, at + i, dram.get(ValueLayout.JAVA_BYTE, index + i) != 0 ? 1f : 0f);
-                }
-                default -> throw new IllegalArgumentException("DMA loads float32 or bool, not " + type);
-            }
-            read.add((long) n * type.byteSize());
+            load(dram, type, index, 1, sram, at, 1, n);
         }
 
-        /** Reads one element (float32, float16, bfloat16, or bool as 0/1) from DRAM: a 0-d operand. */
+        /** Reads one element from DRAM as float32 (see {@link #load}): a 0-d operand. */
         public float loadScalar(MemorySegment dram, DType type, long index) {
             read.add(type.byteSize());
             return element(dram, type, index);
@@ -69,14 +62,16 @@ public final class Dma {
                 case FLOAT32 -> dram.getAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, index);
                 case FLOAT16 -> Float.float16ToFloat(dram.getAtIndex(ValueLayout.JAVA_SHORT_UNALIGNED, index));
                 case BFLOAT16 -> Elements.bf16ToFloat(dram.getAtIndex(ValueLayout.JAVA_SHORT_UNALIGNED, index));
+                case FLOAT64 -> (float) dram.getAtIndex(ValueLayout.JAVA_DOUBLE_UNALIGNED, index);
+                case INT32 -> (float) dram.getAtIndex(ValueLayout.JAVA_INT_UNALIGNED, index);
+                case INT64 -> (float) dram.getAtIndex(ValueLayout.JAVA_LONG_UNALIGNED, index);
                 case BOOL -> dram.get(ValueLayout.JAVA_BYTE, index) != 0 ? 1f : 0f;
-                default -> throw new IllegalArgumentException("DMA loads float32, float16, bfloat16 or bool, not " + type);
             };
         }
 
         /**
-         * Copies {@code n} elements of {@code type} (float32, float16, bfloat16, or bool as 0/1)
-         * from DRAM at element {@code index + i * dramStride} into float32
+         * Copies {@code n} elements of {@code type} (converted as {@link #load(MemorySegment, DType,
+         * long, MemorySegment, int, int)} says) from DRAM at element {@code index + i * dramStride} into float32
          * {@code sram[at + i * sramStride]}: strided rows, and transposed tiles when
          * {@code sramStride} is a row length. Counts the elements' bytes in their DRAM type; with a
          * {@code dramStride} of 0 (one value broadcast along the run) that is one element.
@@ -104,10 +99,9 @@ public final class Dma {
                             sram.setAtIndex(F32, at + (long) i * sramStride, Elements.bf16ToFloat(dram.getAtIndex(ValueLayout.JAVA_SHORT, index + i * dramStride)));
                         }
                     }
-                    case BOOL -> {
-                        for (int i = 0; i < n; i++) sram.setAtIndex(F32, at + (long) i * sramStride, dram.get(ValueLayout.JAVA_BYTE, index + i * dramStride) != 0 ? 1f : 0f);
+                    default -> {
+                        for (int i = 0; i < n; i++) sram.setAtIndex(F32, at + (long) i * sramStride, element(dram, type, index + i * dramStride));
                     }
-                    default -> throw new IllegalArgumentException("DMA loads float32, float16, bfloat16 or bool, not " + type);
                 }
             }
             read.add((dramStride == 0 ? 1L : n) * type.byteSize());

@@ -20,10 +20,14 @@ import java.util.List;
 public record TileProgram(List<InputSpec> inputs, int outputs, int registers, List<TileInstr> instructions) {
     public static final String FORMAT = "kiln-tile-program v1";
 
-    /** An input: its dtype (float32, or bool for a where condition) and whether it is 0-d. */
+    /**
+     * An input: its dtype and whether it is 0-d. Every dtype is loaded as float32, converted as a
+     * cast to float32 converts it (bool as 0 or 1): float32 for the ops, bool for a where
+     * condition, any for a cast.
+     */
     public record InputSpec(DType dtype, boolean scalar) {
         public InputSpec {
-            if (dtype != DType.FLOAT32 && dtype != DType.BOOL) throw new IllegalArgumentException("tile inputs are float32 or bool, not " + dtype);
+            java.util.Objects.requireNonNull(dtype, "dtype");
         }
     }
 
