@@ -355,9 +355,9 @@ public final class NpuExecutable implements GraphExecutable {
      * contiguous value it cannot read in place, taking the graph's inputs to be contiguous.
      * The one thing it cannot know is the caller's inputs' layout: a program is cached by
      * the graph and its input shapes, and serves a transposed input as well. A fused kernel
-     * or a view that cannot be taken given such an input (or a view of it) has it gathered by
-     * the DMA engine first, counted in its launch. Any other non-contiguous input reaching
-     * them is a lowering bug.
+     * reads such an input through its strides; a matmul epilogue or a view that cannot be
+     * taken given it (or a view of it) has it gathered by the DMA engine first, counted in its
+     * launch. Any other non-contiguous input reaching them is a lowering bug.
      */
     private Tensor[] run(Instance instance, Tensor[] inputs, MemoryPlan plan, ArenaPool.Arena arena, boolean recordCosts) {
         KernelProgram program = instance.program;
