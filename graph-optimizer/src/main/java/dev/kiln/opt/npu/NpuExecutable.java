@@ -11,6 +11,7 @@ import dev.kiln.ops.Op;
 import dev.kiln.ops.TensorMeta;
 import dev.kiln.tensor.DType;
 import dev.kiln.tensor.KilnException;
+import dev.kiln.tensor.Shape;
 import dev.kiln.tensor.Tensor;
 import dev.kiln.trace.GraphExecutable;
 
@@ -412,6 +413,13 @@ public final class NpuExecutable implements GraphExecutable {
             dmaWritten = t.bytesWritten();
         }
 
+        /** The traffic of a fused kernel or a transfer, the launch's own and one of the run's. */
+        void dma(LaunchTraffic t) {
+            dmaRead = t.bytesRead();
+            dmaWritten = t.bytesWritten();
+            traffic.add(t);
+        }
+
         void operands(Tensor[] args, Tensor[] results) {
             operandRead = operandBytes(args);
             operandWritten = operandBytes(results);
@@ -492,13 +500,8 @@ public final class NpuExecutable implements GraphExecutable {
         @Override
         public Tensor[] run(int i, Tensor[] args, Frame f, Meter m) {
             Tensor[] results = new Tensor[launch.out().size()];
-            for (int k = 0; k < results.length; k++) {
-                results[k] = f.plan() == null ? Tensor.empty(DType.FLOAT32, launch.shape()) : buffer(f, launch.out().get(k));
-            }
-            LaunchTraffic t = kernel.launch(args, results);
-            m.dmaRead += t.bytesRead();
-            m.dmaWritten += t.bytesWritten();
-            m.traffic.add(new LaunchTraffic(t.kernel(), m.dmaRead, m.dmaWritten));
+            for (int k = 0; k < results.length; k++) results[k] = output(f, launch.out().get(k), DType.FLOAT32, launch.shape());
+            m.dma(kernel.launch(args, results));
             return results;
         }
     }
@@ -507,8 +510,8 @@ public final class NpuExecutable implements GraphExecutable {
     private record MatMulFusedStep(KernelProgram.MatMulFused launch, WeightPanels panels) implements Step {
         @Override
         public Tensor[] run(int i, Tensor[] args, Frame f, Meter m) {
-            m.gathered(gatherCallerViews(launch.name(), i, f.instance(), launch, args, 2));
-            Tensor out = f.plan() == null ? Tensor.empty(DType.FLOAT32, launch.shape()) : buffer(f, launch.out().getFirst());
+            m.gathered(gatherCallerViews(launch.name(), i, f.instance(), launch, args));
+            Tensor out = output(f, launch.out().getFirst(), DType.FLOAT32, launch.shape());
             MatMul.matmul(args[0], args[1], panels, out, launch.epilogue(), Arrays.copyOfRange(args, 2, args.length));
             Tensor[] results = {out};
             m.operands(args, results);
@@ -520,27 +523,24 @@ public final class NpuExecutable implements GraphExecutable {
     private record TransferStep(KernelProgram.Transfer launch) implements Step {
         @Override
         public Tensor[] run(int i, Tensor[] args, Frame f, Meter m) {
-            Tensor out = f.plan() == null ? Tensor.empty(launch.dtype(), launch.shape()) : buffer(f, launch.out().getFirst());
-            LaunchTraffic t = ViewTransfer.run("transfer", args[0], out);
-            m.traffic.add(t);
-            m.dmaRead = t.bytesRead();
-            m.dmaWritten = t.bytesWritten();
+            Tensor out = output(f, launch.out().getFirst(), launch.dtype(), launch.shape());
+            m.dma(ViewTransfer.run("transfer", args[0], out));
             return new Tensor[] {out};
         }
     }
 
     /**
-     * Gathers, by DMA, the caller's non-contiguous tensors among {@code args[from..]} for launch
-     * {@code launch} ({@code name}), which reads them as contiguous memory, replacing them in
-     * {@code args}; returns the bytes moved. Lowering takes the graph's inputs to be contiguous,
-     * but a program cached for the same shapes may be given views: gathered here, the copy is
-     * counted with the launch instead of made unseen inside the kernel. A non-contiguous value
-     * of the program's own reaching such a launch is a lowering bug.
+     * Gathers, by DMA, the caller's non-contiguous tensors among the epilogue operands of matmul
+     * launch {@code launch} ({@code name}), {@code args[2..]}, which it reads as contiguous rows
+     * (the GEMM reads its own two operands at any strides), replacing them in {@code args};
+     * returns the bytes moved. Lowering takes the graph's inputs to be contiguous, but a program
+     * cached for the same shapes may be given views: gathered here, the copy is counted with the
+     * launch instead of made unseen inside the kernel. A non-contiguous value of the program's
+     * own reaching such a launch is a lowering bug.
      */
-    private static LaunchTraffic gatherCallerViews(String name, int launch, Instance instance, KernelProgram.Launch l, Tensor[] args,
-                                                   int from) {
+    private static LaunchTraffic gatherCallerViews(String name, int launch, Instance instance, KernelProgram.Launch l, Tensor[] args) {
         long read = 0, written = 0;
-        for (int k = from; k < args.length; k++) {
+        for (int k = 2; k < args.length; k++) {
             if (args[k].numel() == 1 || args[k].isContiguous()) continue;
             if (!instance.callerMemory[l.in().get(k)]) {
                 throw new IllegalStateException(name + " (launch " + launch + ") is given a non-contiguous input " + k + " "
@@ -561,6 +561,11 @@ public final class NpuExecutable implements GraphExecutable {
         if (plan.placement(slot) == MemoryPlan.Placement.ARENA) return f.arena().tensors()[slot];
         TensorMeta m = plan.meta(slot);
         return Tensor.empty(m.dtype(), m.shape());
+    }
+
+    /** Where a launch writes a slot's value of {@code dtype} and {@code shape}: as {@link #buffer} says, or fresh memory without a plan. */
+    private static Tensor output(Frame f, int slot, DType dtype, Shape shape) {
+        return f.plan() == null ? Tensor.empty(dtype, shape) : buffer(f, slot);
     }
 
     /** Fresh memory for the one result of {@code op} on {@code args}, without a memory plan to say its shape. */

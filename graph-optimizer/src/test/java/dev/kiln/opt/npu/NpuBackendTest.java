@@ -33,6 +33,14 @@ class NpuBackendTest {
 
     static Tensor w1(Tensor x, Tensor a, Tensor b) { return x.mul(a).add(b).gelu().mul(x.sigmoid()).add(x); }
 
+    private static ValueRef input(GraphBuilder b, DType dtype, int... dims) { return b.input(new TensorMeta(dtype, Shape.of(dims))); }
+
+    private static ValueRef unary(GraphBuilder b, UnaryFn fn, ValueRef x) { return b.apply(new Op.Unary(fn), List.of(x)).get(0); }
+
+    private static ValueRef binary(GraphBuilder b, BinaryFn fn, ValueRef x, ValueRef y) { return b.apply(new Op.Binary(fn), List.of(x, y)).get(0); }
+
+    private static ValueRef toFloat32(GraphBuilder b, ValueRef x) { return b.apply(new Op.Cast(DType.FLOAT32), List.of(x)).get(0); }
+
     @Test
     void w1CompiledForTheNpuIsBitIdenticalToEagerAndMovesEightBytesPerElement() {
         Fn3<Tensor> fused = Kiln.compile(NpuBackendTest::w1, NPU);
@@ -67,16 +75,10 @@ class NpuBackendTest {
 
     static Graph w1Graph(int n) {
         GraphBuilder b = new GraphBuilder();
-        ValueRef x = b.input(new TensorMeta(DType.FLOAT32, Shape.of(n)));
-        ValueRef a = b.input(new TensorMeta(DType.FLOAT32, Shape.SCALAR));
-        ValueRef c = b.input(new TensorMeta(DType.FLOAT32, Shape.SCALAR));
-        ValueRef t = b.apply(new Op.Binary(BinaryFn.MUL), List.of(x, a)).get(0);
-        t = b.apply(new Op.Binary(BinaryFn.ADD), List.of(t, c)).get(0);
-        t = b.apply(new Op.Unary(UnaryFn.GELU), List.of(t)).get(0);
-        ValueRef s = b.apply(new Op.Unary(UnaryFn.SIGMOID), List.of(x)).get(0);
-        t = b.apply(new Op.Binary(BinaryFn.MUL), List.of(t, s)).get(0);
-        t = b.apply(new Op.Binary(BinaryFn.ADD), List.of(t, x)).get(0);
-        return b.build(List.of(t));
+        ValueRef x = input(b, DType.FLOAT32, n), a = input(b, DType.FLOAT32), c = input(b, DType.FLOAT32);
+        ValueRef t = unary(b, UnaryFn.GELU, binary(b, BinaryFn.ADD, binary(b, BinaryFn.MUL, x, a), c));
+        t = binary(b, BinaryFn.MUL, t, unary(b, UnaryFn.SIGMOID, x));
+        return b.build(List.of(binary(b, BinaryFn.ADD, t, x)));
     }
 
     @Test
@@ -84,12 +86,8 @@ class NpuBackendTest {
         int rows = 64, cols = 48;
         long n = (long) rows * cols;
         GraphBuilder b = new GraphBuilder();
-        ValueRef x = b.input(new TensorMeta(DType.FLOAT32, Shape.of(rows, cols)));
-        ValueRef gamma = b.input(new TensorMeta(DType.FLOAT32, Shape.of(cols)));
-        ValueRef beta = b.input(new TensorMeta(DType.FLOAT32, Shape.of(cols)));
-        ValueRef t = b.apply(new Op.Binary(BinaryFn.MUL), List.of(x, gamma)).get(0);
-        t = b.apply(new Op.Binary(BinaryFn.ADD), List.of(t, beta)).get(0);
-        t = b.apply(new Op.Unary(UnaryFn.TANH), List.of(t)).get(0);
+        ValueRef x = input(b, DType.FLOAT32, rows, cols), gamma = input(b, DType.FLOAT32, cols), beta = input(b, DType.FLOAT32, cols);
+        ValueRef t = unary(b, UnaryFn.TANH, binary(b, BinaryFn.ADD, binary(b, BinaryFn.MUL, x, gamma), beta));
         NpuExecutable exe = new NpuGraphCompiler().compile(b.build(List.of(t)));
         assertEquals(1, exe.program().launches().size(), exe.program().toText());
         Tensor xs = Tensor.randn(31, rows, cols), gs = Tensor.randn(32, cols), bs = Tensor.randn(33, cols);
@@ -122,13 +120,10 @@ class NpuBackendTest {
         int rows = 40, cols = 70;
         long n = (long) rows * cols;
         GraphBuilder b = new GraphBuilder();
-        ValueRef x = b.input(new TensorMeta(DType.FLOAT32, Shape.of(rows, cols)));
-        ValueRef mask = b.input(new TensorMeta(DType.BOOL, Shape.of(rows, cols)));
-        ValueRef index = b.input(new TensorMeta(DType.INT64, Shape.of(rows, cols)));
-        ValueRef wide = b.input(new TensorMeta(DType.FLOAT64, Shape.of(rows, cols)));
-        ValueRef t = b.apply(new Op.Binary(BinaryFn.MUL), List.of(x, b.apply(new Op.Cast(DType.FLOAT32), List.of(mask)).get(0))).get(0);
-        t = b.apply(new Op.Binary(BinaryFn.ADD), List.of(t, b.apply(new Op.Cast(DType.FLOAT32), List.of(index)).get(0))).get(0);
-        t = b.apply(new Op.Binary(BinaryFn.ADD), List.of(t, b.apply(new Op.Cast(DType.FLOAT32), List.of(wide)).get(0))).get(0);
+        ValueRef x = input(b, DType.FLOAT32, rows, cols), mask = input(b, DType.BOOL, rows, cols);
+        ValueRef index = input(b, DType.INT64, rows, cols), wide = input(b, DType.FLOAT64, rows, cols);
+        ValueRef t = binary(b, BinaryFn.MUL, x, toFloat32(b, mask));
+        t = binary(b, BinaryFn.ADD, binary(b, BinaryFn.ADD, t, toFloat32(b, index)), toFloat32(b, wide));
         NpuExecutable exe = new NpuGraphCompiler().compile(b.build(List.of(t)));
         assertEquals(1, exe.program().launches().size(), exe.program().toText());
         assertEquals(exe.program(), KernelProgram.parse(exe.program().toText()), "the kernel cache's text form keeps the input dtypes");
@@ -181,14 +176,13 @@ class NpuBackendTest {
     void kernelProgramRoundTripsThroughText() {
         Graph g = w1Graph(64);
         GraphBuilder b = new GraphBuilder();
-        ValueRef x = b.input(new TensorMeta(DType.FLOAT32, Shape.of(4, 8)));
-        ValueRef w = b.input(new TensorMeta(DType.FLOAT32, Shape.of(8, 8)));
+        ValueRef x = input(b, DType.FLOAT32, 4, 8), w = input(b, DType.FLOAT32, 8, 8);
         ValueRef m = b.apply(new Op.MatMul(), List.of(x, w)).get(0);
         ValueRef s = b.apply(new Op.BinaryScalar(BinaryFn.SUB, 0.1, false, true), List.of(m)).get(0);
         ValueRef c = b.apply(new Op.Clamp(-0.0, Double.POSITIVE_INFINITY), List.of(s)).get(0);
         ValueRef sm = b.apply(new Op.Softmax(1, false), List.of(c)).get(0);
         ValueRef r = b.apply(new Op.Reshape(Shape.of(32)), List.of(sm)).get(0);
-        ValueRef e = b.apply(new Op.Unary(UnaryFn.ERF), List.of(r)).get(0);
+        ValueRef e = unary(b, UnaryFn.ERF, r);
         Graph mixed = b.build(List.of(e, c));
         NpuGraphCompiler compiler = new NpuGraphCompiler();
         for (Graph graph : List.of(g, mixed)) {

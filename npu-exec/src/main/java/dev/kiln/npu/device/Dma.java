@@ -84,25 +84,10 @@ public final class Dma {
             } else if (dramStride == 0) {
                 float value = element(dram, type, index);
                 for (int i = 0; i < n; i++) sram.setAtIndex(F32, at + (long) i * sramStride, value);
+            } else if (type == DType.FLOAT32) {
+                for (int i = 0; i < n; i++) sram.setAtIndex(F32, at + (long) i * sramStride, dram.getAtIndex(ValueLayout.JAVA_FLOAT, index + i * dramStride));
             } else {
-                switch (type) {
-                    case FLOAT32 -> {
-                        for (int i = 0; i < n; i++) sram.setAtIndex(F32, at + (long) i * sramStride, dram.getAtIndex(ValueLayout.JAVA_FLOAT, index + i * dramStride));
-                    }
-                    case FLOAT16 -> {
-                        for (int i = 0; i < n; i++) {
-                            sram.setAtIndex(F32, at + (long) i * sramStride, Float.float16ToFloat(dram.getAtIndex(ValueLayout.JAVA_SHORT, index + i * dramStride)));
-                        }
-                    }
-                    case BFLOAT16 -> {
-                        for (int i = 0; i < n; i++) {
-                            sram.setAtIndex(F32, at + (long) i * sramStride, Elements.bf16ToFloat(dram.getAtIndex(ValueLayout.JAVA_SHORT, index + i * dramStride)));
-                        }
-                    }
-                    default -> {
-                        for (int i = 0; i < n; i++) sram.setAtIndex(F32, at + (long) i * sramStride, element(dram, type, index + i * dramStride));
-                    }
-                }
+                for (int i = 0; i < n; i++) sram.setAtIndex(F32, at + (long) i * sramStride, element(dram, type, index + i * dramStride));
             }
             read.add((dramStride == 0 ? 1L : n) * type.byteSize());
         }

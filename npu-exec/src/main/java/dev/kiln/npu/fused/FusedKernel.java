@@ -8,6 +8,7 @@ import dev.kiln.npu.device.Dma;
 import dev.kiln.npu.device.LaunchTraffic;
 import dev.kiln.npu.device.NpuDevice;
 import dev.kiln.npu.device.Sram;
+import dev.kiln.npu.kernels.Odometer;
 import dev.kiln.npu.kernels.TileKernels;
 import dev.kiln.tensor.DType;
 import dev.kiln.tensor.KilnException;
@@ -15,6 +16,7 @@ import dev.kiln.tensor.Shape;
 import dev.kiln.tensor.Tensor;
 
 import java.lang.foreign.MemorySegment;
+import java.util.Arrays;
 import java.util.List;
 
 /**
@@ -150,34 +152,30 @@ public final class FusedKernel {
         return dma.traffic();
     }
 
-    /** An input read through strides over the output's dimensions: broadcast (stride 0) or a view. */
-    private record Spread(Tensor x, int[] dims, long[] strides) {
+    /**
+     * An input read through strides over the output's dimensions: broadcast (stride 0) or a
+     * view. Its rows are the output's (every dimension but the last), at {@code rowStrides} in
+     * the input; a row's elements are {@code innerStride} apart.
+     */
+    private record Spread(Tensor x, int rowLength, long innerStride, int[] rowDims, long[] rowStrides) {
         Spread(Tensor x, Shape out) {
             this(x, out.dims(), StridedIndex.broadcastStrides(x.layout(), out));
         }
 
+        private Spread(Tensor x, int[] dims, long[] strides) {
+            this(x, dims[dims.length - 1], strides[dims.length - 1], Arrays.copyOf(dims, dims.length - 1),
+                    Arrays.copyOf(strides, dims.length - 1));
+        }
+
         /** Loads the output's elements [start, start + len) of this input into {@code sram} from element {@code at}, a row's run at a time. */
         void load(Dma.Transfer dma, long start, int len, MemorySegment sram, int at) {
-            int last = dims.length - 1;
-            int[] index = new int[dims.length];
-            long offset = x.layout().offset(), rest = start;
-            for (int d = last; d >= 0; d--) {
-                index[d] = (int) (rest % dims[d]);
-                rest /= dims[d];
-                offset += index[d] * strides[d];
-            }
+            Odometer rows = new Odometer(rowDims, rowStrides, x.layout().offset(), new long[rowDims.length], 0).seek(start / rowLength);
+            int column = (int) (start % rowLength);
             MemorySegment dram = x.storage().segment();
-            for (int done = 0; done < len; ) {
-                int run = Math.min(dims[last] - index[last], len - done);
-                dma.load(dram, x.dtype(), offset, strides[last], sram, at + done, 1, run);
+            for (int done = 0; done < len; column = 0, rows.next()) {
+                int run = Math.min(rowLength - column, len - done);
+                dma.load(dram, x.dtype(), rows.a() + column * innerStride, innerStride, sram, at + done, 1, run);
                 done += run;
-                index[last] += run;
-                offset += run * strides[last];
-                for (int d = last; d > 0 && index[d] == dims[d]; d--) {
-                    offset += strides[d - 1] - dims[d] * strides[d];
-                    index[d] = 0;
-                    index[d - 1]++;
-                }
             }
         }
     }

@@ -8,7 +8,7 @@ package dev.kiln.npu.kernels;
  *
  * <p>A cursor: mutable and confined to the thread that made it.
  */
-final class Odometer {
+public final class Odometer {
     private final int[] sizes;
     private final long[] aStrides, bStrides;
     private final long aBase, bBase;
@@ -16,7 +16,7 @@ final class Odometer {
     private long a, b;
 
     /** Walks {@code sizes} (no zero sizes) with offsets {@code aBase + index . aStrides} and likewise for b. */
-    Odometer(int[] sizes, long[] aStrides, long aBase, long[] bStrides, long bBase) {
+    public Odometer(int[] sizes, long[] aStrides, long aBase, long[] bStrides, long bBase) {
         this.sizes = sizes;
         this.aStrides = aStrides;
         this.bStrides = bStrides;
@@ -28,7 +28,7 @@ final class Odometer {
     }
 
     /** Moves to row-major position {@code flat}; returns this. */
-    Odometer seek(long flat) {
+    public Odometer seek(long flat) {
         long offA = aBase, offB = bBase;
         for (int i = sizes.length - 1; i >= 0; i--) {
             int c = (int) (flat % sizes[i]);
@@ -43,7 +43,7 @@ final class Odometer {
     }
 
     /** Advances to the next position (wrapping to the first after the last). */
-    void next() {
+    public void next() {
         for (int i = sizes.length - 1; i >= 0; i--) {
             a += aStrides[i];
             b += bStrides[i];
@@ -55,8 +55,8 @@ final class Odometer {
     }
 
     /** Offset in the first layout. */
-    long a() { return a; }
+    public long a() { return a; }
 
     /** Offset in the second layout. */
-    long b() { return b; }
+    public long b() { return b; }
 }
