@@ -2,7 +2,6 @@ package dev.kiln.samples.bench;
 
 import java.lang.management.CompilationMXBean;
 import java.lang.management.ManagementFactory;
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Objects;
@@ -75,11 +74,30 @@ public record Timing(int warmup, int runs, long warmupMillis, LongSupplier compi
     }
 
     /**
+     * The measured runs of bodies timed side by side: {@code ms[k][i]} is body k's time in
+     * round i.
+     */
+    public record Rounds(double[][] ms) {
+        public Stats stats(int body) { return Stats.of(ms[body]); }
+
+        /**
+         * The median over rounds of body {@code slower}'s time divided by body {@code faster}'s
+         * in the same round. A machine that slows down for a while slows both runs of a round,
+         * which the ratio cancels; the ratio of the two medians takes them from different rounds.
+         */
+        public double pairedRatio(int slower, int faster) {
+            double[] r = new double[ms[slower].length];
+            for (int i = 0; i < r.length; i++) r[i] = ms[slower][i] / ms[faster][i];
+            return Stats.of(r).medianMs();
+        }
+    }
+
+    /**
      * Times several bodies side by side: warm-up and measured runs take turns, one run of
      * each body per round, so that a change in the machine's load falls on all of them
-     * alike. {@code runs} measured runs each; the statistics in the bodies' order.
+     * alike. {@code runs} measured runs each, in the bodies' order.
      */
-    public List<Stats> measureInterleaved(List<Runnable> bodies) {
+    public Rounds measureInterleaved(List<Runnable> bodies) {
         warmUp(() -> {
             for (Runnable b : bodies) b.run();
         });
@@ -91,9 +109,7 @@ public record Timing(int warmup, int runs, long warmupMillis, LongSupplier compi
                 ms[k][i] = (System.nanoTime() - t0) / 1e6;
             }
         }
-        List<Stats> out = new ArrayList<>();
-        for (double[] m : ms) out.add(Stats.of(m));
-        return out;
+        return new Rounds(ms);
     }
 
     public Stats measure(Runnable body) {

@@ -103,13 +103,20 @@ public final class Workloads {
      */
     private record Prepared(Runnable call, Double firstCallMs, java.util.function.Function<Timing.Stats, BenchResult> result) {}
 
-    /** Times the modes' calls interleaved (see {@link Timing#measureInterleaved}): ratios between them are what count. */
+    /**
+     * Times the modes' calls interleaved (see {@link Timing#measureInterleaved}): ratios between
+     * them are what count. Beside eager, each compiled mode's line carries
+     * {@code speedup_vs_eager}, the median over rounds of eager's time over its own.
+     */
     private List<BenchResult> sideBySide(List<Prepared> prepared) {
-        List<Timing.Stats> stats = timing.measureInterleaved(prepared.stream().map(Prepared::call).toList());
+        Timing.Rounds rounds = timing.measureInterleaved(prepared.stream().map(Prepared::call).toList());
+        int eager = modes.indexOf(Mode.EAGER);
         List<BenchResult> out = new java.util.ArrayList<>();
         for (int i = 0; i < prepared.size(); i++) {
-            BenchResult r = prepared.get(i).result().apply(stats.get(i));
-            out.add(prepared.get(i).firstCallMs() == null ? r : r.withFirstCallMs(prepared.get(i).firstCallMs()));
+            BenchResult r = prepared.get(i).result().apply(rounds.stats(i));
+            if (prepared.get(i).firstCallMs() != null) r = r.withFirstCallMs(prepared.get(i).firstCallMs());
+            if (eager >= 0 && i != eager) r = r.with("speedup_vs_eager", rounds.pairedRatio(eager, i));
+            out.add(r);
         }
         return out;
     }

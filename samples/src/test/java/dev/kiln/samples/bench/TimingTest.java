@@ -68,9 +68,23 @@ class TimingTest {
     @Test
     void interleavedBodiesTakeTurnsInWarmUpAndMeasuredRuns() {
         StringBuilder order = new StringBuilder();
-        List<Timing.Stats> stats = new Timing(2, 3).measureInterleaved(List.of(() -> order.append('a'), () -> order.append('b')));
+        Timing.Rounds rounds = new Timing(2, 3).measureInterleaved(List.of(() -> order.append('a'), () -> order.append('b')));
         assertEquals("ab".repeat(5), order.toString());
-        assertEquals(2, stats.size());
+        assertEquals(2, rounds.ms().length);
+        assertEquals(3, rounds.ms()[1].length);
+    }
+
+    @Test
+    void thePairedRatioComparesRunsOfTheSameRound() {
+        // Rounds 2 and 3 ran on a machine twice as slow; the second body is twice as fast in every round.
+        Timing.Rounds rounds = new Timing.Rounds(new double[][] {{10, 20, 20}, {5, 10, 10}});
+        assertEquals(2.0, rounds.pairedRatio(0, 1));
+        assertEquals(0.5, rounds.pairedRatio(1, 0));
+        // The medians' ratio mixes rounds: 20 / 10 here, but 20 / 5 once the fast body's slow rounds differ.
+        Timing.Rounds mixed = new Timing.Rounds(new double[][] {{10, 20, 20}, {5, 10, 5}});
+        assertEquals(2.0, mixed.pairedRatio(0, 1));
+        assertEquals(new Timing.Stats(20, 10, 20), mixed.stats(0));
+        assertEquals(new Timing.Stats(5, 5, 10), mixed.stats(1));
     }
 
     @Test

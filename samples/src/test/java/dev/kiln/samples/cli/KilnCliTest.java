@@ -113,6 +113,18 @@ class KilnCliTest {
     }
 
     @Test
+    void benchSideBySideGivesEachCompiledModeItsSpeedupOverEagerRoundByRound() throws IOException {
+        Result r = kiln("bench", "W1", "--mode", "all", "--small", "--runs", "3", "--warmup", "0", "--warmup-ms", "0");
+        assertEquals(0, r.exit(), r.err());
+        assertEquals(3, r.lines().size(), r.out());
+        assertFalse(readJson(r.lines().get(0)).has("speedup_vs_eager"), r.lines().get(0));
+        for (String line : r.lines().subList(1, 3)) assertTrue(readJson(line).get("speedup_vs_eager").doubleValue() > 0, line);
+        // Alone, a mode has nothing to be compared with.
+        assertFalse(readJson(kiln("bench", "W1", "--mode", "compiled", "--small", "--runs", "1", "--warmup", "0", "--warmup-ms", "0")
+                .lines().get(0)).has("speedup_vs_eager"));
+    }
+
+    @Test
     void benchNoBoundsChecksNeedsTheJvmFlag() {
         // Tests run with the checks on, so asking for them off must be refused rather than misreported.
         Result r = kiln("bench", "W0", "--small", "--no-bounds-checks", "--warmup-ms", "0");
