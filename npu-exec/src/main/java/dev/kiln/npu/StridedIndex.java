@@ -22,6 +22,28 @@ public final class StridedIndex {
         return st;
     }
 
+    /** A view's dimensions with those laid out as one run merged and those of size 1 dropped (at least one left). */
+    public record Runs(int[] dims, long[] strides) {}
+
+    /** The runs of a view of {@code dims} at {@code strides}: the same elements in the same order, in as few dimensions as its layout allows. */
+    public static Runs runs(int[] dims, long[] strides) {
+        int[] md = new int[Math.max(1, dims.length)];
+        long[] ms = new long[md.length];
+        int rank = 0;
+        for (int i = 0; i < dims.length; i++) {
+            if (dims[i] == 1) continue;
+            if (rank > 0 && ms[rank - 1] == strides[i] * dims[i]) {
+                md[rank - 1] *= dims[i];
+                ms[rank - 1] = strides[i];
+            } else {
+                md[rank] = dims[i];
+                ms[rank++] = strides[i];
+            }
+        }
+        if (rank == 0) return new Runs(new int[] {1}, new long[] {1});
+        return new Runs(java.util.Arrays.copyOf(md, rank), java.util.Arrays.copyOf(ms, rank));
+    }
+
     /** Storage offset of flat row-major index {@code flat} in (dims, strides) starting at {@code base}. */
     public static long offset(int[] dims, long[] strides, long base, long flat) {
         long off = base;

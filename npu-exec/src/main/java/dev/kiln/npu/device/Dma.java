@@ -160,6 +160,12 @@ public final class Dma {
             written.add(bytes);
         }
 
+        /** Counts {@code bytes} copied DRAM to DRAM unchanged by a kernel of the DMA engine's own (a blocked transpose): read and written. */
+        public void copied(long bytes) {
+            read.add(bytes);
+            written.add(bytes);
+        }
+
         /** Ends the launch: its traffic, now also added to the totals (a second call adds nothing). */
         public LaunchTraffic traffic() {
             long r = read.sum(), w = written.sum();

@@ -2,6 +2,7 @@ package dev.kiln.npu.fused;
 
 import dev.kiln.npu.Parallel;
 import dev.kiln.npu.StridedIndex;
+import dev.kiln.npu.TransposedCopy;
 import dev.kiln.npu.codegen.TileLoop;
 import dev.kiln.npu.codegen.TileLoopCompiler;
 import dev.kiln.npu.device.Dma;
@@ -128,11 +129,17 @@ public final class FusedKernel {
      * when the program loads that input before it stores the output), never a shifted part of
      * it: tiles are written as they are finished. Returns the DRAM traffic of this launch.
      */
-    public LaunchTraffic launch(Tensor[] inputs, Tensor[] outputs) {
-        check(inputs, outputs);
+    public LaunchTraffic launch(Tensor[] given, Tensor[] outputs) {
+        check(given, outputs);
         long n = outputs[0].numel();
         Dma.Transfer dma = Dma.begin(name);
         List<TileProgram.InputSpec> specs = program.inputs();
+        // A tile reads a transposed input one element per source row: large ones are copied in blocks first, the copy counted.
+        Tensor[] inputs = given.clone();
+        for (int i = 0; i < inputs.length; i++) {
+            int bytes = inputs[i].dtype().byteSize();
+            if (!specs.get(i).scalar()) inputs[i] = TransposedCopy.untangled(inputs[i], outputs[0].shape(), elements -> dma.copied(elements * bytes));
+        }
         float[] scalars = new float[inputs.length];
         Spread[] spread = new Spread[inputs.length];
         for (int i = 0; i < inputs.length; i++) {

@@ -2,6 +2,7 @@ package dev.kiln.npu.fused;
 
 import dev.kiln.npu.Parallel;
 import dev.kiln.npu.StridedIndex;
+import dev.kiln.npu.TransposedCopy;
 import dev.kiln.npu.device.Dma;
 import dev.kiln.npu.device.LaunchTraffic;
 import dev.kiln.tensor.KilnException;
@@ -13,7 +14,7 @@ import java.lang.foreign.MemorySegment;
  * A memory transfer: the DMA engine gathers a strided view (a transpose, a slice, a
  * broadcast) into a contiguous buffer, so that kernels reading whole tiles can take it.
  * Adjacent dimensions that are laid out as one are merged first, so each DMA run is as
- * long as the layout allows. Every element is read once per position of the view and
+ * long as the layout allows; a transpose is copied in square blocks ({@link TransposedCopy}). Every element is read once per position of the view and
  * written once; the bits are copied unchanged, whatever the dtype.
  */
 public final class ViewTransfer {
@@ -28,34 +29,21 @@ public final class ViewTransfer {
         Dma.Transfer dma = Dma.begin(name);
         long n = view.numel();
         if (n == 0) return dma.traffic();
-        int[] dims = view.shape().dims();
-        long[] strides = view.strides();
-        // Merge dimensions that are one run in the view, dropping size-1 dimensions.
-        int[] md = new int[Math.max(1, dims.length)];
-        long[] ms = new long[md.length];
-        int rank = 0;
-        for (int i = 0; i < dims.length; i++) {
-            if (dims[i] == 1) continue;
-            if (rank > 0 && ms[rank - 1] == strides[i] * dims[i]) {
-                md[rank - 1] *= dims[i];
-                ms[rank - 1] = strides[i];
-            } else {
-                md[rank] = dims[i];
-                ms[rank++] = strides[i];
-            }
+        MemorySegment src = view.storage().segment(), dst = out.storage().segment();
+        long dstBase = out.layout().offset();
+        TransposedCopy.Plan transposed = TransposedCopy.payingPlan(view);
+        if (transposed != null) {
+            TransposedCopy.copyAll(transposed, src, dst, dstBase, elements -> dma.copied(elements * view.dtype().byteSize()));
+            return dma.traffic();
         }
-        if (rank == 0) {
-            md[0] = 1;
-            ms[0] = 1;
-            rank = 1;
-        }
-        int[] runDims = java.util.Arrays.copyOf(md, rank);
-        long[] runStrides = java.util.Arrays.copyOf(ms, rank);
+        StridedIndex.Runs runs = StridedIndex.runs(view.shape().dims(), view.strides());
+        int[] runDims = runs.dims();
+        long[] runStrides = runs.strides();
+        int rank = runDims.length;
         int inner = runDims[rank - 1];
         long innerStride = runStrides[rank - 1];
         int bytes = view.dtype().byteSize();
-        MemorySegment src = view.storage().segment(), dst = out.storage().segment();
-        long srcBase = view.layout().offset(), dstBase = out.layout().offset();
+        long srcBase = view.layout().offset();
         Parallel.forRange(n / inner, n, (from, to) -> {
             for (long r = from; r < to; r++) {
                 dma.gather(src, StridedIndex.rowOffset(runDims, runStrides, srcBase, r), innerStride, dst, dstBase + r * inner, inner, bytes);

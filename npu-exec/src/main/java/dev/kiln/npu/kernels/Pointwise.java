@@ -1,6 +1,7 @@
 package dev.kiln.npu.kernels;
 
 import dev.kiln.npu.Parallel;
+import dev.kiln.npu.TransposedCopy;
 import dev.kiln.ops.BinaryFn;
 import dev.kiln.ops.Op;
 import dev.kiln.ops.UnaryFn;
@@ -205,6 +206,11 @@ public final class Pointwise {
         var src = x.storage().segment();
         var dst = out.storage().segment();
         long outBase = out.layout().offset();
+        TransposedCopy.Plan transposed = out.isContiguous() ? TransposedCopy.payingPlan(x) : null;
+        if (transposed != null) {
+            TransposedCopy.copyAll(transposed, src, dst, outBase, elements -> {});
+            return;
+        }
         ElementwiseLoop.run(out.shape(), new Layout[] {x.layout()}, 1, strides -> (outIndex, offsets, n) ->
                 Staging.copyRaw(bytes, src, offsets[0], strides[0], n, dst, outBase + outIndex));
     }

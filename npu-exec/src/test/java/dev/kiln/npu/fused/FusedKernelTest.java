@@ -156,6 +156,24 @@ public class FusedKernelTest {
     }
 
     @Test
+    void aLargeTransposedInputIsCopiedInBlocksFirstAndTheCopyIsCounted() {
+        // [2048, 2050] read at columns 2048 elements (8 KiB) apart: a transpose worth copying in blocks.
+        int rows = 2048, cols = 2050;
+        long n = (long) rows * cols;
+        Tensor x = Tensor.randn(25, cols, rows).permute(1, 0);
+        TileProgram negate = new TileProgram(List.of(TILE), 1, 1, List.of(
+                new TileInstr.Load(0, 0), new TileInstr.Unary(UnaryFn.NEG, 0, 0), new TileInstr.Store(0, 0)));
+        for (FusedKernel.Strategy strategy : FusedKernel.Strategy.values()) {
+            Tensor out = Tensor.empty(DType.FLOAT32, Shape.of(rows, cols));
+            LaunchTraffic t = new FusedKernel("negate", negate, NpuDevice.current(), strategy).launch(new Tensor[] {x}, new Tensor[] {out});
+            assertArrayEquals(x.neg().toFloatArray(), out.toFloatArray(), strategy.name());
+            // The blocked copy reads and writes each element once, then the kernel reads the copy and writes the output.
+            assertEquals(8 * n, t.bytesRead(), strategy.name());
+            assertEquals(8 * n, t.bytesWritten(), strategy.name());
+        }
+    }
+
+    @Test
     void textFormRoundTripsExactly() {
         TileProgram p = new TileProgram(List.of(TILE), 2, 2, List.of(
                 new TileInstr.Constant(-0.0f, 1),

@@ -24,6 +24,24 @@ class PointwiseTest {
 
     /** exp and silu run scalar twins before the JIT has compiled their vector loops: the same bits (see {@code ScalarTwin}). */
     @Test
+    void largeTransposedOperandsGiveTheElementsTheirStridesSay() {
+        // [2048, 2050] operands at columns 2048 elements (8 KiB) apart are copied in blocks before the kernel runs.
+        int rows = 2048, cols = 2050;
+        Tensor base = Tensor.randn(31, cols, rows), y = Tensor.randn(32, rows, cols);
+        float[] b = base.toFloatArray(), yv = y.toFloatArray(), sum = new float[rows * cols], cast = new float[rows * cols];
+        for (int r = 0; r < rows; r++) {
+            for (int c = 0; c < cols; c++) {
+                sum[r * cols + c] = b[c * rows + r] + yv[r * cols + c];
+                cast[r * cols + c] = (float) (double) b[c * rows + r];
+            }
+        }
+        Tensor xt = base.transpose(0, 1);
+        assertArrayEquals(sum, xt.add(y).toFloatArray(), "binary");
+        assertArrayEquals(sum, y.add(xt).toFloatArray(), "binary, the transpose second");
+        assertArrayEquals(cast, xt.to(DType.FLOAT64).to(DType.FLOAT32).toFloatArray(), "cast");
+    }
+
+    @Test
     void expAndSiluScalarTwinsGiveTheVectorBits() {
         java.util.Random r = new java.util.Random(11);
         float[] values = new float[6000];
