@@ -22,7 +22,19 @@ public final class KernelCache {
         static final System.Logger LOG = System.getLogger("dev.kiln.cache");
     }
 
-    private final Cache<String, Artifact> memory;
+    /**
+     * Artifacts a new cache keeps before it builds its memory tier: Caffeine's first use in a
+     * JVM costs 20 to 25 ms (its class initialisation starts the logging framework, then the
+     * build), which a warm start would pay before its first result for two lookups (the module
+     * proxy and the program). The tier is built by the put past these, or by {@link #stats}.
+     */
+    private static final int STAGED_ENTRIES = 4;
+
+    private final long memoryCap;
+    /** Null until built (see {@link #STAGED_ENTRIES}), or for a cache without a memory tier. */
+    private volatile Cache<String, Artifact> memory;
+    /** Artifacts kept until the memory tier is built, each at most a {@link #STAGED_ENTRIES}th of its capacity. */
+    private final java.util.concurrent.ConcurrentHashMap<String, Artifact> staged = new java.util.concurrent.ConcurrentHashMap<>();
     private final CacheDirectory disk;
     /** Cleared when a write fails (full disk, read-only directory): the disk is then only read. */
     private volatile boolean diskWritable;
@@ -56,8 +68,14 @@ public final class KernelCache {
     private KernelCache(CacheConfig config, CacheDirectory disk) {
         this.disk = disk;
         this.diskWritable = disk != null;
-        this.memory = config.memoryCapBytes() == 0 ? null : Caffeine.newBuilder()
-                .maximumWeight(config.memoryCapBytes())
+        this.memoryCap = config.memoryCapBytes();
+    }
+
+    /** The memory tier, built now if it is not yet (with what was staged); null for a cache without one. */
+    private synchronized Cache<String, Artifact> memoryTier() {
+        if (memory != null || memoryCap == 0) return memory;
+        Cache<String, Artifact> built = Caffeine.newBuilder()
+                .maximumWeight(memoryCap)
                 .weigher((String k, Artifact a) -> (int) Math.min(Integer.MAX_VALUE, a.byteSize()))
                 // run listeners and maintenance on the caller's thread, so stats are exact when a call returns
                 .executor(Runnable::run)
@@ -65,6 +83,33 @@ public final class KernelCache {
                     if (cause.wasEvicted()) memoryEvictions.incrementAndGet();
                 })
                 .build();
+        built.putAll(staged);
+        // Published before the staged copies go: a reader sees one or the other.
+        memory = built;
+        staged.clear();
+        return built;
+    }
+
+    /** The artifact kept in memory under {@code hex}, or null. */
+    private Artifact inMemory(String hex) {
+        Cache<String, Artifact> m = memory;
+        return m != null ? m.getIfPresent(hex) : staged.get(hex);
+    }
+
+    /** Keeps {@code a} in memory under {@code hex}: staged while the tier is not built and there is room, else in the tier. */
+    private void keepInMemory(String hex, Artifact a) {
+        if (memoryCap == 0) return;
+        Cache<String, Artifact> m = memory;
+        if (m == null) {
+            synchronized (this) {
+                if (memory == null && (staged.containsKey(hex) || staged.size() < STAGED_ENTRIES) && a.byteSize() <= memoryCap / STAGED_ENTRIES) {
+                    staged.put(hex, a);
+                    return;
+                }
+            }
+            m = memoryTier();
+        }
+        m.put(hex, a);
     }
 
     /**
@@ -119,19 +164,17 @@ public final class KernelCache {
     /** The artifact for {@code key} from memory, else from disk (then kept in memory too); empty if neither has it. */
     public Optional<Artifact> get(CacheKey key) {
         Objects.requireNonNull(key, "key");
-        if (memory != null) {
-            Artifact a = memory.getIfPresent(key.hex());
-            if (a != null) {
-                memoryHits.incrementAndGet();
-                return Optional.of(a);
-            }
+        Artifact kept = inMemory(key.hex());
+        if (kept != null) {
+            memoryHits.incrementAndGet();
+            return Optional.of(kept);
         }
         if (disk == null) {
             disklessMisses.incrementAndGet();
             return Optional.empty();
         }
         Optional<Artifact> a = disk.get(key);
-        if (a.isPresent() && memory != null) memory.put(key.hex(), a.get());
+        if (a.isPresent()) keepInMemory(key.hex(), a.get());
         return a;
     }
 
@@ -139,7 +182,7 @@ public final class KernelCache {
     public void put(CacheKey key, Artifact artifact) {
         Objects.requireNonNull(key, "key");
         Objects.requireNonNull(artifact, "artifact");
-        if (memory != null) memory.put(key.hex(), artifact);
+        keepInMemory(key.hex(), artifact);
         if (!diskWritable) return;
         try {
             disk.put(key, artifact);
@@ -150,10 +193,14 @@ public final class KernelCache {
         }
     }
 
+    /** Whether the memory tier has been built (see {@link #STAGED_ENTRIES}). */
+    boolean memoryTierBuilt() { return memory != null; }
+
     /** Memory-tier hits so far: {@link #stats()} without its maintenance and sizes, for a caller telling hits apart. */
     public long memoryHits() { return memoryHits.get(); }
 
     public Stats stats() {
+        Cache<String, Artifact> memory = memoryTier();
         if (memory != null) memory.cleanUp();
         long memoryBytes = memory == null ? 0 : memory.policy().eviction().map(e -> e.weightedSize().orElse(0)).orElse(0L);
         return new Stats(memoryHits.get(), disk == null ? 0 : disk.hits(),

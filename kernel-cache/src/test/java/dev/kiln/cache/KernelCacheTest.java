@@ -46,6 +46,38 @@ class KernelCacheTest {
     }
 
     @Test
+    void aWarmStartsFirstLookupsAreKeptWithoutBuildingTheMemoryTier() {
+        Path dir = tmp.resolve("kiln");
+        KernelCache writer = KernelCache.open(CacheConfig.at(dir));
+        for (long i = 0; i < 6; i++) writer.put(key(i), artifact(i, 500));
+
+        KernelCache warm = KernelCache.open(CacheConfig.at(dir));
+        for (long i = 0; i < 2; i++) assertEquals(Optional.of(artifact(i, 500)), warm.get(key(i)), "disk hit " + i);
+        assertFalse(warm.memoryTierBuilt(), "two disk hits are staged");
+        for (long i = 0; i < 2; i++) assertEquals(Optional.of(artifact(i, 500)), warm.get(key(i)), "memory hit " + i);
+        assertEquals(2, warm.memoryHits());
+        assertFalse(warm.memoryTierBuilt());
+
+        // The fifth artifact kept builds the tier, with the staged ones in it.
+        for (long i = 2; i < 6; i++) warm.get(key(i));
+        assertTrue(warm.memoryTierBuilt());
+        for (long i = 0; i < 6; i++) assertEquals(Optional.of(artifact(i, 500)), warm.get(key(i)), "memory hit " + i);
+        KernelCache.Stats s = warm.stats();
+        assertEquals(8, s.memoryHits(), s.toString());
+        assertEquals(6, s.diskHits(), s.toString());
+        long bytes = 0;
+        for (long i = 0; i < 6; i++) bytes += artifact(i, 500).byteSize();
+        assertEquals(bytes, s.memoryBytes(), s.toString());
+
+        // Stats build it too, so that its sizes are exact.
+        KernelCache other = KernelCache.open(CacheConfig.at(dir));
+        other.get(key(0));
+        assertFalse(other.memoryTierBuilt());
+        assertEquals(artifact(0, 500).byteSize(), other.stats().memoryBytes());
+        assertTrue(other.memoryTierBuilt());
+    }
+
+    @Test
     void memoryTierIsBoundedByBytes() {
         KernelCache cache = KernelCache.open(CacheConfig.memoryOnly(10_000));
         for (long i = 0; i < 10; i++) {

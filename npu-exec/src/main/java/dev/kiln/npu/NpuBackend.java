@@ -57,7 +57,7 @@ public final class NpuBackend implements KernelBackend {
     private static Tensor[] untangled(Tensor[] in, dev.kiln.tensor.Shape shape) {
         Tensor[] out = in;
         for (int i = 0; i < in.length; i++) {
-            Tensor t = TransposedCopy.untangled(in[i], shape, elements -> {});
+            Tensor t = TransposedCopy.untangled(in[i], shape, null);
             if (t != in[i]) {
                 if (out == in) out = in.clone();
                 out[i] = t;

@@ -1,5 +1,6 @@
 package dev.kiln.npu;
 
+import dev.kiln.npu.device.Dma;
 import dev.kiln.tensor.Shape;
 import dev.kiln.tensor.Tensor;
 
@@ -9,7 +10,6 @@ import jdk.incubator.vector.VectorSpecies;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
-import java.util.function.LongConsumer;
 
 /**
  * Copies a transposed view into contiguous memory in square blocks. Copied run by run along
@@ -86,21 +86,23 @@ public final class TransposedCopy {
     /**
      * {@code x} as a kernel that walks it along the last dimension of {@code shape} reads it
      * best: {@code x} itself, or, when it is a transpose of that very shape that {@linkplain
-     * #pays pays} blocking, a contiguous copy made in blocks. {@code copied} gets the elements each
-     * part of the copy moved (for a DMA count); it may be called from several threads.
+     * #pays pays} blocking, a contiguous copy made in blocks, counted by {@code dma} when not null.
      */
-    public static Tensor untangled(Tensor x, Shape shape, LongConsumer copied) {
+    public static Tensor untangled(Tensor x, Shape shape, Dma.Transfer dma) {
         if (!x.shape().equals(shape)) return x;
         Plan p = payingPlan(x);
         if (p == null) return x;
         Tensor out = Tensor.empty(x.dtype(), x.shape());
-        copyAll(p, x.storage().segment(), out.storage().segment(), out.layout().offset(), copied);
+        copyAll(p, x.storage().segment(), out.storage().segment(), out.layout().offset(), dma);
         return out;
     }
 
-    /** Copies the whole of {@code p} into contiguous {@code dst} from element {@code dstBase}, across the workers; see {@link #untangled} for {@code copied}. */
-    public static void copyAll(Plan p, MemorySegment src, MemorySegment dst, long dstBase, LongConsumer copied) {
-        Parallel.forRange(bands(p), p.elements(), (from, to) -> copied.accept(copy(p, from, to, src, dst, dstBase)));
+    /** Copies the whole of {@code p} into contiguous {@code dst} from element {@code dstBase}, across the workers, counted by {@code dma} when not null. */
+    public static void copyAll(Plan p, MemorySegment src, MemorySegment dst, long dstBase, Dma.Transfer dma) {
+        Parallel.forRange(bands(p), p.elements(), (from, to) -> {
+            long copied = copy(p, from, to, src, dst, dstBase);
+            if (dma != null) dma.copied(copied * p.elementBytes());
+        });
     }
 
     /** Units of work of {@link #copy}: one per band of {@value #BLOCK} rows of one batch. */

@@ -69,4 +69,12 @@ public record NpuDevice(long sramBytesPerCore, int vectorBits, int workers, doub
         }
         return n;
     }
+
+    // Written out: a record's generated toString is bootstrapped on its first call (6 to 12 ms
+    // in a fresh JVM), and the kernel cache's key of every first compiled call reads this one.
+    @Override
+    public String toString() {
+        return new StringBuilder("NpuDevice[sramBytesPerCore=").append(sramBytesPerCore).append(", vectorBits=").append(vectorBits)
+                .append(", workers=").append(workers).append(", dmaBytesPerSecond=").append(dmaBytesPerSecond).append(']').toString();
+    }
 }

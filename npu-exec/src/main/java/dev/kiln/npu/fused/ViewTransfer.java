@@ -33,7 +33,7 @@ public final class ViewTransfer {
         long dstBase = out.layout().offset();
         TransposedCopy.Plan transposed = TransposedCopy.payingPlan(view);
         if (transposed != null) {
-            TransposedCopy.copyAll(transposed, src, dst, dstBase, elements -> dma.copied(elements * view.dtype().byteSize()));
+            TransposedCopy.copyAll(transposed, src, dst, dstBase, dma);
             return dma.traffic();
         }
         StridedIndex.Runs runs = StridedIndex.runs(view.shape().dims(), view.strides());

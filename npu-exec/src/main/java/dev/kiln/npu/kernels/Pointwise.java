@@ -208,7 +208,7 @@ public final class Pointwise {
         long outBase = out.layout().offset();
         TransposedCopy.Plan transposed = out.isContiguous() ? TransposedCopy.payingPlan(x) : null;
         if (transposed != null) {
-            TransposedCopy.copyAll(transposed, src, dst, outBase, elements -> {});
+            TransposedCopy.copyAll(transposed, src, dst, outBase, null);
             return;
         }
         ElementwiseLoop.run(out.shape(), new Layout[] {x.layout()}, 1, strides -> (outIndex, offsets, n) ->
