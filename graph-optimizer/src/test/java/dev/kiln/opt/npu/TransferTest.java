@@ -135,6 +135,20 @@ class TransferTest {
     }
 
     @Test
+    void aLargeTransposeIsCopiedInBlocksFirstAndTheLaunchCountsTheCopy() {
+        // 16.8 MB read at columns 8 KiB apart: the fused launch copies it in blocks (TransposedCopy), then reads the copy.
+        int m = 2050, n = 2048;
+        KernelProgram p = Lowering.lower(geluOfView(Shape.of(m, n), x -> new Op.Permute(List.of(1, 0))), DEVICE);
+        NpuExecutable exe = new NpuExecutable(p, DEVICE);
+        Tensor x = Tensor.randn(8, m, n);
+        assertArrayEquals(bits(x.permute(1, 0).gelu().add(1.0)), bits(exe.run(new Tensor[] {x})[0]));
+        long bytes = 4L * m * n;
+        LaunchTraffic t = exe.lastRunTraffic().getFirst();
+        assertEquals(2 * bytes, t.bytesRead(), "the copy's reads, then the kernel's");
+        assertEquals(2 * bytes, t.bytesWritten(), "the copy's writes, then the kernel's");
+    }
+
+    @Test
     void transfersGatherEveryDtypeAndLayout() {
         // A fused kernel may read bool; a view before a reshape may be of any dtype. Negative and zero strides too.
         for (DType type : List.of(DType.FLOAT32, DType.BOOL, DType.INT64, DType.FLOAT16, DType.INT32)) {
