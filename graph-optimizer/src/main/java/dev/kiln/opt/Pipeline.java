@@ -44,10 +44,10 @@ public final class Pipeline {
         this.maxRounds = maxRounds;
     }
 
-    /** simplify, fold, form normalisations, form attention, CSE, DCE, repeated to a fixed point (at most {@value #DEFAULT_MAX_ROUNDS} rounds). */
+    /** simplify, fold, form normalisations, form attention, fold its output permute, CSE, DCE, repeated to a fixed point (at most {@value #DEFAULT_MAX_ROUNDS} rounds). */
     public static Pipeline standard() {
         return new Pipeline(List.of(new AlgebraicSimplification(), new ConstantFolding(), new FormNormalization(),
-                new FormActivation(), new FormAttention(),
+                new FormActivation(), new FormAttention(), new FoldAttentionOutputPermute(),
                 new CommonSubexpressionElimination(), new DeadCodeElimination()), DEFAULT_MAX_ROUNDS);
     }
 

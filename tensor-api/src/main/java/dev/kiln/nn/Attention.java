@@ -71,7 +71,7 @@ public final class Attention {
     public static Tensor attention(Tensor q, Tensor k, Tensor v, Tensor mask, Options options) {
         double s = options.scale() != null ? options.scale() : 1.0 / Math.sqrt(q.size(-1));
         Op op = new Op.Attention(options.causal(), options.causalOffset(), s, options.softcap(), options.enableGqa(),
-                mask != null, options.partitionSize());
+                mask != null, options.partitionSize(), false);
         return mask == null ? Dispatch.apply1(op, q, k, v) : Dispatch.apply1(op, q, k, v, mask);
     }
 }

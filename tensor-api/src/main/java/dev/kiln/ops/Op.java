@@ -371,10 +371,13 @@ public sealed interface Op {
      * logit soft-capping ({@code softcap * tanh(s / softcap)} on the scaled scores, before
      * the mask; 0 for none) and a key/value partition size (keys per split-KV partition,
      * merged exactly through their log-sum-exp; 0 lets the device choose). Inputs and GQA
-     * as {@link ScaledDotProductAttention}.
+     * as {@link ScaledDotProductAttention}. With {@code transposedOutput} the output's head and
+     * query dimensions are swapped, [..., L, H, Ev] instead of [..., H, L, Ev], as a
+     * {@code permute} of the usual output would lay them out: the kernel writes each query
+     * row where the heads are concatenated for the output projection, which then reads it in place.
      */
     record Attention(boolean causal, long causalOffset, double scale, double softcap, boolean enableGqa, boolean hasMask,
-                     int partitionSize) implements Op {
+                     int partitionSize, boolean transposedOutput) implements Op {
         public String name() { return "attention"; }
 
         public List<TensorMeta> infer(List<TensorMeta> in) {
@@ -384,7 +387,18 @@ public sealed interface Op {
             if (partitionSize < 0) {
                 throw new KilnShapeException(name() + ": partition size must be >= 0 (0 lets the device choose), got " + partitionSize);
             }
-            return inferAttention(this, in, causal, enableGqa, hasMask, false);
+            List<TensorMeta> out = inferAttention(this, in, causal, enableGqa, hasMask, false);
+            if (!transposedOutput) return out;
+            Shape shape = out.getFirst().shape();
+            if (shape.rank() < 3) {
+                throw new KilnShapeException(name() + ": a transposed output swaps the head and query dimensions, but the output "
+                        + shape + " has no head dimension");
+            }
+            int[] dims = shape.dims();
+            int heads = dims[dims.length - 3];
+            dims[dims.length - 3] = dims[dims.length - 2];
+            dims[dims.length - 2] = heads;
+            return List.of(new TensorMeta(out.getFirst().dtype(), Shape.of(dims)));
         }
     }
 

@@ -10,10 +10,10 @@ class OpCodecAttentionTest {
 
     @Test
     void kernelLevelAttentionRoundTrips() {
-        Op op = new Op.Attention(true, -3, 0.125, 30.0, true, true, 256);
+        Op op = new Op.Attention(true, -3, 0.125, 30.0, true, true, 256, true);
         String text = OpCodec.encode(op);
         assertEquals("Attention(causal=true, causalOffset=-3, scale=0.125, softcap=30.0, enableGqa=true, hasMask=true,"
-                + " partitionSize=256)", text);
+                + " partitionSize=256, transposedOutput=true)", text);
         assertEquals(op, OpCodec.decode(text));
     }
 

@@ -21,8 +21,9 @@ public final class Attention {
         run(AttentionSpec.of(op), in, out);
     }
 
+    /** With {@code op.transposedOutput()}, {@code out} is [..., L, H, Ev]: the kernel writes it through the view that swaps them back. */
     public static void attention(Op.Attention op, Tensor[] in, Tensor out) {
-        run(AttentionSpec.of(op), in, out);
+        run(AttentionSpec.of(op), in, op.transposedOutput() ? out.transpose(out.rank() - 3, out.rank() - 2) : out);
     }
 
     private static void run(AttentionSpec spec, Tensor[] in, Tensor out) {

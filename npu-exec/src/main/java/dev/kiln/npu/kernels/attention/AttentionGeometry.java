@@ -26,7 +26,8 @@ final class AttentionGeometry {
     final int queryBlock, queryBlocks;
 
     private final int[] batch;
-    private final long[] queryBatchStrides, keyBatchStrides, valueBatchStrides, maskBatchStrides;
+    private final long[] queryBatchStrides, keyBatchStrides, valueBatchStrides, maskBatchStrides, outBatchStrides;
+    private final long outRowStride;
     /** Divides the head index before it meets the key/value head stride: query heads per KV head under GQA, else 1. */
     private final int headGroup;
 
@@ -76,6 +77,13 @@ final class AttentionGeometry {
             this.maskRowStride = 0;
             this.maskColStride = 0;
         }
+        // The output may be a view whose rows run contiguously (a transposed output, Op.Attention): rows and slices at its strides.
+        long[] outStrides = out.layout().strides();
+        if (outStrides[outStrides.length - 1] != 1 && valueDim > 1) {
+            throw new IllegalArgumentException("attention writes output rows contiguously, got an output of strides " + Arrays.toString(outStrides));
+        }
+        this.outBatchStrides = Arrays.copyOf(outStrides, outStrides.length - 2);
+        this.outRowStride = outStrides[outStrides.length - 2];
         this.queryBlock = queryBlock;
         this.queryBlocks = (queries + queryBlock - 1) / queryBlock;
     }
@@ -119,21 +127,21 @@ final class AttentionGeometry {
      * share a key/value head packed as the rows of one slice, so each key/value head is read
      * once for all of them and its query heads fill vector lanes. Slices become
      * (batch, KV head), rows the group's query heads: q's head stride becomes the row
-     * stride, as does the mask's. The output [..., Hq, 1, Ev] is already laid out as
-     * [..., Hkv, G, Ev]. A single row's causal rule is a key limit, {@code offset + 1}.
+     * stride, as do the mask's and the output's ([..., Hq, 1, Ev] read as [..., Hkv, G, Ev]). A single row's causal rule is a key limit, {@code offset + 1}.
      */
     AttentionGeometry packHeads() {
         int last = batch.length - 1, g = headGroup;
         int[] packedBatch = batch.clone();
         packedBatch[last] /= g;
-        long[] q = queryBatchStrides.clone(), m = maskBatchStrides == null ? null : maskBatchStrides.clone();
+        long[] q = queryBatchStrides.clone(), m = maskBatchStrides == null ? null : maskBatchStrides.clone(), o = outBatchStrides.clone();
         q[last] *= g;
         if (m != null) m[last] *= g;
+        o[last] *= g;
         int visible = visibleKeys(0);
         return new AttentionGeometry(query, key, value, mask, out, false, 0, scale, softcap, partitionSize,
                 slices / g, g, visible, headDim, valueDim, queryBatchStrides[last], queryColStride, keyRowStride, keyColStride,
                 valueRowStride, valueColStride, mask == null ? 0 : maskBatchStrides[last], maskColStride, queryBlock,
-                packedBatch, q, keyBatchStrides, valueBatchStrides, m, 1);
+                packedBatch, q, keyBatchStrides, valueBatchStrides, m, o, outBatchStrides[last], 1);
     }
 
     private AttentionGeometry(Tensor query, Tensor key, Tensor value, Tensor mask, Tensor out, boolean causal, long causalOffset,
@@ -141,7 +149,7 @@ final class AttentionGeometry {
                               int valueDim, long queryRowStride, long queryColStride, long keyRowStride, long keyColStride,
                               long valueRowStride, long valueColStride, long maskRowStride, long maskColStride, int queryBlock,
                               int[] batch, long[] queryBatchStrides, long[] keyBatchStrides, long[] valueBatchStrides,
-                              long[] maskBatchStrides, int headGroup) {
+                              long[] maskBatchStrides, long[] outBatchStrides, long outRowStride, int headGroup) {
         this.query = query;
         this.key = key;
         this.value = value;
@@ -172,6 +180,8 @@ final class AttentionGeometry {
         this.keyBatchStrides = keyBatchStrides;
         this.valueBatchStrides = valueBatchStrides;
         this.maskBatchStrides = maskBatchStrides;
+        this.outBatchStrides = outBatchStrides;
+        this.outRowStride = outRowStride;
         this.headGroup = headGroup;
     }
 
@@ -196,8 +206,8 @@ final class AttentionGeometry {
 
     long maskOffset(int slice) { return offset(slice, maskBatchStrides, 1, mask.layout().offset()); }
 
-    /** Element offset of the first output element of a slice's query row. */
-    long outOffset(int slice, int row) { return ((long) slice * queries + row) * valueDim; }
+    /** Element offset of the first output element of a slice's query row (its elements follow contiguously). */
+    long outOffset(int slice, int row) { return offset(slice, outBatchStrides, 1, out.layout().offset()) + row * outRowStride; }
 
     /** Number of keys query row {@code row} may see: all of them, or the first {@code row + causalOffset + 1} under the causal mask. */
     int visibleKeys(int row) {

@@ -34,7 +34,7 @@ public final class DoubleAttention {
         this.acc = new double[valueDim];
     }
 
-    /** Attention of float64 inputs into the fresh contiguous {@code out}. */
+    /** Attention of float64 inputs into {@code out} (fresh memory whose rows run contiguously). */
     public static void run(AttentionSpec spec, Tensor[] in, Tensor out) {
         AttentionGeometry g = new AttentionGeometry(spec, in, out, QUERY_BLOCK);
         Parallel.forRange(g.units(), g.cost(), (from, to) -> {

@@ -145,8 +145,8 @@ public final class FlashAttention {
     }
 
     /**
-     * Attention of float32, float16 or bfloat16 inputs into the fresh contiguous {@code out},
-     * blocked for {@code device}. Returns the launch's DRAM traffic.
+     * Attention of float32, float16 or bfloat16 inputs into {@code out} (fresh memory whose
+     * rows run contiguously, in any order of rows and slices), blocked for {@code device}. Returns the launch's DRAM traffic.
      */
     public static LaunchTraffic run(AttentionSpec spec, Tensor[] in, Tensor out, NpuDevice device) {
         AttentionGeometry whole = new AttentionGeometry(spec, in, out, 1);

@@ -464,7 +464,7 @@ class FlashAttentionProperties {
         assertEquals("attention: partition size must be >= 0 (0 lets the device choose), got -3", part.getMessage());
         Tensor q = TestTensors.tensor(new double[4], DType.FLOAT32, 2, 2);
         KilnShapeException op = assertThrows(KilnShapeException.class,
-                () -> dev.kiln.ops.Dispatch.apply1(new Op.Attention(false, 0, 1, Double.NaN, false, false, 0), q, q, q));
+                () -> dev.kiln.ops.Dispatch.apply1(new Op.Attention(false, 0, 1, Double.NaN, false, false, 0, false), q, q, q));
         assertEquals("attention: softcap must be finite and >= 0 (0 for none), got NaN", op.getMessage());
         Tensor k = TestTensors.tensor(new double[6], DType.FLOAT32, 2, 3);
         KilnShapeException shape = assertThrows(KilnShapeException.class,
