@@ -9,6 +9,7 @@ import java.lang.System.Logger.Level;
 import java.nio.file.Path;
 import java.util.Objects;
 import java.util.Optional;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
@@ -34,7 +35,7 @@ public final class KernelCache {
     /** Null until built (see {@link #STAGED_ENTRIES}), or for a cache without a memory tier. */
     private volatile Cache<String, Artifact> memory;
     /** Artifacts kept until the memory tier is built, each at most a {@link #STAGED_ENTRIES}th of its capacity. */
-    private final java.util.concurrent.ConcurrentHashMap<String, Artifact> staged = new java.util.concurrent.ConcurrentHashMap<>();
+    private final ConcurrentHashMap<String, Artifact> staged = new ConcurrentHashMap<>();
     private final CacheDirectory disk;
     /** Cleared when a write fails (full disk, read-only directory): the disk is then only read. */
     private volatile boolean diskWritable;
@@ -84,7 +85,7 @@ public final class KernelCache {
                 })
                 .build();
         built.putAll(staged);
-        // Published before the staged copies go: a reader sees one or the other.
+        // Published before the staged copies go: a lookup between the two misses at worst and reads the disk.
         memory = built;
         staged.clear();
         return built;

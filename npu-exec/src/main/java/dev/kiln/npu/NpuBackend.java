@@ -18,9 +18,10 @@ public final class NpuBackend implements KernelBackend {
 
     @Override
     public void execute(Op op, Tensor[] in, Tensor[] out) {
+        // Pointwise kernels walk their operands along the output's last dimension: large transposes are copied in blocks first.
         if (op instanceof Op.Unary || op instanceof Op.Binary || op instanceof Op.BinaryScalar || op instanceof Op.Clamp
                 || op instanceof Op.Where || op instanceof Op.Cast) {
-            in = untangled(in, out[0].shape());
+            in = TransposedCopy.untangled(in, out[0].shape(), null);
         }
         switch (op) {
             case Op.Unary u -> Pointwise.unary(u.fn(), in[0], out[0]);
@@ -51,18 +52,5 @@ public final class NpuBackend implements KernelBackend {
             case Op.SlidingWindowDecode w -> dev.kiln.nn.Serving.execute(w, in, out[0]);
             case Op.ViewOp v -> throw new IllegalArgumentException(v.name() + " is a view and has no kernel");
         }
-    }
-
-    /** Pointwise kernels walk their operands along the output's last dimension: large transposes are copied in blocks first. */
-    private static Tensor[] untangled(Tensor[] in, dev.kiln.tensor.Shape shape) {
-        Tensor[] out = in;
-        for (int i = 0; i < in.length; i++) {
-            Tensor t = TransposedCopy.untangled(in[i], shape, null);
-            if (t != in[i]) {
-                if (out == in) out = in.clone();
-                out[i] = t;
-            }
-        }
-        return out;
     }
 }

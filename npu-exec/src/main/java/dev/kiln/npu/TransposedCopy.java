@@ -48,9 +48,9 @@ public final class TransposedCopy {
     private TransposedCopy() {}
 
     /**
-     * The plan for copying {@code view}, or null when it is not a transpose worth blocking:
-     * after merging the dimensions laid out as one, the last but one must have stride 1 and
-     * the last a stride of at least {@value #MIN_COLUMN_STRIDE} elements.
+     * The plan for copying {@code view} in blocks, or null when it is not a transpose: after
+     * merging the dimensions laid out as one, the last but one must have stride 1 and the last
+     * a stride of at least {@value #MIN_COLUMN_STRIDE} elements. Whether blocks pay is {@link #pays}.
      */
     public static Plan plan(Tensor view) {
         StridedIndex.Runs runs = StridedIndex.runs(view.shape().dims(), view.strides());
@@ -94,6 +94,19 @@ public final class TransposedCopy {
         if (p == null) return x;
         Tensor out = Tensor.empty(x.dtype(), x.shape());
         copyAll(p, x.storage().segment(), out.storage().segment(), out.layout().offset(), dma);
+        return out;
+    }
+
+    /** {@code in}, or a copy of the array with each operand {@linkplain #untangled(Tensor, Shape, Dma.Transfer) untangled} for {@code shape}. */
+    public static Tensor[] untangled(Tensor[] in, Shape shape, Dma.Transfer dma) {
+        Tensor[] out = in;
+        for (int i = 0; i < in.length; i++) {
+            Tensor t = untangled(in[i], shape, dma);
+            if (t != in[i]) {
+                if (out == in) out = in.clone();
+                out[i] = t;
+            }
+        }
         return out;
     }
 

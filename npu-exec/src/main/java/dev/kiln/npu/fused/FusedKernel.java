@@ -134,8 +134,9 @@ public final class FusedKernel {
         long n = outputs[0].numel();
         Dma.Transfer dma = Dma.begin(name);
         List<TileProgram.InputSpec> specs = program.inputs();
-        // A tile reads a transposed input one element per source row: large ones are copied in blocks first, the copy counted.
-        Tensor[] inputs = untangled(given, specs, outputs[0].shape(), dma);
+        // A tile reads a transposed input one element per source row: large ones are copied in blocks first, the copy
+        // counted (a 0-d scalar never has the output's shape, or the size to be one).
+        Tensor[] inputs = TransposedCopy.untangled(given, outputs[0].shape(), dma);
         float[] scalars = new float[inputs.length];
         Spread[] spread = new Spread[inputs.length];
         for (int i = 0; i < inputs.length; i++) {
@@ -153,19 +154,6 @@ public final class FusedKernel {
             Parallel.forRange(tiles, n * cost, (from, to) -> runTiles(inputs, spread, outputs, scalars, dma, n, from, to));
         }
         return dma.traffic();
-    }
-
-    /** {@code given}, or a copy with large transposes copied in blocks ({@link TransposedCopy#untangled}). */
-    private static Tensor[] untangled(Tensor[] given, List<TileProgram.InputSpec> specs, Shape shape, Dma.Transfer dma) {
-        Tensor[] inputs = given;
-        for (int i = 0; i < given.length; i++) {
-            Tensor untangled = specs.get(i).scalar() ? given[i] : TransposedCopy.untangled(given[i], shape, dma);
-            if (untangled != given[i]) {
-                if (inputs == given) inputs = given.clone();
-                inputs[i] = untangled;
-            }
-        }
-        return inputs;
     }
 
     /**
