@@ -67,9 +67,18 @@ public record Timing(int warmup, int runs, long warmupMillis, LongSupplier compi
         public static Stats of(double[] ms) {
             double[] s = ms.clone();
             Arrays.sort(s);
+            return new Stats(medianOfSorted(s), s[0], s[s.length - 1]);
+        }
+
+        static double median(double[] values) {
+            double[] s = values.clone();
+            Arrays.sort(s);
+            return medianOfSorted(s);
+        }
+
+        private static double medianOfSorted(double[] s) {
             int n = s.length;
-            double median = n % 2 == 1 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
-            return new Stats(median, s[0], s[n - 1]);
+            return n % 2 == 1 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
         }
     }
 
@@ -88,7 +97,7 @@ public record Timing(int warmup, int runs, long warmupMillis, LongSupplier compi
         public double pairedRatio(int slower, int faster) {
             double[] r = new double[ms[slower].length];
             for (int i = 0; i < r.length; i++) r[i] = ms[slower][i] / ms[faster][i];
-            return Stats.of(r).medianMs();
+            return Stats.median(r);
         }
     }
 

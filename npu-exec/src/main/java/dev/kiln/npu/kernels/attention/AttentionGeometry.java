@@ -127,7 +127,8 @@ final class AttentionGeometry {
      * share a key/value head packed as the rows of one slice, so each key/value head is read
      * once for all of them and its query heads fill vector lanes. Slices become
      * (batch, KV head), rows the group's query heads: q's head stride becomes the row
-     * stride, as do the mask's and the output's ([..., Hq, 1, Ev] read as [..., Hkv, G, Ev]). A single row's causal rule is a key limit, {@code offset + 1}.
+     * stride, as do the mask's and the output's ([..., Hq, 1, Ev] read as [..., Hkv, G, Ev]).
+     * A single row's causal rule is a key limit, {@code offset + 1}.
      */
     AttentionGeometry packHeads() {
         int last = batch.length - 1, g = headGroup;
