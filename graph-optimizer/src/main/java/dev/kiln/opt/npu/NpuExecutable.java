@@ -140,9 +140,12 @@ public final class NpuExecutable implements GraphExecutable {
             boolean[] fixed = new boolean[p.slots()];
             for (int w : p.weights()) fixed[w] = true;
             List<Integer> onceIdx = new ArrayList<>(), mainIdx = new ArrayList<>();
+            // Loops, not streams: each lambda costs a fresh JVM a generated class on every warm start's path.
             for (int i = 0; i < launches.size(); i++) {
                 KernelProgram.Launch l = launches.get(i);
-                boolean hoisted = l.in().stream().allMatch(s -> fixed[s]) && l.out().stream().noneMatch(s -> returned[s]);
+                boolean hoisted = true;
+                for (int s : l.in()) hoisted &= fixed[s];
+                for (int s : l.out()) hoisted &= !returned[s];
                 if (hoisted) for (int s : l.out()) fixed[s] = true;
                 (hoisted ? onceIdx : mainIdx).add(i);
             }
@@ -154,13 +157,20 @@ public final class NpuExecutable implements GraphExecutable {
             for (int i : mainIdx) for (int s : launches.get(i).in()) if (produced.contains(s)) needed.add(s);
             if (needed.isEmpty()) return null;
             List<Integer> extra = List.copyOf(needed);
-            KernelProgram once = new KernelProgram(p.slots(), p.inputs(), onceIdx.stream().map(launches::get).toList(), extra);
+            KernelProgram once = new KernelProgram(p.slots(), p.inputs(), pick(launches, onceIdx), extra);
             List<Integer> mainInputs = new ArrayList<>(p.inputs());
             mainInputs.addAll(extra);
-            KernelProgram main = new KernelProgram(p.slots(), mainInputs, mainIdx.stream().map(launches::get).toList(), p.outputs());
-            int[] positions = p.weights().stream().mapToInt(p.inputs()::indexOf).toArray();
+            KernelProgram main = new KernelProgram(p.slots(), mainInputs, pick(launches, mainIdx), p.outputs());
+            int[] positions = new int[p.weights().size()];
+            for (int i = 0; i < positions.length; i++) positions[i] = p.inputs().indexOf(p.weights().get(i));
             return new Hoisting(positions, new Instance(once, pick(kernels, onceIdx), false, null),
                     new Instance(main, pick(kernels, mainIdx), false, null));
+        }
+
+        private static List<KernelProgram.Launch> pick(List<KernelProgram.Launch> launches, List<Integer> indices) {
+            List<KernelProgram.Launch> out = new ArrayList<>(indices.size());
+            for (int i : indices) out.add(launches.get(i));
+            return out;
         }
 
         private static FusedKernel[] pick(FusedKernel[] kernels, List<Integer> indices) {

@@ -18,6 +18,7 @@ import dev.kiln.tensor.Tensor;
 
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
+import java.util.ArrayList;
 import java.util.List;
 
 /**
@@ -92,7 +93,10 @@ public final class FusedKernel {
             throw new KilnException(name + ": a tile program of " + slots + (compiled != null ? " SRAM slots" : " registers")
                     + " does not fit " + device.sramBytesPerCore() + " bytes of SRAM");
         }
-        this.body = program.instructions().stream().filter(i -> !i.isSetup()).toArray(TileInstr[]::new);
+        // Loops, not streams: each lambda costs a fresh JVM a generated class on every warm start's path.
+        List<TileInstr> body = new ArrayList<>(), setup = new ArrayList<>();
+        for (TileInstr ins : program.instructions()) (ins.isSetup() ? setup : body).add(ins);
+        this.body = body.toArray(new TileInstr[0]);
         java.util.Set<Integer> overwritten = new java.util.HashSet<>();
         for (TileInstr ins : body) {
             switch (ins) {
@@ -104,10 +108,11 @@ public final class FusedKernel {
                 default -> { }
             }
         }
-        TileInstr[] setup = program.instructions().stream().filter(TileInstr::isSetup).toArray(TileInstr[]::new);
-        this.setupOnce = java.util.Arrays.stream(setup).filter(i -> !overwritten.contains(setupRegister(i))).toArray(TileInstr[]::new);
-        this.setupPerTile = java.util.Arrays.stream(setup).filter(i -> overwritten.contains(setupRegister(i))).toArray(TileInstr[]::new);
-        this.cost = Math.max(1, body.length);
+        List<TileInstr> once = new ArrayList<>(), perTile = new ArrayList<>();
+        for (TileInstr ins : setup) (overwritten.contains(setupRegister(ins)) ? perTile : once).add(ins);
+        this.setupOnce = once.toArray(new TileInstr[0]);
+        this.setupPerTile = perTile.toArray(new TileInstr[0]);
+        this.cost = Math.max(1, this.body.length);
     }
 
     /** Elements per tile for a program of {@code registers} tile-sized SRAM slots on {@code device}; 0 when not even one vector fits. */
