@@ -63,22 +63,27 @@ public final class TransposedCopy {
     }
 
     /**
-     * The views worth blocking: at least {@value #MIN_PAYING_BYTES} bytes, columns at least a
-     * page apart. Smaller, or with columns closer, a view copied run by run mostly hits the
-     * caches and the TLB, and blocks measured no faster (two workers, float32: [1000, 1000]
-     * and [1500, 1500] the same or a fifth slower; [2048, 2048] 3 times and [3000, 3000] 2.3
-     * times faster blocked).
+     * The views worth blocking. Run by run, a transpose whose columns lie a multiple of 2 KiB
+     * apart (a row of 512, 1024, 1536, 2048 floats) reads into a few L1 sets, which evict one
+     * another at every element; blocks avoid that. Otherwise its runs hit the caches and blocks
+     * pay only once the view outgrows the TLB's reach. In one JVM, two workers, float32,
+     * paired (run by run / blocked): [1024, 1024] 1.78, [1024, 3000] 2.50, [2048, 256] 2.61,
+     * [1536, 1536] 1.72, [512, 512] 0.94, [1000, 1000] 0.69, [3000, 1024] 0.64; [3000, 3000]
+     * (36 MB) 1.3 to 2.4 over two JVMs. So: columns a page or more apart, and either a multiple
+     * of 2 KiB or a view of at least {@value #MIN_UNALIASED_BYTES} bytes; none under
+     * {@value #MIN_BYTES} bytes (not measured; kept out, as their runs stay in L2).
      */
-    static final long MIN_PAYING_BYTES = 16L << 20, MIN_PAYING_COLUMN_BYTES = 4096;
+    static final long MIN_BYTES = 1L << 20, MIN_UNALIASED_BYTES = 32L << 20, MIN_COLUMN_BYTES = 4096, ALIASING_COLUMN_BYTES = 2048;
 
-    /** Whether copying {@code p} in blocks beats copying it run by run (see {@link #MIN_PAYING_BYTES}). */
+    /** Whether copying {@code p} in blocks beats copying it run by run (see {@link #MIN_BYTES}). */
     public static boolean pays(Plan p) {
-        return p.elements() * p.elementBytes() >= MIN_PAYING_BYTES && Math.abs(p.colStride()) * p.elementBytes() >= MIN_PAYING_COLUMN_BYTES;
+        long bytes = p.elements() * p.elementBytes(), column = Math.abs(p.colStride()) * p.elementBytes();
+        return bytes >= MIN_BYTES && column >= MIN_COLUMN_BYTES && (column % ALIASING_COLUMN_BYTES == 0 || bytes >= MIN_UNALIASED_BYTES);
     }
 
     /** {@link #plan} of {@code view} when blocking {@linkplain #pays pays}; null otherwise. */
     public static Plan payingPlan(Tensor view) {
-        if (view.numel() * view.dtype().byteSize() < MIN_PAYING_BYTES) return null;
+        if (view.numel() * view.dtype().byteSize() < MIN_BYTES) return null;
         Plan p = plan(view);
         return p != null && pays(p) ? p : null;
     }

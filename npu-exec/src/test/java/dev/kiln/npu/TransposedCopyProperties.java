@@ -94,10 +94,14 @@ class TransposedCopyProperties {
         assertEquals(view.numel() * 4, t.bytesRead());
         assertEquals(view.numel() * 4, t.bytesWritten());
 
-        // Half the bytes, or columns under a page apart: copied run by run.
-        assertNotNull(TransposedCopy.plan(Tensor.randn(5, 2, 1025, 2048).to(DType.FLOAT16).transpose(1, 2)));
-        assertNull(TransposedCopy.payingPlan(Tensor.randn(5, 2, 1025, 2048).to(DType.FLOAT16).transpose(1, 2)), "8.4 MB");
-        assertNull(TransposedCopy.payingPlan(Tensor.randn(6, 5000, 1000).transpose(0, 1)), "columns 4000 bytes apart");
+        // Columns a multiple of 2 KiB apart pay from 1 MiB; others only from 32 MiB; none under a page apart.
+        assertNotNull(TransposedCopy.payingPlan(Tensor.randn(5, 256, 1024).transpose(0, 1)), "1 MiB, columns 4 KiB apart");
+        assertNull(TransposedCopy.payingPlan(Tensor.randn(5, 128, 1024).transpose(0, 1)), "512 KiB");
+        assertNull(TransposedCopy.payingPlan(Tensor.randn(6, 1024, 3000).transpose(0, 1)), "12.3 MB, columns 12000 bytes apart");
+        assertNotNull(TransposedCopy.payingPlan(Tensor.randn(6, 3000, 3000).transpose(0, 1)), "36 MB, columns 12000 bytes apart");
+        assertNull(TransposedCopy.payingPlan(Tensor.randn(6, 9000, 1000).transpose(0, 1)), "36 MB, but columns 4000 bytes apart");
+        assertNotNull(TransposedCopy.plan(Tensor.randn(7, 2048, 512).transpose(0, 1)));
+        assertNull(TransposedCopy.payingPlan(Tensor.randn(7, 2048, 512).transpose(0, 1)), "columns 2 KiB apart: under a page");
     }
 
     @Test
