@@ -94,6 +94,13 @@ class TransposedCopyProperties {
         assertEquals(view.numel() * 4, t.bytesRead());
         assertEquals(view.numel() * 4, t.bytesWritten());
 
+        // Columns walked backwards (a negative step): the same blocks, from the other end.
+        Tensor reversed = Tensor.randn(9, 700, 1024).slice(0, 699, -701, -1).transpose(0, 1);
+        TransposedCopy.Plan back = TransposedCopy.payingPlan(reversed);
+        assertNotNull(back);
+        assertEquals(-1024, back.colStride());
+        assertArrayEquals(elementBytes(reversed), reversed.contiguous().storage().segment().toArray(ValueLayout.JAVA_BYTE), "reversed columns");
+
         // Columns a multiple of 2 KiB apart pay from 1 MiB; others only from 32 MiB; none under a page apart.
         assertNotNull(TransposedCopy.payingPlan(Tensor.randn(5, 256, 1024).transpose(0, 1)), "1 MiB, columns 4 KiB apart");
         assertNull(TransposedCopy.payingPlan(Tensor.randn(5, 128, 1024).transpose(0, 1)), "512 KiB");
