@@ -52,6 +52,25 @@ class FoldAttentionOutputPermuteTest {
         assertEquals(new Op.Attention(true, 0, 0.3, 0, true, false, 0, true), a.op());
         assertEquals(Shape.of(2, 5, 4, 8), a.outputs().getFirst().shape(), "the heads behind the queries");
         assertEquals(List.of("%4 (permute): the permute of %3 (scaled_dot_product_attention) is its output written transposed"), r.details());
+        assertEquals("""
+                value   op                                                                                   args        type
+                %0      input 0                                                                                          float32[2,4,5,8]
+                %1      input 1                                                                                          float32[2,2,5,8]
+                %2      input 2                                                                                          float32[2,2,5,8]
+                %3      scaled_dot_product_attention(causal=true, scale=0.3, enableGqa=true, hasMask=false)  %0, %1, %2  float32[2,4,5,8]
+                %4      permute(dims=[0,2,1,3])                                                              %3          float32[2,5,4,8]
+                %5      reshape(shape=[2,5,32])                                                              %4          float32[2,5,32]
+                return                                                                                       %5
+                """, g.toTable());
+        assertEquals("""
+                value   op                                                                                                                                     args        type
+                %0      input 0                                                                                                                                            float32[2,4,5,8]
+                %1      input 1                                                                                                                                            float32[2,2,5,8]
+                %2      input 2                                                                                                                                            float32[2,2,5,8]
+                %3      attention(causal=true, causalOffset=0, scale=0.3, softcap=0.0, enableGqa=true, hasMask=false, partitionSize=0, transposedOutput=true)  %0, %1, %2  float32[2,5,4,8]
+                %4      reshape(shape=[2,5,32])                                                                                                                %3          float32[2,5,32]
+                return                                                                                                                                         %4
+                """, out.toTable());
         assertSameBits(g, out);
         // Already transposed: nothing more to fold.
         assertEquals("no change", new FoldAttentionOutputPermute().run(out).summary());
