@@ -83,7 +83,8 @@ public final class TransposedCopy {
 
     /** {@link #plan} of {@code view} when blocking {@linkplain #pays pays}; null otherwise. */
     public static Plan payingPlan(Tensor view) {
-        if (view.numel() * view.dtype().byteSize() < MIN_BYTES) return null;
+        // Asked of every large operand of every pointwise launch: the common answers without allocating.
+        if (view.numel() * view.dtype().byteSize() < MIN_BYTES || view.isContiguous()) return null;
         Plan p = plan(view);
         return p != null && pays(p) ? p : null;
     }
