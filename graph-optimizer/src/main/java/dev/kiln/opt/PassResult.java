@@ -15,7 +15,7 @@ public record PassResult(Graph graph, String summary, List<String> details) {
     }
 
     /** The result of a pass that changed {@code details.size()} nodes in the way {@code verb} says ("removed"). */
-    static PassResult of(Graph graph, String verb, List<String> details) {
+    public static PassResult of(Graph graph, String verb, List<String> details) {
         int n = details.size();
         return new PassResult(graph, n == 0 ? "no change" : verb + " " + n + (n == 1 ? " node" : " nodes"), details);
     }

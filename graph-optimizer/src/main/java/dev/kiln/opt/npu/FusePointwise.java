@@ -3,8 +3,10 @@ package dev.kiln.opt.npu;
 import dev.kiln.ir.Graph;
 import dev.kiln.ir.Node;
 import dev.kiln.ir.ValueRef;
+import dev.kiln.ops.BinaryFn;
 import dev.kiln.ops.Op;
 import dev.kiln.ops.TensorMeta;
+import dev.kiln.ops.UnaryFn;
 import dev.kiln.tensor.DType;
 import dev.kiln.tensor.Shape;
 
@@ -21,7 +23,10 @@ import java.util.Set;
  * shape, 0-d (they become scalars of the tile program) or of a shape that broadcasts to it
  * (a bias per column, a value per row: the kernel's DMA reads them through strides of 0,
  * see {@code FusedKernel}). A value computed in a group and used outside it (or returned)
- * becomes an output of the group.
+ * becomes an output of the group. Cheap producers of a smaller shape that broadcasts to the
+ * group's, read only inside it, join it too and are computed for every element (see
+ * {@link MoveUnitReshapeAbovePointwise}, which brings a cast before an unsqueeze to the
+ * shape of its broadcasting consumer).
  *
  * <p>Groups grow greedily in topological order: a node joins the groups of its fusible
  * producers unless that would make the graph of groups cyclic (a path that leaves the
@@ -79,12 +84,17 @@ public final class FusePointwise {
         for (int i = 0; i < n; i++) unit[i] = i;
         boolean[] fusible = new boolean[n];
         for (Node node : g.nodes()) fusible[node.id()] = !claimed.contains(node.id()) && fusible(g, node);
+        Set<Integer> returned = new HashSet<>();
+        for (ValueRef v : g.outputs()) returned.add(v.node());
         for (Node node : g.nodes()) {
             if (!fusible[node.id()]) continue;
             Shape shape = node.outputs().get(0).shape();
             for (ValueRef v : ((Node.Apply) node).inputs()) {
                 int p = v.node();
-                if (!fusible[p] || !g.node(p).outputs().get(0).shape().equals(shape) || unit[p] == unit[node.id()]) continue;
+                if (!fusible[p] || unit[p] == unit[node.id()]) continue;
+                if (!g.node(p).outputs().get(0).shape().equals(shape) && !recomputable(g, unit, unit[p], unit[node.id()], shape, users, returned)) {
+                    continue;
+                }
                 int[] merged = unit.clone();
                 int from = unit[p], to = unit[node.id()];
                 for (int i = 0; i < n; i++) if (merged[i] == from) merged[i] = to;
@@ -99,6 +109,39 @@ public final class FusePointwise {
         return out;
     }
 
+    /**
+     * Whether the nodes of unit {@code from} can be computed again for every element of a
+     * consumer of shape {@code shape} in unit {@code to}: all cheap, all of shapes that
+     * broadcast to it, and read only inside the two units (so none becomes an output of the
+     * wrong shape). A per-row cast or scale then costs an instruction per element instead of
+     * a launch and a buffer.
+     */
+    private static boolean recomputable(Graph g, int[] unit, int from, int to, Shape shape, List<List<Integer>> users,
+                                        Set<Integer> returned) {
+        for (int i = 0; i < unit.length; i++) {
+            if (unit[i] != from) continue;
+            Node.Apply ap = (Node.Apply) g.node(i);
+            if (!cheap(ap.op()) || returned.contains(i) || !ap.outputs().get(0).shape().broadcastsTo(shape)) return false;
+            for (int u : users.get(i)) if (unit[u] != from && unit[u] != to) return false;
+        }
+        return true;
+    }
+
+    /** An op of an instruction or two per element: worth recomputing per broadcast element. */
+    private static boolean cheap(Op op) {
+        return switch (op) {
+            case Op.Cast c -> true;
+            case Op.Clamp c -> true;
+            case Op.Where w -> true;
+            case Op.Unary u -> u.fn() == UnaryFn.NEG || u.fn() == UnaryFn.ABS || u.fn() == UnaryFn.RELU;
+            case Op.Binary b -> b.fn() == BinaryFn.ADD || b.fn() == BinaryFn.SUB || b.fn() == BinaryFn.MUL
+                    || b.fn() == BinaryFn.MINIMUM || b.fn() == BinaryFn.MAXIMUM;
+            case Op.BinaryScalar b -> b.fn() == BinaryFn.ADD || b.fn() == BinaryFn.SUB || b.fn() == BinaryFn.MUL
+                    || b.fn() == BinaryFn.MINIMUM || b.fn() == BinaryFn.MAXIMUM;
+            default -> false;
+        };
+    }
+
     private static Group group(Graph g, int[] unit, int id, List<List<Integer>> users) {
         List<Integer> nodes = new ArrayList<>();
         for (int i = 0; i < unit.length; i++) if (unit[i] == id) nodes.add(i);
@@ -111,7 +154,8 @@ public final class FusePointwise {
             boolean usedOutside = users.get(i).stream().anyMatch(u -> unit[u] != id);
             if (usedOutside || graphOutputs.contains(v)) outputs.add(v);
         }
-        return new Group(g.node(nodes.get(0)).outputs().get(0).shape(), nodes, List.copyOf(inputs), outputs);
+        // The last node has the group's shape: a recomputed smaller node is read by a later one in the group.
+        return new Group(g.node(nodes.getLast()).outputs().get(0).shape(), nodes, List.copyOf(inputs), outputs);
     }
 
     static List<List<Integer>> users(Graph g) {

@@ -107,6 +107,7 @@ public final class NpuGraphCompiler implements GraphCompiler {
     static Pipeline pipeline(Set<Integer> weights) {
         List<dev.kiln.opt.GraphPass> passes = new java.util.ArrayList<>(Pipeline.standard().passes());
         passes.add(new MergeSiblingMatmuls(weights));
+        passes.add(new MoveUnitReshapeAbovePointwise());
         return new Pipeline(passes, Pipeline.DEFAULT_MAX_ROUNDS);
     }
 

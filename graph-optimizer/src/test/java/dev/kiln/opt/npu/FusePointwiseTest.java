@@ -70,6 +70,24 @@ class FusePointwiseTest {
         assertEquals(List.of("[%2] in (%1) out (%2)", "[%3 %4] in (%0, %2) out (%4)"), listing(g));
     }
 
+    /** x [4,8] times (3 column + 3 column) [4,1], then tanh; also returning the [4,1] value when {@code returnColumn}. */
+    private static Graph scaledByColumn(boolean returnColumn) {
+        GraphBuilder b = new GraphBuilder();
+        ValueRef x = b.input(F4x8);                                                       // %0
+        ValueRef column = b.input(new TensorMeta(DType.FLOAT32, Shape.of(4, 1)));         // %1
+        ValueRef scaled = b.apply(new Op.BinaryScalar(BinaryFn.MUL, 3, false, false), List.of(column)).get(0); // %2 [4,1]
+        ValueRef doubled = bin(b, BinaryFn.ADD, scaled, scaled);                          // %3 [4,1]
+        ValueRef t = un(b, UnaryFn.TANH, bin(b, BinaryFn.MUL, x, doubled));               // %4 %5 [4,8]
+        return b.build(returnColumn ? List.of(t, doubled) : List.of(t));
+    }
+
+    @Test
+    void aCheapSmallerProducerIsRecomputedOnlyWhenNothingElseReadsIt() {
+        assertEquals(List.of("[%2 %3 %4 %5] in (%1, %0) out (%5)"), listing(scaledByColumn(false)));
+        // The [4,1] value also returned: computed once, on its own.
+        assertEquals(List.of("[%2 %3] in (%1) out (%3)", "[%4 %5] in (%0, %3) out (%5)"), listing(scaledByColumn(true)));
+    }
+
     @Test
     void castsToFloat32FromAnyDtypeFuseTheirInputsConvertedAsLoaded() {
         GraphBuilder b = new GraphBuilder();
@@ -79,11 +97,11 @@ class FusePointwiseTest {
         ValueRef half = b.input(new TensorMeta(DType.FLOAT16, Shape.of(8)));               // %3
         ValueRef m = b.apply(new Op.Cast(DType.FLOAT32), List.of(mask)).get(0);            // %4
         ValueRef i = b.apply(new Op.Cast(DType.FLOAT32), List.of(idx)).get(0);             // %5
-        ValueRef h = b.apply(new Op.Cast(DType.FLOAT32), List.of(half)).get(0);            // %6 [8]: its own group
+        ValueRef h = b.apply(new Op.Cast(DType.FLOAT32), List.of(half)).get(0);            // %6 [8]: recomputed per element
         ValueRef y = bin(b, BinaryFn.ADD, bin(b, BinaryFn.ADD, bin(b, BinaryFn.MUL, x, m), i), h); // %7 %8 %9
         ValueRef n = b.apply(new Op.Cast(DType.INT32), List.of(y)).get(0);                 // %10 not to float32
         Graph g = b.build(List.of(n));
-        assertEquals(List.of("[%4 %5 %7 %8 %9] in (%1, %2, %0, %6) out (%9)", "[%6] in (%3) out (%6)"), listing(g));
+        assertEquals(List.of("[%4 %5 %6 %7 %8 %9] in (%1, %2, %3, %0) out (%9)"), listing(g));
     }
 
     @Test

@@ -1,11 +1,13 @@
 package dev.kiln.opt.npu;
 
+import dev.kiln.Fn2;
 import dev.kiln.Fn3;
 import dev.kiln.Kiln;
 import dev.kiln.ops.BinaryFn;
 import dev.kiln.ops.Dispatch;
 import dev.kiln.ops.Op;
 import dev.kiln.ops.UnaryFn;
+import dev.kiln.tensor.DType;
 import dev.kiln.tensor.Tensor;
 import net.jqwik.api.ForAll;
 import net.jqwik.api.Property;
@@ -62,6 +64,46 @@ class FusedChainProperties {
         for (int i = 0; i < want.length; i++) {
             boolean same = Float.compare(want[i], got[i]) == 0 || want[i] == got[i]
                     || Math.abs(want[i] - got[i]) <= 1e-6 * Math.abs(want[i]);
+            assertTrue(same, "element " + i + ": eager " + want[i] + ", npu " + got[i] + " (seed " + seed + ", steps " + steps + ")");
+        }
+    }
+
+    /**
+     * A per-row value (int64 or float32 positions, cast, a few cheap ops, unsqueezed somewhere
+     * along the way) broadcast into a chain over x: the NPU recomputes the cheap ops in the
+     * consumer's kernel (MoveUnitReshapeAbovePointwise, FusePointwise); eager runs them once.
+     */
+    @Property(tries = 40)
+    void cheapPerRowValuesRecomputedInTheConsumersKernelMatchEager(@ForAll long seed, @ForAll @IntRange(min = 0, max = 4) int steps,
+                                                                   @ForAll @IntRange(min = 1, max = 200) int rows,
+                                                                   @ForAll @IntRange(min = 1, max = 200) int cols, @ForAll boolean integerRows) {
+        Fn2<Tensor> fn = (x, perRow) -> {
+            SplittableRandom r = new SplittableRandom(seed);
+            int unsqueezeAt = r.nextInt(steps + 1);
+            Tensor v = perRow.to(DType.FLOAT32);
+            for (int i = 0; i <= steps; i++) {
+                if (i == unsqueezeAt) v = v.reshape(rows, 1);
+                if (i == steps) break;
+                v = switch (r.nextInt(6)) {
+                    case 0 -> v.neg();
+                    case 1 -> v.abs();
+                    case 2 -> v.relu();
+                    case 3 -> v.add(r.nextInt(-3, 4) * 0.25);
+                    case 4 -> v.mul(r.nextInt(-3, 4) * 0.5);
+                    default -> v.clamp(-r.nextDouble(4), r.nextDouble(4));
+                };
+            }
+            Tensor y = x.mul(v);
+            return r.nextBoolean() ? y.tanh().add(v) : y.sub(v);
+        };
+        Fn2<Tensor> compiled = Kiln.compile(fn, NpuBackendTest.NPU);
+        Tensor x = Tensor.randn(seed, rows, cols);
+        Tensor perRow = integerRows ? Tensor.arange(rows).sub(rows / 2) : Tensor.randn(seed + 1, rows).mul(3.0);
+        float[] want = fn.apply(x, perRow).toFloatArray();
+        float[] got = compiled.apply(x, perRow).toFloatArray();
+        assertEquals(want.length, got.length);
+        for (int i = 0; i < want.length; i++) {
+            boolean same = Float.compare(want[i], got[i]) == 0 || Math.abs(want[i] - got[i]) <= 1e-6 * Math.abs(want[i]);
             assertTrue(same, "element " + i + ": eager " + want[i] + ", npu " + got[i] + " (seed " + seed + ", steps " + steps + ")");
         }
     }

@@ -26,6 +26,7 @@ import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 class NpuBackendTest {
@@ -101,7 +102,8 @@ class NpuBackendTest {
 
     @Test
     void rotaryTablesComputeTheirAnglesOnceForBothOutputs() {
-        // angles = position [S, 1] * inverse frequency [32]; cos and sin of them are one kernel with two outputs.
+        // angles = position [S, 1] * inverse frequency [32]; cos and sin of them are one kernel with two outputs,
+        // which also converts the int64 positions (the cast recomputed for every element, not a launch of its own).
         Fn1<Tensor[]> tables = positions -> dev.kiln.nn.F.rotaryTables(positions, 64, 10_000);
         Fn1<Tensor[]> compiled = Kiln.compile(tables, NPU);
         for (int s : new int[] {1, 7, 256, 300}) {
@@ -111,7 +113,8 @@ class NpuBackendTest {
             assertArrayEquals(want[1].toFloatArray(), got[1].toFloatArray(), "sin, " + s + " positions");
         }
         String explain = Kiln.explain(compiled, Tensor.arange(256)).toString();
-        assertTrue(explain.contains("fused fused_mul_cos_sin"), explain);
+        assertTrue(explain.contains("fused fused_tofloat32_mul_cos_sin"), explain);
+        assertFalse(java.util.regex.Pattern.compile("fused fused_tofloat32_\\d+ ").matcher(explain).find(), "no kernel of the cast alone\n" + explain);
     }
 
     @Test
