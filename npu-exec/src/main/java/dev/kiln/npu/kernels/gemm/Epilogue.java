@@ -143,11 +143,15 @@ public record Epilogue(TileProgram program, List<Source> sources) {
             if (s == Source.SCALAR) scalars[i] = (float) t.item();
             else bySource[i] = t.isContiguous() ? t : t.contiguous();
         }
-        return new Bound(this, bySource, scalars);
+        return new Bound(this, bySource, scalars, TileLoopCompiler.load(program));
     }
 
-    /** An epilogue with its operands: {@code tensors[i]} for row and full inputs, {@code scalars[i]} for scalar ones. */
-    record Bound(Epilogue epilogue, Tensor[] tensors, float[] scalars) {
+    /**
+     * An epilogue with its operands ({@code tensors[i]} for row and full inputs,
+     * {@code scalars[i]} for scalar ones) and its generated loop, looked up once per product
+     * rather than once per worker's share of it.
+     */
+    record Bound(Epilogue epilogue, Tensor[] tensors, float[] scalars, TileLoopCompiler.Compiled compiled) {
         Worker newWorker() { return new Worker(this); }
     }
 
@@ -171,22 +175,23 @@ public record Epilogue(TileProgram program, List<Source> sources) {
         private final TileLoopCompiler.Compiled compiled;
         private final int[] inputSlot;
         private final int outputSlot;
-        /** Native, as the generated loops want (see {@code Sram}); slots x CHUNK floats. */
-        private final MemorySegment scratch;
-        private final MemorySegment[] scratchSlots;
-        private final long[] scratchOffsets;
+        /**
+         * Native, as the generated loops want (see {@code Sram}); slots x CHUNK floats, made at
+         * the first chunk: rows run in place need none, and a worker is made per share of every
+         * product (zeroing and registering the memory was 1% of a decoder block's time).
+         */
+        private MemorySegment scratch;
+        private MemorySegment[] scratchSlots;
+        private long[] scratchOffsets;
         /** Where each slot is for a row run in place (reused from row to row). */
         private final MemorySegment[] rowSlots;
         private final long[] rowOffsets;
 
         Worker(Bound bound) {
             this.bound = bound;
-            this.compiled = TileLoopCompiler.load(bound.epilogue().program());
+            this.compiled = bound.compiled();
             this.inputSlot = compiled.inputSlot();
             this.outputSlot = compiled.outputSlot()[0];
-            this.scratch = Arena.ofAuto().allocate((long) compiled.slots() * CHUNK * Float.BYTES, 64);
-            this.scratchSlots = TileLoop.sameSegment(scratch, compiled.slots());
-            this.scratchOffsets = TileLoop.spaced((long) CHUNK * Float.BYTES, compiled.slots());
             this.rowSlots = new MemorySegment[compiled.slots()];
             this.rowOffsets = new long[compiled.slots()];
         }
@@ -238,6 +243,11 @@ public record Epilogue(TileProgram program, List<Source> sources) {
 
         /** One chunk: {@code rows} rows of {@code width} columns, each row {@code padded} floats apart in the slots. */
         private void chunk(GemmProblem p, int batch, int row0, int rows, int col0, int width, int padded) {
+            if (scratch == null) {
+                scratch = Arena.ofAuto().allocate((long) compiled.slots() * CHUNK * Float.BYTES, 64);
+                scratchSlots = TileLoop.sameSegment(scratch, compiled.slots());
+                scratchOffsets = TileLoop.spaced((long) CHUNK * Float.BYTES, compiled.slots());
+            }
             List<Source> sources = bound.epilogue().sources();
             for (int k = 0; k < sources.size(); k++) {
                 if (sources.get(k) != Source.SCALAR) load(p, k, inputSlot[k], batch, row0, rows, col0, width, padded);
