@@ -23,24 +23,28 @@ public final class Artifact {
     private Artifact(SequencedMap<String, byte[]> parts, SequencedMap<String, String> metadata) {
         this.parts = parts;
         this.metadata = metadata;
-        this.byteSize = parts.values().stream().mapToLong(b -> b.length).sum();
+        long bytes = 0;
+        for (byte[] b : parts.values()) bytes += b.length;
+        this.byteSize = bytes;
     }
 
     /** An artifact with these parts (in this order) and metadata; both are copied. */
     public static Artifact of(Map<String, byte[]> parts, Map<String, String> metadata) {
+        // Loops rather than lambdas: every warm start reads its artifacts here, in a JVM that has linked no lambda yet.
         SequencedMap<String, byte[]> p = new LinkedHashMap<>();
-        parts.forEach((name, bytes) -> {
-            checkPartName(name);
-            p.put(name, bytes.clone());
-        });
+        for (Map.Entry<String, byte[]> e : parts.entrySet()) {
+            checkPartName(e.getKey());
+            p.put(e.getKey(), e.getValue().clone());
+        }
         SequencedMap<String, String> m = new LinkedHashMap<>();
-        metadata.forEach((name, value) -> {
+        for (Map.Entry<String, String> e : metadata.entrySet()) {
+            String name = e.getKey();
             if (!METADATA_NAME.matcher(name).matches()) {
                 throw new IllegalArgumentException("metadata name '" + name + "' must be letters, digits, '.', '_' or '-'");
             }
-            CacheKey.requireWellFormed(value, "metadata '" + name + "'");
-            m.put(name, value);
-        });
+            CacheKey.requireWellFormed(e.getValue(), "metadata '" + name + "'");
+            m.put(name, e.getValue());
+        }
         return new Artifact(p, m);
     }
 

@@ -45,7 +45,12 @@ final class EntryCodec {
      */
     record Manifest(int formatVersion, String kilnVersion, String createdText, CacheKey key,
                     SequencedMap<String, String> metadata, java.util.List<PartInfo> parts) {
-        long partBytes() { return parts.stream().mapToLong(PartInfo::size).sum(); }
+        long partBytes() {
+            // A loop, not a stream: every warm start reads a manifest, and a fresh JVM spins a stream's classes first.
+            long sum = 0;
+            for (PartInfo p : parts) sum += p.size();
+            return sum;
+        }
 
         /** When the entry was written; empty if the time, of the right shape, is still no instant (a month 13). */
         Optional<Instant> created() {
@@ -151,7 +156,8 @@ final class EntryCodec {
         String fraction = s.substring(shape.length(), s.length() - 1);
         if (fraction.isEmpty()) return true;
         if (fraction.charAt(0) != '.' || fraction.length() < 2 || fraction.length() > 10) return false;
-        return fraction.chars().skip(1).allMatch(c -> c >= '0' && c <= '9');
+        for (int i = 1; i < fraction.length(); i++) if (fraction.charAt(i) < '0' || fraction.charAt(i) > '9') return false;
+        return true;
     }
 
     private static Manifest parse(String text) throws CorruptEntryException {
