@@ -127,8 +127,8 @@ public final class FusePointwise {
         return true;
     }
 
-    /** An op of an instruction or two per element: worth recomputing per broadcast element. */
-    private static boolean cheap(Op op) {
+    /** An elementwise op of an instruction or two per element: worth recomputing per broadcast element. */
+    static boolean cheap(Op op) {
         return switch (op) {
             case Op.Cast c -> true;
             case Op.Clamp c -> true;

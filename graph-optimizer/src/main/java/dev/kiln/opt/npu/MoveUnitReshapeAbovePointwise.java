@@ -25,10 +25,12 @@ import java.util.Set;
  * launching it on its own (a rotary embedding's {@code positions.float().unsqueeze(1) * freqs}
  * is one kernel, not a cast and then the tables).
  *
- * <p>Moved: a reshape whose input is read by nothing else, made by a single-output
- * {@code Unary}, {@code Binary}, {@code BinaryScalar}, {@code Clamp}, {@code Where} or
- * {@code Cast} whose tensor operands all have its output's shape (0-d operands stay as they
- * are). A reshape of unit dimensions is a view of any layout, so the new reshapes cost nothing.
+ * <p>Moved: a reshape whose input is read by nothing else, made by an op cheap enough to
+ * recompute ({@link FusePointwise#cheap}: a cast, clamp, select, add, multiply, ...) whose tensor
+ * operands all have its output's shape (0-d operands stay as they are). Left in place: a
+ * reshape of a matmul's epilogue chain ({@link FuseMatmulEpilogue}), which a view between the
+ * product and the chain would cut. A reshape of unit dimensions is a view of any layout, so the
+ * new reshapes cost nothing.
  */
 public final class MoveUnitReshapeAbovePointwise implements GraphPass {
     @Override
@@ -41,9 +43,11 @@ public final class MoveUnitReshapeAbovePointwise implements GraphPass {
             if (n instanceof Node.Apply ap) for (ValueRef v : ap.inputs()) reads.merge(v, 1, Integer::sum);
         }
         Set<ValueRef> returned = new HashSet<>(g.outputs());
+        Set<Integer> epilogues = new HashSet<>();
+        for (FuseMatmulEpilogue.Group m : FuseMatmulEpilogue.groups(g)) epilogues.addAll(m.chain());
         List<String> details = new ArrayList<>();
         Graph out = GraphTransformer.transform(g, (cx, node) -> {
-            Node.Apply producer = movable(g, node, reads, returned);
+            Node.Apply producer = movable(g, node, reads, returned, epilogues);
             if (producer == null) {
                 cx.copy(node);
                 return;
@@ -62,11 +66,14 @@ public final class MoveUnitReshapeAbovePointwise implements GraphPass {
     }
 
     /** The elementwise producer {@code node} can move above, or null. */
-    private static Node.Apply movable(Graph g, Node.Apply node, Map<ValueRef, Integer> reads, Set<ValueRef> returned) {
+    private static Node.Apply movable(Graph g, Node.Apply node, Map<ValueRef, Integer> reads, Set<ValueRef> returned,
+                                      Set<Integer> epilogues) {
         if (!(node.op() instanceof Op.Reshape reshape)) return null;
         ValueRef in = node.inputs().getFirst();
         if (reads.get(in) != 1 || returned.contains(in) || !(g.node(in.node()) instanceof Node.Apply producer)
-                || producer.outputs().size() != 1 || !elementwise(producer.op())) return null;
+                || producer.outputs().size() != 1 || !FusePointwise.cheap(producer.op()) || epilogues.contains(producer.id())) {
+            return null;
+        }
         Shape shape = g.meta(in).shape();
         if (!sameNonUnitDims(shape, reshape.shape())) return null;
         for (ValueRef v : producer.inputs()) {
@@ -74,11 +81,6 @@ public final class MoveUnitReshapeAbovePointwise implements GraphPass {
             if (s.rank() != 0 && !s.equals(shape)) return null;
         }
         return producer;
-    }
-
-    private static boolean elementwise(Op op) {
-        return op instanceof Op.Unary || op instanceof Op.Binary || op instanceof Op.BinaryScalar || op instanceof Op.Clamp
-                || op instanceof Op.Where || op instanceof Op.Cast;
     }
 
     /** Whether {@code a} and {@code b} list the same sizes once their 1s are dropped. */

@@ -118,17 +118,29 @@ class MoveUnitReshapeAbovePointwiseTest {
     }
 
     @Test
-    void leftAloneWhenTheValueIsReadTwiceTheReshapeMovesRealDimensionsOrAnOperandBroadcasts() {
+    void leftAloneWhenTheValueIsReadTwiceTheReshapeMovesRealDimensionsAnOperandBroadcastsOrTheOpIsCostly() {
         ValueRef x = input(DType.FLOAT32, 4, 6), row = input(DType.FLOAT32, 6);
-        ValueRef e = op(new Op.Unary(UnaryFn.EXP), x);
-        ValueRef flattened = op(new Op.Reshape(Shape.of(24)), op(new Op.Unary(UnaryFn.NEG), x));          // [4,6] -> [24]
+        ValueRef negated = op(new Op.Unary(UnaryFn.NEG), x);
+        ValueRef flattened = op(new Op.Reshape(Shape.of(24)), op(new Op.Unary(UnaryFn.ABS), x));         // [4,6] -> [24]
         ValueRef broadcastInside = op(new Op.Reshape(Shape.of(1, 4, 6)), op(new Op.Binary(BinaryFn.ADD), x, row));
-        Graph g = b.build(List.of(op(new Op.Reshape(Shape.of(4, 1, 6)), e), e, flattened, broadcastInside));
+        ValueRef costly = op(new Op.Reshape(Shape.of(4, 1, 6)), op(new Op.Unary(UnaryFn.EXP), x));      // recomputing exp does not pay
+        Graph g = b.build(List.of(op(new Op.Reshape(Shape.of(4, 1, 6)), negated), negated, flattened, broadcastInside, costly));
         PassResult r = new MoveUnitReshapeAbovePointwise().run(g);
         assertEquals("no change", r.summary(), String.join("\n", r.details()));
         assertTrue(MoveUnitReshapeAbovePointwise.sameNonUnitDims(Shape.of(1, 4, 1, 6), Shape.of(4, 6, 1)));
         assertTrue(!MoveUnitReshapeAbovePointwise.sameNonUnitDims(Shape.of(4, 6), Shape.of(6, 4)));
         assertTrue(!MoveUnitReshapeAbovePointwise.sameNonUnitDims(Shape.of(4, 6), Shape.of(24)));
         assertTrue(MoveUnitReshapeAbovePointwise.sameNonUnitDims(Shape.of(), Shape.of(1, 1)));
+    }
+
+    @Test
+    void aMatmulsEpilogueIsNotCutByAReshapeMovedIntoIt() {
+        // (h @ w + residual).unsqueeze(0): the add stays the matmul's epilogue.
+        ValueRef h = input(DType.FLOAT32, 8, 16), w = input(DType.FLOAT32, 16, 32), residual = input(DType.FLOAT32, 8, 32);
+        ValueRef sum = op(new Op.Binary(BinaryFn.ADD), op(new Op.MatMul(), h, w), residual);
+        Graph g = b.build(List.of(op(new Op.Reshape(Shape.of(1, 8, 32)), sum)));
+        assertEquals("no change", new MoveUnitReshapeAbovePointwise().run(g).summary());
+        Graph out = NpuGraphCompiler.pipeline(Set.of()).run(g).graph();
+        assertEquals(List.of("%3 [%4] in (%2 full) out %4"), FuseMatmulEpilogue.groups(out).stream().map(Object::toString).toList());
     }
 }
