@@ -6,10 +6,10 @@ import dev.kiln.tensor.Shape;
 import net.jqwik.api.Arbitraries;
 import net.jqwik.api.Arbitrary;
 import net.jqwik.api.Combinators;
+import net.jqwik.api.Example;
 import net.jqwik.api.ForAll;
 import net.jqwik.api.Property;
 import net.jqwik.api.Provide;
-import net.jqwik.api.Example;
 
 import java.lang.reflect.InvocationTargetException;
 import java.lang.reflect.ParameterizedType;
@@ -17,9 +17,6 @@ import java.lang.reflect.RecordComponent;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
-import java.util.TreeSet;
-import java.util.concurrent.ConcurrentHashMap;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -33,27 +30,22 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class OpCodecProperties {
 
     private static final List<Class<?>> OP_RECORDS = records(Op.class, new ArrayList<>());
-    private static final Set<Class<?>> GENERATED = ConcurrentHashMap.newKeySet();
 
     @Property(tries = 3000)
     void everyOpRoundTripsInItsRecordsForm(@ForAll("ops") Op op) {
-        GENERATED.add(op.getClass());
         String text = OpCodec.encode(op);
         assertEquals(reflectiveForm(op), text);
         assertEquals(op, OpCodec.decode(text));
     }
 
     @Example
-    void theGeneratorCoversEveryOpRecord() {
-        // jqwik runs the property first in its own container only sometimes; sample directly.
-        Set<String> missing = new TreeSet<>();
+    void everyOpRecordHasAnEncoding() {
+        // The property picks op classes at random; this takes each one, so none is left untried.
         for (Class<?> c : OP_RECORDS) {
             Op op = opsOf(c).sample();
-            GENERATED.add(op.getClass());
+            assertEquals(reflectiveForm(op), OpCodec.encode(op));
             assertEquals(op, OpCodec.decode(OpCodec.encode(op)));
         }
-        for (Class<?> c : OP_RECORDS) if (!GENERATED.contains(c)) missing.add(c.getSimpleName());
-        assertTrue(missing.isEmpty(), "never generated: " + missing);
         assertTrue(OP_RECORDS.size() >= 31, "found only " + OP_RECORDS.size() + " op records");
     }
 
