@@ -102,7 +102,8 @@ public final class NpuGraphCompiler implements GraphCompiler {
 
     /**
      * The NPU's passes for a graph whose inputs at {@code weights} are frozen weights: the
-     * standard pipeline, and sibling linear layers merged into one matmul.
+     * standard pipeline, sibling linear layers merged into one matmul, and unsqueezes moved
+     * above the cheap pointwise ops they read (so fusion computes those per element).
      */
     static Pipeline pipeline(Set<Integer> weights) {
         List<dev.kiln.opt.GraphPass> passes = new java.util.ArrayList<>(Pipeline.standard().passes());
