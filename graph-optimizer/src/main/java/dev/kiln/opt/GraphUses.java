@@ -14,12 +14,12 @@ import java.util.Map;
  * match multi-node patterns: a pattern may swallow an intermediate value only when nothing
  * outside it reads that value.
  */
-final class GraphUses {
+public final class GraphUses {
     private final Graph graph;
     private final Map<ValueRef, List<Node.Apply>> users = new HashMap<>();
     private final Map<ValueRef, Integer> counts = new HashMap<>();
 
-    GraphUses(Graph graph) {
+    public GraphUses(Graph graph) {
         this.graph = graph;
         for (Node n : graph.nodes()) {
             if (!(n instanceof Node.Apply ap)) continue;
@@ -45,7 +45,7 @@ final class GraphUses {
     }
 
     /** The single-output op producing {@code v} when v is read exactly once, so a pattern can absorb it; else null. */
-    Node.Apply singleUseProducer(ValueRef v) {
+    public Node.Apply singleUseProducer(ValueRef v) {
         return count(v) == 1 ? producer(v) : null;
     }
 }

@@ -6,14 +6,13 @@ import dev.kiln.ir.ValueRef;
 import dev.kiln.ops.Op;
 import dev.kiln.opt.GraphPass;
 import dev.kiln.opt.GraphTransformer;
+import dev.kiln.opt.GraphUses;
 import dev.kiln.opt.PassResult;
 import dev.kiln.tensor.Shape;
 
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
-import java.util.Map;
 import java.util.Set;
 
 /**
@@ -38,16 +37,12 @@ public final class MoveUnitReshapeAbovePointwise implements GraphPass {
 
     @Override
     public PassResult run(Graph g) {
-        Map<ValueRef, Integer> reads = new HashMap<>();
-        for (Node n : g.nodes()) {
-            if (n instanceof Node.Apply ap) for (ValueRef v : ap.inputs()) reads.merge(v, 1, Integer::sum);
-        }
-        Set<ValueRef> returned = new HashSet<>(g.outputs());
+        GraphUses uses = new GraphUses(g);
         Set<Integer> epilogues = new HashSet<>();
         for (FuseMatmulEpilogue.Group m : FuseMatmulEpilogue.groups(g)) epilogues.addAll(m.chain());
         List<String> details = new ArrayList<>();
         Graph out = GraphTransformer.transform(g, (cx, node) -> {
-            Node.Apply producer = movable(g, node, reads, returned, epilogues);
+            Node.Apply producer = movable(g, node, uses, epilogues);
             if (producer == null) {
                 cx.copy(node);
                 return;
@@ -66,14 +61,11 @@ public final class MoveUnitReshapeAbovePointwise implements GraphPass {
     }
 
     /** The elementwise producer {@code node} can move above, or null. */
-    private static Node.Apply movable(Graph g, Node.Apply node, Map<ValueRef, Integer> reads, Set<ValueRef> returned,
-                                      Set<Integer> epilogues) {
+    private static Node.Apply movable(Graph g, Node.Apply node, GraphUses uses, Set<Integer> epilogues) {
         if (!(node.op() instanceof Op.Reshape reshape)) return null;
         ValueRef in = node.inputs().getFirst();
-        if (reads.get(in) != 1 || returned.contains(in) || !(g.node(in.node()) instanceof Node.Apply producer)
-                || producer.outputs().size() != 1 || !FusePointwise.cheap(producer.op()) || epilogues.contains(producer.id())) {
-            return null;
-        }
+        Node.Apply producer = uses.singleUseProducer(in);
+        if (producer == null || !FusePointwise.cheap(producer.op()) || epilogues.contains(producer.id())) return null;
         Shape shape = g.meta(in).shape();
         if (!sameNonUnitDims(shape, reshape.shape())) return null;
         for (ValueRef v : producer.inputs()) {
