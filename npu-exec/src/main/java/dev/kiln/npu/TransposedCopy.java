@@ -66,19 +66,22 @@ public final class TransposedCopy {
      * The views worth blocking. Run by run, a transpose whose columns lie a multiple of 2 KiB
      * apart (a row of 512, 1024, 1536, 2048 floats) reads into a few L1 sets, which evict one
      * another at every element; blocks avoid that. Otherwise its runs hit the caches and blocks
-     * pay only once the view outgrows the TLB's reach. In one JVM, two workers, float32,
-     * paired (run by run / blocked): [1024, 1024] 1.78, [1024, 3000] 2.50, [2048, 256] 2.61,
-     * [1536, 1536] 1.72, [512, 512] 0.94, [1000, 1000] 0.69, [3000, 1024] 0.64; [3000, 3000]
-     * (36 MB) 1.3 to 2.4 over two JVMs. So: columns a page or more apart, and either a multiple
-     * of 2 KiB or a view of at least {@value #MIN_UNALIASED_BYTES} bytes; none under
-     * {@value #MIN_BYTES} bytes (not measured; kept out, as their runs stay in L2).
+     * pay only once the view outgrows the TLB's reach. In one JVM, two workers, float32, each
+     * way in turn 16 calls at a time (run by run / blocked, medians): columns 2 KiB apart,
+     * [512, 512] 1.11 and 1.36, [2048, 512] 1.58, [3000, 512] 1.86; 4 KiB apart, [1024, 1024]
+     * 2.71, [3000, 1024] 2.33; 1 KiB or 512 bytes apart, [256, 256] 1.03 and 1.19, [1024, 256]
+     * 0.99, [4096, 256] 1.25, [8192, 128] 1.12 (not blocked: too little gained); other columns,
+     * [800, 800] 0.82, [2000, 300] 0.72, [1000, 1000] 0.68, [1024, 3000] 0.70 (12 MB), and
+     * [9000, 1000] 1.47 (36 MB, columns 4000 bytes apart); under 1 MiB, [90, 90] 0.14. So: columns
+     * a multiple of 2 KiB apart, or any view of at least {@value #MIN_UNALIASED_BYTES} bytes; none
+     * under {@value #MIN_BYTES} bytes.
      */
-    static final long MIN_BYTES = 1L << 20, MIN_UNALIASED_BYTES = 32L << 20, MIN_COLUMN_BYTES = 4096, ALIASING_COLUMN_BYTES = 2048;
+    static final long MIN_BYTES = 1L << 20, MIN_UNALIASED_BYTES = 32L << 20, ALIASING_COLUMN_BYTES = 2048;
 
     /** Whether copying {@code p} in blocks beats copying it run by run (see {@link #MIN_BYTES}). */
     public static boolean pays(Plan p) {
         long bytes = p.elements() * p.elementBytes(), column = Math.abs(p.colStride()) * p.elementBytes();
-        return bytes >= MIN_BYTES && column >= MIN_COLUMN_BYTES && (column % ALIASING_COLUMN_BYTES == 0 || bytes >= MIN_UNALIASED_BYTES);
+        return bytes >= MIN_BYTES && (column % ALIASING_COLUMN_BYTES == 0 || bytes >= MIN_UNALIASED_BYTES);
     }
 
     /** {@link #plan} of {@code view} when blocking {@linkplain #pays pays}; null otherwise. */
@@ -177,8 +180,13 @@ public final class TransposedCopy {
      * A block of 4-byte elements transposed in vector registers, tile by tile: a tile of V x V
      * elements (V the preferred species' lanes, 16 with AVX-512) is V source runs, and its
      * transpose V destination runs. log2(V) stages each pair rows i and i + h (h = V/2, ..., 1)
-     * and exchange their halves of size h by two two-vector selections; the first stage loads
-     * from the source, the last stores to the destination, the others go through an L1 array.
+     * and exchange their halves of size h by two two-vector selections. Stages go two at a
+     * time: rows i, i + q, i + h and i + h + q (q = h/2) are closed under both, so four rows are
+     * loaded, exchanged twice in registers and stored. The first pair loads from the source, the
+     * last stores to the destination; only between pairs (and before a last odd stage) does the
+     * tile pass through an L1 array. With a pass after every stage, three for V = 16, a [1024,
+     * 1024] float32 transpose took 0.70 ms on two workers against 0.41 (in one JVM, alternating),
+     * [512, 512] 0.19 against 0.13, [2048, 2048] 4.2 to 5.0 against 4.0 to 4.2.
      */
     static final class IntTiles {
         static final VectorSpecies<Integer> S = IntVector.SPECIES_PREFERRED;
@@ -219,28 +227,44 @@ public final class TransposedCopy {
         /** One V x V tile: source run c (V elements from {@code from + c * colStride}) becomes column c of the destination rows. */
         private static void tile(int[] tile, MemorySegment src, long from, long colStride, MemorySegment dst, long to, long dstRowStride) {
             int stages = LOW.length;
-            for (int stage = 0, h = V / 2; stage < stages; stage++, h /= 2) {
-                IntVector low = LOW[stage], high = HIGH[stage];
+            for (int stage = 0, h = V / 2; stage < stages; stage += 2, h /= 4) {
+                boolean fromSource = stage == 0, toDestination = stage + 2 >= stages;
+                if (stage + 1 == stages) {
+                    // An odd count of stages: the last one alone, on pairs (i, i + h).
+                    IntVector low = LOW[stage], high = HIGH[stage];
+                    for (int i = 0; i < V; i++) {
+                        if ((i & h) != 0) continue;
+                        IntVector a = row(fromSource, tile, src, from, colStride, i), c = row(fromSource, tile, src, from, colStride, i + h);
+                        put(true, low.selectFrom(a, c), tile, dst, to, dstRowStride, i);
+                        put(true, high.selectFrom(a, c), tile, dst, to, dstRowStride, i + h);
+                    }
+                    return;
+                }
+                int q = h / 2;
+                IntVector low = LOW[stage], high = HIGH[stage], lowNext = LOW[stage + 1], highNext = HIGH[stage + 1];
                 for (int i = 0; i < V; i++) {
-                    if ((i & h) != 0) continue;
-                    IntVector a, c;
-                    if (stage == 0) {
-                        a = IntVector.fromMemorySegment(S, src, (from + i * colStride) * Integer.BYTES, ORDER);
-                        c = IntVector.fromMemorySegment(S, src, (from + (i + h) * colStride) * Integer.BYTES, ORDER);
-                    } else {
-                        a = IntVector.fromArray(S, tile, i * V);
-                        c = IntVector.fromArray(S, tile, (i + h) * V);
-                    }
-                    IntVector first = low.selectFrom(a, c), second = high.selectFrom(a, c);
-                    if (stage == stages - 1) {
-                        first.intoMemorySegment(dst, (to + i * dstRowStride) * Integer.BYTES, ORDER);
-                        second.intoMemorySegment(dst, (to + (i + h) * dstRowStride) * Integer.BYTES, ORDER);
-                    } else {
-                        first.intoArray(tile, i * V);
-                        second.intoArray(tile, (i + h) * V);
-                    }
+                    if ((i & (h | q)) != 0) continue;
+                    IntVector r0 = row(fromSource, tile, src, from, colStride, i), r1 = row(fromSource, tile, src, from, colStride, i + q),
+                            r2 = row(fromSource, tile, src, from, colStride, i + h), r3 = row(fromSource, tile, src, from, colStride, i + h + q);
+                    // Stage h exchanges (r0, r2) and (r1, r3); stage q then (r0, r1) and (r2, r3).
+                    IntVector s0 = low.selectFrom(r0, r2), s2 = high.selectFrom(r0, r2), s1 = low.selectFrom(r1, r3), s3 = high.selectFrom(r1, r3);
+                    put(toDestination, lowNext.selectFrom(s0, s1), tile, dst, to, dstRowStride, i);
+                    put(toDestination, highNext.selectFrom(s0, s1), tile, dst, to, dstRowStride, i + q);
+                    put(toDestination, lowNext.selectFrom(s2, s3), tile, dst, to, dstRowStride, i + h);
+                    put(toDestination, highNext.selectFrom(s2, s3), tile, dst, to, dstRowStride, i + h + q);
                 }
             }
+        }
+
+        /** Row {@code i} of the tile: source run i, or row i of the L1 array. */
+        private static IntVector row(boolean fromSource, int[] tile, MemorySegment src, long from, long colStride, int i) {
+            return fromSource ? IntVector.fromMemorySegment(S, src, (from + i * colStride) * Integer.BYTES, ORDER) : IntVector.fromArray(S, tile, i * V);
+        }
+
+        /** Stores row {@code i} of the tile: to destination row i, or to row i of the L1 array. */
+        private static void put(boolean toDestination, IntVector v, int[] tile, MemorySegment dst, long to, long dstRowStride, int i) {
+            if (toDestination) v.intoMemorySegment(dst, (to + i * dstRowStride) * Integer.BYTES, ORDER);
+            else v.intoArray(tile, i * V);
         }
     }
 

@@ -12,15 +12,20 @@ import net.jqwik.api.Property;
 import net.jqwik.api.Provide;
 import org.junit.jupiter.api.Test;
 
+import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
+import java.util.concurrent.TimeUnit;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** Blocked copies of transposed views, bit for bit against reading each element where the view's strides put it. */
 class TransposedCopyProperties {
@@ -101,14 +106,14 @@ class TransposedCopyProperties {
         assertEquals(-1024, back.colStride());
         assertArrayEquals(elementBytes(reversed), reversed.contiguous().storage().segment().toArray(ValueLayout.JAVA_BYTE), "reversed columns");
 
-        // Columns a multiple of 2 KiB apart pay from 1 MiB; others only from 32 MiB; none under a page apart.
+        // Columns a multiple of 2 KiB apart pay from 1 MiB; others only from 32 MiB.
         assertNotNull(TransposedCopy.payingPlan(Tensor.randn(5, 256, 1024).transpose(0, 1)), "1 MiB, columns 4 KiB apart");
         assertNull(TransposedCopy.payingPlan(Tensor.randn(5, 128, 1024).transpose(0, 1)), "512 KiB");
+        assertNotNull(TransposedCopy.payingPlan(Tensor.randn(7, 2048, 512).transpose(0, 1)), "4 MiB, columns 2 KiB apart");
+        assertNull(TransposedCopy.payingPlan(Tensor.randn(7, 4096, 256).transpose(0, 1)), "4 MiB, columns 1 KiB apart");
         assertNull(TransposedCopy.payingPlan(Tensor.randn(6, 1024, 3000).transpose(0, 1)), "12.3 MB, columns 12000 bytes apart");
         assertNotNull(TransposedCopy.payingPlan(Tensor.randn(6, 3000, 3000).transpose(0, 1)), "36 MB, columns 12000 bytes apart");
-        assertNull(TransposedCopy.payingPlan(Tensor.randn(6, 9000, 1000).transpose(0, 1)), "36 MB, but columns 4000 bytes apart");
-        assertNotNull(TransposedCopy.plan(Tensor.randn(7, 2048, 512).transpose(0, 1)));
-        assertNull(TransposedCopy.payingPlan(Tensor.randn(7, 2048, 512).transpose(0, 1)), "columns 2 KiB apart: under a page");
+        assertNotNull(TransposedCopy.payingPlan(Tensor.randn(6, 9000, 1000).transpose(0, 1)), "36 MB, columns 4000 bytes apart");
     }
 
     @Test
@@ -124,6 +129,50 @@ class TransposedCopyProperties {
         assertArrayEquals(new long[] {20_000}, p.batchStrides());
         assertEquals(List.of(200, 100, 200L, 4), List.of(p.rows(), p.cols(), p.colStride(), p.elementBytes()));
         assertEquals(3L * 200 * 100, p.elements());
+    }
+
+    /**
+     * The vector transposition at the other widths its stages take shape at, in child JVMs whose
+     * preferred species is narrower ({@code -XX:MaxVectorSize}): 2 lanes (one stage, source to
+     * destination), 4 (one pair of stages), 8 (a pair, then a last stage on its own); this JVM's
+     * 16 lanes (two pairs) are the properties above.
+     */
+    @Test
+    void transposesTilesAtEveryVectorWidth() throws IOException, InterruptedException {
+        String javaBin = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+        for (int bytes : new int[] {8, 16, 32}) {
+            Path log = Files.createTempFile("kiln-transpose", ".log");
+            Process p = new ProcessBuilder(List.of(javaBin, "--add-modules", "jdk.incubator.vector", "-XX:MaxVectorSize=" + bytes,
+                    "-cp", System.getProperty("java.class.path"), AtThisWidth.class.getName()))
+                    .redirectErrorStream(true).redirectOutput(log.toFile()).start();
+            assertTrue(p.waitFor(120, TimeUnit.SECONDS), "the child JVM did not finish in time");
+            String out = Files.readString(log);
+            Files.deleteIfExists(log);
+            assertEquals(0, p.exitValue(), out);
+            assertTrue(out.contains("ok with " + bytes / Integer.BYTES + " lanes"), out);
+        }
+    }
+
+    /** The child of {@link #transposesTilesAtEveryVectorWidth}: whole and partial tiles of 4-byte elements, bit for bit. */
+    public static final class AtThisWidth {
+        public static void main(String[] args) {
+            int lanes = TransposedCopy.IntTiles.V;
+            for (int rows : new int[] {64, 67, 130}) {
+                for (int cols : new int[] {2, 5, 16, 64, 65, 99}) {
+                    for (DType dtype : new DType[] {DType.FLOAT32, DType.INT32}) {
+                        Case c = new Case(new int[] {2}, rows, cols, 3, 1, dtype, 50);
+                        Tensor view = c.view();
+                        TransposedCopy.Plan plan = TransposedCopy.plan(view);
+                        MemorySegment dst = Tensor.empty(view.dtype(), view.shape()).storage().segment();
+                        TransposedCopy.copy(plan, 0, TransposedCopy.bands(plan), view.storage().segment(), dst, 0);
+                        if (!Arrays.equals(elementBytes(view), dst.toArray(ValueLayout.JAVA_BYTE))) {
+                            throw new AssertionError(lanes + " lanes: " + dtype + " " + rows + " x " + cols + " differs");
+                        }
+                    }
+                }
+            }
+            System.out.println("ok with " + lanes + " lanes");
+        }
     }
 
     /** The view's elements in row-major order, each read from where its strides put it. */
