@@ -1,5 +1,7 @@
 package dev.kiln.samples.cli;
 
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.kiln.samples.bench.BenchResult;
 import dev.kiln.samples.bench.CompilerOverheads;
 import dev.kiln.samples.bench.Timing;
@@ -19,7 +21,9 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Locale;
 import java.util.concurrent.Callable;
 
@@ -76,6 +80,13 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--in-this-jvm", hidden = true, description = "With --first-call: measure here (the child process's side).")
     boolean inThisJvm;
 
+    @Option(names = "--jvms", paramLabel = "N", defaultValue = "0",
+            description = "Run the measurement in N fresh JVMs, one after another, each line with its \"jvm\" number, then one"
+                    + " summary line per result (\"jvms\": N): the median, min and max across the JVMs of median_ms and of"
+                    + " speedup_vs_eager. On a shared machine one JVM's figures vary with the JVM and the hour; 0 (the"
+                    + " default): measure in this JVM.")
+    int jvms;
+
     @Override
     public Integer call() {
         // Steady-state figures come after the bench's own warm-up runs: a background warm-up
@@ -99,7 +110,12 @@ final class BenchCommand implements Callable<Integer> {
             throw new ParameterException(spec.commandLine(), "--no-bounds-checks needs the JVM started with -D"
                     + Workloads.OOB_CHECK_PROPERTY + "=0 (the kiln launcher adds it)");
         }
+        if (jvms < 0) throw new ParameterException(spec.commandLine(), "--jvms must be at least 0, got " + jvms);
+        if (jvms > 0 && firstCall) {
+            throw new ParameterException(spec.commandLine(), "--jvms with --first-call: first calls already run in a fresh JVM each");
+        }
         PrintWriter out = spec.commandLine().getOut();
+        if (jvms > 0) return acrossJvms(out);
         if (workload.equalsIgnoreCase("dispatch") || workload.equalsIgnoreCase("trace")) {
             CompilerOverheads c = new CompilerOverheads(new Timing(warmup, runs, warmupMillis));
             out.println(workload.equalsIgnoreCase("dispatch") ? c.dispatch() : c.trace());
@@ -143,27 +159,86 @@ final class BenchCommand implements Callable<Integer> {
 
     /** Runs this command for one workload and mode in a fresh JVM with the same JVM options, kernel cache off; its JSON line. */
     private String inChildJvm(Workloads.Id id, Workloads.Mode m) {
+        // A cold compile: no program or tile loop from an earlier run's cache.
+        List<String> lines = runChild(List.of("-Dkiln.cache=off"), List.of(id.name(), "--mode", m.name().toLowerCase(Locale.ROOT),
+                "--first-call", "--in-this-jvm"), "the first-call run of " + id + " " + m);
+        return lines.getFirst();
+    }
+
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    /**
+     * The measurement in {@link #jvms} fresh JVMs, one after another: each JVM's lines as they
+     * come (with its number), then a summary line per result.
+     */
+    private int acrossJvms(PrintWriter out) {
+        Map<String, List<ObjectNode>> byResult = new LinkedHashMap<>();
+        for (int jvm = 1; jvm <= jvms; jvm++) {
+            List<String> args = new ArrayList<>(List.of(workload, "--mode", mode));
+            for (String line : runChild(List.of(), args, "bench " + workload + " in JVM " + jvm)) {
+                ObjectNode n = readObject(line);
+                n.put("jvm", jvm);
+                out.println(n);
+                out.flush();
+                byResult.computeIfAbsent(n.path("workload").asText() + "/" + n.path("name").asText() + "/" + n.path("mode").asText(),
+                        k -> new ArrayList<>()).add(n);
+            }
+        }
+        for (List<ObjectNode> results : byResult.values()) {
+            ObjectNode first = results.getFirst(), summary = JSON.createObjectNode();
+            for (String field : List.of("workload", "name", "mode")) summary.set(field, first.get(field));
+            summary.put("jvms", results.size());
+            spread(summary, "median_ms", results);
+            if (first.has("speedup_vs_eager")) spread(summary, "speedup_vs_eager", results);
+            out.println(summary);
+        }
+        out.flush();
+        return 0;
+    }
+
+    /** {@code field}'s median, min and max over {@code results}, as field_median, field_min and field_max. */
+    private static void spread(ObjectNode summary, String field, List<ObjectNode> results) {
+        double[] v = results.stream().mapToDouble(r -> r.path(field).asDouble(Double.NaN)).sorted().toArray();
+        // The lower middle for an even count: a median that is one of the measured figures.
+        summary.put(field + "_median", v[(v.length - 1) / 2]);
+        summary.put(field + "_min", v[0]);
+        summary.put(field + "_max", v[v.length - 1]);
+    }
+
+    private static ObjectNode readObject(String line) {
+        try {
+            return (ObjectNode) JSON.readTree(line);
+        } catch (IOException | ClassCastException e) {
+            throw new IllegalStateException("a child JVM printed a line that is not a JSON object: " + line, e);
+        }
+    }
+
+    /**
+     * Runs {@code kiln bench} with {@code benchArgs} and this command's run options in a fresh JVM
+     * with this JVM's options plus {@code jvmOptions}; returns its JSON lines (at least one).
+     */
+    private List<String> runChild(List<String> jvmOptions, List<String> benchArgs, String what) {
         List<String> cmd = new ArrayList<>();
         cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
         cmd.addAll(ManagementFactory.getRuntimeMXBean().getInputArguments());
-        // A cold compile: no program or tile loop from an earlier run's cache.
-        cmd.add("-Dkiln.cache=off");
-        cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), KilnCli.class.getName(), "bench", id.name(),
-                "--mode", m.name().toLowerCase(Locale.ROOT), "--first-call", "--in-this-jvm", "--runs", Integer.toString(runs),
-                "--warmup", Integer.toString(warmup), "--warmup-ms", Long.toString(warmupMillis)));
+        cmd.addAll(jvmOptions);
+        cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), KilnCli.class.getName(), "bench"));
+        cmd.addAll(benchArgs);
+        cmd.addAll(List.of("--runs", Integer.toString(runs), "--warmup", Integer.toString(warmup), "--warmup-ms", Long.toString(warmupMillis)));
         if (small) cmd.add("--small");
         if (noBoundsChecks) cmd.add("--no-bounds-checks");
         try {
             Process proc = new ProcessBuilder(cmd).redirectError(ProcessBuilder.Redirect.INHERIT).start();
             String text = new String(proc.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-            if (proc.waitFor() != 0) throw new IllegalStateException("the first-call run of " + id + " " + m + " failed:\n" + text);
-            return text.lines().filter(l -> l.startsWith("{")).findFirst()
-                    .orElseThrow(() -> new IllegalStateException("the first-call run of " + id + " " + m + " printed no result:\n" + text));
+            if (proc.waitFor() != 0) throw new IllegalStateException(what + " failed:\n" + text);
+            List<String> lines = text.lines().filter(l -> l.startsWith("{")).toList();
+            if (lines.isEmpty()) throw new IllegalStateException(what + " printed no result:\n" + text);
+            return lines;
         } catch (IOException e) {
-            throw new UncheckedIOException("cannot start a JVM for the first-call run of " + id, e);
+            throw new UncheckedIOException("cannot start a JVM for " + what, e);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
-            throw new IllegalStateException("interrupted while timing the first call of " + id, e);
+            throw new IllegalStateException("interrupted during " + what, e);
         }
     }
 

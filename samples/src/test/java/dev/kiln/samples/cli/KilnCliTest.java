@@ -125,6 +125,31 @@ class KilnCliTest {
     }
 
     @Test
+    void benchAcrossJvmsPrintsEachJvmsLinesThenTheirSpread() throws IOException {
+        Result r = kiln("bench", "W1", "--mode", "both", "--small", "--runs", "1", "--warmup", "0", "--warmup-ms", "0", "--jvms", "2");
+        assertEquals(0, r.exit(), r.err());
+        assertEquals(6, r.lines().size(), r.out());
+        List<JsonNode> lines = r.lines().stream().map(KilnCliTest::readJson).toList();
+        assertEquals(List.of("1 eager", "1 compiled", "2 eager", "2 compiled"),
+                lines.subList(0, 4).stream().map(j -> j.get("jvm").asInt() + " " + j.get("mode").asText()).toList());
+        for (int s = 4; s < 6; s++) {
+            JsonNode summary = lines.get(s);
+            String mode = summary.get("mode").asText();
+            assertEquals(s == 4 ? "eager" : "compiled", mode, summary.toString());
+            assertEquals(2, summary.get("jvms").asInt());
+            List<Double> medians = lines.subList(0, 4).stream().filter(j -> j.get("mode").asText().equals(mode))
+                    .map(j -> j.get("median_ms").asDouble()).sorted().toList();
+            assertEquals(List.of(medians.get(0), medians.get(0), medians.get(1)), List.of(summary.get("median_ms_median").asDouble(),
+                    summary.get("median_ms_min").asDouble(), summary.get("median_ms_max").asDouble()), summary.toString());
+            assertEquals(mode.equals("compiled"), summary.has("speedup_vs_eager_median"), summary.toString());
+        }
+        assertEquals(2, kiln("bench", "W1", "--jvms", "-1").exit());
+        Result withFirstCall = kiln("bench", "W1", "--first-call", "--jvms", "2");
+        assertEquals(2, withFirstCall.exit());
+        assertTrue(withFirstCall.err().startsWith("--jvms with --first-call"), withFirstCall.err());
+    }
+
+    @Test
     void benchNoBoundsChecksNeedsTheJvmFlag() {
         // Tests run with the checks on, so asking for them off must be refused rather than misreported.
         Result r = kiln("bench", "W0", "--small", "--no-bounds-checks", "--warmup-ms", "0");
