@@ -46,6 +46,9 @@ public final class ScalarTwin {
     static final int WINS_TO_SETTLE = 3;
     private static final boolean ENABLED = !"false".equals(System.getProperty("kiln.scalarTwins"));
 
+    /** Twins made and not yet settled, in this JVM. */
+    private static final java.util.concurrent.atomic.AtomicInteger UNSETTLED = new java.util.concurrent.atomic.AtomicInteger();
+
     /** A variant every {@link ScalarTwin} runs regardless of timings, for tests; null normally. */
     private static volatile Boolean forcedScalar;
 
@@ -65,6 +68,20 @@ public final class ScalarTwin {
     ScalarTwin(boolean enabled, BooleanSupplier jitWarmedUp) {
         this.settled = !enabled;
         this.jitWarmedUp = jitWarmedUp;
+        if (enabled) UNSETTLED.incrementAndGet();
+    }
+
+    /**
+     * Twins in this JVM that still choose by timings: kernels whose vector code may still be
+     * skipped for scalar code. For benchmarks, which report it beside their figures: a JVM whose
+     * steady state still has some is not measuring the vector kernels alone.
+     */
+    public static int unsettledCount() { return UNSETTLED.get(); }
+
+    private synchronized void settle() {
+        if (settled) return;
+        settled = true;
+        UNSETTLED.decrementAndGet();
     }
 
     /** True when the vector code runs for good (or is forced): no choice, no timing. */
@@ -82,7 +99,7 @@ public final class ScalarTwin {
         if (f != null) return f;
         if (settled) return false;
         if (jitWarmedUp.getAsBoolean()) {
-            settled = true;
+            settle();
             return false;
         }
         synchronized (this) {
@@ -110,7 +127,7 @@ public final class ScalarTwin {
                 vectorRate = rate;
                 vectorRunning = false;
                 wins = rate < scalarRate ? wins + 1 : 0;
-                if (wins >= WINS_TO_SETTLE) settled = true;
+                if (wins >= WINS_TO_SETTLE) settle();
             }
         }
     }

@@ -2,6 +2,7 @@ package dev.kiln.npu.kernels;
 
 import org.junit.jupiter.api.Test;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -14,6 +15,22 @@ class ScalarTwinTest {
         boolean scalar = twin.scalarNext(100);
         twin.record(scalar, (long) ((scalar ? scalarMs : vectorMs) * MS), 100);
         return scalar;
+    }
+
+    @Test
+    void countsTheTwinsNotYetSettled() {
+        int before = ScalarTwin.unsettledCount();
+        boolean[] quiet = {false};
+        ScalarTwin byTimings = new ScalarTwin(true, () -> false), byJit = new ScalarTwin(true, () -> quiet[0]);
+        new ScalarTwin(false, () -> false);
+        assertEquals(before + 2, ScalarTwin.unsettledCount(), "a disabled twin is settled from the start");
+        for (int i = 0; i < 10_000 && !byTimings.settled(); i++) piece(byTimings, 10, 1);
+        assertTrue(byTimings.settled());
+        assertEquals(before + 1, ScalarTwin.unsettledCount());
+        quiet[0] = true;
+        assertFalse(byJit.scalarNext(100));
+        assertFalse(byJit.scalarNext(100));
+        assertEquals(before, ScalarTwin.unsettledCount(), "settled once, however often asked");
     }
 
     @Test

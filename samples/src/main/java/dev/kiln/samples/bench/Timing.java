@@ -84,9 +84,9 @@ public record Timing(int warmup, int runs, long warmupMillis, LongSupplier compi
 
     /**
      * The measured runs of bodies timed side by side: {@code ms[k][i]} is body k's time in
-     * round i.
+     * round i; {@code jitMillis}, how long the JIT compiled during them.
      */
-    public record Rounds(double[][] ms) {
+    public record Rounds(double[][] ms, long jitMillis) {
         public Stats stats(int body) { return Stats.of(ms[body]); }
 
         /**
@@ -111,6 +111,7 @@ public record Timing(int warmup, int runs, long warmupMillis, LongSupplier compi
             for (Runnable b : bodies) b.run();
         });
         double[][] ms = new double[bodies.size()][runs];
+        long compiledBefore = compileMillis.getAsLong();
         for (int i = 0; i < runs; i++) {
             for (int k = 0; k < bodies.size(); k++) {
                 long t0 = System.nanoTime();
@@ -118,7 +119,7 @@ public record Timing(int warmup, int runs, long warmupMillis, LongSupplier compi
                 ms[k][i] = (System.nanoTime() - t0) / 1e6;
             }
         }
-        return new Rounds(ms);
+        return new Rounds(ms, compileMillis.getAsLong() - compiledBefore);
     }
 
     public Stats measure(Runnable body) {

@@ -5,6 +5,7 @@ import dev.kiln.nn.Serving;
 import dev.kiln.npu.Parallel;
 import dev.kiln.npu.device.Dma;
 import dev.kiln.npu.device.NpuDevice;
+import dev.kiln.npu.kernels.ScalarTwin;
 import dev.kiln.npu.kernels.attention.FlashAttention;
 import dev.kiln.Backend;
 import dev.kiln.CompileOptions;
@@ -106,7 +107,8 @@ public final class Workloads {
     /**
      * Times the modes' calls interleaved (see {@link Timing#measureInterleaved}): ratios between
      * them are what count. Beside eager, each compiled mode's line carries
-     * {@code speedup_vs_eager}, the median over rounds of eager's time over its own.
+     * {@code speedup_vs_eager}, the median over rounds of eager's time over its own. Every line
+     * carries {@code jit_ms_during_runs} and {@code unsettled_twins} ({@link ScalarTwin#unsettledCount}).
      */
     private List<BenchResult> sideBySide(List<Prepared> prepared) {
         Timing.Rounds rounds = timing.measureInterleaved(prepared.stream().map(Prepared::call).toList());
@@ -116,7 +118,8 @@ public final class Workloads {
             BenchResult r = prepared.get(i).result().apply(rounds.stats(i));
             if (prepared.get(i).firstCallMs() != null) r = r.withFirstCallMs(prepared.get(i).firstCallMs());
             if (eager >= 0 && i != eager) r = r.with("speedup_vs_eager", rounds.pairedRatio(eager, i));
-            out.add(r);
+            // What could still move the figures: compilations during the measured runs, kernels still choosing their scalar twins.
+            out.add(r.with("jit_ms_during_runs", rounds.jitMillis()).with("unsettled_twins", ScalarTwin.unsettledCount()));
         }
         return out;
     }
