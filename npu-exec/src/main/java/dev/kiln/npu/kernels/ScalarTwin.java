@@ -2,6 +2,7 @@ package dev.kiln.npu.kernels;
 
 import dev.kiln.npu.Parallel;
 
+import java.util.concurrent.atomic.LongAdder;
 import java.util.function.BooleanSupplier;
 
 /**
@@ -46,13 +47,14 @@ public final class ScalarTwin {
     static final int WINS_TO_SETTLE = 3;
     private static final boolean ENABLED = !"false".equals(System.getProperty("kiln.scalarTwins"));
 
-    /** Twins made and not yet settled, in this JVM. */
-    private static final java.util.concurrent.atomic.AtomicInteger UNSETTLED = new java.util.concurrent.atomic.AtomicInteger();
+    /** Pieces that twins in this JVM chose to run scalar, by timings (forced ones not counted). */
+    private static final LongAdder SCALAR_PIECES = new LongAdder();
 
     /** A variant every {@link ScalarTwin} runs regardless of timings, for tests; null normally. */
     private static volatile Boolean forcedScalar;
 
     private final BooleanSupplier jitWarmedUp;
+    private final LongAdder scalarPieces;
     private volatile boolean settled;
     private long scalarNanos, vectorNanos;
     /** Nanoseconds per unit of work: of recent scalar pieces (smoothed) and of the last vector piece; NaN before the first. */
@@ -66,23 +68,21 @@ public final class ScalarTwin {
     }
 
     ScalarTwin(boolean enabled, BooleanSupplier jitWarmedUp) {
+        this(enabled, jitWarmedUp, SCALAR_PIECES);
+    }
+
+    /** A twin that counts the pieces it runs scalar in {@code scalarPieces} (tests give their own). */
+    ScalarTwin(boolean enabled, BooleanSupplier jitWarmedUp, LongAdder scalarPieces) {
         this.settled = !enabled;
         this.jitWarmedUp = jitWarmedUp;
-        if (enabled) UNSETTLED.incrementAndGet();
+        this.scalarPieces = scalarPieces;
     }
 
     /**
-     * Twins in this JVM that still choose by timings: kernels whose vector code may still be
-     * skipped for scalar code. For benchmarks, which report it beside their figures: a JVM whose
-     * steady state still has some is not measuring the vector kernels alone.
+     * Pieces that twins in this JVM have run scalar so far, by their timings. For benchmarks:
+     * one that counts some during its measured runs was not timing the vector kernels alone.
      */
-    public static int unsettledCount() { return UNSETTLED.get(); }
-
-    private synchronized void settle() {
-        if (settled) return;
-        settled = true;
-        UNSETTLED.decrementAndGet();
-    }
+    public static long scalarPieces() { return SCALAR_PIECES.sum(); }
 
     /** True when the vector code runs for good (or is forced): no choice, no timing. */
     public boolean settled() {
@@ -99,16 +99,18 @@ public final class ScalarTwin {
         if (f != null) return f;
         if (settled) return false;
         if (jitWarmedUp.getAsBoolean()) {
-            settle();
+            settled = true;
             return false;
         }
         synchronized (this) {
             // A vector piece runs when the share has room for it at the last vector piece's rate (at
             // first, FIRST_VECTOR_PIECE times the scalar rate), one at a time: an interpreted vector
             // piece can take as long as dozens of scalar ones, and a first call should not pay for one.
-            if (vectorRunning || Double.isNaN(scalarRate)) return true;
             double rate = Double.isNaN(vectorRate) ? FIRST_VECTOR_PIECE * scalarRate : vectorRate;
-            if (vectorNanos + rate * work > EXPLORATION * scalarNanos) return true;
+            if (vectorRunning || Double.isNaN(scalarRate) || vectorNanos + rate * work > EXPLORATION * scalarNanos) {
+                scalarPieces.increment();
+                return true;
+            }
             vectorRunning = true;
             return false;
         }
@@ -127,7 +129,7 @@ public final class ScalarTwin {
                 vectorRate = rate;
                 vectorRunning = false;
                 wins = rate < scalarRate ? wins + 1 : 0;
-                if (wins >= WINS_TO_SETTLE) settle();
+                if (wins >= WINS_TO_SETTLE) settled = true;
             }
         }
     }

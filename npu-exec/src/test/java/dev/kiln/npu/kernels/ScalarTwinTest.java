@@ -2,6 +2,8 @@ package dev.kiln.npu.kernels;
 
 import org.junit.jupiter.api.Test;
 
+import java.util.concurrent.atomic.LongAdder;
+
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -18,19 +20,19 @@ class ScalarTwinTest {
     }
 
     @Test
-    void countsTheTwinsNotYetSettled() {
-        int before = ScalarTwin.unsettledCount();
-        boolean[] quiet = {false};
-        ScalarTwin byTimings = new ScalarTwin(true, () -> false), byJit = new ScalarTwin(true, () -> quiet[0]);
-        new ScalarTwin(false, () -> false);
-        assertEquals(before + 2, ScalarTwin.unsettledCount(), "a disabled twin is settled from the start");
-        for (int i = 0; i < 10_000 && !byTimings.settled(); i++) piece(byTimings, 10, 1);
-        assertTrue(byTimings.settled());
-        assertEquals(before + 1, ScalarTwin.unsettledCount());
-        quiet[0] = true;
-        assertFalse(byJit.scalarNext(100));
-        assertFalse(byJit.scalarNext(100));
-        assertEquals(before, ScalarTwin.unsettledCount(), "settled once, however often asked");
+    void countsThePiecesItRunsScalar() {
+        LongAdder scalarPieces = new LongAdder();
+        ScalarTwin twin = new ScalarTwin(true, () -> false, scalarPieces);
+        int scalar = 0;
+        for (int i = 0; i < 40; i++) if (piece(twin, 10, 40)) scalar++;
+        assertTrue(scalar > 0 && scalar < 40, "some of each: " + scalar);
+        assertEquals(scalar, scalarPieces.sum());
+        ScalarTwin.forcing(true, () -> twin.scalarNext(100));
+        assertEquals(scalar, scalarPieces.sum(), "a forced variant is not a choice");
+        for (int i = 0; i < 10_000 && !twin.settled(); i++) piece(twin, 10, 1);
+        long settledAt = scalarPieces.sum();
+        assertFalse(piece(twin, 10, 1));
+        assertEquals(settledAt, scalarPieces.sum(), "settled: no more scalar pieces");
     }
 
     @Test

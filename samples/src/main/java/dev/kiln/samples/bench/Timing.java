@@ -1,5 +1,7 @@
 package dev.kiln.samples.bench;
 
+import dev.kiln.npu.kernels.ScalarTwin;
+
 import java.lang.management.CompilationMXBean;
 import java.lang.management.ManagementFactory;
 import java.util.Arrays;
@@ -20,7 +22,7 @@ import java.util.function.LongSupplier;
  * per 50 calls until about 12 s, and on 2 cores that takes a core from the measured runs:
  * 14 to 16 ms with 5 s of warm-up, 12.3 ms with 15 s.
  */
-public record Timing(int warmup, int runs, long warmupMillis, LongSupplier compileMillis) {
+public record Timing(int warmup, int runs, long warmupMillis, LongSupplier compileMillis, LongSupplier scalarPieces) {
     static final long QUIET_COMPILE_MILLIS = 20;
     static final long MAX_WARMUP_MILLIS = 30_000;
     private static final long QUIET_WINDOW_NANOS = 1_000_000_000L;
@@ -30,10 +32,16 @@ public record Timing(int warmup, int runs, long warmupMillis, LongSupplier compi
         if (runs < 1) throw new IllegalArgumentException("measured runs must be >= 1, got " + runs);
         if (warmupMillis < 0) throw new IllegalArgumentException("warm-up time must be >= 0 ms, got " + warmupMillis);
         Objects.requireNonNull(compileMillis, "compileMillis");
+        Objects.requireNonNull(scalarPieces, "scalarPieces");
     }
 
     /** Warm-up by run count and time, then until this JVM's JIT is quiet. */
-    public Timing(int warmup, int runs, long warmupMillis) { this(warmup, runs, warmupMillis, jvmCompileMillis()); }
+    public Timing(int warmup, int runs, long warmupMillis) { this(warmup, runs, warmupMillis, jvmCompileMillis(), ScalarTwin::scalarPieces); }
+
+    /** Warm-up by run count and time, then until {@code compileMillis} (the JIT's time so far) stays still. */
+    public Timing(int warmup, int runs, long warmupMillis, LongSupplier compileMillis) {
+        this(warmup, runs, warmupMillis, compileMillis, ScalarTwin::scalarPieces);
+    }
 
     /** Warm-up by run count only. */
     public Timing(int warmup, int runs) { this(warmup, runs, 0); }
@@ -84,9 +92,10 @@ public record Timing(int warmup, int runs, long warmupMillis, LongSupplier compi
 
     /**
      * The measured runs of bodies timed side by side: {@code ms[k][i]} is body k's time in
-     * round i; {@code jitMillis}, how long the JIT compiled during them.
+     * round i; {@code jitMillis}, how long the JIT compiled during them, and {@code scalarPieces},
+     * how many pieces kernels ran on their scalar twins ({@link ScalarTwin#scalarPieces}).
      */
-    public record Rounds(double[][] ms, long jitMillis) {
+    public record Rounds(double[][] ms, long jitMillis, long scalarPieces) {
         public Stats stats(int body) { return Stats.of(ms[body]); }
 
         /**
@@ -111,7 +120,7 @@ public record Timing(int warmup, int runs, long warmupMillis, LongSupplier compi
             for (Runnable b : bodies) b.run();
         });
         double[][] ms = new double[bodies.size()][runs];
-        long compiledBefore = compileMillis.getAsLong();
+        long compiledBefore = compileMillis.getAsLong(), scalarBefore = scalarPieces.getAsLong();
         for (int i = 0; i < runs; i++) {
             for (int k = 0; k < bodies.size(); k++) {
                 long t0 = System.nanoTime();
@@ -119,7 +128,7 @@ public record Timing(int warmup, int runs, long warmupMillis, LongSupplier compi
                 ms[k][i] = (System.nanoTime() - t0) / 1e6;
             }
         }
-        return new Rounds(ms, compileMillis.getAsLong() - compiledBefore);
+        return new Rounds(ms, compileMillis.getAsLong() - compiledBefore, scalarPieces.getAsLong() - scalarBefore);
     }
 
     public Stats measure(Runnable body) {

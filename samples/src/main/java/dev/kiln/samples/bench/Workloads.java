@@ -5,7 +5,6 @@ import dev.kiln.nn.Serving;
 import dev.kiln.npu.Parallel;
 import dev.kiln.npu.device.Dma;
 import dev.kiln.npu.device.NpuDevice;
-import dev.kiln.npu.kernels.ScalarTwin;
 import dev.kiln.npu.kernels.attention.FlashAttention;
 import dev.kiln.Backend;
 import dev.kiln.CompileOptions;
@@ -108,7 +107,7 @@ public final class Workloads {
      * Times the modes' calls interleaved (see {@link Timing#measureInterleaved}): ratios between
      * them are what count. Beside eager, each compiled mode's line carries
      * {@code speedup_vs_eager}, the median over rounds of eager's time over its own. Every line
-     * carries {@code jit_ms_during_runs} and {@code unsettled_twins} ({@link ScalarTwin#unsettledCount}).
+     * carries {@code jit_ms_during_runs} and {@code scalar_pieces_during_runs} (see {@link Timing.Rounds}).
      */
     private List<BenchResult> sideBySide(List<Prepared> prepared) {
         Timing.Rounds rounds = timing.measureInterleaved(prepared.stream().map(Prepared::call).toList());
@@ -119,7 +118,7 @@ public final class Workloads {
             if (prepared.get(i).firstCallMs() != null) r = r.withFirstCallMs(prepared.get(i).firstCallMs());
             if (eager >= 0 && i != eager) r = r.with("speedup_vs_eager", rounds.pairedRatio(eager, i));
             // What could still move the figures: compilations during the measured runs, kernels still choosing their scalar twins.
-            out.add(r.with("jit_ms_during_runs", rounds.jitMillis()).with("unsettled_twins", ScalarTwin.unsettledCount()));
+            out.add(r.with("jit_ms_during_runs", rounds.jitMillis()).with("scalar_pieces_during_runs", rounds.scalarPieces()));
         }
         return out;
     }

@@ -75,22 +75,25 @@ class TimingTest {
     }
 
     @Test
-    void interleavedRoundsReportTheJitTimeOfTheMeasuredRunsOnly() {
-        // The JIT's clock advances 7 ms per run of the first body: two warm-up rounds, then three measured.
-        long[] jit = {0};
-        Timing.Rounds rounds = new Timing(2, 3, 0, () -> jit[0]).measureInterleaved(List.of(() -> jit[0] += 7, () -> { }));
+    void interleavedRoundsReportTheJitTimeAndScalarPiecesOfTheMeasuredRunsOnly() {
+        // The JIT's clock advances 7 ms per run of the first body, the scalar pieces 2 per run of the second:
+        // two warm-up rounds, then three measured.
+        long[] jit = {0}, scalar = {0};
+        Timing.Rounds rounds = new Timing(2, 3, 0, () -> jit[0], () -> scalar[0])
+                .measureInterleaved(List.of(() -> jit[0] += 7, () -> scalar[0] += 2));
         assertEquals(21, rounds.jitMillis());
+        assertEquals(6, rounds.scalarPieces());
         assertEquals(35, jit[0]);
     }
 
     @Test
     void thePairedRatioComparesRunsOfTheSameRound() {
         // Rounds 2 and 3 ran on a machine twice as slow; the second body is twice as fast in every round.
-        Timing.Rounds rounds = new Timing.Rounds(new double[][] {{10, 20, 20}, {5, 10, 10}}, 0);
+        Timing.Rounds rounds = new Timing.Rounds(new double[][] {{10, 20, 20}, {5, 10, 10}}, 0, 0);
         assertEquals(2.0, rounds.pairedRatio(0, 1));
         assertEquals(0.5, rounds.pairedRatio(1, 0));
         // The medians' ratio mixes rounds: 20 / 10 here, but 20 / 5 once the fast body's slow rounds differ.
-        Timing.Rounds mixed = new Timing.Rounds(new double[][] {{10, 20, 20}, {5, 10, 5}}, 0);
+        Timing.Rounds mixed = new Timing.Rounds(new double[][] {{10, 20, 20}, {5, 10, 5}}, 0, 0);
         assertEquals(2.0, mixed.pairedRatio(0, 1));
         assertEquals(new Timing.Stats(20, 10, 20), mixed.stats(0));
         assertEquals(new Timing.Stats(5, 5, 10), mixed.stats(1));

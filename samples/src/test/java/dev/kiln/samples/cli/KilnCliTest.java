@@ -194,8 +194,8 @@ class KilnCliTest {
                 "oob_checks", "threads", "first_call_ms"));
         // The workloads timed side by side (modes alternating) report what could still move their figures.
         if (List.of("W1", "W2", "W4").contains(workload)) {
-            expected.addAll(List.of("jit_ms_during_runs", "unsettled_twins"));
-            assertTrue(j.get("jit_ms_during_runs").asLong() >= 0 && j.get("unsettled_twins").asLong() >= 0, line);
+            expected.addAll(List.of("jit_ms_during_runs", "scalar_pieces_during_runs"));
+            assertTrue(j.get("jit_ms_during_runs").asLong() >= 0 && j.get("scalar_pieces_during_runs").asLong() >= 0, line);
         }
         assertEquals(expected, fields);
         assertEquals(workload, j.get("workload").textValue());
