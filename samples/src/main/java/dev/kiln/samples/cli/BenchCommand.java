@@ -23,8 +23,8 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Map;
 import java.util.Locale;
+import java.util.Map;
 import java.util.concurrent.Callable;
 
 @Command(name = "bench", mixinStandardHelpOptions = true,
@@ -82,9 +82,9 @@ final class BenchCommand implements Callable<Integer> {
 
     @Option(names = "--jvms", paramLabel = "N", defaultValue = "0",
             description = "Run the measurement in N fresh JVMs, one after another, each line with its \"jvm\" number, then one"
-                    + " summary line per result (\"jvms\": N): the median, min and max across the JVMs of median_ms and of"
-                    + " speedup_vs_eager. On a shared machine one JVM's figures vary with the JVM and the hour; 0 (the"
-                    + " default): measure in this JVM.")
+                    + " summary line per result (\"jvms\": N): the median, min and max across the JVMs of median_ms (median_us"
+                    + " for dispatch and trace) and of speedup_vs_eager. On a shared machine one JVM's figures vary with the JVM"
+                    + " and the hour; 0 (the default): measure in this JVM.")
     int jvms;
 
     @Override
@@ -166,6 +166,10 @@ final class BenchCommand implements Callable<Integer> {
     }
 
     private static final ObjectMapper JSON = new ObjectMapper();
+    /** The fields that name a result line (workloads have a name and a mode; the overheads, what they measure). */
+    private static final List<String> IDENTITY = List.of("workload", "name", "what", "mode");
+    /** The figures whose spread across JVMs a summary line gives. */
+    private static final List<String> SPREAD = List.of("median_ms", "median_us", "speedup_vs_eager");
 
     /**
      * The measurement in {@link #jvms} fresh JVMs, one after another: each JVM's lines as they
@@ -173,32 +177,36 @@ final class BenchCommand implements Callable<Integer> {
      */
     private int acrossJvms(PrintWriter out) {
         Map<String, List<ObjectNode>> byResult = new LinkedHashMap<>();
+        List<String> args = List.of(workload, "--mode", mode);
         for (int jvm = 1; jvm <= jvms; jvm++) {
-            List<String> args = new ArrayList<>(List.of(workload, "--mode", mode));
             for (String line : runChild(List.of(), args, "bench " + workload + " in JVM " + jvm)) {
                 ObjectNode n = readObject(line);
                 n.put("jvm", jvm);
                 out.println(n);
                 out.flush();
-                byResult.computeIfAbsent(n.path("workload").asText() + "/" + n.path("name").asText() + "/" + n.path("mode").asText(),
-                        k -> new ArrayList<>()).add(n);
+                StringBuilder key = new StringBuilder();
+                for (String field : IDENTITY) key.append(n.path(field).asText()).append('/');
+                byResult.computeIfAbsent(key.toString(), k -> new ArrayList<>()).add(n);
             }
         }
         for (List<ObjectNode> results : byResult.values()) {
             ObjectNode first = results.getFirst(), summary = JSON.createObjectNode();
-            for (String field : List.of("workload", "name", "mode")) summary.set(field, first.get(field));
+            for (String field : IDENTITY) if (first.has(field)) summary.set(field, first.get(field));
             summary.put("jvms", results.size());
-            spread(summary, "median_ms", results);
-            if (first.has("speedup_vs_eager")) spread(summary, "speedup_vs_eager", results);
+            for (String field : SPREAD) spread(summary, field, results);
             out.println(summary);
         }
         out.flush();
         return 0;
     }
 
-    /** {@code field}'s median, min and max over {@code results}, as field_median, field_min and field_max. */
+    /**
+     * {@code field}'s median, min and max over the {@code results} that have it as a number, as
+     * field_median, field_min and field_max; nothing when none has.
+     */
     private static void spread(ObjectNode summary, String field, List<ObjectNode> results) {
-        double[] v = results.stream().mapToDouble(r -> r.path(field).asDouble(Double.NaN)).sorted().toArray();
+        double[] v = results.stream().filter(r -> r.path(field).isNumber()).mapToDouble(r -> r.get(field).doubleValue()).sorted().toArray();
+        if (v.length == 0) return;
         // The lower middle for an even count: a median that is one of the measured figures.
         summary.put(field + "_median", v[(v.length - 1) / 2]);
         summary.put(field + "_min", v[0]);

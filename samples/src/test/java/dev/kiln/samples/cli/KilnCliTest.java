@@ -143,6 +143,12 @@ class KilnCliTest {
                     summary.get("median_ms_min").asDouble(), summary.get("median_ms_max").asDouble()), summary.toString());
             assertEquals(mode.equals("compiled"), summary.has("speedup_vs_eager_median"), summary.toString());
         }
+        // The overheads name their figure by what they measure, in microseconds.
+        Result dispatch = kiln("bench", "dispatch", "--runs", "1", "--warmup", "0", "--warmup-ms", "0", "--jvms", "2");
+        assertEquals(0, dispatch.exit(), dispatch.err());
+        JsonNode overhead = readJson(dispatch.lines().getLast());
+        assertEquals(2, overhead.get("jvms").asInt(), overhead.toString());
+        assertTrue(overhead.get("what").isTextual() && overhead.get("median_us_median").doubleValue() > 0, overhead.toString());
         assertEquals(2, kiln("bench", "W1", "--jvms", "-1").exit());
         Result withFirstCall = kiln("bench", "W1", "--first-call", "--jvms", "2");
         assertEquals(2, withFirstCall.exit());
