@@ -177,6 +177,16 @@ class MatMulEpilogueProperties {
     }
 
     @Example
+    void wholeRowsOfAResidualRunInPiecesOfSeveralRows() {
+        // More rows than columns: each worker takes whole rows, which the epilogue runs several at a time
+        // (160 columns: 102 rows to a piece, and a shorter last one).
+        Tensor a = TestTensors.tensor(TestTensors.randomData(600L * 300, 7, 1, false), DType.FLOAT32, 600, 300);
+        Tensor b = TestTensors.tensor(TestTensors.randomData(300L * 160, 8, 1, false), DType.FLOAT32, 300, 160);
+        check(Kind.RESIDUAL, a, b, Presentation.CONTIGUOUS, 9);
+        check(Kind.RESIDUAL, a, b, Presentation.STRIDED, 10);
+    }
+
+    @Example
     void anEmptySumStillRunsTheEpilogue() {
         Tensor a = Tensor.empty(DType.FLOAT32, Shape.of(3, 0)), b = Tensor.empty(DType.FLOAT32, Shape.of(0, 5));
         Tensor bias = TestTensors.tensor(new double[] {-2, -1, 0, 1, 2}, DType.FLOAT32, 5);
