@@ -134,12 +134,14 @@ public final class FusePointwise {
             case Op.Clamp c -> true;
             case Op.Where w -> true;
             case Op.Unary u -> u.fn() == UnaryFn.NEG || u.fn() == UnaryFn.ABS || u.fn() == UnaryFn.RELU;
-            case Op.Binary b -> b.fn() == BinaryFn.ADD || b.fn() == BinaryFn.SUB || b.fn() == BinaryFn.MUL
-                    || b.fn() == BinaryFn.MINIMUM || b.fn() == BinaryFn.MAXIMUM;
-            case Op.BinaryScalar b -> b.fn() == BinaryFn.ADD || b.fn() == BinaryFn.SUB || b.fn() == BinaryFn.MUL
-                    || b.fn() == BinaryFn.MINIMUM || b.fn() == BinaryFn.MAXIMUM;
+            case Op.Binary b -> cheap(b.fn());
+            case Op.BinaryScalar b -> cheap(b.fn());
             default -> false;
         };
+    }
+
+    private static boolean cheap(BinaryFn fn) {
+        return fn == BinaryFn.ADD || fn == BinaryFn.SUB || fn == BinaryFn.MUL || fn == BinaryFn.MINIMUM || fn == BinaryFn.MAXIMUM;
     }
 
     private static Group group(Graph g, int[] unit, int id, List<List<Integer>> users) {

@@ -38,11 +38,6 @@ public record Timing(int warmup, int runs, long warmupMillis, LongSupplier compi
     /** Warm-up by run count and time, then until this JVM's JIT is quiet. */
     public Timing(int warmup, int runs, long warmupMillis) { this(warmup, runs, warmupMillis, jvmCompileMillis(), ScalarTwin::scalarPieces); }
 
-    /** Warm-up by run count and time, then until {@code compileMillis} (the JIT's time so far) stays still. */
-    public Timing(int warmup, int runs, long warmupMillis, LongSupplier compileMillis) {
-        this(warmup, runs, warmupMillis, compileMillis, ScalarTwin::scalarPieces);
-    }
-
     /** Warm-up by run count only. */
     public Timing(int warmup, int runs) { this(warmup, runs, 0); }
 

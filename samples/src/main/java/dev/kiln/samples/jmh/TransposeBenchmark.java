@@ -17,8 +17,9 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * Eager copies and pointwise ops of a transposed square float32 matrix, against the same op on
- * the contiguous matrix: what the blocked copy of transposes ({@code TransposedCopy}, used from
- * 16 MiB with columns a page apart) buys, and what smaller transposes cost run by run.
+ * the contiguous matrix: what the blocked copy of transposes ({@code TransposedCopy}: from 1 MiB
+ * with columns a multiple of 2 KiB apart, any view from 32 MiB) buys, and what other transposes
+ * cost run by run.
  *
  * <pre>
  * mvn -o -q -pl samples -am package -DskipTests

@@ -32,7 +32,7 @@ class TimingTest {
         AtomicInteger calls = new AtomicInteger();
         long t0 = System.nanoTime();
         // Three calls of 1 ms could not take 50 ms but for the time-based warm-up.
-        new Timing(1, 2, 50, () -> 0).measure(() -> {
+        new Timing(1, 2, 50, () -> 0, () -> 0).measure(() -> {
             calls.incrementAndGet();
             long end = System.nanoTime() + 1_000_000;
             while (System.nanoTime() < end) Thread.onSpinWait();
@@ -47,7 +47,7 @@ class TimingTest {
         AtomicLong compiled = new AtomicLong();
         long t0 = System.nanoTime();
         // The fake JIT compiles 100 ms' worth per call for the first 1.2 s of calls.
-        new Timing(1, 2, 10, compiled::get).measure(() -> {
+        new Timing(1, 2, 10, compiled::get, () -> 0).measure(() -> {
             calls.incrementAndGet();
             if (System.nanoTime() - t0 < 1_200_000_000L) compiled.addAndGet(100);
             long end = System.nanoTime() + 1_000_000;
@@ -61,7 +61,7 @@ class TimingTest {
     @Test
     void aCountOnlyWarmUpDoesNotWaitForTheJit() {
         AtomicInteger calls = new AtomicInteger();
-        new Timing(2, 3, 0, () -> System.nanoTime()).measure(calls::incrementAndGet);
+        new Timing(2, 3, 0, () -> System.nanoTime(), () -> 0).measure(calls::incrementAndGet);
         assertEquals(5, calls.get());
     }
 
