@@ -15,20 +15,21 @@ import java.util.OptionalDouble;
  *
  * <p>The kernels pick a compute domain from the op's compute dtype (see
  * {@code dev.kiln.npu.kernels.Pointwise}): float32, float16 and bfloat16 compute in float
- * (operands loaded as float, results rounded on store), float64 in double, and int32,
- * int64 and bool in long (wrapping). Results are computed with the registry's reference
- * functions ({@link UnaryFn#apply}, {@link BinaryFn#apply}, {@link BinaryFn#applyLong})
- * and rounded to the result dtype with {@link Elements} on a scratch segment, exactly as
- * a store does. For the correctly rounded functions (arithmetic, comparisons, min/max,
- * sqrt, pow, casts) that is bit-for-bit what the kernels give; for the float32
+ * (operands loaded as float, results rounded on store), float64 in double, and the
+ * integer types and bool in long (wrapping to their width on store). Results are computed
+ * with the registry's reference functions ({@link UnaryFn#apply}, {@link BinaryFn#apply},
+ * {@link BinaryFn#applyLong}) and rounded to the result dtype with {@link Elements} on a
+ * scratch segment, exactly as a store does. For the correctly rounded functions (arithmetic,
+ * comparisons, min/max, sqrt, pow, casts) that is bit-for-bit what the kernels give; for the float32
  * transcendental kernels (exp, tanh, erf, sin, ...), which are accurate to a few ulp, the
  * folded value is the correctly rounded one.
  *
  * <p>Every method returns empty when the value cannot be known exactly: an integer
  * division by zero or a negative integer power (which must still fail at run time), a
  * clamp of integers with a NaN bound (likewise), a float-to-int32 conversion out of
- * range (where kernels saturate or wrap depending on the conversion path), or an int64
- * that a double, and so a {@code Full}, cannot hold.
+ * range (where kernels saturate or wrap depending on the conversion path), an int64
+ * that a double, and so a {@code Full}, cannot hold, or integer arithmetic in uint64 (its
+ * values past 2^63 are negative as longs; such graphs are left to the kernels).
  */
 final class ElementSemantics {
     private ElementSemantics() {}
@@ -41,7 +42,7 @@ final class ElementSemantics {
             return switch (compute) {
                 case FLOAT32, FLOAT16, BFLOAT16 -> FLOAT;
                 case FLOAT64 -> DOUBLE;
-                case INT32, INT64, BOOL -> LONG;
+                case INT8, UINT8, INT16, INT32, UINT32, INT64, UINT64, BOOL -> LONG;
             };
         }
     }
@@ -50,9 +51,9 @@ final class ElementSemantics {
 
     /** The value a store of double {@code v} into {@code dtype} keeps (as Full fills and casts from floats store). */
     static OptionalDouble store(DType dtype, double v) {
-        // Kernels convert double to int32 with a saturating cast, Elements via long (wrapping):
+        // Kernels convert double to a narrower integer with a saturating cast, casts via long (wrapping):
         // the two agree exactly when the value is in range, and only then is the result known.
-        if (dtype == DType.INT32 && (int) v != (int) (long) v) return OptionalDouble.empty();
+        if (dtype.isInteger() && Elements.fromDouble(dtype, v) != (long) v) return OptionalDouble.empty();
         MemorySegment scratch = scratch();
         Elements.write(dtype, scratch, 0, v);
         return dtype == DType.INT64 ? exactly(Elements.readLong(dtype, scratch, 0))
@@ -65,6 +66,8 @@ final class ElementSemantics {
             // Kernels round a long straight to float; Elements goes through double. Only exact doubles agree.
             return exactly(v).isPresent() ? store(dtype, v) : OptionalDouble.empty();
         }
+        // A uint64 past 2^63 is a negative long here, which a Full's fill would not give back.
+        if (dtype == DType.UINT64) return v >= 0 ? exactly(v) : OptionalDouble.empty();
         MemorySegment scratch = scratch();
         Elements.writeLong(dtype, scratch, 0, v);
         return exactly(Elements.readLong(dtype, scratch, 0));
@@ -99,7 +102,8 @@ final class ElementSemantics {
         return switch (Domain.of(compute)) {
             case FLOAT -> store(compute, scalar);
             case DOUBLE -> OptionalDouble.of(scalar);
-            case LONG -> OptionalDouble.of((long) scalar);
+            // Wrapped to the type, as the kernel does (uint64 is never folded).
+            case LONG -> OptionalDouble.of(Elements.wrap(compute, (long) scalar));
         };
     }
 
@@ -115,6 +119,7 @@ final class ElementSemantics {
             case FLOAT -> store(out, fn == UnaryFn.ERF && a == 0 ? a : (float) fn.apply(a));
             case DOUBLE -> store(out, fn.apply(a));
             case LONG -> {
+                if (compute == DType.UINT64) yield OptionalDouble.empty();
                 long v = (long) a;
                 yield switch (fn) {
                     case NEG -> storeLong(out, -v);
@@ -135,6 +140,7 @@ final class ElementSemantics {
             case FLOAT -> store(out, (float) fn.apply(a, b));
             case DOUBLE -> store(out, fn.apply(a, b));
             case LONG -> {
+                if (compute == DType.UINT64) yield OptionalDouble.empty();
                 long x = (long) a, y = (long) b;
                 yield switch (fn) {
                     case TRUNC_DIV, FLOOR_DIV -> y == 0 ? OptionalDouble.empty() : storeLong(out, fn.applyLong(x, y));
@@ -170,6 +176,7 @@ final class ElementSemantics {
     /** Stored element x of dtype {@code from} converted to {@code to}, as the copy kernel converts. */
     static OptionalDouble cast(DType from, double x, DType to) {
         if (from == to) return OptionalDouble.of(x);
+        if (from == DType.UINT64) return OptionalDouble.empty();
         if (to == DType.FLOAT64 || (!to.isFloatingPoint() && from.isFloatingPoint())) return store(to, x);
         if (to.isFloatingPoint()) return store(to, (float) x);
         return storeLong(to, (long) x);
@@ -186,12 +193,9 @@ final class ElementSemantics {
             case FLOAT -> store(t, Math.min(Math.max((float) x, (float) op.min()), (float) op.max()));
             case DOUBLE -> store(t, Math.min(Math.max(x, op.min()), op.max()));
             case LONG -> {
-                if (rejectsBeforeElements(op, t)) yield OptionalDouble.empty();
-                // Integer bounds round inward and stay within the dtype's range, as the kernel does.
-                long typeMin = t == DType.INT32 ? Integer.MIN_VALUE : Long.MIN_VALUE;
-                long typeMax = t == DType.INT32 ? Integer.MAX_VALUE : Long.MAX_VALUE;
-                long lo = Math.clamp((long) Math.ceil(op.min()), typeMin, typeMax);
-                long hi = Math.clamp((long) Math.floor(op.max()), typeMin, typeMax);
+                if (rejectsBeforeElements(op, t) || t == DType.UINT64) yield OptionalDouble.empty();
+                // Integer bounds round inward and are cast to the dtype (saturating), as the kernel does.
+                long lo = Elements.fromDouble(t, Math.ceil(op.min())), hi = Elements.fromDouble(t, Math.floor(op.max()));
                 yield storeLong(t, Math.min(Math.max((long) x, lo), hi));
             }
         };

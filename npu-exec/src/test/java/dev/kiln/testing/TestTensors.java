@@ -116,6 +116,45 @@ public final class TestTensors {
         return t;
     }
 
+    /** {@code r} wrapped to integer type {@code t}'s width (two's complement), as the value it then holds; uint64 unsigned. */
+    public static double wrap(DType t, long r) {
+        return switch (t) {
+            case INT8 -> (byte) r;
+            case UINT8 -> r & 0xff;
+            case INT16 -> (short) r;
+            case INT32 -> (int) r;
+            case UINT32 -> r & 0xffff_ffffL;
+            case UINT64 -> new java.math.BigInteger(Long.toUnsignedString(r)).doubleValue();
+            default -> r;
+        };
+    }
+
+    /** The least value integer type {@code t} holds. */
+    public static double lowest(DType t) {
+        return switch (t) {
+            case INT8 -> -128;
+            case INT16 -> -32768;
+            case INT32 -> Integer.MIN_VALUE;
+            case INT64 -> Long.MIN_VALUE;
+            default -> 0;
+        };
+    }
+
+    /** The greatest value integer type {@code t} holds (2^64 - 1 for uint64, as the double 2^64). */
+    public static double highest(DType t) {
+        return switch (t) {
+            case BOOL -> 1;
+            case INT8 -> 127;
+            case UINT8 -> 255;
+            case INT16 -> 32767;
+            case INT32 -> Integer.MAX_VALUE;
+            case UINT32 -> 4294967295.0;
+            case INT64 -> Long.MAX_VALUE;
+            case UINT64 -> 0x1p64;
+            default -> throw new IllegalArgumentException(t + " is not an integer type");
+        };
+    }
+
     /** The values a tensor of {@code dtype} would hold after storing {@code v} (rounding to float32, half, ...). */
     public static double roundTo(DType dtype, double v) {
         Storage s = Storage.allocate(8);

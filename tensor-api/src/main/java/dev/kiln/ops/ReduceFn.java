@@ -11,7 +11,8 @@ public enum ReduceFn {
 
     public DType resultType(DType in) {
         return switch (this) {
-            case SUM, PROD -> in.isFloatingPoint() ? in : DType.INT64;
+            // Integers and bool sum in int64, as in PyTorch; uint64 keeps its bits' meaning.
+            case SUM, PROD -> in.isFloatingPoint() || in == DType.UINT64 ? in : DType.INT64;
             case MEAN -> {
                 if (!in.isFloatingPoint()) {
                     throw new KilnTypeException("mean: could not infer output dtype: input dtype must be"
@@ -19,7 +20,10 @@ public enum ReduceFn {
                 }
                 yield in;
             }
-            case MAX, MIN -> in;
+            case MAX, MIN -> {
+                Op.requireSignedOrder(opName(), in);
+                yield in;
+            }
         };
     }
 

@@ -11,8 +11,7 @@ public final class Elements {
     public static double read(DType dtype, MemorySegment s, long index) {
         return switch (dtype) {
             case BOOL -> s.get(ValueLayout.JAVA_BYTE, index) != 0 ? 1 : 0;
-            case INT32 -> s.getAtIndex(ValueLayout.JAVA_INT, index);
-            case INT64 -> s.getAtIndex(ValueLayout.JAVA_LONG, index);
+            case INT8, UINT8, INT16, INT32, UINT32, INT64, UINT64 -> toDouble(dtype, readLong(dtype, s, index));
             case FLOAT16 -> Float.float16ToFloat(s.getAtIndex(ValueLayout.JAVA_SHORT, index));
             case BFLOAT16 -> bf16ToFloat(s.getAtIndex(ValueLayout.JAVA_SHORT, index));
             case FLOAT32 -> s.getAtIndex(ValueLayout.JAVA_FLOAT, index);
@@ -20,11 +19,18 @@ public final class Elements {
         };
     }
 
-    /** Reads an integer or bool element exactly (float elements are truncated toward zero). */
+    /**
+     * Reads an integer or bool element exactly: sign- or zero-extended to 64 bits, uint64 as
+     * its bits (float elements are truncated toward zero).
+     */
     public static long readLong(DType dtype, MemorySegment s, long index) {
         return switch (dtype) {
+            case INT8 -> s.get(ValueLayout.JAVA_BYTE, index);
+            case UINT8 -> s.get(ValueLayout.JAVA_BYTE, index) & 0xffL;
+            case INT16 -> s.getAtIndex(ValueLayout.JAVA_SHORT, index);
             case INT32 -> s.getAtIndex(ValueLayout.JAVA_INT, index);
-            case INT64 -> s.getAtIndex(ValueLayout.JAVA_LONG, index);
+            case UINT32 -> s.getAtIndex(ValueLayout.JAVA_INT, index) & 0xffff_ffffL;
+            case INT64, UINT64 -> s.getAtIndex(ValueLayout.JAVA_LONG, index);
             default -> (long) read(dtype, s, index);
         };
     }
@@ -36,8 +42,7 @@ public final class Elements {
     public static void write(DType dtype, MemorySegment s, long index, double v) {
         switch (dtype) {
             case BOOL -> s.set(ValueLayout.JAVA_BYTE, index, (byte) (v != 0 ? 1 : 0));
-            case INT32 -> s.setAtIndex(ValueLayout.JAVA_INT, index, (int) v);
-            case INT64 -> s.setAtIndex(ValueLayout.JAVA_LONG, index, (long) v);
+            case INT8, UINT8, INT16, INT32, UINT32, INT64, UINT64 -> writeLong(dtype, s, index, fromDouble(dtype, v));
             case FLOAT16 -> s.setAtIndex(ValueLayout.JAVA_SHORT, index, Float.floatToFloat16((float) v));
             case BFLOAT16 -> s.setAtIndex(ValueLayout.JAVA_SHORT, index, floatToBf16((float) v));
             case FLOAT32 -> s.setAtIndex(ValueLayout.JAVA_FLOAT, index, (float) v);
@@ -45,13 +50,84 @@ public final class Elements {
         }
     }
 
-    /** Writes an integer exactly (to int32: wrapping, as an integer-to-integer cast does; to float types: rounded). */
+    /**
+     * Writes an integer exactly: to the integer types wrapping to their width, as an
+     * integer-to-integer cast and fixed-width arithmetic do (uint64 takes the bits); to bool
+     * non-zero; to float types rounded ({@code v} signed: convert uint64 values with {@link #toDouble}).
+     */
     public static void writeLong(DType dtype, MemorySegment s, long index, long v) {
         switch (dtype) {
-            case INT32 -> s.setAtIndex(ValueLayout.JAVA_INT, index, (int) v);
-            case INT64 -> s.setAtIndex(ValueLayout.JAVA_LONG, index, v);
+            case INT8, UINT8 -> s.set(ValueLayout.JAVA_BYTE, index, (byte) v);
+            case INT16 -> s.setAtIndex(ValueLayout.JAVA_SHORT, index, (short) v);
+            case INT32, UINT32 -> s.setAtIndex(ValueLayout.JAVA_INT, index, (int) v);
+            case INT64, UINT64 -> s.setAtIndex(ValueLayout.JAVA_LONG, index, v);
             default -> write(dtype, s, index, v);
         }
+    }
+
+    /** An integer of type {@code dtype} (held as {@link #readLong} gives it) as a double: uint64 unsigned, rounded to nearest. */
+    public static double toDouble(DType dtype, long v) {
+        if (dtype != DType.UINT64 || v >= 0) return v;
+        // Halve (keeping the low bit, so the rounding is still correct), convert, double.
+        return (double) ((v >>> 1) | (v & 1)) * 2.0;
+    }
+
+    /** {@code v} wrapped to integer type {@code dtype}'s width, as {@link #readLong} gives it back after {@link #writeLong}. */
+    public static long wrap(DType dtype, long v) {
+        return switch (dtype) {
+            case INT8 -> (byte) v;
+            case UINT8 -> v & 0xffL;
+            case INT16 -> (short) v;
+            case INT32 -> (int) v;
+            case UINT32 -> v & 0xffff_ffffL;
+            default -> v;
+        };
+    }
+
+    /** The least value of integer or bool type {@code dtype}, as {@link #readLong} gives it. */
+    public static long minValue(DType dtype) {
+        return switch (dtype) {
+            case INT8 -> Byte.MIN_VALUE;
+            case INT16 -> Short.MIN_VALUE;
+            case INT32 -> Integer.MIN_VALUE;
+            case INT64 -> Long.MIN_VALUE;
+            case BOOL, UINT8, UINT32, UINT64 -> 0;
+            default -> throw new IllegalArgumentException(dtype + " is not an integer type");
+        };
+    }
+
+    /** The greatest value of integer or bool type {@code dtype}, as {@link #readLong} gives it (uint64's as its bits, -1). */
+    public static long maxValue(DType dtype) {
+        return switch (dtype) {
+            case BOOL -> 1;
+            case INT8 -> Byte.MAX_VALUE;
+            case UINT8 -> 0xff;
+            case INT16 -> Short.MAX_VALUE;
+            case INT32 -> Integer.MAX_VALUE;
+            case UINT32 -> 0xffff_ffffL;
+            case INT64 -> Long.MAX_VALUE;
+            case UINT64 -> -1L;
+            default -> throw new IllegalArgumentException(dtype + " is not an integer type");
+        };
+    }
+
+    /** {@link #toDouble}, rounded once to float. */
+    public static float toFloat(DType dtype, long v) {
+        if (dtype != DType.UINT64 || v >= 0) return v;
+        return (float) ((v >>> 1) | (v & 1)) * 2.0f;
+    }
+
+    /**
+     * A double cast to integer type {@code dtype}, as held in a long: toward zero, saturating at
+     * the type's range, NaN to 0 (uint64's top half as negative longs).
+     */
+    public static long fromDouble(DType dtype, double v) {
+        return switch (dtype) {
+            case INT8, UINT8, INT16, UINT32 -> Math.clamp((long) v, minValue(dtype), maxValue(dtype));
+            case INT32 -> (int) v;
+            case UINT64 -> v >= 0x1p63 ? (v >= 0x1p64 ? -1L : (long) (v - 0x1p63) ^ Long.MIN_VALUE) : Math.max(0, (long) v);
+            default -> (long) v;
+        };
     }
 
     public static float bf16ToFloat(short bits) {
@@ -89,7 +165,10 @@ public final class Elements {
     /** Element {@code flat} of a concrete tensor; integers are read exactly (a double would round int64 past 2^53). */
     private static String formatValue(Tensor t, long flat) {
         DType dtype = t.dtype();
-        if (dtype.isInteger()) return Long.toString(readLong(dtype, t.storage().segment(), t.elementOffset(flat)));
+        if (dtype.isInteger()) {
+            long v = readLong(dtype, t.storage().segment(), t.elementOffset(flat));
+            return dtype == DType.UINT64 ? Long.toUnsignedString(v) : Long.toString(v);
+        }
         double v = t.getDouble(flat);
         if (dtype == DType.BOOL) return v != 0 ? "true" : "false";
         return dtype == DType.FLOAT64 ? Double.toString(v) : Float.toString((float) v);

@@ -22,8 +22,9 @@ import java.util.regex.Pattern;
  * {@code numpy.load} reads it.
  *
  * <p>Reading accepts format versions 1.0, 2.0 and 3.0, little- and big-endian data, and
- * C or Fortran order; the dtypes Kiln has are bool ({@code |b1}), int32, int64, float16,
- * float32 and float64. Any other dtype (int8, uint8, complex, object, structured...)
+ * C or Fortran order; the dtypes Kiln has are bool ({@code |b1}), int8, uint8, int16, int32,
+ * uint32, int64, uint64, float16, float32 and float64. Any other dtype (uint16, complex,
+ * object, structured...)
  * raises a {@link KilnTypeException} naming the file's dtype descriptor. A Fortran-order
  * array is returned as a column-major view of the data read (as NumPy does), not copied.
  *
@@ -170,8 +171,13 @@ public final class Npy {
         if (unit != null) return null;
         return switch (kind + size) {
             case "b1" -> DType.BOOL;
+            case "i1" -> DType.INT8;
+            case "u1" -> DType.UINT8;
+            case "i2" -> DType.INT16;
             case "i4" -> DType.INT32;
+            case "u4" -> DType.UINT32;
             case "i8" -> DType.INT64;
+            case "u8" -> DType.UINT64;
             case "f2" -> DType.FLOAT16;
             case "f4" -> DType.FLOAT32;
             case "f8" -> DType.FLOAT64;
@@ -207,8 +213,13 @@ public final class Npy {
     private static String descr(DType t) {
         return switch (t) {
             case BOOL -> "|b1";
+            case INT8 -> "|i1";
+            case UINT8 -> "|u1";
+            case INT16 -> "<i2";
             case INT32 -> "<i4";
+            case UINT32 -> "<u4";
             case INT64 -> "<i8";
+            case UINT64 -> "<u8";
             case FLOAT16 -> "<f2";
             // bfloat16 has no NumPy dtype; it is written widened to float32 (see the class comment).
             case FLOAT32, BFLOAT16 -> "<f4";

@@ -37,7 +37,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 class NpyTest {
 
-    private static final DType[] NUMPY_TYPES = {DType.BOOL, DType.INT32, DType.INT64, DType.FLOAT16, DType.FLOAT32, DType.FLOAT64};
+    private static final DType[] NUMPY_TYPES = {DType.BOOL, DType.INT8, DType.UINT8, DType.INT16, DType.INT32, DType.UINT32, DType.INT64,
+            DType.UINT64, DType.FLOAT16, DType.FLOAT32, DType.FLOAT64};
 
     // ================================================================ round trips
 
@@ -237,6 +238,17 @@ class NpyTest {
         assertArrayEquals(new double[] {1L << 40, -5}, valuesOf(Npy.read(stream(npy(1, 0,
                 "{'descr': '>i8', 'fortran_order': False, 'shape': (2,), }", 64,
                 bytes(ByteOrder.BIG_ENDIAN, b -> { b.putLong(1L << 40); b.putLong(-5); }))))));
+        Tensor u64 = Npy.read(stream(npy(1, 0, "{'descr': '>u8', 'fortran_order': False, 'shape': (2,), }", 64,
+                bytes(ByteOrder.BIG_ENDIAN, b -> { b.putLong(-1L); b.putLong(7); }))));
+        assertEquals(DType.UINT64, u64.dtype());
+        assertEquals(-1L, u64.storage().segment().getAtIndex(ValueLayout.JAVA_LONG, 0), "2^64 - 1 keeps its bits");
+        assertArrayEquals(new double[] {0x1p64, 7}, valuesOf(u64));
+        assertArrayEquals(new double[] {-1, -2}, valuesOf(Npy.read(stream(npy(1, 0,
+                "{'descr': '>i2', 'fortran_order': False, 'shape': (2,), }", 64,
+                bytes(ByteOrder.BIG_ENDIAN, b -> { b.putShort((short) -1); b.putShort((short) -2); }))))));
+        assertArrayEquals(new double[] {0xfffffffeL, 3}, valuesOf(Npy.read(stream(npy(1, 0,
+                "{'descr': '>u4', 'fortran_order': False, 'shape': (2,), }", 64,
+                bytes(ByteOrder.BIG_ENDIAN, b -> { b.putInt(-2); b.putInt(3); }))))));
         Tensor half = Npy.read(stream(npy(1, 0, "{'descr': '>f2', 'fortran_order': False, 'shape': (2,), }", 64,
                 bytes(ByteOrder.BIG_ENDIAN, b -> { b.putShort((short) 0x3c00); b.putShort((short) 0xc500); }))));
         assertEquals(DType.FLOAT16, half.dtype());
@@ -294,8 +306,7 @@ class NpyTest {
 
     @ParameterizedTest
     @CsvSource(delimiter = ';', value = {
-            "|u1; uint8", "|i1; int8", "<i2; int16", ">u2; uint16", "<u4; uint32", "<u8; uint64",
-            "<c8; complex64", "<c16; complex128", "|O; object", "<f16; float128", "<U3; str96", "|S4; bytes32",
+            ">u2; uint16", "<c8; complex64", "<c16; complex128", "|O; object", "<f16; float128", "<U3; str96", "|S4; bytes32",
             "<M8[ns]; datetime64[ns]", "|V2; void16"})
     void unsupportedDtypesNameTheirDescriptor(String descr, String numpyName) {
         byte[] file = npy(1, 0, "{'descr': '" + descr + "', 'fortran_order': False, 'shape': (1,), }", 64, new byte[16]);
@@ -392,8 +403,9 @@ class NpyTest {
         for (int i = 0; i < v.length; i++) {
             double x = switch (dtype) {
                 case BOOL -> r.nextInt(2);
-                case INT32 -> r.nextInt();
+                case INT8, UINT8, INT16, INT32, UINT32 -> r.nextLong(Elements.minValue(dtype), Elements.maxValue(dtype) + 1);
                 case INT64 -> r.nextLong(-(1L << 53), 1L << 53);
+                case UINT64 -> r.nextLong(0, 1L << 53) * (r.nextBoolean() ? 1 : 2048);
                 default -> r.nextInt(10) == 0 ? new double[] {Double.NaN, Double.POSITIVE_INFINITY, -0.0}[r.nextInt(3)]
                         : (r.nextDouble() - 0.5) * Math.pow(2, r.nextInt(-20, 20));
             };

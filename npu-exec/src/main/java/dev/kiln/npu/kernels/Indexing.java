@@ -356,17 +356,20 @@ public final class Indexing {
     }
 
     /**
-     * Converts n elements as a cast does: integers to integers exactly, integers to a float
+     * Converts n elements as a cast does: floats to integers toward zero, saturating at the
+     * target's range; integers to integers keeping the low bits, integers to a float
      * type through one rounding to float32 (or double for float64, as PyTorch's casts do),
      * floats through double, which is exact for every float source.
      */
     private static void convertRun(DType st, MemorySegment s, long so, long ss, DType dt, MemorySegment d, long dOff, long ds, long n) {
-        if (!dt.isFloatingPoint()) {
+        if (dt.isInteger() && st.isFloatingPoint()) {
+            for (long i = 0; i < n; i++) Elements.writeLong(dt, d, dOff + i * ds, Elements.fromDouble(dt, Elements.read(st, s, so + i * ss)));
+        } else if (!dt.isFloatingPoint()) {
             for (long i = 0; i < n; i++) Elements.writeLong(dt, d, dOff + i * ds, Elements.readLong(st, s, so + i * ss));
         } else if (st.isInteger()) {
             for (long i = 0; i < n; i++) {
                 long v = Elements.readLong(st, s, so + i * ss);
-                Elements.write(dt, d, dOff + i * ds, dt == DType.FLOAT64 ? (double) v : (double) (float) v);
+                Elements.write(dt, d, dOff + i * ds, dt == DType.FLOAT64 ? Elements.toDouble(st, v) : Elements.toFloat(st, v));
             }
         } else {
             for (long i = 0; i < n; i++) Elements.write(dt, d, dOff + i * ds, Elements.read(st, s, so + i * ss));

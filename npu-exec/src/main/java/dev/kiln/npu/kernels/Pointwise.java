@@ -16,7 +16,7 @@ import java.util.Arrays;
 /**
  * Elementwise kernels with PyTorch semantics. Each op picks where it computes from its
  * compute dtype: float32, float16 and bfloat16 in float32 vectors ({@link FloatKernels},
- * rounding to the half formats on store), float64 in double, and int32, int64 and bool
+ * rounding to the half formats on store), float64 in double, and the integer types and bool
  * in long ({@link ScalarKernels}). Inputs of other dtypes are converted on load, so a
  * binary op sees both operands in the compute type, as {@link Op.Binary#computeType} says.
  */
@@ -30,7 +30,7 @@ public final class Pointwise {
             return switch (t) {
                 case FLOAT32, FLOAT16, BFLOAT16 -> FLOAT;
                 case FLOAT64 -> DOUBLE;
-                case INT32, INT64, BOOL -> LONG;
+                case INT8, UINT8, INT16, INT32, UINT32, INT64, UINT64, BOOL -> LONG;
             };
         }
     }
@@ -46,8 +46,11 @@ public final class Pointwise {
                     FloatBlocks.Input.of(x));
             case DOUBLE -> runArrays(ArrayBlocks.DOUBLES, out, cost, (in, o, n, at) -> ScalarKernels.unary(fn, in[0], o, n),
                     ArrayBlocks.Input.of(x));
-            case LONG -> runArrays(ArrayBlocks.LONGS, out, cost, (in, o, n, at) -> ScalarKernels.unary(fn, in[0], o, n),
-                    ArrayBlocks.Input.of(x));
+            case LONG -> {
+                boolean unsigned = compute == DType.UINT64;
+                runArrays(ArrayBlocks.LONGS, out, cost, (in, o, n, at) -> ScalarKernels.unary(fn, in[0], o, n, unsigned),
+                        ArrayBlocks.Input.of(x));
+            }
         }
     }
 
@@ -95,8 +98,9 @@ public final class Pointwise {
                     a.asDouble(), b.asDouble());
             case LONG -> {
                 ScalarKernels.ElementError error = new ScalarKernels.ElementError(fn.opName(), out.shape(), operands);
-                runArrays(ArrayBlocks.LONGS, out, cost, (in, o, n, at) -> ScalarKernels.binary(fn, in[0], in[1], o, n, at, error),
-                        a.asLong(), b.asLong());
+                boolean unsigned = compute == DType.UINT64;
+                runArrays(ArrayBlocks.LONGS, out, cost, (in, o, n, at) -> ScalarKernels.binary(fn, in[0], in[1], o, n, at, error, unsigned),
+                        a.asLong(compute), b.asLong(compute));
             }
         }
     }
@@ -117,12 +121,20 @@ public final class Pointwise {
             return ArrayBlocks.Input.constant(block);
         }
 
-        ArrayBlocks.Input<long[]> asLong() {
+        ArrayBlocks.Input<long[]> asLong(DType compute) {
             if (tensor != null) return ArrayBlocks.Input.of(tensor);
             long[] block = new long[ElementwiseLoop.BLOCK];
-            Arrays.fill(block, (long) scalar);
+            Arrays.fill(block, integerScalar(compute, scalar));
             return ArrayBlocks.Input.constant(block);
         }
+    }
+
+    /**
+     * An integral scalar as integer arithmetic in {@code compute} sees it: wrapped to the type,
+     * as PyTorch's {@code uint8_tensor + (-1)} adds 255.
+     */
+    static long integerScalar(DType compute, double scalar) {
+        return Elements.wrap(compute, scalar >= 0x1p63 ? Elements.fromDouble(DType.UINT64, scalar) : (long) scalar);
     }
 
     /** {@code v} rounded to {@code t} (a float32-computed type) and widened back to float. */
@@ -154,12 +166,13 @@ public final class Pointwise {
                     throw new KilnTypeException("clamp: bound NaN cannot clamp the integer tensor " + x.dtype() + x.shape()
                             + " (min " + min + ", max " + max + ")");
                 }
-                long typeMin = x.dtype() == DType.INT32 ? Integer.MIN_VALUE : Long.MIN_VALUE;
-                long typeMax = x.dtype() == DType.INT32 ? Integer.MAX_VALUE : Long.MAX_VALUE;
-                long lo = Math.clamp((long) Math.ceil(min), typeMin, typeMax);
-                long hi = Math.clamp((long) Math.floor(max), typeMin, typeMax);
-                runArrays(ArrayBlocks.LONGS, out, 1, (in, o, n, at) -> ScalarKernels.clamp(lo, hi, in[0], o, n),
-                        ArrayBlocks.Input.of(x));
+                // The bounds cast to the dtype, saturating at its range.
+                long lo = Elements.fromDouble(x.dtype(), Math.ceil(min)), hi = Elements.fromDouble(x.dtype(), Math.floor(max));
+                boolean unsigned = x.dtype() == DType.UINT64;
+                runArrays(ArrayBlocks.LONGS, out, 1, (in, o, n, at) -> {
+                    if (unsigned) ScalarKernels.clampUnsigned(lo, hi, in[0], o, n);
+                    else ScalarKernels.clamp(lo, hi, in[0], o, n);
+                }, ArrayBlocks.Input.of(x));
             }
         }
     }

@@ -69,8 +69,8 @@ public final class Reductions {
         long v = switch (fn) {
             case SUM, MEAN -> 0;
             case PROD -> 1;
-            case MAX -> t == DType.BOOL ? 0 : t == DType.INT32 ? Integer.MIN_VALUE : Long.MIN_VALUE;
-            case MIN -> t == DType.BOOL ? 1 : t == DType.INT32 ? Integer.MAX_VALUE : Long.MAX_VALUE;
+            case MAX -> Elements.minValue(t);
+            case MIN -> Elements.maxValue(t);
         };
         for (long i = 0; i < out.numel(); i++) Elements.writeLong(t, s, base + i, v);
     }

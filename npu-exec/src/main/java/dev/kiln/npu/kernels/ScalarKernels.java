@@ -56,7 +56,12 @@ final class ScalarKernels {
 
     // ---------------------------------------------------------------- long
 
-    static void unary(UnaryFn fn, long[] a, long[] o, int n) {
+    /** {@code unsigned}: the values are uint64 bits, which abs and relu leave as they are. */
+    static void unary(UnaryFn fn, long[] a, long[] o, int n, boolean unsigned) {
+        if (unsigned && (fn == UnaryFn.ABS || fn == UnaryFn.RELU)) {
+            identity(a, o, n);
+            return;
+        }
         switch (fn) {
             case NEG -> { for (int i = 0; i < n; i++) o[i] = -a[i]; }
             case ABS -> { for (int i = 0; i < n; i++) o[i] = Math.abs(a[i]); }
@@ -66,7 +71,12 @@ final class ScalarKernels {
         }
     }
 
-    static void binary(BinaryFn fn, long[] a, long[] b, long[] o, int n, long outIndex, ElementError error) {
+    /**
+     * {@code unsigned}: the values are uint64 bits, compared, divided and raised to powers
+     * unsigned (sums, differences and products wrap to the same bits either way).
+     */
+    static void binary(BinaryFn fn, long[] a, long[] b, long[] o, int n, long outIndex, ElementError error, boolean unsigned) {
+        if (unsigned && binaryUnsigned(fn, a, b, o, n, outIndex, error)) return;
         switch (fn) {
             case ADD -> { for (int i = 0; i < n; i++) o[i] = a[i] + b[i]; }
             case SUB -> { for (int i = 0; i < n; i++) o[i] = a[i] - b[i]; }
@@ -100,8 +110,46 @@ final class ScalarKernels {
         }
     }
 
+    /** The ops whose uint64 form differs from the signed one; false for the rest. */
+    private static boolean binaryUnsigned(BinaryFn fn, long[] a, long[] b, long[] o, int n, long outIndex, ElementError error) {
+        switch (fn) {
+            case MINIMUM -> { for (int i = 0; i < n; i++) o[i] = Long.compareUnsigned(a[i], b[i]) <= 0 ? a[i] : b[i]; }
+            case MAXIMUM -> { for (int i = 0; i < n; i++) o[i] = Long.compareUnsigned(a[i], b[i]) >= 0 ? a[i] : b[i]; }
+            case TRUNC_DIV, FLOOR_DIV -> {
+                for (int i = 0; i < n; i++) {
+                    if (b[i] == 0) throw error.at(outIndex + i, "integer division by zero");
+                    o[i] = Long.divideUnsigned(a[i], b[i]);
+                }
+            }
+            case POW -> {
+                for (int i = 0; i < n; i++) {
+                    long r = 1, base = a[i];
+                    for (long e = b[i]; e != 0; e >>>= 1) {
+                        if ((e & 1) != 0) r *= base;
+                        base *= base;
+                    }
+                    o[i] = r;
+                }
+            }
+            case LT -> { for (int i = 0; i < n; i++) o[i] = Long.compareUnsigned(a[i], b[i]) < 0 ? 1 : 0; }
+            case LE -> { for (int i = 0; i < n; i++) o[i] = Long.compareUnsigned(a[i], b[i]) <= 0 ? 1 : 0; }
+            case GT -> { for (int i = 0; i < n; i++) o[i] = Long.compareUnsigned(a[i], b[i]) > 0 ? 1 : 0; }
+            case GE -> { for (int i = 0; i < n; i++) o[i] = Long.compareUnsigned(a[i], b[i]) >= 0 ? 1 : 0; }
+            default -> { return false; }
+        }
+        return true;
+    }
+
     static void clamp(long lo, long hi, long[] a, long[] o, int n) {
         for (int i = 0; i < n; i++) o[i] = Math.min(Math.max(a[i], lo), hi);
+    }
+
+    /** {@link #clamp(long, long, long[], long[], int)} of uint64 bits. */
+    static void clampUnsigned(long lo, long hi, long[] a, long[] o, int n) {
+        for (int i = 0; i < n; i++) {
+            long v = Long.compareUnsigned(a[i], lo) < 0 ? lo : a[i];
+            o[i] = Long.compareUnsigned(v, hi) > 0 ? hi : v;
+        }
     }
 
     static void where(long[] c, long[] x, long[] y, long[] o, int n) {

@@ -22,11 +22,15 @@ class CastTest {
      */
     static double castRef(DType from, DType to, double v) {
         if (to == DType.BOOL) return v != 0 ? 1 : 0;
-        if (to == DType.INT32) {
-            if (from.isFloatingPoint()) return Double.isNaN(v) ? 0 : Math.max(Integer.MIN_VALUE, Math.min(Integer.MAX_VALUE, (long) v));
-            return (int) (long) v;
+        if (to.isInteger()) {
+            // From floats: toward zero, saturating at the target's range; between integers: the low bits.
+            if (from.isFloatingPoint()) {
+                return Double.isNaN(v) ? 0 : Math.clamp(v < 0 ? Math.ceil(v) : Math.floor(v), TestTensors.lowest(to), TestTensors.highest(to));
+            }
+            // (The largest uint64, saturated from an edge value, reads as the double 2^64.)
+            long bits = from != DType.UINT64 ? (long) v : v >= 0x1p64 ? -1L : new java.math.BigDecimal(v).toBigInteger().longValue();
+            return TestTensors.wrap(to, bits);
         }
-        if (to == DType.INT64) return (long) v;
         return TestTensors.roundTo(to, v);
     }
 

@@ -1,6 +1,7 @@
 package dev.kiln.npu.kernels.gemm;
 
 import dev.kiln.tensor.DType;
+import dev.kiln.tensor.Elements;
 import jdk.incubator.vector.LongVector;
 import jdk.incubator.vector.VectorSpecies;
 
@@ -8,9 +9,9 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 
 /**
- * Packed GEMM for int32 and int64: products and sums in long, wrapping like Java
- * arithmetic. An int32 result is the long result modulo 2^32, so int32 partial sums
- * can accumulate in the output itself.
+ * Packed GEMM for the integer types: products and sums in long, wrapping like Java
+ * arithmetic. A narrower result is the long result modulo 2^bits, so partial sums can
+ * accumulate in the output itself.
  */
 public final class LongGemm extends PackedGemm<long[]> {
     private static final VectorSpecies<Long> S = LongVector.SPECIES_PREFERRED;
@@ -22,7 +23,7 @@ public final class LongGemm extends PackedGemm<long[]> {
         super(Blocking.forKernel(MR, NR, Long.BYTES));
     }
 
-    /** Computes {@code p} (int32 or int64 operands of one type; K > 0). */
+    /** Computes {@code p} (integer operands of one type; K > 0). */
     public static void compute(GemmProblem p) {
         INSTANCE.run(p, null, null);
     }
@@ -31,9 +32,11 @@ public final class LongGemm extends PackedGemm<long[]> {
     long[] newBuffer(int length) { return new long[length]; }
 
     private static long read(Operand o, long index) {
-        return o.dtype() == DType.INT32
-                ? o.segment().getAtIndex(ValueLayout.JAVA_INT, index)
-                : o.segment().getAtIndex(ValueLayout.JAVA_LONG, index);
+        return switch (o.dtype()) {
+            case INT32 -> o.segment().getAtIndex(ValueLayout.JAVA_INT, index);
+            case INT64, UINT64 -> o.segment().getAtIndex(ValueLayout.JAVA_LONG, index);
+            default -> Elements.readLong(o.dtype(), o.segment(), index);
+        };
     }
 
     @Override
@@ -79,17 +82,20 @@ public final class LongGemm extends PackedGemm<long[]> {
     @Override
     void store(long[] tile, int rows, int cols, Block c, int row, int col, boolean accumulate) {
         MemorySegment s = c.segment();
-        boolean int32 = c.type() == DType.INT32;
+        DType type = c.type();
         for (int r = 0; r < rows; r++) {
             long o = c.index(row + r, col);
             for (int j = 0; j < cols; j++) {
                 long v = tile[r * NR + j];
-                if (int32) {
+                if (type == DType.INT32) {
                     int prev = accumulate ? s.getAtIndex(ValueLayout.JAVA_INT, o + j) : 0;
                     s.setAtIndex(ValueLayout.JAVA_INT, o + j, (int) (prev + v));
-                } else {
+                } else if (type == DType.INT64 || type == DType.UINT64) {
                     long prev = accumulate ? s.getAtIndex(ValueLayout.JAVA_LONG, o + j) : 0;
                     s.setAtIndex(ValueLayout.JAVA_LONG, o + j, prev + v);
+                } else {
+                    long prev = accumulate ? Elements.readLong(type, s, o + j) : 0;
+                    Elements.writeLong(type, s, o + j, prev + v);
                 }
             }
         }
