@@ -134,7 +134,7 @@ public final class Pointwise {
      * as PyTorch's {@code uint8_tensor + (-1)} adds 255.
      */
     static long integerScalar(DType compute, double scalar) {
-        return Elements.wrap(compute, scalar >= 0x1p63 ? Elements.fromDouble(DType.UINT64, scalar) : (long) scalar);
+        return compute == DType.UINT64 && scalar >= 0x1p63 ? Elements.fromDouble(compute, scalar) : Elements.wrap(compute, (long) scalar);
     }
 
     /** {@code v} rounded to {@code t} (a float32-computed type) and widened back to float. */

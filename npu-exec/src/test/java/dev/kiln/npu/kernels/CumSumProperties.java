@@ -27,7 +27,9 @@ class CumSumProperties {
     Arbitrary<DType> floatTypes() { return Arbitraries.of(DType.FLOAT32, DType.FLOAT64, DType.FLOAT16); }
 
     @Provide
-    Arbitrary<DType> intTypes() { return Arbitraries.of(DType.INT32, DType.INT64, DType.BOOL); }
+    Arbitrary<DType> intTypes() {
+        return Arbitraries.of(DType.INT8, DType.UINT8, DType.INT16, DType.INT32, DType.UINT32, DType.INT64, DType.BOOL);
+    }
 
     @Property(tries = 150)
     void floatCumsumMatchesRunningSum(@ForAll("shapes") int[] shape, @ForAll long seed, @ForAll boolean exclusive,

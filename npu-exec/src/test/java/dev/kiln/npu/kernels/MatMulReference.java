@@ -85,10 +85,10 @@ final class MatMulReference {
             double want = e.values()[i], a = got[i];
             boolean ok;
             double tol = 0;
-            if (t == DType.INT32) {
-                want = (int) e.exact()[i];
+            if (t.isInteger() && t.byteSize() < 8) {
+                want = TestTensors.wrap(t, e.exact()[i]);
                 ok = a == want;
-            } else if (t == DType.INT64) {
+            } else if (t == DType.INT64 || t == DType.UINT64) {
                 want = e.exact()[i];
                 ok = actual.storage().segment().getAtIndex(java.lang.foreign.ValueLayout.JAVA_LONG, actual.elementOffset(i)) == e.exact()[i];
             } else if (Double.isNaN(want)) {

@@ -142,18 +142,23 @@ class PointwiseProperties {
 
     // ---------------------------------------------------------------- binary
 
-    /** The op in the compute type: double for floating types, long (wrapped by the caller) otherwise. */
+    /**
+     * The op in the compute type: double for floating types, otherwise in long, wrapped to the
+     * type (uint64 operands as their bits, a negative long past 2^63, compared and divided unsigned).
+     */
     static double binaryRef(BinaryFn fn, DType compute, double a, double b) {
         if (!compute.isFloatingPoint()) {
             long x = (long) a, y = (long) b;
+            boolean unsigned = compute == DType.UINT64;
+            int order = unsigned ? Long.compareUnsigned(x, y) : Long.compare(x, y);
             long r = switch (fn) {
                 case ADD -> x + y;
                 case SUB -> x - y;
                 case MUL -> x * y;
-                case TRUNC_DIV -> x / y;
-                case FLOOR_DIV -> Math.floorDiv(x, y);
-                case MINIMUM -> Math.min(x, y);
-                case MAXIMUM -> Math.max(x, y);
+                case TRUNC_DIV -> unsigned ? Long.divideUnsigned(x, y) : x / y;
+                case FLOOR_DIV -> unsigned ? Long.divideUnsigned(x, y) : Math.floorDiv(x, y);
+                case MINIMUM -> order <= 0 ? x : y;
+                case MAXIMUM -> order >= 0 ? x : y;
                 case POW -> {
                     long acc = 1;
                     for (long e = 0; e < y; e++) acc *= x;
@@ -161,10 +166,10 @@ class PointwiseProperties {
                 }
                 case EQ -> x == y ? 1 : 0;
                 case NE -> x != y ? 1 : 0;
-                case LT -> x < y ? 1 : 0;
-                case LE -> x <= y ? 1 : 0;
-                case GT -> x > y ? 1 : 0;
-                case GE -> x >= y ? 1 : 0;
+                case LT -> order < 0 ? 1 : 0;
+                case LE -> order <= 0 ? 1 : 0;
+                case GT -> order > 0 ? 1 : 0;
+                case GE -> order >= 0 ? 1 : 0;
                 case LOGICAL_AND -> x != 0 && y != 0 ? 1 : 0;
                 case LOGICAL_OR -> x != 0 || y != 0 ? 1 : 0;
                 case LOGICAL_XOR -> (x != 0) != (y != 0) ? 1 : 0;
@@ -269,8 +274,10 @@ class PointwiseProperties {
         Tensor x = TestTensors.tensor(v, t, p, shape);
         Tensor y = Dispatch.apply1(op, x);
         DType outType = fn.resultType(op.operandType(t));
-        // An integral scalar in integer arithmetic wraps to the type, as PyTorch's uint8 + (-1) gives 255.
-        double s = compute.isFloatingPoint() ? stored(compute, scalar) : TestTensors.wrap(compute, (long) scalar);
+        // An integral scalar in integer arithmetic wraps to the type, as PyTorch's uint8 + (-1) gives 255
+        // (for uint64, binaryRef takes the bits: -1 stands for 2^64 - 1).
+        double s = compute.isFloatingPoint() ? stored(compute, scalar)
+                : compute == DType.UINT64 ? (long) scalar : TestTensors.wrap(compute, (long) scalar);
         double[] expected = new double[v.length];
         for (int i = 0; i < v.length; i++) {
             double e = stored(compute, v[i]);

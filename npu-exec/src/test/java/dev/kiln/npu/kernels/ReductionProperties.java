@@ -37,7 +37,9 @@ class ReductionProperties {
     Arbitrary<DType> floatTypes() { return Arbitraries.of(DType.FLOAT32, DType.FLOAT64, DType.FLOAT16, DType.BFLOAT16); }
 
     @Provide
-    Arbitrary<DType> intTypes() { return Arbitraries.of(DType.INT32, DType.INT64, DType.BOOL); }
+    Arbitrary<DType> intTypes() {
+        return Arbitraries.of(DType.INT8, DType.UINT8, DType.INT16, DType.INT32, DType.UINT32, DType.INT64, DType.BOOL);
+    }
 
     @Provide
     Arbitrary<ReduceFn> intFns() { return Arbitraries.of(ReduceFn.SUM, ReduceFn.PROD, ReduceFn.MAX, ReduceFn.MIN); }
@@ -160,8 +162,9 @@ class ReductionProperties {
         long exactInit = switch (fn) {
             case SUM, MEAN -> 0;
             case PROD -> 1;
-            case MAX -> resultType == DType.BOOL ? 0 : resultType == DType.INT32 ? Integer.MIN_VALUE : Long.MIN_VALUE;
-            case MIN -> resultType == DType.BOOL ? 1 : resultType == DType.INT32 ? Integer.MAX_VALUE : Long.MAX_VALUE;
+            // The type's least and greatest values, as the identities of max and min (unused for floats).
+            case MAX -> resultType.isInteger() ? (long) TestTensors.lowest(resultType) : 0;
+            case MIN -> resultType == DType.INT64 ? Long.MAX_VALUE : resultType.isInteger() ? (long) TestTensors.highest(resultType) : 1;
         };
         Arrays.fill(exact, exactInit);
         for (int i = 0; i < data.length; i++) {

@@ -47,7 +47,8 @@ final class Refs {
     static double[] intData(long n, long seed, int lo, int hi, DType t) {
         SplittableRandom r = new SplittableRandom(seed);
         double[] d = new double[Math.toIntExact(n)];
-        for (int i = 0; i < d.length; i++) d[i] = t == DType.BOOL ? r.nextInt(2) : lo + r.nextInt(hi - lo + 1);
+        int low = t.isUnsigned() ? Math.max(lo, 0) : lo;
+        for (int i = 0; i < d.length; i++) d[i] = t == DType.BOOL ? r.nextInt(2) : low + r.nextInt(hi - low + 1);
         return d;
     }
 

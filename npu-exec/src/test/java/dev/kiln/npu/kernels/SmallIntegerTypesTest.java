@@ -65,6 +65,10 @@ class SmallIntegerTypesTest {
         assertArrayEquals(new long[] {big, 10}, x.maximum(y).toLongArray());
         assertArrayEquals(new long[] {16, 3}, x.minimum(y).toLongArray());
         assertArrayEquals(new long[] {big, 10}, x.abs().toLongArray(), "abs leaves unsigned values alone");
+        assertArrayEquals(new long[] {-1L, 9}, of(DType.UINT64, 0, 10).add(-1L).toLongArray(), "0 + (-1) is 2^64 - 1");
+        Tensor allOnes = Tensor.full(-1, DType.INT64, 2).to(DType.UINT64);
+        assertArrayEquals(new long[] {Long.divideUnsigned(-1L, 16), Long.divideUnsigned(-1L, 3)},
+                allOnes.div(y, Tensor.RoundingMode.TRUNC).toLongArray(), "2^64 - 1 divided unsigned");
         assertArrayEquals(new long[] {big, 10}, x.clamp(4, 1e30).toLongArray());
         assertArrayEquals(new long[] {16, 4}, y.clamp(4, 1e30).toLongArray());
         assertEquals("tensor([17293822569102704640, 10], dtype=uint64, shape=[2])", x.toString());
