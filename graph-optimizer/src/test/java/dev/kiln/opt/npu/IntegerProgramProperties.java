@@ -61,6 +61,25 @@ class IntegerProgramProperties {
         return values.getLast();
     }
 
+    /** A fused float32 chain reading every integer type through the DMA's conversion, extremes included. */
+    @net.jqwik.api.Example
+    void fusedChainsReadEveryIntegerTypeAsEagerCastsIt() {
+        long[] v = {0, 1, -1, 127, -128, 255, 65535, -32769, 4294967295L, Long.MIN_VALUE, Long.MAX_VALUE, 0xf000_0000_0000_0001L};
+        for (DType t : INTEGERS) {
+            Tensor x = Tensor.of(v, 3, 4).to(t);
+            FnN<Object> chain = a -> {
+                Tensor f = ((Tensor) a[0]).to(DType.FLOAT32);
+                return f.mul(0.5f).add(f.sigmoid());
+            };
+            Tensor eager = (Tensor) chain.apply(x);
+            FnN<Object> compiled = Kiln.compileN(chain, CompileOptions.defaults().backend(Backend.NPU));
+            Tensor got = (Tensor) compiled.apply(x);
+            assertArrayEquals(eager.toFloatArray(), got.toFloatArray(), t.toString());
+            String explained = Kiln.explain(compiled, x).toString();
+            org.junit.jupiter.api.Assertions.assertTrue(explained.contains("1 fused"), t + ": " + explained);
+        }
+    }
+
     @Property(tries = 80)
     void compiledEqualsEagerBitForBit(@ForAll long seed) {
         SplittableRandom r = new SplittableRandom(seed);
