@@ -42,7 +42,7 @@ final class ElementSemantics {
             return switch (compute) {
                 case FLOAT32, FLOAT16, BFLOAT16 -> FLOAT;
                 case FLOAT64 -> DOUBLE;
-                case INT8, UINT8, INT16, INT32, UINT32, INT64, UINT64, BOOL -> LONG;
+                case INT8, UINT8, INT16, UINT16, INT32, UINT32, INT64, UINT64, BOOL -> LONG;
             };
         }
     }

@@ -122,6 +122,7 @@ public final class TestTensors {
             case INT8 -> (byte) r;
             case UINT8 -> r & 0xff;
             case INT16 -> (short) r;
+            case UINT16 -> r & 0xffff;
             case INT32 -> (int) r;
             case UINT32 -> r & 0xffff_ffffL;
             case UINT64 -> new java.math.BigInteger(Long.toUnsignedString(r)).doubleValue();
@@ -147,6 +148,7 @@ public final class TestTensors {
             case INT8 -> 127;
             case UINT8 -> 255;
             case INT16 -> 32767;
+            case UINT16 -> 65535;
             case INT32 -> Integer.MAX_VALUE;
             case UINT32 -> 4294967295.0;
             case INT64 -> Long.MAX_VALUE;

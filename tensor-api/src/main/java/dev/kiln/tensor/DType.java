@@ -11,6 +11,7 @@ public enum DType {
     INT8("int8", 1, Category.INTEGER),
     UINT8("uint8", 1, Category.INTEGER),
     INT16("int16", 2, Category.INTEGER),
+    UINT16("uint16", 2, Category.INTEGER),
     INT32("int32", 4, Category.INTEGER),
     UINT32("uint32", 4, Category.INTEGER),
     INT64("int64", 8, Category.INTEGER),
@@ -38,7 +39,7 @@ public enum DType {
     public boolean isFloatingPoint() { return category == Category.FLOATING; }
     public boolean isInteger() { return category == Category.INTEGER; }
     public boolean isBool() { return this == BOOL; }
-    public boolean isUnsigned() { return this == UINT8 || this == UINT32 || this == UINT64; }
+    public boolean isUnsigned() { return this == UINT8 || this == UINT16 || this == UINT32 || this == UINT64; }
 
     /** The type arithmetic runs in: float32 for the half formats, else the type itself. */
     public DType computeType() {
@@ -61,6 +62,7 @@ public enum DType {
             if (signed.byteSize > unsigned.byteSize) return signed;
             return switch (unsigned) {
                 case UINT8 -> INT16;
+                case UINT16 -> INT32;
                 case UINT32 -> INT64;
                 default -> throw new KilnTypeException("no integer type holds both " + a + " and " + b + "; cast one of them first");
             };
@@ -75,6 +77,7 @@ public enum DType {
             case "int8", "i1" -> INT8;
             case "uint8", "u1" -> UINT8;
             case "int16", "i2", "short" -> INT16;
+            case "uint16", "u2" -> UINT16;
             case "int32", "i4", "int" -> INT32;
             case "uint32", "u4" -> UINT32;
             case "int64", "i8", "long" -> INT64;

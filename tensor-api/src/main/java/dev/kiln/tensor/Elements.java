@@ -11,7 +11,7 @@ public final class Elements {
     public static double read(DType dtype, MemorySegment s, long index) {
         return switch (dtype) {
             case BOOL -> s.get(ValueLayout.JAVA_BYTE, index) != 0 ? 1 : 0;
-            case INT8, UINT8, INT16, INT32, UINT32, INT64, UINT64 -> toDouble(dtype, readLong(dtype, s, index));
+            case INT8, UINT8, INT16, UINT16, INT32, UINT32, INT64, UINT64 -> toDouble(dtype, readLong(dtype, s, index));
             case FLOAT16 -> Float.float16ToFloat(s.getAtIndex(ValueLayout.JAVA_SHORT, index));
             case BFLOAT16 -> bf16ToFloat(s.getAtIndex(ValueLayout.JAVA_SHORT, index));
             case FLOAT32 -> s.getAtIndex(ValueLayout.JAVA_FLOAT, index);
@@ -28,6 +28,7 @@ public final class Elements {
             case INT8 -> s.get(ValueLayout.JAVA_BYTE, index);
             case UINT8 -> s.get(ValueLayout.JAVA_BYTE, index) & 0xffL;
             case INT16 -> s.getAtIndex(ValueLayout.JAVA_SHORT, index);
+            case UINT16 -> s.getAtIndex(ValueLayout.JAVA_SHORT, index) & 0xffffL;
             case INT32 -> s.getAtIndex(ValueLayout.JAVA_INT, index);
             case UINT32 -> s.getAtIndex(ValueLayout.JAVA_INT, index) & 0xffff_ffffL;
             case INT64, UINT64 -> s.getAtIndex(ValueLayout.JAVA_LONG, index);
@@ -42,7 +43,7 @@ public final class Elements {
     public static void write(DType dtype, MemorySegment s, long index, double v) {
         switch (dtype) {
             case BOOL -> s.set(ValueLayout.JAVA_BYTE, index, (byte) (v != 0 ? 1 : 0));
-            case INT8, UINT8, INT16, INT32, UINT32, INT64, UINT64 -> writeLong(dtype, s, index, fromDouble(dtype, v));
+            case INT8, UINT8, INT16, UINT16, INT32, UINT32, INT64, UINT64 -> writeLong(dtype, s, index, fromDouble(dtype, v));
             case FLOAT16 -> s.setAtIndex(ValueLayout.JAVA_SHORT, index, Float.floatToFloat16((float) v));
             case BFLOAT16 -> s.setAtIndex(ValueLayout.JAVA_SHORT, index, floatToBf16((float) v));
             case FLOAT32 -> s.setAtIndex(ValueLayout.JAVA_FLOAT, index, (float) v);
@@ -58,7 +59,7 @@ public final class Elements {
     public static void writeLong(DType dtype, MemorySegment s, long index, long v) {
         switch (dtype) {
             case INT8, UINT8 -> s.set(ValueLayout.JAVA_BYTE, index, (byte) v);
-            case INT16 -> s.setAtIndex(ValueLayout.JAVA_SHORT, index, (short) v);
+            case INT16, UINT16 -> s.setAtIndex(ValueLayout.JAVA_SHORT, index, (short) v);
             case INT32, UINT32 -> s.setAtIndex(ValueLayout.JAVA_INT, index, (int) v);
             case INT64, UINT64 -> s.setAtIndex(ValueLayout.JAVA_LONG, index, v);
             default -> write(dtype, s, index, v);
@@ -78,6 +79,7 @@ public final class Elements {
             case INT8 -> (byte) v;
             case UINT8 -> v & 0xffL;
             case INT16 -> (short) v;
+            case UINT16 -> v & 0xffffL;
             case INT32 -> (int) v;
             case UINT32 -> v & 0xffff_ffffL;
             default -> v;
@@ -91,7 +93,7 @@ public final class Elements {
             case INT16 -> Short.MIN_VALUE;
             case INT32 -> Integer.MIN_VALUE;
             case INT64 -> Long.MIN_VALUE;
-            case BOOL, UINT8, UINT32, UINT64 -> 0;
+            case BOOL, UINT8, UINT16, UINT32, UINT64 -> 0;
             default -> throw new IllegalArgumentException(dtype + " is not an integer type");
         };
     }
@@ -103,6 +105,7 @@ public final class Elements {
             case INT8 -> Byte.MAX_VALUE;
             case UINT8 -> 0xff;
             case INT16 -> Short.MAX_VALUE;
+            case UINT16 -> 0xffff;
             case INT32 -> Integer.MAX_VALUE;
             case UINT32 -> 0xffff_ffffL;
             case INT64 -> Long.MAX_VALUE;
@@ -123,7 +126,7 @@ public final class Elements {
      */
     public static long fromDouble(DType dtype, double v) {
         return switch (dtype) {
-            case INT8, UINT8, INT16, UINT32 -> Math.clamp((long) v, minValue(dtype), maxValue(dtype));
+            case INT8, UINT8, INT16, UINT16, UINT32 -> Math.clamp((long) v, minValue(dtype), maxValue(dtype));
             case INT32 -> (int) v;
             case UINT64 -> v >= 0x1p63 ? (v >= 0x1p64 ? -1L : (long) (v - 0x1p63) ^ Long.MIN_VALUE) : Math.max(0, (long) v);
             default -> (long) v;

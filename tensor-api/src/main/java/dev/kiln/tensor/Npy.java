@@ -22,10 +22,9 @@ import java.util.regex.Pattern;
  * {@code numpy.load} reads it.
  *
  * <p>Reading accepts format versions 1.0, 2.0 and 3.0, little- and big-endian data, and
- * C or Fortran order; the dtypes Kiln has are bool ({@code |b1}), int8, uint8, int16, int32,
- * uint32, int64, uint64, float16, float32 and float64. Any other dtype (uint16, complex,
- * object, structured...)
- * raises a {@link KilnTypeException} naming the file's dtype descriptor. A Fortran-order
+ * C or Fortran order; the dtypes Kiln has are bool ({@code |b1}), int8, uint8, int16, uint16,
+ * int32, uint32, int64, uint64, float16, float32 and float64. Any other dtype (complex,
+ * object, structured...) raises a {@link KilnTypeException} naming the file's dtype descriptor. A Fortran-order
  * array is returned as a column-major view of the data read (as NumPy does), not copied.
  *
  * <p>Writing produces version 1.0 (2.0 only if the header outgrew 1.0's 64 KiB limit),
@@ -174,6 +173,7 @@ public final class Npy {
             case "i1" -> DType.INT8;
             case "u1" -> DType.UINT8;
             case "i2" -> DType.INT16;
+            case "u2" -> DType.UINT16;
             case "i4" -> DType.INT32;
             case "u4" -> DType.UINT32;
             case "i8" -> DType.INT64;
@@ -216,6 +216,7 @@ public final class Npy {
             case INT8 -> "|i1";
             case UINT8 -> "|u1";
             case INT16 -> "<i2";
+            case UINT16 -> "<u2";
             case INT32 -> "<i4";
             case UINT32 -> "<u4";
             case INT64 -> "<i8";

@@ -68,10 +68,11 @@ class ElementsTest {
         assertEquals(-56, Elements.wrap(DType.INT8, 200));
         assertEquals(255, Elements.wrap(DType.UINT8, -1));
         assertEquals(-32768, Elements.wrap(DType.INT16, 32768));
+        assertEquals(65535, Elements.wrap(DType.UINT16, -1));
         assertEquals(0xffff_fffeL, Elements.wrap(DType.UINT32, -2));
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment s = arena.allocate(8);
-            for (DType t : new DType[] {DType.INT8, DType.UINT8, DType.INT16, DType.UINT32}) {
+            for (DType t : new DType[] {DType.INT8, DType.UINT8, DType.INT16, DType.UINT16, DType.UINT32}) {
                 Elements.writeLong(t, s, 0, -2);
                 assertEquals(Elements.wrap(t, -2), Elements.readLong(t, s, 0), t.toString());
             }

@@ -25,7 +25,8 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
  * and the kernels must agree on every wrap.
  */
 class IntegerProgramProperties {
-    private static final DType[] INTEGERS = {DType.INT8, DType.UINT8, DType.INT16, DType.INT32, DType.UINT32, DType.INT64, DType.UINT64};
+    private static final DType[] INTEGERS = {DType.INT8, DType.UINT8, DType.INT16, DType.UINT16, DType.INT32, DType.UINT32, DType.INT64,
+            DType.UINT64};
     private static final String[] KINDS = {"add", "sub", "mul", "div", "max", "min", "gt", "addScalar", "mulScalar", "clamp", "cast",
             "constant"};
 

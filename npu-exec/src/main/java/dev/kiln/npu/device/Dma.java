@@ -65,7 +65,7 @@ public final class Dma {
                 case FLOAT64 -> (float) dram.getAtIndex(ValueLayout.JAVA_DOUBLE_UNALIGNED, index);
                 case INT32 -> (float) dram.getAtIndex(ValueLayout.JAVA_INT_UNALIGNED, index);
                 case INT64 -> (float) dram.getAtIndex(ValueLayout.JAVA_LONG_UNALIGNED, index);
-                case INT8, UINT8, INT16, UINT32, UINT64 -> Elements.toFloat(type, Elements.readLong(type, dram, index));
+                case INT8, UINT8, INT16, UINT16, UINT32, UINT64 -> Elements.toFloat(type, Elements.readLong(type, dram, index));
                 case BOOL -> dram.get(ValueLayout.JAVA_BYTE, index) != 0 ? 1f : 0f;
             };
         }

@@ -64,7 +64,7 @@ public final class MatMul {
             }
             case FLOAT16, BFLOAT16 -> FloatGemm.compute(p);
             case FLOAT64 -> DoubleGemm.compute(p);
-            case INT8, UINT8, INT16, INT32, UINT32, INT64, UINT64 -> LongGemm.compute(p);
+            case INT8, UINT8, INT16, UINT16, INT32, UINT32, INT64, UINT64 -> LongGemm.compute(p);
             case BOOL -> throw new KilnTypeException("matmul: not supported for bool tensors");
         }
     }

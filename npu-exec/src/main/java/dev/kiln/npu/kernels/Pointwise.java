@@ -30,7 +30,7 @@ public final class Pointwise {
             return switch (t) {
                 case FLOAT32, FLOAT16, BFLOAT16 -> FLOAT;
                 case FLOAT64 -> DOUBLE;
-                case INT8, UINT8, INT16, INT32, UINT32, INT64, UINT64, BOOL -> LONG;
+                case INT8, UINT8, INT16, UINT16, INT32, UINT32, INT64, UINT64, BOOL -> LONG;
             };
         }
     }

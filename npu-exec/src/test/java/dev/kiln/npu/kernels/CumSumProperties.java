@@ -28,7 +28,7 @@ class CumSumProperties {
 
     @Provide
     Arbitrary<DType> intTypes() {
-        return Arbitraries.of(DType.INT8, DType.UINT8, DType.INT16, DType.INT32, DType.UINT32, DType.INT64, DType.BOOL);
+        return Arbitraries.of(DType.INT8, DType.UINT8, DType.INT16, DType.UINT16, DType.INT32, DType.UINT32, DType.INT64, DType.BOOL);
     }
 
     @Property(tries = 150)

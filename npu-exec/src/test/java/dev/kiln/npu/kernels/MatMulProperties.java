@@ -38,7 +38,7 @@ class MatMulProperties {
                 Tuple.of(1, Arbitraries.just(DType.BFLOAT16)),
                 Tuple.of(1, Arbitraries.just(DType.INT32)),
                 Tuple.of(1, Arbitraries.just(DType.INT64)),
-                Tuple.of(1, Arbitraries.of(DType.INT8, DType.UINT8, DType.INT16, DType.UINT32, DType.UINT64)));
+                Tuple.of(1, Arbitraries.of(DType.INT8, DType.UINT8, DType.INT16, DType.UINT16, DType.UINT32, DType.UINT64)));
     }
 
     @Property(tries = 200)
@@ -100,7 +100,7 @@ class MatMulProperties {
         double scale = switch (dtype) {
             case INT32 -> 3e9;   // products and sums overflow int32: results must wrap like Java
             case INT64, UINT64 -> 5e9;   // products overflow int64
-            case INT8, UINT8, INT16, UINT32 -> 300; // and the narrow types
+            case INT8, UINT8, INT16, UINT16, UINT32 -> 300; // and the narrow types
             default -> 2;
         };
         boolean floats = dtype.isFloatingPoint();

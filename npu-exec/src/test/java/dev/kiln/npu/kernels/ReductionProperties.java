@@ -38,7 +38,7 @@ class ReductionProperties {
 
     @Provide
     Arbitrary<DType> intTypes() {
-        return Arbitraries.of(DType.INT8, DType.UINT8, DType.INT16, DType.INT32, DType.UINT32, DType.INT64, DType.BOOL);
+        return Arbitraries.of(DType.INT8, DType.UINT8, DType.INT16, DType.UINT16, DType.INT32, DType.UINT32, DType.INT64, DType.BOOL);
     }
 
     @Provide

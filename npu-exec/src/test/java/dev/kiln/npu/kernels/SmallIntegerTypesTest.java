@@ -11,7 +11,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * int8, uint8, int16, uint32 and uint64: fixed-width arithmetic that wraps, promotion as
+ * int8, uint8, int16, uint16, uint32 and uint64: fixed-width arithmetic that wraps, promotion as
  * PyTorch's, and uint64 past 2^63 divided, compared and converted as unsigned. (The random
  * properties of every op run over these dtypes too; these are the cases they rarely draw.)
  */
@@ -26,6 +26,7 @@ class SmallIntegerTypesTest {
         assertArrayEquals(new long[] {-56, -128, 0}, of(DType.INT8, 100, 127, -128).add(of(DType.INT8, 100, 1, -128)).toLongArray());
         assertArrayEquals(new long[] {44, 0, 255}, of(DType.UINT8, 200, 255, 0).add(of(DType.UINT8, 100, 1, 255)).toLongArray());
         assertArrayEquals(new long[] {-32768, 1}, of(DType.INT16, 32767, -32767).add(of(DType.INT16, 1, 32768)).toLongArray());
+        assertArrayEquals(new long[] {65535, 1}, of(DType.UINT16, 0, 65535).sub(of(DType.UINT16, 1, 65534)).toLongArray());
         assertArrayEquals(new long[] {0xffff_fffeL}, of(DType.UINT32, 0xffff_ffffL).mul(of(DType.UINT32, 0xffff_ffffL))
                 .sub(of(DType.UINT32, 3)).toLongArray());
         assertEquals(DType.INT8, of(DType.INT8, 1).add(of(DType.INT8, 1)).dtype());
@@ -47,6 +48,8 @@ class SmallIntegerTypesTest {
         assertEquals(DType.INT16, DType.promote(DType.INT16, DType.UINT8));
         assertEquals(DType.INT32, DType.promote(DType.UINT8, DType.INT32));
         assertEquals(DType.INT64, DType.promote(DType.UINT32, DType.INT32));
+        assertEquals(DType.INT32, DType.promote(DType.UINT16, DType.INT16));
+        assertEquals(DType.UINT16, DType.promote(DType.UINT16, DType.UINT8));
         assertEquals(DType.UINT32, DType.promote(DType.UINT8, DType.UINT32));
         assertEquals(DType.FLOAT32, DType.promote(DType.UINT64, DType.FLOAT32));
         KilnTypeException e = assertThrows(KilnTypeException.class, () -> DType.promote(DType.UINT64, DType.INT8));

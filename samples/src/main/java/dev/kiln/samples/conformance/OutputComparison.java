@@ -23,7 +23,7 @@ public final class OutputComparison {
             return switch (dtype) {
                 case FLOAT32, FLOAT64 -> new Tolerance(1e-3, 1e-5);
                 case FLOAT16, BFLOAT16 -> new Tolerance(1e-2, 1e-3);
-                case BOOL, INT8, UINT8, INT16, INT32, UINT32, INT64, UINT64 -> new Tolerance(0, 0);
+                case BOOL, INT8, UINT8, INT16, UINT16, INT32, UINT32, INT64, UINT64 -> new Tolerance(0, 0);
             };
         }
     }
@@ -93,7 +93,7 @@ public final class OutputComparison {
         return switch (t.dtype()) {
             case BOOL -> readLong(t, i) != 0 ? "true" : "false";
             case UINT64 -> Long.toUnsignedString(readLong(t, i));
-            case INT8, UINT8, INT16, INT32, UINT32, INT64 -> Long.toString(readLong(t, i));
+            case INT8, UINT8, INT16, UINT16, INT32, UINT32, INT64 -> Long.toString(readLong(t, i));
             case FLOAT64 -> Double.toString(read(t, i));
             default -> Float.toString((float) read(t, i));
         };

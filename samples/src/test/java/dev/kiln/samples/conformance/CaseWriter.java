@@ -52,9 +52,9 @@ public final class CaseWriter {
         return dir;
     }
 
-    /** A one-dimensional little-endian uint16 {@code .npy} file, a dtype Kiln does not have (written byte by byte). */
-    public static void writeUint16Npy(Path file, short... values) throws IOException {
-        String dict = "{'descr': '<u2', 'fortran_order': False, 'shape': (" + values.length + ",), }";
+    /** A one-dimensional little-endian complex64 {@code .npy} file, a dtype Kiln does not have (written byte by byte). */
+    public static void writeComplex64Npy(Path file, float... realImag) throws IOException {
+        String dict = "{'descr': '<c8', 'fortran_order': False, 'shape': (" + realImag.length / 2 + ",), }";
         int unpadded = 10 + dict.length() + 1;
         int total = (unpadded + 63) / 64 * 64;
         String header = dict + " ".repeat(total - unpadded) + "\n";
@@ -63,9 +63,9 @@ public final class CaseWriter {
         b.write(header.length() & 0xff);
         b.write(header.length() >>> 8);
         b.write(header.getBytes(StandardCharsets.ISO_8859_1));
-        for (short v : values) {
-            b.write(v & 0xff);
-            b.write((v >>> 8) & 0xff);
+        for (float f : realImag) {
+            int v = Float.floatToRawIntBits(f);
+            for (int shift = 0; shift < 32; shift += 8) b.write((v >>> shift) & 0xff);
         }
         Files.write(file, b.toByteArray());
     }

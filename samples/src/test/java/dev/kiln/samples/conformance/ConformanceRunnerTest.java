@@ -78,8 +78,8 @@ class ConformanceRunnerTest {
                 List.of(input), List.of(tensor(DType.FLOAT32, transposed(x, 5, 2), 2, 5)));
         CaseWriter.write(root, "a_transpose_wrong", "Transpose", Map.of(), List.of(input),
                 List.of(tensor(DType.FLOAT32, wrong, 2, 5)));
-        Path uint16 = CaseWriter.write(root, "c_add_uint16", "Add", Map.of(), List.of(input, input), List.of(input));
-        CaseWriter.writeUint16Npy(uint16.resolve("input_0.npy"), (short) 1, (short) 2, (short) 3);
+        Path complex = CaseWriter.write(root, "c_add_complex64", "Add", Map.of(), List.of(input, input), List.of(input));
+        CaseWriter.writeComplex64Npy(complex.resolve("input_0.npy"), 1, 0, 2, 0, 3, 0);
 
         Run r = run(Mode.EAGER, Mode.COMPILED);
 
@@ -90,8 +90,8 @@ class ConformanceRunnerTest {
                 + " 1 of 10 elements outside rtol 1.0e-3 atol 1.0e-5", r.lines().get(1));
         assertEquals("PASS b_transpose eager", r.lines().get(2));
         assertEquals("PASS b_transpose compiled", r.lines().get(3));
-        assertEquals("SKIP c_add_uint16 eager - npy: dtype '<u2' (uint16) is not supported by Kiln", r.lines().get(4));
-        assertEquals("SKIP c_add_uint16 compiled - npy: dtype '<u2' (uint16) is not supported by Kiln", r.lines().get(5));
+        assertEquals("SKIP c_add_complex64 eager - npy: dtype '<c8' (complex64) is not supported by Kiln", r.lines().get(4));
+        assertEquals("SKIP c_add_complex64 compiled - npy: dtype '<c8' (complex64) is not supported by Kiln", r.lines().get(5));
         assertEquals("SKIP d_unknown_op eager - op 'Frobnicate' has no Kiln mapping", r.lines().get(6));
         assertEquals("SKIP d_unknown_op compiled - op 'Frobnicate' has no Kiln mapping", r.lines().get(7));
         assertEquals("2 passed, 2 failed, 4 skipped", r.lines().get(8));
