@@ -73,6 +73,12 @@ public final class Elements {
         return (double) ((v >>> 1) | (v & 1)) * 2.0;
     }
 
+    /** {@link #toDouble}, rounded once to float. */
+    public static float toFloat(DType dtype, long v) {
+        if (dtype != DType.UINT64 || v >= 0) return v;
+        return (float) ((v >>> 1) | (v & 1)) * 2.0f;
+    }
+
     /** {@code v} wrapped to integer type {@code dtype}'s width, as {@link #readLong} gives it back after {@link #writeLong}. */
     public static long wrap(DType dtype, long v) {
         return switch (dtype) {
@@ -112,12 +118,6 @@ public final class Elements {
             case UINT64 -> -1L;
             default -> throw new IllegalArgumentException(dtype + " is not an integer type");
         };
-    }
-
-    /** {@link #toDouble}, rounded once to float. */
-    public static float toFloat(DType dtype, long v) {
-        if (dtype != DType.UINT64 || v >= 0) return v;
-        return (float) ((v >>> 1) | (v & 1)) * 2.0f;
     }
 
     /**

@@ -50,9 +50,12 @@ final class Staging {
             case FLOAT64 -> { for (int i = 0; i < n; i++) dst.setAtIndex(F32, i, (float) src.getAtIndex(F64, at + i * stride)); }
             case INT32 -> { for (int i = 0; i < n; i++) dst.setAtIndex(F32, i, (float) src.getAtIndex(I32, at + i * stride)); }
             case INT64 -> { for (int i = 0; i < n; i++) dst.setAtIndex(F32, i, (float) src.getAtIndex(I64, at + i * stride)); }
-            case INT8, UINT8, INT16, UINT16, UINT32, UINT64 -> {
-                for (int i = 0; i < n; i++) dst.setAtIndex(F32, i, Elements.toFloat(t, Elements.readLong(t, src, at + i * stride)));
-            }
+            case INT8 -> { for (int i = 0; i < n; i++) dst.setAtIndex(F32, i, src.get(I8, at + i * stride)); }
+            case UINT8 -> { for (int i = 0; i < n; i++) dst.setAtIndex(F32, i, src.get(I8, at + i * stride) & 0xff); }
+            case INT16 -> { for (int i = 0; i < n; i++) dst.setAtIndex(F32, i, src.getAtIndex(I16, at + i * stride)); }
+            case UINT16 -> { for (int i = 0; i < n; i++) dst.setAtIndex(F32, i, src.getAtIndex(I16, at + i * stride) & 0xffff); }
+            case UINT32 -> { for (int i = 0; i < n; i++) dst.setAtIndex(F32, i, src.getAtIndex(I32, at + i * stride) & 0xffff_ffffL); }
+            case UINT64 -> { for (int i = 0; i < n; i++) dst.setAtIndex(F32, i, Elements.toFloat(t, src.getAtIndex(I64, at + i * stride))); }
             case BOOL -> { for (int i = 0; i < n; i++) dst.setAtIndex(F32, i, src.get(I8, at + i * stride) != 0 ? 1f : 0f); }
         }
     }
@@ -68,21 +71,28 @@ final class Staging {
             case BFLOAT16 -> { for (int i = 0; i < n; i++) dst[i] = Elements.bf16ToFloat(src.getAtIndex(I16, at + i * stride)); }
             case INT32 -> { for (int i = 0; i < n; i++) dst[i] = src.getAtIndex(I32, at + i * stride); }
             case INT64 -> { for (int i = 0; i < n; i++) dst[i] = src.getAtIndex(I64, at + i * stride); }
-            case INT8, UINT8, INT16, UINT16, UINT32, UINT64 -> {
-                for (int i = 0; i < n; i++) dst[i] = Elements.toDouble(t, Elements.readLong(t, src, at + i * stride));
-            }
+            case INT8 -> { for (int i = 0; i < n; i++) dst[i] = src.get(I8, at + i * stride); }
+            case UINT8 -> { for (int i = 0; i < n; i++) dst[i] = src.get(I8, at + i * stride) & 0xff; }
+            case INT16 -> { for (int i = 0; i < n; i++) dst[i] = src.getAtIndex(I16, at + i * stride); }
+            case UINT16 -> { for (int i = 0; i < n; i++) dst[i] = src.getAtIndex(I16, at + i * stride) & 0xffff; }
+            case UINT32 -> { for (int i = 0; i < n; i++) dst[i] = src.getAtIndex(I32, at + i * stride) & 0xffff_ffffL; }
+            case UINT64 -> { for (int i = 0; i < n; i++) dst[i] = Elements.toDouble(t, src.getAtIndex(I64, at + i * stride)); }
             case BOOL -> { for (int i = 0; i < n; i++) dst[i] = src.get(I8, at + i * stride) != 0 ? 1 : 0; }
         }
     }
 
     static void toLongs(DType t, MemorySegment src, long at, long stride, int n, long[] dst) {
         switch (t) {
-            case INT64 -> {
+            case INT64, UINT64 -> {
                 if (stride == 1) MemorySegment.copy(src, I64, at * 8, dst, 0, n);
                 else for (int i = 0; i < n; i++) dst[i] = src.getAtIndex(I64, at + i * stride);
             }
             case INT32 -> { for (int i = 0; i < n; i++) dst[i] = src.getAtIndex(I32, at + i * stride); }
-            case INT8, UINT8, INT16, UINT16, UINT32, UINT64 -> { for (int i = 0; i < n; i++) dst[i] = Elements.readLong(t, src, at + i * stride); }
+            case INT8 -> { for (int i = 0; i < n; i++) dst[i] = src.get(I8, at + i * stride); }
+            case UINT8 -> { for (int i = 0; i < n; i++) dst[i] = src.get(I8, at + i * stride) & 0xff; }
+            case INT16 -> { for (int i = 0; i < n; i++) dst[i] = src.getAtIndex(I16, at + i * stride); }
+            case UINT16 -> { for (int i = 0; i < n; i++) dst[i] = src.getAtIndex(I16, at + i * stride) & 0xffff; }
+            case UINT32 -> { for (int i = 0; i < n; i++) dst[i] = src.getAtIndex(I32, at + i * stride) & 0xffff_ffffL; }
             case BOOL -> { for (int i = 0; i < n; i++) dst[i] = src.get(I8, at + i * stride) != 0 ? 1 : 0; }
             case FLOAT32 -> { for (int i = 0; i < n; i++) dst[i] = (long) src.getAtIndex(F32, at + i * stride); }
             case FLOAT16 -> { for (int i = 0; i < n; i++) dst[i] = (long) Float.float16ToFloat(src.getAtIndex(I16, at + i * stride)); }
@@ -102,9 +112,10 @@ final class Staging {
             case FLOAT64 -> { for (int i = 0; i < n; i++) dst.setAtIndex(F64, at + i, src.getAtIndex(F32, i)); }
             case INT32 -> { for (int i = 0; i < n; i++) dst.setAtIndex(I32, at + i, (int) src.getAtIndex(F32, i)); }
             case INT64 -> { for (int i = 0; i < n; i++) dst.setAtIndex(I64, at + i, (long) src.getAtIndex(F32, i)); }
-            case INT8, UINT8, INT16, UINT16, UINT32, UINT64 -> {
-                for (int i = 0; i < n; i++) Elements.writeLong(t, dst, at + i, Elements.fromDouble(t, src.getAtIndex(F32, i)));
-            }
+            case INT8, UINT8 -> { for (int i = 0; i < n; i++) dst.set(I8, at + i, (byte) Elements.fromDouble(t, src.getAtIndex(F32, i))); }
+            case INT16, UINT16 -> { for (int i = 0; i < n; i++) dst.setAtIndex(I16, at + i, (short) Elements.fromDouble(t, src.getAtIndex(F32, i))); }
+            case UINT32 -> { for (int i = 0; i < n; i++) dst.setAtIndex(I32, at + i, (int) Elements.fromDouble(t, src.getAtIndex(F32, i))); }
+            case UINT64 -> { for (int i = 0; i < n; i++) dst.setAtIndex(I64, at + i, Elements.fromDouble(t, src.getAtIndex(F32, i))); }
             case BOOL -> { for (int i = 0; i < n; i++) dst.set(I8, at + i, src.getAtIndex(F32, i) != 0 ? (byte) 1 : 0); }
         }
     }
@@ -117,16 +128,20 @@ final class Staging {
             case BFLOAT16 -> { for (int i = 0; i < n; i++) dst.setAtIndex(I16, at + i, Elements.floatToBf16((float) src[i])); }
             case INT32 -> { for (int i = 0; i < n; i++) dst.setAtIndex(I32, at + i, (int) src[i]); }
             case INT64 -> { for (int i = 0; i < n; i++) dst.setAtIndex(I64, at + i, (long) src[i]); }
-            case INT8, UINT8, INT16, UINT16, UINT32, UINT64 -> { for (int i = 0; i < n; i++) Elements.writeLong(t, dst, at + i, Elements.fromDouble(t, src[i])); }
+            case INT8, UINT8 -> { for (int i = 0; i < n; i++) dst.set(I8, at + i, (byte) Elements.fromDouble(t, src[i])); }
+            case INT16, UINT16 -> { for (int i = 0; i < n; i++) dst.setAtIndex(I16, at + i, (short) Elements.fromDouble(t, src[i])); }
+            case UINT32 -> { for (int i = 0; i < n; i++) dst.setAtIndex(I32, at + i, (int) Elements.fromDouble(t, src[i])); }
+            case UINT64 -> { for (int i = 0; i < n; i++) dst.setAtIndex(I64, at + i, Elements.fromDouble(t, src[i])); }
             case BOOL -> { for (int i = 0; i < n; i++) dst.set(I8, at + i, src[i] != 0 ? (byte) 1 : 0); }
         }
     }
 
     static void storeLongs(long[] src, int n, DType t, MemorySegment dst, long at) {
         switch (t) {
-            case INT64 -> MemorySegment.copy(src, 0, dst, I64, at * 8, n);
-            case INT32 -> { for (int i = 0; i < n; i++) dst.setAtIndex(I32, at + i, (int) src[i]); }
-            case INT8, UINT8, INT16, UINT16, UINT32, UINT64 -> { for (int i = 0; i < n; i++) Elements.writeLong(t, dst, at + i, src[i]); }
+            case INT64, UINT64 -> MemorySegment.copy(src, 0, dst, I64, at * 8, n);
+            case INT32, UINT32 -> { for (int i = 0; i < n; i++) dst.setAtIndex(I32, at + i, (int) src[i]); }
+            case INT8, UINT8 -> { for (int i = 0; i < n; i++) dst.set(I8, at + i, (byte) src[i]); }
+            case INT16, UINT16 -> { for (int i = 0; i < n; i++) dst.setAtIndex(I16, at + i, (short) src[i]); }
             case BOOL -> { for (int i = 0; i < n; i++) dst.set(I8, at + i, src[i] != 0 ? (byte) 1 : 0); }
             case FLOAT64 -> { for (int i = 0; i < n; i++) dst.setAtIndex(F64, at + i, (double) src[i]); }
             case FLOAT32 -> { for (int i = 0; i < n; i++) dst.setAtIndex(F32, at + i, (float) src[i]); }
