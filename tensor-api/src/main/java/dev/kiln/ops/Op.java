@@ -210,7 +210,6 @@ public sealed interface Op {
             TensorMeta x = in.get(0);
             int[] d = x.shape().dims();
             resolvedDim(this, dim, x.shape());
-            requireSignedOrder(name(), x.dtype());
             if (d.length > 0 && d[dim] == 0) {
                 throw new KilnShapeException(name() + ": cannot reduce dimension " + dim + " of size 0 in shape " + x.shape());
             }
@@ -618,7 +617,6 @@ public sealed interface Op {
             arity(this, in, 1);
             TensorMeta x = in.get(0);
             resolvedDim(this, dim, x.shape());
-            requireSignedOrder(name(), x.dtype());
             int size = x.shape().rank() == 0 ? 1 : x.shape().dim(dim);
             if (k < 0 || k > size) {
                 throw new KilnShapeException("topk: k (" + k + ") is out of range for dimension " + dim
@@ -802,17 +800,6 @@ public sealed interface Op {
     private static void requireFloat(Op op, TensorMeta t) {
         if (!t.dtype().isFloatingPoint()) {
             throw new KilnTypeException(op.name() + ": expected a floating-point tensor, got " + t.dtype() + t.shape());
-        }
-    }
-
-    /**
-     * Ops that order elements (max, argmax, topk) compare 64-bit integers as signed, so uint64
-     * past 2^63 would come out wrong: refused, as PyTorch does for uint64.
-     */
-    static void requireSignedOrder(String op, DType t) {
-        if (t == DType.UINT64) {
-            throw new KilnTypeException(op + ": not supported for uint64 tensors (values past 2^63 would order as negative);"
-                    + " cast to int64, or to float64, first");
         }
     }
 

@@ -92,6 +92,15 @@ public final class Elements {
         };
     }
 
+    /**
+     * A long ordered as integer type {@code dtype}'s values are, for {@code v} as {@link #readLong}
+     * gives it: uint64 with its top bit flipped (so 2^63 and above sort above the rest), the
+     * others as they are. Its own inverse.
+     */
+    public static long orderKey(DType dtype, long v) {
+        return dtype == DType.UINT64 ? v ^ Long.MIN_VALUE : v;
+    }
+
     /** The least value of integer or bool type {@code dtype}, as {@link #readLong} gives it. */
     public static long minValue(DType dtype) {
         return switch (dtype) {

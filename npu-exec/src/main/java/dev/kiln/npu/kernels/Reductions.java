@@ -214,6 +214,7 @@ public final class Reductions {
         private final ReduceFn fn;
         private final DType inType, outType;
         private final MemorySegment in, out;
+        /** For max and min, the best value's {@link Elements#orderKey}; the sum or product otherwise. */
         private long value;
 
         IntAccumulator(ReduceFn fn, DType inType, MemorySegment in, DType outType, MemorySegment out) {
@@ -238,8 +239,8 @@ public final class Reductions {
             switch (fn) {
                 case SUM, MEAN -> { for (int j = 0; j < len; j++) v += Elements.readLong(inType, in, off + j * stride); }
                 case PROD -> { for (int j = 0; j < len; j++) v *= Elements.readLong(inType, in, off + j * stride); }
-                case MAX -> { for (int j = 0; j < len; j++) v = Math.max(v, Elements.readLong(inType, in, off + j * stride)); }
-                case MIN -> { for (int j = 0; j < len; j++) v = Math.min(v, Elements.readLong(inType, in, off + j * stride)); }
+                case MAX -> { for (int j = 0; j < len; j++) v = Math.max(v, Elements.orderKey(inType, Elements.readLong(inType, in, off + j * stride))); }
+                case MIN -> { for (int j = 0; j < len; j++) v = Math.min(v, Elements.orderKey(inType, Elements.readLong(inType, in, off + j * stride))); }
             }
             value = v;
         }
@@ -255,7 +256,8 @@ public final class Reductions {
         }
 
         public void store(long outIndex) {
-            Elements.writeLong(outType, out, outIndex, value);
+            boolean keyed = fn == ReduceFn.MAX || fn == ReduceFn.MIN;
+            Elements.writeLong(outType, out, outIndex, keyed ? Elements.orderKey(inType, value) : value);
         }
     }
 
@@ -386,9 +388,9 @@ public final class Reductions {
 
     private static long argBestLong(DType t, MemorySegment s, long off, int n, long stride, boolean max, boolean last) {
         long best = 0;
-        long bv = Elements.readLong(t, s, off);
+        long bv = Elements.orderKey(t, Elements.readLong(t, s, off));
         for (int i = 1; i < n; i++) {
-            long v = Elements.readLong(t, s, off + i * stride);
+            long v = Elements.orderKey(t, Elements.readLong(t, s, off + i * stride));
             if ((max ? v > bv : v < bv) || (last && v == bv)) {
                 best = i;
                 bv = v;
@@ -482,7 +484,7 @@ public final class Reductions {
             for (long r = from; r < to; r++, w.next()) {
                 for (int i = 0; i < n; i++) {
                     long off = w.a() + i * inStride;
-                    keys[i] = t.isFloatingPoint() ? floatKey(Elements.read(t, xs, off)) : Elements.readLong(t, xs, off);
+                    keys[i] = t.isFloatingPoint() ? floatKey(Elements.read(t, xs, off)) : Elements.orderKey(t, Elements.readLong(t, xs, off));
                 }
                 select(keys, n, k, op.largest(), order);
                 for (int j = 0; j < k; j++) {

@@ -38,7 +38,8 @@ class ReductionProperties {
 
     @Provide
     Arbitrary<DType> intTypes() {
-        return Arbitraries.of(DType.INT8, DType.UINT8, DType.INT16, DType.UINT16, DType.INT32, DType.UINT32, DType.INT64, DType.BOOL);
+        return Arbitraries.of(DType.INT8, DType.UINT8, DType.INT16, DType.UINT16, DType.INT32, DType.UINT32, DType.INT64, DType.UINT64,
+                DType.BOOL);
     }
 
     @Provide
@@ -164,7 +165,11 @@ class ReductionProperties {
             case PROD -> 1;
             // The type's least and greatest values, as the identities of max and min (unused for floats).
             case MAX -> resultType.isInteger() ? (long) TestTensors.lowest(resultType) : 0;
-            case MIN -> resultType == DType.INT64 ? Long.MAX_VALUE : resultType.isInteger() ? (long) TestTensors.highest(resultType) : 1;
+            case MIN -> switch (resultType) {
+                case INT64 -> Long.MAX_VALUE;
+                case UINT64 -> -1L; // 2^64 - 1's bits
+                default -> resultType.isInteger() ? (long) TestTensors.highest(resultType) : 1;
+            };
         };
         Arrays.fill(exact, exactInit);
         for (int i = 0; i < data.length; i++) {
@@ -172,12 +177,14 @@ class ReductionProperties {
             int o = (int) TestTensors.ravelBroadcast(idx, outFull);
             double x = data[i];
             long lx = (long) x;
+            boolean unsigned = resultType == DType.UINT64;
             if (Double.isFinite(x)) abs[o] += Math.abs(x);
             switch (fn) {
                 case SUM, MEAN -> { v[o] += x; exact[o] += lx; }
                 case PROD -> { v[o] *= x; exact[o] *= lx; }
-                case MAX -> { v[o] = Math.max(v[o], x); exact[o] = Math.max(exact[o], lx); }
-                case MIN -> { v[o] = Math.min(v[o], x); exact[o] = Math.min(exact[o], lx); }
+                // uint64 compares its bits unsigned (its identity for min is all ones).
+                case MAX -> { v[o] = Math.max(v[o], x); exact[o] = unsigned ? unsignedMax(exact[o], lx) : Math.max(exact[o], lx); }
+                case MIN -> { v[o] = Math.min(v[o], x); exact[o] = unsigned ? unsignedMin(exact[o], lx) : Math.min(exact[o], lx); }
             }
         }
         if (fn == ReduceFn.MEAN) for (int o = 0; o < outN; o++) v[o] /= count;
@@ -185,6 +192,10 @@ class ReductionProperties {
                 .filter(i -> !reduced[i]).map(i -> shape[i]).toArray();
         return new Reference(outShape, v, exact, abs, count);
     }
+
+    private static long unsignedMax(long a, long b) { return Long.compareUnsigned(a, b) >= 0 ? a : b; }
+
+    private static long unsignedMin(long a, long b) { return Long.compareUnsigned(a, b) <= 0 ? a : b; }
 
     // ---------------------------------------------------------------- examples
 

@@ -78,12 +78,17 @@ class SmallIntegerTypesTest {
     }
 
     @Test
-    void orderingUint64IsRefusedRatherThanWrong() {
-        Tensor x = of(DType.UINT64, 1, 2);
-        for (Runnable op : new Runnable[] {() -> x.max(), () -> x.argmax(0, false), () -> x.topk(1)}) {
-            KilnTypeException e = assertThrows(KilnTypeException.class, op::run);
-            assertTrue(e.getMessage().contains("not supported for uint64"), e.getMessage());
-        }
+    void uint64PastTwoToThe63OrdersAboveTheRest() {
+        long big = 0x8000_0000_0000_0005L, bigger = -1L; // 2^63 + 5 and 2^64 - 1
+        Tensor x = of(DType.INT64, 7, big, 3, bigger, 0).to(DType.UINT64);
+        assertArrayEquals(new long[] {bigger}, x.max().toLongArray());
+        assertArrayEquals(new long[] {0}, x.min().toLongArray());
+        assertEquals(3, x.argmax().item());
+        assertEquals(4, x.argmin(0, false).item());
+        Tensor[] top = x.topk(2);
+        assertArrayEquals(new long[] {bigger, big}, top[0].toLongArray());
+        assertArrayEquals(new long[] {3, 1}, top[1].toLongArray());
+        assertArrayEquals(new long[] {-1L}, Tensor.zeros(DType.UINT64, 0).min().toLongArray(), "min of nothing is the greatest uint64");
         assertEquals(DType.UINT64, x.sum().dtype());
         assertEquals(DType.INT64, of(DType.UINT8, 200, 100).sum().dtype());
         assertEquals(300, of(DType.UINT8, 200, 100).sum().item());

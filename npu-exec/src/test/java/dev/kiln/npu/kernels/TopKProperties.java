@@ -29,7 +29,7 @@ class TopKProperties {
     @Provide
     Arbitrary<DType> types() {
         return Arbitraries.of(DType.FLOAT32, DType.FLOAT64, DType.FLOAT16, DType.INT8, DType.UINT8, DType.INT16, DType.UINT16, DType.INT32,
-                DType.UINT32, DType.INT64, DType.BOOL);
+                DType.UINT32, DType.INT64, DType.UINT64, DType.BOOL);
     }
 
     @Property(tries = 200)
