@@ -56,27 +56,24 @@ public final class Tensor {
         return new Tensor(meta.dtype(), Layout.contiguous(meta.shape()), null, handle);
     }
 
-    public static Tensor of(float[] data, int... shape) {
-        Tensor t = empty(DType.FLOAT32, checkSize("of", data.length, shape));
-        MemorySegment.copy(data, 0, t.storage.segment(), ValueLayout.JAVA_FLOAT, 0, data.length);
-        return t;
-    }
+    public static Tensor of(float[] data, int... shape) { return fromArray(DType.FLOAT32, data, ValueLayout.JAVA_FLOAT, data.length, shape); }
 
-    public static Tensor of(double[] data, int... shape) {
-        Tensor t = empty(DType.FLOAT64, checkSize("of", data.length, shape));
-        MemorySegment.copy(data, 0, t.storage.segment(), ValueLayout.JAVA_DOUBLE, 0, data.length);
-        return t;
-    }
+    public static Tensor of(double[] data, int... shape) { return fromArray(DType.FLOAT64, data, ValueLayout.JAVA_DOUBLE, data.length, shape); }
 
-    public static Tensor of(int[] data, int... shape) {
-        Tensor t = empty(DType.INT32, checkSize("of", data.length, shape));
-        MemorySegment.copy(data, 0, t.storage.segment(), ValueLayout.JAVA_INT, 0, data.length);
-        return t;
-    }
+    public static Tensor of(int[] data, int... shape) { return fromArray(DType.INT32, data, ValueLayout.JAVA_INT, data.length, shape); }
 
-    public static Tensor of(long[] data, int... shape) {
-        Tensor t = empty(DType.INT64, checkSize("of", data.length, shape));
-        MemorySegment.copy(data, 0, t.storage.segment(), ValueLayout.JAVA_LONG, 0, data.length);
+    public static Tensor of(long[] data, int... shape) { return fromArray(DType.INT64, data, ValueLayout.JAVA_LONG, data.length, shape); }
+
+    /** An int8 tensor (Java's byte); for uint8 data, {@code .to(DType.UINT8)} keeps the bits. */
+    public static Tensor of(byte[] data, int... shape) { return fromArray(DType.INT8, data, ValueLayout.JAVA_BYTE, data.length, shape); }
+
+    /** An int16 tensor (Java's short); for uint16 data, {@code .to(DType.UINT16)} keeps the bits. */
+    public static Tensor of(short[] data, int... shape) { return fromArray(DType.INT16, data, ValueLayout.JAVA_SHORT, data.length, shape); }
+
+    /** A tensor of {@code dtype} holding {@code length} elements of the Java array {@code data} (of {@code layout}'s type). */
+    private static Tensor fromArray(DType dtype, Object data, ValueLayout layout, int length, int[] shape) {
+        Tensor t = empty(dtype, checkSize("of", length, shape));
+        MemorySegment.copy(data, 0, t.storage.segment(), layout, 0, length);
         return t;
     }
 
@@ -235,6 +232,18 @@ public final class Tensor {
     public int[] toIntArray() {
         Tensor c = hostContiguous(DType.INT32);
         return c.storage.segment().asSlice(0, c.numel() * 4).toArray(ValueLayout.JAVA_INT);
+    }
+
+    /** The elements as int16 (integers keep their low 16 bits, as a cast does). */
+    public short[] toShortArray() {
+        Tensor c = hostContiguous(DType.INT16);
+        return c.storage.segment().asSlice(0, c.numel() * 2).toArray(ValueLayout.JAVA_SHORT);
+    }
+
+    /** The elements as int8 (integers keep their low 8 bits, as a cast does: uint8 255 reads as -1). */
+    public byte[] toByteArray() {
+        Tensor c = hostContiguous(DType.INT8);
+        return c.storage.segment().asSlice(0, c.numel()).toArray(ValueLayout.JAVA_BYTE);
     }
 
     public boolean[] toBooleanArray() {

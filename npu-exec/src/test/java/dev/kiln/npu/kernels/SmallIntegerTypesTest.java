@@ -33,6 +33,22 @@ class SmallIntegerTypesTest {
     }
 
     @Test
+    void hostArraysOfBytesAndShortsRoundTrip() {
+        byte[] bytes = {-128, -1, 0, 127};
+        Tensor b = Tensor.of(bytes, 2, 2);
+        assertEquals(DType.INT8, b.dtype());
+        assertArrayEquals(bytes, b.toByteArray());
+        assertArrayEquals(new long[] {128, 255, 0, 127}, b.to(DType.UINT8).toLongArray(), "the bits read unsigned");
+        assertArrayEquals(bytes, b.to(DType.UINT8).toByteArray());
+        short[] shorts = {Short.MIN_VALUE, -2, 0, Short.MAX_VALUE};
+        Tensor s = Tensor.of(shorts, 4);
+        assertEquals(DType.INT16, s.dtype());
+        assertArrayEquals(shorts, s.toShortArray());
+        assertArrayEquals(new long[] {32768, 65534, 0, 32767}, s.to(DType.UINT16).toLongArray());
+        assertArrayEquals(new byte[] {0, -2, 0, -1}, s.toByteArray(), "narrowed to the low 8 bits");
+    }
+
+    @Test
     void castsWrapBetweenIntegersAndSaturateFromFloats() {
         assertArrayEquals(new long[] {-1, 0, 127}, Tensor.of(new long[] {255, 256, 127}, 3).to(DType.INT8).toLongArray());
         assertArrayEquals(new long[] {255}, of(DType.INT8, -1).to(DType.UINT8).toLongArray());
