@@ -125,6 +125,7 @@ final class ElementSemantics {
                     case NEG -> storeLong(out, -v);
                     case ABS -> storeLong(out, Math.abs(v));
                     case RELU -> storeLong(out, Math.max(v, 0));
+                    case BITWISE_NOT -> storeLong(out, ~v);
                     case LOGICAL_NOT -> storeLong(out, v == 0 ? 1 : 0);
                     default -> OptionalDouble.empty();
                 };
@@ -145,7 +146,8 @@ final class ElementSemantics {
                 yield switch (fn) {
                     case TRUNC_DIV, FLOOR_DIV -> y == 0 ? OptionalDouble.empty() : storeLong(out, fn.applyLong(x, y));
                     case POW -> y < 0 && x != 1 && x != -1 ? OptionalDouble.empty() : storeLong(out, fn.applyLong(x, y));
-                    case ADD, SUB, MUL, MINIMUM, MAXIMUM -> storeLong(out, fn.applyLong(x, y));
+                    case ADD, SUB, MUL, MINIMUM, MAXIMUM, BITWISE_AND, BITWISE_OR, BITWISE_XOR, LEFT_SHIFT, RIGHT_SHIFT ->
+                            storeLong(out, fn.applyLong(x, y));
                     // Comparisons and logic of exact doubles are exact.
                     case EQ, NE, LT, LE, GT, GE, LOGICAL_AND, LOGICAL_OR, LOGICAL_XOR -> storeLong(out, (long) fn.apply(x, y));
                     case DIV -> OptionalDouble.empty();

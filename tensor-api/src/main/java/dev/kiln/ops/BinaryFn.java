@@ -51,9 +51,20 @@ public enum BinaryFn {
     GE(Kind.COMPARISON) { public double apply(double a, double b) { return a >= b ? 1 : 0; } },
     LOGICAL_AND(Kind.LOGICAL) { public double apply(double a, double b) { return a != 0 && b != 0 ? 1 : 0; } },
     LOGICAL_OR(Kind.LOGICAL) { public double apply(double a, double b) { return a != 0 || b != 0 ? 1 : 0; } },
-    LOGICAL_XOR(Kind.LOGICAL) { public double apply(double a, double b) { return (a != 0) != (b != 0) ? 1 : 0; } };
+    LOGICAL_XOR(Kind.LOGICAL) { public double apply(double a, double b) { return (a != 0) != (b != 0) ? 1 : 0; } },
+    BITWISE_AND(Kind.BITWISE),
+    BITWISE_OR(Kind.BITWISE),
+    BITWISE_XOR(Kind.BITWISE),
+    /** a shifted left by b bits; 0 from a shift of 64 or more (or a negative one), as NumPy's wide shifts give. */
+    LEFT_SHIFT(Kind.BITWISE),
+    /**
+     * a shifted right by b bits, arithmetically for signed types (logically for uint64, by its
+     * kernels); a shift of 64 or more (or a negative one) leaves only the sign.
+     */
+    RIGHT_SHIFT(Kind.BITWISE);
 
-    public enum Kind { ARITHMETIC, TRUE_DIVISION, COMPARISON, LOGICAL }
+    /** BITWISE: integers (and bool, for and, or and xor) only, computed in their own type. */
+    public enum Kind { ARITHMETIC, TRUE_DIVISION, COMPARISON, LOGICAL, BITWISE }
 
     private final Kind kind;
 
@@ -61,7 +72,8 @@ public enum BinaryFn {
 
     public Kind kind() { return kind; }
 
-    public abstract double apply(double a, double b);
+    /** The reference in double precision; for the bitwise functions, {@link #applyLong} of the integral operands. */
+    public double apply(double a, double b) { return applyLong((long) a, (long) b); }
 
     /** Integer semantics; wraps on overflow like Java and PyTorch integer tensors. */
     public long applyLong(long a, long b) {
@@ -71,6 +83,11 @@ public enum BinaryFn {
             case MUL -> a * b;
             case MINIMUM -> Math.min(a, b);
             case MAXIMUM -> Math.max(a, b);
+            case BITWISE_AND -> a & b;
+            case BITWISE_OR -> a | b;
+            case BITWISE_XOR -> a ^ b;
+            case LEFT_SHIFT -> b < 0 || b >= Long.SIZE ? 0 : a << b;
+            case RIGHT_SHIFT -> b < 0 || b >= Long.SIZE ? a >> (Long.SIZE - 1) : a >> b;
             default -> (long) apply(a, b);
         };
     }
@@ -85,6 +102,14 @@ public enum BinaryFn {
     /** The dtype computation runs in, given the promoted operand dtype. */
     public DType computeType(DType promoted) {
         if (kind == Kind.TRUE_DIVISION && !promoted.isFloatingPoint()) return DType.FLOAT32;
+        if (kind == Kind.BITWISE) {
+            boolean shift = this == LEFT_SHIFT || this == RIGHT_SHIFT;
+            if (promoted.isFloatingPoint() || shift && promoted == DType.BOOL) {
+                throw new KilnTypeException(opName() + ": not supported for " + promoted + " tensors (integer"
+                        + (shift ? "" : " or bool") + " tensors only)");
+            }
+            return promoted;
+        }
         if (kind == Kind.ARITHMETIC && promoted == DType.BOOL) {
             return switch (this) {
                 case ADD, MUL, MINIMUM, MAXIMUM -> DType.BOOL;

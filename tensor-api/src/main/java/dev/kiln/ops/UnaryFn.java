@@ -24,7 +24,9 @@ public enum UnaryFn {
     GELU_TANH(Result.FLOAT) { public double apply(double x) { return SpecialFunctions.geluTanh(x); } },
     SILU(Result.FLOAT) { public double apply(double x) { return x * SpecialFunctions.sigmoid(x); } },
     SOFTPLUS(Result.FLOAT) { public double apply(double x) { return SpecialFunctions.softplus(x); } },
-    LOGICAL_NOT(Result.BOOL) { public double apply(double x) { return x == 0 ? 1 : 0; } };
+    LOGICAL_NOT(Result.BOOL) { public double apply(double x) { return x == 0 ? 1 : 0; } },
+    /** ~x, of integers (its bool form is {@link #LOGICAL_NOT}). */
+    BITWISE_NOT(Result.INTEGER) { public double apply(double x) { return ~(long) x; } };
 
     /** How the result dtype follows from the input dtype. */
     public enum Result {
@@ -33,7 +35,9 @@ public enum UnaryFn {
         /** Floating inputs keep their dtype; integer and bool inputs give float32, as in PyTorch. */
         FLOAT,
         /** Always bool. */
-        BOOL
+        BOOL,
+        /** The input's dtype, an integer one; floats and bool are rejected. */
+        INTEGER
     }
 
     private final Result result;
@@ -54,6 +58,13 @@ public enum UnaryFn {
             }
             case FLOAT -> in.isFloatingPoint() ? in : DType.FLOAT32;
             case BOOL -> DType.BOOL;
+            case INTEGER -> {
+                if (!in.isInteger()) {
+                    throw new KilnTypeException(opName() + ": not supported for " + in + " tensors (integer tensors only"
+                            + (in == DType.BOOL ? "; logical_not negates bools" : "") + ")");
+                }
+                yield in;
+            }
         };
     }
 }

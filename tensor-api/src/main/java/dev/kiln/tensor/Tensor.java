@@ -365,6 +365,21 @@ public final class Tensor {
     public Tensor logicalXor(Tensor o) { return binary(BinaryFn.LOGICAL_XOR, o); }
     public Tensor logicalNot() { return unary(UnaryFn.LOGICAL_NOT); }
 
+    // Bitwise, of integer tensors (and, or and xor of bools too); shifts of 64 bits or more leave 0 or the sign.
+    public Tensor bitwiseAnd(Tensor o) { return binary(BinaryFn.BITWISE_AND, o); }
+    public Tensor bitwiseAnd(long s) { return scalarOp(BinaryFn.BITWISE_AND, s, true); }
+    public Tensor bitwiseOr(Tensor o) { return binary(BinaryFn.BITWISE_OR, o); }
+    public Tensor bitwiseOr(long s) { return scalarOp(BinaryFn.BITWISE_OR, s, true); }
+    public Tensor bitwiseXor(Tensor o) { return binary(BinaryFn.BITWISE_XOR, o); }
+    public Tensor bitwiseXor(long s) { return scalarOp(BinaryFn.BITWISE_XOR, s, true); }
+    /** ~x; for bool tensors, as PyTorch's {@code ~}, the logical not. */
+    public Tensor bitwiseNot() { return dtype == DType.BOOL ? logicalNot() : unary(UnaryFn.BITWISE_NOT); }
+    public Tensor bitwiseLeftShift(Tensor o) { return binary(BinaryFn.LEFT_SHIFT, o); }
+    public Tensor bitwiseLeftShift(long s) { return scalarOp(BinaryFn.LEFT_SHIFT, s, true); }
+    /** Arithmetic for signed types, logical for unsigned ones. */
+    public Tensor bitwiseRightShift(Tensor o) { return binary(BinaryFn.RIGHT_SHIFT, o); }
+    public Tensor bitwiseRightShift(long s) { return scalarOp(BinaryFn.RIGHT_SHIFT, s, true); }
+
     public Tensor neg() { return unary(UnaryFn.NEG); }
     public Tensor abs() { return unary(UnaryFn.ABS); }
     public Tensor exp() { return unary(UnaryFn.EXP); }

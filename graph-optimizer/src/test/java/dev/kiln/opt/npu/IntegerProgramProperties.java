@@ -21,14 +21,14 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 /**
  * Compiled equals eager, bit for bit, over random integer programs: every integer dtype
  * (int8 to uint64), arithmetic that overflows and wraps, division, min/max, comparisons,
- * clamps, casts between widths and scalar operands, on the NPU backend. Constant folding
+ * clamps, casts between widths, bitwise ops and shifts, and scalar operands, on the NPU backend. Constant folding
  * and the kernels must agree on every wrap.
  */
 class IntegerProgramProperties {
     private static final DType[] INTEGERS = {DType.INT8, DType.UINT8, DType.INT16, DType.UINT16, DType.INT32, DType.UINT32, DType.INT64,
             DType.UINT64};
     private static final String[] KINDS = {"add", "sub", "mul", "div", "max", "min", "gt", "addScalar", "mulScalar", "clamp", "cast",
-            "constant"};
+            "constant", "and", "or", "xor", "not", "shl", "shr"};
 
     private record Step(String kind, int a, int b, DType to, long scalar) {}
 
@@ -47,6 +47,13 @@ class IntegerProgramProperties {
             case "mulScalar" -> a.mul(s.scalar());
             case "clamp" -> a.clamp(-s.scalar(), s.scalar() * 3);
             case "cast" -> a.to(s.to());
+            case "and" -> a.bitwiseAnd(b);
+            case "or" -> a.bitwiseOr(s.scalar());
+            case "xor" -> a.bitwiseXor(b);
+            case "not" -> a.bitwiseNot();
+            // Shift counts from -8 to 71: negative and past-the-width ones included.
+            case "shl" -> a.bitwiseLeftShift(Math.floorMod(s.scalar(), 80) - 8);
+            case "shr" -> a.bitwiseRightShift(b.bitwiseAnd(63L).to(b.dtype()));
             // Arithmetic on a constant the program makes itself, which constant folding computes at compile time
             // (a fill in every type's range, then a product that overflows the narrow ones).
             case "constant" -> Tensor.full(s.scalar() % 100, s.to(), 3).mul(s.scalar() * s.scalar() + 1).add(-s.scalar())

@@ -67,6 +67,7 @@ final class ScalarKernels {
             case ABS -> { for (int i = 0; i < n; i++) o[i] = Math.abs(a[i]); }
             case RELU -> { for (int i = 0; i < n; i++) o[i] = Math.max(a[i], 0); }
             case LOGICAL_NOT -> { for (int i = 0; i < n; i++) o[i] = a[i] == 0 ? 1 : 0; }
+            case BITWISE_NOT -> { for (int i = 0; i < n; i++) o[i] = ~a[i]; }
             default -> throw new IllegalArgumentException(fn.opName() + " computes in floating point, not in integers");
         }
     }
@@ -106,6 +107,10 @@ final class ScalarKernels {
             case LOGICAL_AND -> { for (int i = 0; i < n; i++) o[i] = a[i] != 0 && b[i] != 0 ? 1 : 0; }
             case LOGICAL_OR -> { for (int i = 0; i < n; i++) o[i] = a[i] != 0 || b[i] != 0 ? 1 : 0; }
             case LOGICAL_XOR -> { for (int i = 0; i < n; i++) o[i] = (a[i] != 0) != (b[i] != 0) ? 1 : 0; }
+            case BITWISE_AND -> { for (int i = 0; i < n; i++) o[i] = a[i] & b[i]; }
+            case BITWISE_OR -> { for (int i = 0; i < n; i++) o[i] = a[i] | b[i]; }
+            case BITWISE_XOR -> { for (int i = 0; i < n; i++) o[i] = a[i] ^ b[i]; }
+            case LEFT_SHIFT, RIGHT_SHIFT -> { for (int i = 0; i < n; i++) o[i] = fn.applyLong(a[i], b[i]); }
             case DIV -> throw new IllegalArgumentException("div computes in floating point, not in integers");
         }
     }
@@ -135,6 +140,8 @@ final class ScalarKernels {
             case LE -> { for (int i = 0; i < n; i++) o[i] = Long.compareUnsigned(a[i], b[i]) <= 0 ? 1 : 0; }
             case GT -> { for (int i = 0; i < n; i++) o[i] = Long.compareUnsigned(a[i], b[i]) > 0 ? 1 : 0; }
             case GE -> { for (int i = 0; i < n; i++) o[i] = Long.compareUnsigned(a[i], b[i]) >= 0 ? 1 : 0; }
+            // Logical: the bits shift in zeros.
+            case RIGHT_SHIFT -> { for (int i = 0; i < n; i++) o[i] = b[i] < 0 || b[i] >= Long.SIZE ? 0 : a[i] >>> b[i]; }
             default -> { return false; }
         }
         return true;

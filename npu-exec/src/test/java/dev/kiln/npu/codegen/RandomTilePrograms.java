@@ -19,9 +19,19 @@ import java.util.SplittableRandom;
  * and several outputs; and random operands for them, special values included.
  */
 final class RandomTilePrograms {
-    static final UnaryFn[] UNARY = UnaryFn.values();
-    static final BinaryFn[] BINARY = Arrays.stream(BinaryFn.values()).filter(f -> f.resultType(DType.FLOAT32) == DType.FLOAT32)
-            .toArray(BinaryFn[]::new);
+    /** The functions a float32 tile program can hold (not the integer-only bitwise ones). */
+    static final UnaryFn[] UNARY = Arrays.stream(UnaryFn.values()).filter(RandomTilePrograms::ofFloats).toArray(UnaryFn[]::new);
+    static final BinaryFn[] BINARY = Arrays.stream(BinaryFn.values())
+            .filter(f -> f.kind() != BinaryFn.Kind.BITWISE && f.resultType(DType.FLOAT32) == DType.FLOAT32).toArray(BinaryFn[]::new);
+
+    static boolean ofFloats(UnaryFn fn) {
+        try {
+            fn.resultType(DType.FLOAT32);
+            return true;
+        } catch (dev.kiln.tensor.KilnTypeException e) {
+            return false;
+        }
+    }
 
     private RandomTilePrograms() {}
 

@@ -253,9 +253,10 @@ class TileLoopCompilerTest {
 
     @Test
     void theRandomProgramsDrawFromEveryFunction() {
-        assertEquals(UnaryFn.values().length, RandomTilePrograms.UNARY.length);
+        assertEquals(List.of(UnaryFn.BITWISE_NOT), java.util.Arrays.stream(UnaryFn.values())
+                .filter(f -> !List.of(RandomTilePrograms.UNARY).contains(f)).toList(), "all but the integer-only functions");
         for (BinaryFn fn : BinaryFn.values()) {
-            boolean floatResult = fn.resultType(DType.FLOAT32) == DType.FLOAT32;
+            boolean floatResult = fn.kind() != BinaryFn.Kind.BITWISE && fn.resultType(DType.FLOAT32) == DType.FLOAT32;
             assertEquals(floatResult, List.of(RandomTilePrograms.BINARY).contains(fn), fn.toString());
         }
         assertEquals(VectorMath.SPECIES.length(), TileLoopCompiler.LANES);

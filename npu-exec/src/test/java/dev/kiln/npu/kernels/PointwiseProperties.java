@@ -73,15 +73,17 @@ class PointwiseProperties {
             case SILU -> x * VectorMathTest.sigmoidRef(x);
             case SOFTPLUS -> VectorMathTest.softplusRef(x);
             case LOGICAL_NOT -> x == 0 ? 1 : 0;
+            case BITWISE_NOT -> throw new IllegalArgumentException("bitwise_not computes in integers only");
         };
     }
 
-    /** Integer semantics of NEG/ABS/RELU, wrapped to the dtype. */
+    /** Integer semantics of NEG/ABS/RELU/BITWISE_NOT, wrapped to the dtype. */
     static double unaryIntRef(UnaryFn fn, DType t, long x) {
         long r = switch (fn) {
             case NEG -> -x;
             case ABS -> Math.abs(x);
             case RELU -> Math.max(x, 0);
+            case BITWISE_NOT -> ~x;
             default -> throw new IllegalArgumentException(fn.name());
         };
         return TestTensors.wrap(t, r);
@@ -173,6 +175,12 @@ class PointwiseProperties {
                 case LOGICAL_AND -> x != 0 && y != 0 ? 1 : 0;
                 case LOGICAL_OR -> x != 0 || y != 0 ? 1 : 0;
                 case LOGICAL_XOR -> (x != 0) != (y != 0) ? 1 : 0;
+                case BITWISE_AND -> x & y;
+                case BITWISE_OR -> x | y;
+                case BITWISE_XOR -> x ^ y;
+                // Shifts by a negative count or 64 or more: nothing left, or only the sign (uint64 has none).
+                case LEFT_SHIFT -> y < 0 || y >= 64 ? 0 : x << y;
+                case RIGHT_SHIFT -> unsigned ? (y < 0 || y >= 64 ? 0 : x >>> y) : x >> (y < 0 || y >= 64 ? 63 : y);
                 case DIV -> throw new IllegalArgumentException("div is never integral");
             };
             return TestTensors.wrap(compute, r);
@@ -196,6 +204,8 @@ class PointwiseProperties {
             case LOGICAL_AND -> a != 0 && b != 0 ? 1 : 0;
             case LOGICAL_OR -> a != 0 || b != 0 ? 1 : 0;
             case LOGICAL_XOR -> (a != 0) != (b != 0) ? 1 : 0;
+            case BITWISE_AND, BITWISE_OR, BITWISE_XOR, LEFT_SHIFT, RIGHT_SHIFT ->
+                    throw new IllegalArgumentException(fn + " computes in integers only");
         };
     }
 

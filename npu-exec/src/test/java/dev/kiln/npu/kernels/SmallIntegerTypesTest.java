@@ -111,6 +111,30 @@ class SmallIntegerTypesTest {
     }
 
     @Test
+    void bitwiseOpsOfEveryWidth() {
+        Tensor x = of(DType.INT8, -128, 0b0101, -1), y = of(DType.INT8, 1, 0b0011, 0x0f);
+        assertArrayEquals(new long[] {0, 1, 15}, x.bitwiseAnd(y).toLongArray());
+        assertArrayEquals(new long[] {-127, 7, -1}, x.bitwiseOr(y).toLongArray());
+        assertArrayEquals(new long[] {-127, 6, -16}, x.bitwiseXor(y).toLongArray());
+        assertArrayEquals(new long[] {127, -6, 0}, x.bitwiseNot().toLongArray());
+        // int8: left shifts wrap to 8 bits; right shifts are arithmetic; 64 or more leaves 0 or the sign.
+        assertArrayEquals(new long[] {0, 40, -2}, x.bitwiseLeftShift(of(DType.INT8, 1, 3, 1)).toLongArray());
+        assertArrayEquals(new long[] {-64, 2, -1}, x.bitwiseRightShift(of(DType.INT8, 1, 1, 70)).toLongArray());
+        assertArrayEquals(new long[] {0, 0, 0}, of(DType.INT64, 1, 5, -1).bitwiseLeftShift(64).toLongArray());
+        // uint64 shifts right logically.
+        Tensor top = of(DType.INT64, Long.MIN_VALUE, -1).to(DType.UINT64);
+        assertArrayEquals(new long[] {1L << 62, -1L >>> 4}, top.bitwiseRightShift(of(DType.UINT64, 1, 4)).toLongArray());
+        assertArrayEquals(new long[] {0, 0}, top.bitwiseRightShift(64).toLongArray());
+        // Bools: and, or, xor as logic; ~ as logical not (as PyTorch); shifts and floats refused.
+        Tensor p = Tensor.of(new boolean[] {true, false}, 2);
+        assertArrayEquals(new boolean[] {false, true}, p.bitwiseNot().toBooleanArray());
+        assertArrayEquals(new boolean[] {true, true}, p.bitwiseOr(p.bitwiseNot()).toBooleanArray());
+        KilnTypeException e = assertThrows(KilnTypeException.class, () -> Tensor.vector(1f).bitwiseAnd(Tensor.vector(1f)));
+        assertTrue(e.getMessage().startsWith("bitwise_and: not supported for float32"), e.getMessage());
+        assertThrows(KilnTypeException.class, () -> p.bitwiseLeftShift(p));
+    }
+
+    @Test
     void clampBoundsSaturateAtTheTypesRange() {
         assertArrayEquals(new long[] {127, 127}, of(DType.INT8, -5, 100).clamp(200, 300).toLongArray());
         assertArrayEquals(new long[] {0, 3}, of(DType.UINT8, 0, 3).clamp(-10, 3.5).toLongArray());

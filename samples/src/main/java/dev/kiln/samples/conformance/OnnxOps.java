@@ -66,6 +66,15 @@ public final class OnnxOps {
             op("Swish", Set.of("alpha"), OnnxOps::swish),
             op("Clip", Set.of("min", "max"), OnnxOps::clip),
             op("Where", n -> Tensor.where(n.input(0), n.input(1), n.input(2))),
+            op("And", n -> n.input(0).logicalAnd(n.input(1))),
+            op("Or", n -> n.input(0).logicalOr(n.input(1))),
+            op("Xor", n -> n.input(0).logicalXor(n.input(1))),
+            op("Not", n -> n.input(0).logicalNot()),
+            op("BitwiseAnd", n -> n.input(0).bitwiseAnd(n.input(1))),
+            op("BitwiseOr", n -> n.input(0).bitwiseOr(n.input(1))),
+            op("BitwiseXor", n -> n.input(0).bitwiseXor(n.input(1))),
+            op("BitwiseNot", n -> n.input(0).bitwiseNot()),
+            op("BitShift", Set.of("direction"), OnnxOps::bitShift),
             op("MatMul", n -> n.input(0).matmul(n.input(1))),
             op("Gemm", Set.of("alpha", "beta", "transA", "transB"), OnnxOps::gemm),
             // Opset 13 semantics: one axis, default -1.
@@ -97,6 +106,16 @@ public final class OnnxOps {
             multi("kiln.ReshapeAndCache", Set.of(), OnnxOps::reshapeAndCache),
             op("kiln.PagedAttention", Set.of("scale", "causal", "sliding_window", "softcap"), OnnxOps::pagedAttention),
             op("kiln.SlidingWindowDecode", Set.of("scale", "softcap"), OnnxOps::slidingWindowDecode));
+
+    /** ONNX BitShift: direction LEFT or RIGHT (of unsigned types, so the right shift is logical). */
+    private static Tensor bitShift(OnnxNode n) throws UnsupportedCaseException {
+        String direction = n.attributes().string("direction", null);
+        return switch (direction == null ? "" : direction) {
+            case "LEFT" -> n.input(0).bitwiseLeftShift(n.input(1));
+            case "RIGHT" -> n.input(0).bitwiseRightShift(n.input(1));
+            default -> throw new UnsupportedCaseException("BitShift needs direction LEFT or RIGHT, got " + direction);
+        };
+    }
 
     /** Ops that update tensors in place: traced code runs them at a graph break, which the fullGraph compiles of the runner refuse. */
     private static final Set<String> EAGER_ONLY = Set.of("kiln.ReshapeAndCache");

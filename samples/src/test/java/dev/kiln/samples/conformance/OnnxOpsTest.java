@@ -44,6 +44,37 @@ class OnnxOpsTest {
         return d;
     }
 
+    // ---------------------------------------------------------------- logical and bitwise
+
+    @Test
+    void bitwiseAndLogicalOpsFollowTheSpecification() throws UnsupportedCaseException {
+        Tensor a = u8(0b1100, 0b1010, 255), b = u8(0b1010, 0b0110, 1);
+        assertEquals(List.of(8L, 2L, 1L), boxed(run1("BitwiseAnd", Map.of(), a, b)));
+        assertEquals(List.of(14L, 14L, 255L), boxed(run1("BitwiseOr", Map.of(), a, b)));
+        assertEquals(List.of(6L, 12L, 254L), boxed(run1("BitwiseXor", Map.of(), a, b)));
+        assertEquals(List.of(243L, 245L, 0L), boxed(run1("BitwiseNot", Map.of(), a)));
+        // uint8: bits shifted out of the left are gone; right shifts of unsigned types bring in zeros.
+        assertEquals(List.of(192L, 40L, 254L), boxed(run1("BitShift", Map.of("direction", "LEFT"), a, u8(4, 2, 1))));
+        assertEquals(List.of(3L, 2L, 127L), boxed(run1("BitShift", Map.of("direction", "RIGHT"), a, u8(2, 2, 1))));
+        assertThrows(UnsupportedCaseException.class, () -> run1("BitShift", Map.of(), a, b));
+        Tensor p = Tensor.of(new boolean[] {true, true, false}, 3), q = Tensor.of(new boolean[] {true, false, false}, 3);
+        assertEquals(List.of(true, false, false), booleans(run1("And", Map.of(), p, q)));
+        assertEquals(List.of(true, true, false), booleans(run1("Or", Map.of(), p, q)));
+        assertEquals(List.of(false, true, false), booleans(run1("Xor", Map.of(), p, q)));
+        assertEquals(List.of(false, false, true), booleans(run1("Not", Map.of(), p)));
+    }
+
+    private static Tensor u8(long... v) { return i64(v).to(DType.UINT8); }
+
+    private static List<Long> boxed(Tensor t) { return Arrays.stream(t.toLongArray()).boxed().toList(); }
+
+    private static List<Boolean> booleans(Tensor t) {
+        boolean[] b = t.toBooleanArray();
+        Boolean[] out = new Boolean[b.length];
+        for (int i = 0; i < b.length; i++) out[i] = b[i];
+        return List.of(out);
+    }
+
     // ---------------------------------------------------------------- views (no kernels)
 
     @Test
