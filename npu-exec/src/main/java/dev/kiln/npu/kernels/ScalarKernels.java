@@ -73,8 +73,9 @@ final class ScalarKernels {
     }
 
     /**
-     * {@code unsigned}: the values are uint64 bits, compared, divided and raised to powers
-     * unsigned (sums, differences and products wrap to the same bits either way).
+     * {@code unsigned}: the values are uint64 bits, compared, divided, raised to powers and
+     * shifted right unsigned (sums, differences, products and the other bitwise ops give the
+     * same bits either way).
      */
     static void binary(BinaryFn fn, long[] a, long[] b, long[] o, int n, long outIndex, ElementError error, boolean unsigned) {
         if (unsigned && binaryUnsigned(fn, a, b, o, n, outIndex, error)) return;
