@@ -52,16 +52,16 @@ public enum BinaryFn {
     LOGICAL_AND(Kind.LOGICAL) { public double apply(double a, double b) { return a != 0 && b != 0 ? 1 : 0; } },
     LOGICAL_OR(Kind.LOGICAL) { public double apply(double a, double b) { return a != 0 || b != 0 ? 1 : 0; } },
     LOGICAL_XOR(Kind.LOGICAL) { public double apply(double a, double b) { return (a != 0) != (b != 0) ? 1 : 0; } },
-    BITWISE_AND(Kind.BITWISE),
-    BITWISE_OR(Kind.BITWISE),
-    BITWISE_XOR(Kind.BITWISE),
+    BITWISE_AND(Kind.BITWISE) { public double apply(double a, double b) { return applyLong((long) a, (long) b); } },
+    BITWISE_OR(Kind.BITWISE) { public double apply(double a, double b) { return applyLong((long) a, (long) b); } },
+    BITWISE_XOR(Kind.BITWISE) { public double apply(double a, double b) { return applyLong((long) a, (long) b); } },
     /** a shifted left by b bits; 0 from a shift of 64 or more (or a negative one), as NumPy's wide shifts give. */
-    LEFT_SHIFT(Kind.BITWISE),
+    LEFT_SHIFT(Kind.BITWISE) { public double apply(double a, double b) { return applyLong((long) a, (long) b); } },
     /**
      * a shifted right by b bits, arithmetically for signed types (logically for uint64, by its
      * kernels); a shift of 64 or more (or a negative one) leaves only the sign.
      */
-    RIGHT_SHIFT(Kind.BITWISE);
+    RIGHT_SHIFT(Kind.BITWISE) { public double apply(double a, double b) { return applyLong((long) a, (long) b); } };
 
     /** BITWISE: integers (and bool, for and, or and xor) only, computed in their own type. */
     public enum Kind { ARITHMETIC, TRUE_DIVISION, COMPARISON, LOGICAL, BITWISE }
@@ -72,8 +72,8 @@ public enum BinaryFn {
 
     public Kind kind() { return kind; }
 
-    /** The reference in double precision; for the bitwise functions, {@link #applyLong} of the integral operands. */
-    public double apply(double a, double b) { return applyLong((long) a, (long) b); }
+    /** The reference in double precision (for the bitwise functions, {@link #applyLong} of the integral operands). */
+    public abstract double apply(double a, double b);
 
     /** Integer semantics; wraps on overflow like Java and PyTorch integer tensors. */
     public long applyLong(long a, long b) {
