@@ -78,6 +78,65 @@ class PagedAttentionProperties {
                 rtol(dtype), atol(dtype));
     }
 
+    @Provide
+    Arbitrary<Integer> longContextHeadSizes() { return Arbitraries.of(8, 40, 64, 128); }
+
+    /** Contexts past a partition: a row's keys are split into units and merged by their log-sum-exps. */
+    @Property(tries = 12)
+    void longContextsSplitIntoPartitionsMatchTheReference(@ForAll long seed, @ForAll("longContextHeadSizes") int dim,
+                                                          @ForAll("heads") int[] heads, @ForAll @IntRange(min = 1, max = 17) int blockSize,
+                                                          @ForAll("dtypes") DType dtype, @ForAll Presentation presentation,
+                                                          @ForAll boolean causal, @ForAll @IntRange(min = 0, max = 1200) int window,
+                                                          @ForAll boolean softcapped) {
+        Random r = new Random(seed);
+        int partition = PagedAttentionKernel.PARTITION;
+        PagedBatch b = PagedBatch.longContexts(r, 1 + r.nextInt(3), heads[0], heads[1], dim, blockSize, partition + 1, 3 * partition, 3);
+        Inputs in = Inputs.of(b, dtype, presentation);
+        double scale = 1 / Math.sqrt(dim), softcap = softcapped ? 2 + 10 * r.nextDouble() : 0;
+        assertClose("pagedAttention, long contexts", in.query().shape(), in.reference(b, scale, causal, window, softcap),
+                in.run(scale, causal, window, softcap), rtol(dtype), atol(dtype));
+    }
+
+    /** A row's partitions depend on its own keys only: a sequence alone and in a batch give the same bits. */
+    @Property(tries = 8)
+    void aSequenceGivesTheSameBitsAloneAsInABatch(@ForAll long seed, @ForAll boolean causal) {
+        Random r = new Random(seed);
+        PagedBatch b = PagedBatch.longContexts(r, 3, 8, 2, 64, 16, 1, 3 * PagedAttentionKernel.PARTITION, 2);
+        Inputs in = Inputs.of(b, DType.FLOAT32, Presentation.CONTIGUOUS);
+        Tensor batch = in.run(0.125, causal, 0, 0);
+        int[] start = b.queryStartLoc();
+        for (int s = 0; s < b.sequences(); s++) {
+            Tensor alone = Serving.pagedAttention(in.query().slice(0, start[s], start[s + 1]), in.keyCache(), in.valueCache(),
+                    in.blockTables().slice(0, s, s + 1), in.contextLens().slice(0, s, s + 1),
+                    Tensor.of(new int[] {0, start[s + 1] - start[s]}, 2), 0.125, causal, 0, 0);
+            assertArrayEquals(values(batch.slice(0, start[s], start[s + 1])), values(alone), "sequence " + s);
+        }
+    }
+
+    /** Split rows taken a wave at a time (here one row per wave) give the same bits as all at once. */
+    @Property(tries = 6)
+    void wavesOfSplitRowsChangeNoBits(@ForAll long seed) {
+        Random r = new Random(seed);
+        PagedBatch b = PagedBatch.longContexts(r, 3, 4, 2, 40, 16, 1, 3 * PagedAttentionKernel.PARTITION, 3);
+        Inputs in = Inputs.of(b, DType.FLOAT32, Presentation.CONTIGUOUS);
+        int tokens = b.tokens();
+        int[] sequence = new int[tokens], first = new int[tokens], last = new int[tokens];
+        for (int s = 0; s < b.sequences(); s++) {
+            for (int t = b.queryStartLoc()[s]; t < b.queryStartLoc()[s + 1]; t++) {
+                sequence[t] = s;
+                last[t] = b.contextLens()[s] - 1;
+            }
+        }
+        PagedAttentionKernel.Rows rows = new PagedAttentionKernel.Rows(sequence, first, last);
+        PagedAttentionKernel.BlockTable table = (s, logical) -> b.blockTables()[s * b.maxBlocks() + logical];
+        var params = new dev.kiln.ops.ServingKernels.AttentionParams(0.2, false, 0, 0);
+        Tensor together = Tensor.zeros(tokens, b.heads(), b.dim()), oneByOne = Tensor.zeros(tokens, b.heads(), b.dim());
+        PagedAttentionKernel.run(in.query(), in.keyCache(), in.valueCache(), table, rows, params, together);
+        PagedAttentionKernel.run(in.query(), in.keyCache(), in.valueCache(), table, rows, params, oneByOne, 1);
+        assertArrayEquals(values(together), values(oneByOne));
+        assertClose("waves", together.shape(), in.reference(b, 0.2, false, 0, 0), together, 1e-4, 2e-5);
+    }
+
     @Property(tries = 30)
     void defaultsAreCausalWithScaleOneOverRootDAndUnreferencedNaNNeverLeaks(@ForAll long seed, @ForAll("headSizes") int dim) {
         Random r = new Random(seed);

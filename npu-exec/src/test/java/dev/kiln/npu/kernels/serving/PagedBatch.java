@@ -22,7 +22,6 @@ record PagedBatch(int heads, int kvHeads, int dim, int blockSize, int blocks, in
     static PagedBatch random(Random r, int sequences, int heads, int kvHeads, int dim, int blockSize, int maxContext,
                              double amplitude) {
         int[] ctx = new int[sequences], qLen = new int[sequences];
-        int maxBlocks = 1, used = 0;
         for (int s = 0; s < sequences; s++) {
             ctx[s] = r.nextInt(12) == 0 ? 0 : 1 + r.nextInt(maxContext);
             qLen[s] = switch (r.nextInt(7)) {
@@ -32,6 +31,27 @@ record PagedBatch(int heads, int kvHeads, int dim, int blockSize, int blocks, in
                 case 4 -> ctx[s] + 1 + r.nextInt(3);
                 default -> 1 + r.nextInt(Math.max(ctx[s], 1));
             };
+        }
+        return of(r, ctx, qLen, heads, kvHeads, dim, blockSize, amplitude);
+    }
+
+    /**
+     * Decode-like sequences with long contexts ({@code minContext..maxContext}) and a few
+     * query rows each (up to {@code maxRows}): contexts past the kernel's partition size.
+     */
+    static PagedBatch longContexts(Random r, int sequences, int heads, int kvHeads, int dim, int blockSize, int minContext,
+                                   int maxContext, int maxRows) {
+        int[] ctx = new int[sequences], qLen = new int[sequences];
+        for (int s = 0; s < sequences; s++) {
+            ctx[s] = minContext + r.nextInt(maxContext - minContext + 1);
+            qLen[s] = 1 + r.nextInt(maxRows);
+        }
+        return of(r, ctx, qLen, heads, kvHeads, dim, blockSize, 1);
+    }
+
+    private static PagedBatch of(Random r, int[] ctx, int[] qLen, int heads, int kvHeads, int dim, int blockSize, double amplitude) {
+        int sequences = ctx.length, maxBlocks = 1, used = 0;
+        for (int s = 0; s < sequences; s++) {
             int need = (ctx[s] + blockSize - 1) / blockSize;
             maxBlocks = Math.max(maxBlocks, need);
             used += need;
