@@ -29,6 +29,11 @@ import java.util.Arrays;
  * key/value head are packed as the rows of one slice, so its keys and values are read
  * once for all of them.
  *
+ * <p>Units of a few rows (decode: one position, its query heads packed under GQA) with
+ * head sizes of whole vectors turn the layout around: rows stay rows, head elements lie in
+ * lanes, and both products are {@link RowProducts}' (see {@link #rowsInLanes}). The
+ * softmax, masks and NaN rules are the same, a row at a time.
+ *
  * <p>The scale multiplies the queries once (PyTorch splits it as its square root over q
  * and k; the results differ by rounding only).
  *
@@ -54,6 +59,8 @@ public final class FlashAttention {
     private static final int WIDE = 2 * LANES;
     /** Most keys per compute tile: a group's scores ({@code [key][WIDE]}) and mask bias stay in L1. */
     private static final int MAX_COMPUTE_KEYS = 128;
+    /** Most query rows of a unit that puts head elements in lanes (see {@link #rowsInLanes}). */
+    private static final int HEAD_LANE_ROWS = Math.max(1, LANES / 2);
     private static final float NEG_INF = Float.NEGATIVE_INFINITY;
     private static final FloatVector IOTA = FloatVector.fromArray(SPECIES, iota(), 0);
 
@@ -83,7 +90,8 @@ public final class FlashAttention {
                                   int partitionSize) {
             long floats = device.sramFloats();
             int computeKeys = (int) Math.clamp(floats / 16 / WIDE, 4, MAX_COMPUTE_KEYS);
-            long fixed = 2L * computeKeys * WIDE + computeKeys + Math.max(headDim, valueDim) + 2L * LANES + roundUp(valueDim, LANES);
+            long fixed = 2L * computeKeys * WIDE + computeKeys + Math.max(headDim, valueDim) + 2L * LANES + roundUp(valueDim, LANES)
+                    + RowProducts.SCRATCH_FLOATS;
             long budget = Math.max(0, floats - fixed), perRow = (long) headDim + valueDim + 3;
             // Queries take half, at least one lane block; keys and values the rest.
             int maxBlock = (int) Math.clamp(budget / 2 / perRow / WIDE * WIDE, WIDE, Integer.MAX_VALUE / 2);
@@ -117,7 +125,7 @@ public final class FlashAttention {
             int valuePad = roundUp(valueDim, LANES);
             return rows * headDim + (long) keyTile * headDim + Math.max((long) keyTile * valueDim, valuePad)
                     + 2L * computeKeys * WIDE + computeKeys + Math.max(rows * valueDim, valuePad) + 2 * rows + Math.max(rows, partitions)
-                    + Math.max(headDim, valueDim) + 2L * LANES;
+                    + Math.max(headDim, valueDim) + 2L * LANES + RowProducts.SCRATCH_FLOATS;
         }
     }
 
@@ -127,6 +135,20 @@ public final class FlashAttention {
     private final Workspace w;
     private final int headDim, valueDim;
     private final float scale, softcap;
+    /**
+     * Whether this launch's units keep query rows in lanes (the default) or head elements in
+     * lanes: with at most {@link #HEAD_LANE_ROWS} rows a unit would fill under half of each
+     * vector's lanes, so rows of whole vectors of head elements take the {@link RowProducts}
+     * loops instead, in compute tiles of {@link #rowKeys} keys.
+     */
+    private final boolean rowsInLanes;
+    private final int rowKeys;
+    /**
+     * Without {@link #rowsInLanes}, float32 key and value rows of unit column stride are read
+     * where they lie in DRAM (counted as the same bytes): a unit of a few rows uses each once,
+     * so copying them into SRAM first would only add a pass.
+     */
+    private final boolean keysInPlace, valuesInPlace;
     /** Partial outputs [partition][slice][row][valueDim] and log-sum-exps [partition][slice][row], under split-KV. */
     private final MemorySegment partialOut, partialLse;
     private boolean valuesFinite;
@@ -142,6 +164,10 @@ public final class FlashAttention {
         this.partialOut = partialOut;
         this.partialLse = partialLse;
         this.w = Workspace.local(tiling, headDim, valueDim);
+        this.rowKeys = tiling.computeKeys() / LANES * LANES;
+        this.rowsInLanes = !(tiling.queryBlock() <= HEAD_LANE_ROWS && headDim % LANES == 0 && valueDim % LANES == 0 && rowKeys > 0);
+        this.keysInPlace = !rowsInLanes && g.key.dtype() == DType.FLOAT32 && g.keyColStride == 1;
+        this.valuesInPlace = !rowsInLanes && g.value.dtype() == DType.FLOAT32 && g.valueColStride == 1;
     }
 
     /**
@@ -198,6 +224,10 @@ public final class FlashAttention {
         for (int tileStart = keyFrom; tileStart < keyEnd; tileStart += tiling.keyTile()) {
             int tileKeys = Math.min(tiling.keyTile(), keyEnd - tileStart);
             loadKeysAndValues(slice, tileStart, tileKeys);
+            if (!rowsInLanes) {
+                rowsTile(slice, firstRow, rows, tileStart, tileKeys);
+                continue;
+            }
             for (int lane = 0; lane < qPad; ) {
                 int width = qPad - lane >= WIDE ? 2 : 1;
                 groupEitherWay(slice, firstRow, rows, lane, width, tileStart, tileKeys);
@@ -210,7 +240,8 @@ public final class FlashAttention {
 
     /**
      * Queries [rows][e] of the block, scaled, into lane blocks {@code queries[block][e][WIDE]}
-     * (see {@link #queryAt}); padding lanes zero.
+     * (see {@link #queryAt}; padding lanes zero), or as rows {@code [rows][e]} when not
+     * {@link #rowsInLanes}.
      */
     private void loadQueries(int slice, int firstRow, int rows, int qPad) {
         long offset = g.queryOffset(slice);
@@ -219,7 +250,8 @@ public final class FlashAttention {
         Arrays.fill(q, 0, headDim * roundUp(qPad, WIDE), 0f);
         for (int r = 0; r < rows; r++) {
             dma.load(src, g.query.dtype(), offset + (firstRow + r) * g.queryRowStride, g.queryColStride, w.rowSegment, 0, 1, headDim);
-            for (int e = 0, i = queryAt(r); e < headDim; e++, i += WIDE) q[i] = row[e] * scale;
+            if (rowsInLanes) for (int e = 0, i = queryAt(r); e < headDim; e++, i += WIDE) q[i] = row[e] * scale;
+            else for (int e = 0, i = r * headDim; e < headDim; e++, i++) q[i] = row[e] * scale;
         }
     }
 
@@ -237,13 +269,19 @@ public final class FlashAttention {
     private void loadKeysAndValues(int slice, int tileStart, int tileKeys) {
         MemorySegment k = g.key.storage().segment(), v = g.value.storage().segment();
         long keyOffset = g.keyOffset(slice), valueOffset = g.valueOffset(slice);
-        if (g.keyColStride == 1 && g.keyRowStride == headDim) {
+        if (keysInPlace) {
+            dma.readInPlace((long) tileKeys * headDim);
+        } else if (g.keyColStride == 1 && g.keyRowStride == headDim) {
             dma.load(k, g.key.dtype(), keyOffset + (long) tileStart * headDim, 1, w.keysSegment, 0, 1, tileKeys * headDim);
         } else {
             for (int j = 0; j < tileKeys; j++) {
                 dma.load(k, g.key.dtype(), keyOffset + (tileStart + j) * g.keyRowStride, g.keyColStride,
                         w.keysSegment, j * headDim, 1, headDim);
             }
+        }
+        if (valuesInPlace) {
+            dma.readInPlace((long) tileKeys * valueDim);
+            return;
         }
         if (g.valueColStride == 1 && g.valueRowStride == valueDim) {
             dma.load(v, g.value.dtype(), valueOffset + (long) tileStart * valueDim, 1, w.valuesSegment, 0, 1, tileKeys * valueDim);
@@ -661,6 +699,69 @@ public final class FlashAttention {
         }
     }
 
+    // ------------------------------------------------------------------ few rows: head elements in lanes
+
+    /**
+     * The block's rows against a key tile when not {@link #rowsInLanes}, in compute tiles of
+     * {@link #rowKeys}: scores of rows {@code [r][key]} in {@code scores}, then per row the
+     * same soft-cap, masks and online softmax as {@link #softmax} gives a lane, then the
+     * weighted values into accumulator rows {@code [r][c]}.
+     */
+    private void rowsTile(int slice, int firstRow, int rows, int tileStart, int tileKeys) {
+        int seen = Math.min(tileKeys, g.visibleKeys(firstRow + rows - 1) - tileStart);
+        long[] rowByte = w.rowByte;
+        MemorySegment keys = keysInPlace ? g.key.storage().segment() : w.keysSegment;
+        MemorySegment values = valuesInPlace ? g.value.storage().segment() : w.valuesSegment;
+        // Element offsets of the tile's first key and value rows, and their strides, where the products read them.
+        long keyBase = keysInPlace ? g.keyOffset(slice) + tileStart * g.keyRowStride : 0, keyStride = keysInPlace ? g.keyRowStride : headDim;
+        long valueBase = valuesInPlace ? g.valueOffset(slice) + tileStart * g.valueRowStride : 0;
+        long valueStride = valuesInPlace ? g.valueRowStride : valueDim;
+        for (int sub = 0; sub < seen; sub += rowKeys) {
+            int n = Math.min(rowKeys, seen - sub), firstKey = tileStart + sub;
+            for (int j = 0; j < n; j++) rowByte[j] = (keyBase + (sub + j) * keyStride) * Float.BYTES;
+            w.products.scores(w.queries, 0, rows, headDim, keys, rowByte, n, w.scores, 0, rowKeys);
+            if (g.mask != null) loadBias(slice, firstRow, rows, firstKey, n);
+            for (int r = 0; r < rows; r++) softmaxRow(r, firstRow + r, firstKey, n);
+            for (int j = 0; j < n; j++) rowByte[j] = (valueBase + (sub + j) * valueStride) * Float.BYTES;
+            boolean finite = valuesInPlace ? RowProducts.allFinite(values, rowByte, n, valueDim) : valuesFinite;
+            w.products.accumulate(w.acc, 0, rows, valueDim, values, rowByte, n, w.scores, 0, rowKeys, !finite);
+        }
+    }
+
+    /** {@link #softmax}, {@link #softcap}, {@link #mask} and {@link #exponentiate} for row r of a rows tile, with the lanes' rules. */
+    private void softmaxRow(int r, int row, int firstKey, int keys) {
+        float[] s = w.scores, b = w.bias;
+        int o = r * rowKeys;
+        boolean masked = g.mask != null;
+        // Keys from `visible` on lie past the causal diagonal (never, without the causal mask).
+        long visible = g.visibleKeys(row) - (long) firstKey;
+        float max = NEG_INF, invCap = 1f / softcap;
+        for (int j = 0; j < keys; j++) {
+            float x = s[o + j];
+            if (softcap > 0) x = VectorMath.tanh(x * invCap) * softcap;
+            if (masked) {
+                float bias = b[j * WIDE + r];
+                x = bias == NEG_INF ? NEG_INF : x + bias;
+            }
+            if (j >= visible) x = NEG_INF;
+            s[o + j] = x;
+            if (x > max) max = x;
+        }
+        float previous = w.rowMax[r];
+        float next = max > previous ? max : previous;
+        float shift = next == NEG_INF ? 0f : next;
+        float sum = RowProducts.exponentiate(s, o, keys, shift);
+        float correction = VectorMath.exp(previous - shift);
+        w.rowMax[r] = Float.isNaN(sum) ? Float.NaN : next;
+        w.rowSum[r] = Math.fma(w.rowSum[r], correction, sum);
+        if (correction != 1f) {
+            FloatVector f = FloatVector.broadcast(SPECIES, correction);
+            for (int c = r * valueDim, end = c + valueDim; c < end; c += LANES) {
+                FloatVector.fromArray(SPECIES, w.acc, c).mul(f).intoArray(w.acc, c);
+            }
+        }
+    }
+
     // ------------------------------------------------------------------ output
 
     /**
@@ -669,6 +770,14 @@ public final class FlashAttention {
      */
     private void normalise(int qPad) {
         float[] acc = w.acc;
+        if (!rowsInLanes) {
+            for (int r = 0; r < qPad; r++) {
+                float sum = w.rowSum[r];
+                boolean empty = w.rowMax[r] == NEG_INF;
+                for (int c = 0, o = r * valueDim; c < valueDim; c++, o++) acc[o] = empty ? 0f : acc[o] / sum;
+            }
+            return;
+        }
         for (int lane = 0; lane < qPad; lane += LANES) {
             FloatVector sum = FloatVector.fromArray(SPECIES, w.rowSum, lane);
             VectorMask<Float> empty = FloatVector.fromArray(SPECIES, w.rowMax, lane).eq(NEG_INF);
@@ -687,9 +796,13 @@ public final class FlashAttention {
         }
     }
 
-    /** Lane r's accumulators into {@code row}, for a contiguous store. */
+    /** Lane r's accumulators (or row r's, when not {@link #rowsInLanes}) into {@code row}, for a contiguous store. */
     private void gatherRow(int r) {
         float[] acc = w.acc, row = w.row;
+        if (!rowsInLanes) {
+            System.arraycopy(acc, r * valueDim, row, 0, valueDim);
+            return;
+        }
         for (int c = 0, i = accAt(r); c < valueDim; c++, i += WIDE) row[c] = acc[i];
     }
 
@@ -756,6 +869,9 @@ public final class FlashAttention {
         /** One query row's scores, for the scalar twin. */
         final float[] rowScores;
         final float[] laneMax = new float[LANES], laneSum = new float[LANES];
+        /** Where each key's row of a compute tile starts in the key or value tile, for {@link RowProducts}. */
+        final long[] rowByte;
+        final RowProducts products = new RowProducts();
         /** One query or output row in the caller's layout. */
         final float[] row;
         final MemorySegment queriesSegment, keysSegment, valuesSegment, biasSegment, accSegment, lseSegment, rowSegment;
@@ -767,6 +883,7 @@ public final class FlashAttention {
             values = new float[Math.max(Math.multiplyExact(t.keyTile(), valueDim), valuePad)];
             scores = new float[t.computeKeys() * WIDE];
             rowScores = new float[t.computeKeys()];
+            rowByte = new long[t.computeKeys()];
             bias = new float[t.computeKeys() * WIDE];
             acc = new float[Math.max(Math.multiplyExact(rows, valueDim), valuePad)];
             rowMax = new float[rows];
@@ -786,7 +903,7 @@ public final class FlashAttention {
             int rows = roundUp(t.queryBlock(), WIDE), valuePad = roundUp(valueDim, LANES);
             return queries.length >= (long) rows * headDim && keys.length >= (long) t.keyTile() * headDim
                     && values.length >= Math.max((long) t.keyTile() * valueDim, valuePad)
-                    && scores.length >= t.computeKeys() * WIDE && rowScores.length >= t.computeKeys()
+                    && scores.length >= t.computeKeys() * WIDE && rowScores.length >= t.computeKeys() && rowByte.length >= t.computeKeys()
                     && acc.length >= Math.max((long) rows * valueDim, valuePad)
                     && rowMax.length >= rows && lse.length >= Math.max(rows, t.partitions()) && row.length >= Math.max(headDim, valueDim);
         }

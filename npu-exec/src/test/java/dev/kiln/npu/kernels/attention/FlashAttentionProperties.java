@@ -353,6 +353,47 @@ class FlashAttentionProperties {
         assertMatches("decode on " + device.sramBytesPerCore() + " B SRAM", p, p.runOn(device, partition, DType.FLOAT32));
     }
 
+    /**
+     * Units of a few rows with head sizes of whole vectors put head elements in lanes and read
+     * float32 keys and values of unit column stride where they lie, at any row stride: every
+     * presentation gives the reference, and the same bits as contiguous operands.
+     */
+    @Property(tries = 60)
+    void fewRowsMatchTheReferenceInEveryPresentation(@ForAll @IntRange(min = 1, max = 8) int queries,
+                                                     @ForAll @IntRange(min = 1, max = 400) int keys, @ForAll("wholeVectorHeads") int headDim,
+                                                     @ForAll("wholeVectorHeads") int valueDim, @ForAll("groups") int group,
+                                                     @ForAll MaskKind maskKind, @ForAll boolean causal, @ForAll Alignment alignment,
+                                                     @ForAll boolean softcap, @ForAll boolean plant, @ForAll TestTensors.Presentation presentation,
+                                                     @ForAll boolean headsInterleaved, @ForAll long seed) {
+        Problem p = problem(seed, queries, keys, headDim, valueDim, 1 + (int) (seed & 1), group, maskKind, causal, alignment, softcap,
+                0, false, plant);
+        Tensor[] contiguous = p.inputs(DType.FLOAT32);
+        Tensor[] presented = contiguous.clone();
+        presented[1] = headsInterleaved ? interleaved(p.k(), p.kShape()) : TestTensors.tensor(p.k(), DType.FLOAT32, presentation, p.kShape());
+        presented[2] = headsInterleaved ? interleaved(p.v(), p.vShape()) : TestTensors.tensor(p.v(), DType.FLOAT32, presentation, p.vShape());
+        Tensor expected = Tensor.empty(DType.FLOAT32, Shape.of(p.outShape())), got = Tensor.empty(DType.FLOAT32, Shape.of(p.outShape()));
+        FlashAttention.run(p.spec(0), contiguous, expected, NpuDevice.current());
+        FlashAttention.run(p.spec(0), presented, got, NpuDevice.current());
+        String how = headsInterleaved ? "a [B, S, H, E] cache transposed" : presentation.toString();
+        assertMatches("few rows, " + how, p, got);
+        assertArrayEquals(expected.toFloatArray(), got.toFloatArray(), how + " " + describe(p));
+    }
+
+    /** {@code [B, H, S, E]} values stored as a {@code [B, S, H, E]} cache, viewed back as {@code [B, H, S, E]}: rows of unit stride, apart by H E. */
+    static Tensor interleaved(double[] values, int[] shape) {
+        int b = shape[0], h = shape[1], n = shape[2], e = shape[3];
+        double[] cache = new double[values.length];
+        for (int i = 0; i < b; i++) {
+            for (int j = 0; j < h; j++) {
+                for (int t = 0; t < n; t++) System.arraycopy(values, ((i * h + j) * n + t) * e, cache, ((i * n + t) * h + j) * e, e);
+            }
+        }
+        return TestTensors.tensor(cache, DType.FLOAT32, b, n, h, e).transpose(1, 2);
+    }
+
+    @Provide
+    Arbitrary<Integer> wholeVectorHeads() { return Arbitraries.of(16, 32, 64, 128); }
+
     @Provide
     Arbitrary<Integer> decodeGroups() { return Arbitraries.of(2, 4, 8, 16, 32); }
 

@@ -1,0 +1,249 @@
+package dev.kiln.npu.kernels.attention;
+
+import dev.kiln.npu.kernels.Lanes;
+import dev.kiln.npu.kernels.VectorMath;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShuffle;
+import jdk.incubator.vector.VectorSpecies;
+
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteOrder;
+import java.util.Arrays;
+
+/**
+ * The two products of attention for a few query rows (decode: one position's query heads)
+ * with head elements in vector lanes: scores of query rows against key rows, and weighted
+ * sums of value rows. Query and accumulator rows are float arrays; key and value rows are
+ * read from a segment at given byte offsets, wherever they lie (a block table's slots or an
+ * SRAM tile). Rows hold a whole number of vectors ({@code width}, a multiple of
+ * {@link #LANES}), so no load is masked. Query-in-lanes kernels waste most lanes on so few
+ * rows; here every lane works, and the lanes of a score are added for 16 keys together.
+ *
+ * <p>Each product's additions are in a fixed order (per lane across the row, then the
+ * lanes by a fixed tree), the same interpreted and compiled. One instance per thread: it
+ * holds scratch.
+ */
+public final class RowProducts {
+    private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
+    /** Floats per vector: row widths are multiples of it. */
+    public static final int LANES = S.length();
+    private static final ByteOrder ORDER = ByteOrder.nativeOrder();
+
+    /** Floats of an instance's scratch, for SRAM budgets. */
+    public static final int SCRATCH_FLOATS = 4 * LANES * LANES;
+
+    /** Four query rows' per-key lane partials of their scores, {@code [row][key][LANES]}, summed by {@link #transposedSums}. */
+    private final float[] partials = new float[SCRATCH_FLOATS];
+
+    /**
+     * {@code scores[scoresAt + r * stride + k] = q[qAt + r * width ..] . key k} for query rows
+     * {@code r < rows} and keys {@code k < n} at {@code rowByte[k]} in {@code keys}. Writes
+     * whole vectors of keys: {@code stride} is at least {@code n} rounded up to {@link #LANES}.
+     */
+    public void scores(float[] q, int qAt, int rows, int width, MemorySegment keys, long[] rowByte, int n, float[] scores,
+                       int scoresAt, int stride) {
+        for (int k0 = 0; k0 < n; k0 += LANES) {
+            int nk = Math.min(LANES, n - k0), r = 0;
+            for (; r + 4 <= rows; r += 4) {
+                for (int k = 0; k < nk; k++) dots4(q, qAt + r * width, width, keys, rowByte[k0 + k], k);
+                for (int i = 0; i < 4; i++) {
+                    int p = i * LANES * LANES;
+                    Arrays.fill(partials, p + nk * LANES, p + LANES * LANES, 0f);
+                    transposedSums(partials, p).intoArray(scores, scoresAt + (r + i) * stride + k0);
+                }
+            }
+            for (; r < rows; r++) {
+                for (int k = 0; k < nk; k++) dot(q, qAt + r * width, width, keys, rowByte[k0 + k], k);
+                Arrays.fill(partials, nk * LANES, LANES * LANES, 0f);
+                transposedSums(partials, 0).intoArray(scores, scoresAt + r * stride + k0);
+            }
+        }
+    }
+
+    /** The lane partials of query rows at q0, q0 + width, ... (four) against the key row at {@code byteAt}, each key vector loaded once. */
+    private void dots4(float[] q, int q0, int width, MemorySegment key, long byteAt, int k) {
+        FloatVector s0 = FloatVector.zero(S), s1 = s0, s2 = s0, s3 = s0;
+        int q1 = q0 + width, q2 = q1 + width, q3 = q2 + width;
+        for (int i = 0; i < width; i += LANES) {
+            FloatVector kv = FloatVector.fromMemorySegment(S, key, byteAt + (long) i * Float.BYTES, ORDER);
+            s0 = FloatVector.fromArray(S, q, q0 + i).fma(kv, s0);
+            s1 = FloatVector.fromArray(S, q, q1 + i).fma(kv, s1);
+            s2 = FloatVector.fromArray(S, q, q2 + i).fma(kv, s2);
+            s3 = FloatVector.fromArray(S, q, q3 + i).fma(kv, s3);
+        }
+        int at = k * LANES, row = LANES * LANES;
+        s0.intoArray(partials, at);
+        s1.intoArray(partials, at + row);
+        s2.intoArray(partials, at + 2 * row);
+        s3.intoArray(partials, at + 3 * row);
+    }
+
+    /** As {@link #dots4} for one query row. Vectors leave through the scratch, not a return value, which would box them if not inlined. */
+    private void dot(float[] q, int qAt, int width, MemorySegment key, long byteAt, int k) {
+        FloatVector s = FloatVector.zero(S);
+        for (int i = 0; i < width; i += LANES) {
+            s = FloatVector.fromArray(S, q, qAt + i).fma(FloatVector.fromMemorySegment(S, key, byteAt + (long) i * Float.BYTES, ORDER), s);
+        }
+        s.intoArray(partials, k * LANES);
+    }
+
+    /**
+     * {@code acc[accAt + r * width ..] += sum over k < n of weights[weightsAt + r * stride + k]
+     * times value row k} (at {@code rowByte[k]} in {@code values}), for rows {@code r < rows}.
+     * A vector of four rows' accumulators stays in registers across the keys, each value
+     * vector loaded once. With {@code skipZeros}, a zero weight adds nothing instead of
+     * multiplying its value, so a NaN or infinite value behind it never reaches the row.
+     */
+    public void accumulate(float[] acc, int accAt, int rows, int width, MemorySegment values, long[] rowByte, int n, float[] weights,
+                           int weightsAt, int stride, boolean skipZeros) {
+        if (skipZeros) {
+            accumulateNonZero(acc, accAt, rows, width, values, rowByte, n, weights, weightsAt, stride);
+            return;
+        }
+        int r = 0;
+        for (; r + 4 <= rows; r += 4) accumulate4(acc, accAt + r * width, width, values, rowByte, n, weights, weightsAt + r * stride, stride);
+        for (; r < rows; r++) accumulate1(acc, accAt + r * width, width, values, rowByte, n, weights, weightsAt + r * stride);
+    }
+
+    private static void accumulate4(float[] acc, int a0, int width, MemorySegment values, long[] rowByte, int n, float[] weights, int w0,
+                                    int stride) {
+        int a1 = a0 + width, a2 = a1 + width, a3 = a2 + width, w1 = w0 + stride, w2 = w1 + stride, w3 = w2 + stride;
+        for (int i = 0; i < width; i += LANES) {
+            FloatVector c0 = FloatVector.fromArray(S, acc, a0 + i), c1 = FloatVector.fromArray(S, acc, a1 + i);
+            FloatVector c2 = FloatVector.fromArray(S, acc, a2 + i), c3 = FloatVector.fromArray(S, acc, a3 + i);
+            long lane = (long) i * Float.BYTES;
+            for (int k = 0; k < n; k++) {
+                FloatVector v = FloatVector.fromMemorySegment(S, values, rowByte[k] + lane, ORDER);
+                c0 = v.fma(FloatVector.broadcast(S, weights[w0 + k]), c0);
+                c1 = v.fma(FloatVector.broadcast(S, weights[w1 + k]), c1);
+                c2 = v.fma(FloatVector.broadcast(S, weights[w2 + k]), c2);
+                c3 = v.fma(FloatVector.broadcast(S, weights[w3 + k]), c3);
+            }
+            c0.intoArray(acc, a0 + i);
+            c1.intoArray(acc, a1 + i);
+            c2.intoArray(acc, a2 + i);
+            c3.intoArray(acc, a3 + i);
+        }
+    }
+
+    private static void accumulate1(float[] acc, int a, int width, MemorySegment values, long[] rowByte, int n, float[] weights, int w) {
+        for (int i = 0; i < width; i += LANES) {
+            FloatVector c = FloatVector.fromArray(S, acc, a + i);
+            long lane = (long) i * Float.BYTES;
+            for (int k = 0; k < n; k++) {
+                c = FloatVector.fromMemorySegment(S, values, rowByte[k] + lane, ORDER).fma(FloatVector.broadcast(S, weights[w + k]), c);
+            }
+            c.intoArray(acc, a + i);
+        }
+    }
+
+    private static void accumulateNonZero(float[] acc, int accAt, int rows, int width, MemorySegment values, long[] rowByte, int n,
+                                          float[] weights, int weightsAt, int stride) {
+        for (int r = 0; r < rows; r++) {
+            int a = accAt + r * width, w = weightsAt + r * stride;
+            for (int i = 0; i < width; i += LANES) {
+                FloatVector c = FloatVector.fromArray(S, acc, a + i);
+                long lane = (long) i * Float.BYTES;
+                for (int k = 0; k < n; k++) {
+                    float p = weights[w + k];
+                    if (p != 0f) c = FloatVector.fromMemorySegment(S, values, rowByte[k] + lane, ORDER).fma(FloatVector.broadcast(S, p), c);
+                }
+                c.intoArray(acc, a + i);
+            }
+        }
+    }
+
+    /** Whether the {@code n} rows of {@code width} floats at {@code rowByte[..]} hold no NaN or infinity. */
+    public static boolean allFinite(MemorySegment rows, long[] rowByte, int n, int width) {
+        // x * 0 is 0 for finite x and NaN for NaN or infinity.
+        FloatVector probe = FloatVector.zero(S);
+        for (int k = 0; k < n; k++) {
+            for (int i = 0; i < width; i += LANES) {
+                probe = probe.add(FloatVector.fromMemorySegment(S, rows, rowByte[k] + (long) i * Float.BYTES, ORDER).mul(0f));
+            }
+        }
+        return !probe.test(VectorOperators.IS_NAN).anyTrue();
+    }
+
+    /** Replaces {@code s[at..at+n)} by the softmax weights exp(s - shift) and returns their sum (added as {@link #sum} does). */
+    public static float exponentiate(float[] s, int at, int n, float shift) {
+        FloatVector shiftV = FloatVector.broadcast(S, shift), total = FloatVector.zero(S);
+        int i = 0;
+        for (int bound = S.loopBound(n); i < bound; i += LANES) {
+            FloatVector e = VectorMath.exp(FloatVector.fromArray(S, s, at + i).sub(shiftV));
+            e.intoArray(s, at + i);
+            total = total.add(e);
+        }
+        if (i < n) {
+            VectorMask<Float> m = S.indexInRange(i, n);
+            FloatVector e = VectorMath.exp(FloatVector.fromArray(S, s, at + i, m).sub(shiftV));
+            e.intoArray(s, at + i, m);
+            total = total.add(e.blend(0f, m.not()));
+        }
+        return sum(total);
+    }
+
+    // ---------------------------------------------------------------- lane sums
+
+    /** Lane i and lane i ^ span, for each span of the trees in {@link #sum} and {@link #transposedSums}. */
+    private static final VectorShuffle<Float> SWAP_8 = swap(8), SWAP_4 = swap(4), SWAP_2 = swap(2), SWAP_1 = swap(1);
+    /** Lanes whose index has bit {@code span} set, for each span of the tree in {@link #transposedSums}. */
+    private static final VectorMask<Float> HIGH_8 = high(8), HIGH_4 = high(4), HIGH_2 = high(2), HIGH_1 = high(1);
+
+    private static VectorShuffle<Float> swap(int span) {
+        return VectorShuffle.fromOp(S, i -> span < LANES ? i ^ span : i);
+    }
+
+    private static VectorMask<Float> high(int span) {
+        boolean[] bits = new boolean[LANES];
+        for (int i = 0; i < LANES; i++) bits[i] = (i & span) != 0;
+        return VectorMask.fromArray(S, bits, 0);
+    }
+
+    /**
+     * The lanes of {@code v} added as a tree: halves, then quarters, and so on (four
+     * permutes and adds for 16 lanes, against fifteen dependent scalar additions in lane
+     * order). Up to 16 lanes, the widest float species on x86 and most SVE hardware; wider
+     * vectors are added in lane order.
+     */
+    public static float sum(FloatVector v) {
+        if (LANES > 16) return Lanes.sum(v);
+        if (LANES > 8) v = v.add(v.rearrange(SWAP_8));
+        if (LANES > 4) v = v.add(v.rearrange(SWAP_4));
+        if (LANES > 2) v = v.add(v.rearrange(SWAP_2));
+        if (LANES > 1) v = v.add(v.rearrange(SWAP_1));
+        return v.lane(0);
+    }
+
+    /**
+     * Lane k of the result is the sum of the lanes of vector k of {@code p[at ..]}
+     * ({@code LANES} vectors one after another), added as a fixed tree: pairs of vectors
+     * combine into one holding both halves' sums (a's in the lanes without bit {@code span},
+     * b's in those with it), for span 1, 2, 4 and 8. Four operations per pair, so 16 keys'
+     * scores cost 60 operations, against 16 lane sums of 8 to 30 each.
+     */
+    private static FloatVector transposedSums(float[] p, int at) {
+        if (LANES > 16) {
+            float[] sums = new float[LANES];
+            for (int k = 0; k < LANES; k++) sums[k] = sum(FloatVector.fromArray(S, p, at + k * LANES));
+            return FloatVector.fromArray(S, sums, 0);
+        }
+        int count = LANES;
+        if (LANES > 1) count = combine(p, at, count, HIGH_1, SWAP_1);
+        if (LANES > 2) count = combine(p, at, count, HIGH_2, SWAP_2);
+        if (LANES > 4) count = combine(p, at, count, HIGH_4, SWAP_4);
+        if (LANES > 8) combine(p, at, count, HIGH_8, SWAP_8);
+        return FloatVector.fromArray(S, p, at);
+    }
+
+    /** One level of {@link #transposedSums}: {@code count} vectors at {@code p[at ..]} into half as many, in place. */
+    private static int combine(float[] p, int at, int count, VectorMask<Float> high, VectorShuffle<Float> swap) {
+        for (int i = 0; i < count / 2; i++) {
+            FloatVector a = FloatVector.fromArray(S, p, at + 2 * i * LANES), b = FloatVector.fromArray(S, p, at + (2 * i + 1) * LANES);
+            a.blend(b, high).add(b.blend(a, high).rearrange(swap)).intoArray(p, at + i * LANES);
+        }
+        return count / 2;
+    }
+}
