@@ -709,7 +709,12 @@ public final class FlashAttention {
      */
     private void rowsTile(int slice, int firstRow, int rows, int tileStart, int tileKeys) {
         int seen = Math.min(tileKeys, g.visibleKeys(firstRow + rows - 1) - tileStart);
+        if (seen <= 0) return;
+        long work = (long) rows * seen * (headDim + valueDim);
+        boolean scalar = ROWS_TWIN.scalarNext(work);
+        long start = System.nanoTime();
         long[] rowByte = w.rowByte;
+        RowProducts products = w.products;
         MemorySegment keys = keysInPlace ? g.key.storage().segment() : w.keysSegment;
         MemorySegment values = valuesInPlace ? g.value.storage().segment() : w.valuesSegment;
         // Element offsets of the tile's first key and value rows, and their strides, where the products read them.
@@ -719,17 +724,24 @@ public final class FlashAttention {
         for (int sub = 0; sub < seen; sub += rowKeys) {
             int n = Math.min(rowKeys, seen - sub), firstKey = tileStart + sub;
             for (int j = 0; j < n; j++) rowByte[j] = (keyBase + (sub + j) * keyStride) * Float.BYTES;
-            w.products.scores(w.queries, 0, rows, headDim, keys, rowByte, n, w.scores, 0, rowKeys);
+            if (scalar) products.scoresScalar(w.queries, 0, rows, headDim, keys, rowByte, n, w.scores, 0, rowKeys);
+            else products.scores(w.queries, 0, rows, headDim, keys, rowByte, n, w.scores, 0, rowKeys);
             if (g.mask != null) loadBias(slice, firstRow, rows, firstKey, n);
-            for (int r = 0; r < rows; r++) softmaxRow(r, firstRow + r, firstKey, n);
+            for (int r = 0; r < rows; r++) softmaxRow(r, firstRow + r, firstKey, n, scalar);
             for (int j = 0; j < n; j++) rowByte[j] = (valueBase + (sub + j) * valueStride) * Float.BYTES;
-            boolean finite = valuesInPlace ? RowProducts.allFinite(values, rowByte, n, valueDim) : valuesFinite;
-            w.products.accumulate(w.acc, 0, rows, valueDim, values, rowByte, n, w.scores, 0, rowKeys, !finite);
+            boolean finite = !valuesInPlace ? valuesFinite
+                    : scalar ? RowProducts.allFiniteScalar(values, rowByte, n, valueDim) : RowProducts.allFinite(values, rowByte, n, valueDim);
+            if (scalar) RowProducts.accumulateScalar(w.acc, 0, rows, valueDim, values, rowByte, n, w.scores, 0, rowKeys, !finite);
+            else products.accumulate(w.acc, 0, rows, valueDim, values, rowByte, n, w.scores, 0, rowKeys, !finite);
         }
+        ROWS_TWIN.record(scalar, System.nanoTime() - start, work);
     }
 
+    /** Rows tiles run their scalar twin while the JIT has not compiled the vector code (see {@link ScalarTwin}). */
+    private static final ScalarTwin ROWS_TWIN = new ScalarTwin();
+
     /** {@link #softmax}, {@link #softcap}, {@link #mask} and {@link #exponentiate} for row r of a rows tile, with the lanes' rules. */
-    private void softmaxRow(int r, int row, int firstKey, int keys) {
+    private void softmaxRow(int r, int row, int firstKey, int keys, boolean scalar) {
         float[] s = w.scores, b = w.bias;
         int o = r * rowKeys;
         boolean masked = g.mask != null;
@@ -750,16 +762,11 @@ public final class FlashAttention {
         float previous = w.rowMax[r];
         float next = max > previous ? max : previous;
         float shift = next == NEG_INF ? 0f : next;
-        float sum = RowProducts.exponentiate(s, o, keys, shift);
+        float sum = scalar ? w.products.exponentiateScalar(s, o, keys, shift) : RowProducts.exponentiate(s, o, keys, shift);
         float correction = VectorMath.exp(previous - shift);
         w.rowMax[r] = Float.isNaN(sum) ? Float.NaN : next;
         w.rowSum[r] = Math.fma(w.rowSum[r], correction, sum);
-        if (correction != 1f) {
-            FloatVector f = FloatVector.broadcast(SPECIES, correction);
-            for (int c = r * valueDim, end = c + valueDim; c < end; c += LANES) {
-                FloatVector.fromArray(SPECIES, w.acc, c).mul(f).intoArray(w.acc, c);
-            }
-        }
+        if (correction != 1f) for (int c = r * valueDim, end = c + valueDim; c < end; c++) w.acc[c] *= correction;
     }
 
     // ------------------------------------------------------------------ output

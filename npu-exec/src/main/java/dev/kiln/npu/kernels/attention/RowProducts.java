@@ -9,6 +9,7 @@ import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import java.util.Arrays;
 
@@ -30,6 +31,7 @@ public final class RowProducts {
     /** Floats per vector: row widths are multiples of it. */
     public static final int LANES = S.length();
     private static final ByteOrder ORDER = ByteOrder.nativeOrder();
+    private static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT.withOrder(ORDER);
 
     /** Floats of an instance's scratch, for SRAM budgets. */
     public static final int SCRATCH_FLOATS = 4 * LANES * LANES;
@@ -183,6 +185,81 @@ public final class RowProducts {
             total = total.add(e.blend(0f, m.not()));
         }
         return sum(total);
+    }
+
+    // ---------------------------------------------------------------- scalar twins
+    // Each the vector method of the same name a float at a time: the same operations in the same
+    // order for every result, so the same bits (RowProductsProperties checks), for the first calls
+    // of a fresh JVM, where the vector code runs interpreted (see ScalarTwin).
+
+    /** {@link #scores}' twin: each lane's fma chain across the row, then the lanes added as {@link #transposedSums} does. */
+    public void scoresScalar(float[] q, int qAt, int rows, int width, MemorySegment keys, long[] rowByte, int n, float[] scores,
+                             int scoresAt, int stride) {
+        float[] lanes = partials;
+        for (int r = 0; r < rows; r++) {
+            for (int k = 0; k < n; k++) {
+                for (int l = 0; l < LANES; l++) {
+                    float p = 0f;
+                    for (int i = l; i < width; i += LANES) p = Math.fma(q[qAt + r * width + i], keys.get(FLOAT, rowByte[k] + (long) i * Float.BYTES), p);
+                    lanes[l] = p;
+                }
+                scores[scoresAt + r * stride + k] = LANES > 16 ? inLaneOrder(lanes) : adjacentTree(lanes);
+            }
+        }
+    }
+
+    /** {@link #accumulate}'s twin: each accumulator's fma chain across the keys. */
+    public static void accumulateScalar(float[] acc, int accAt, int rows, int width, MemorySegment values, long[] rowByte, int n,
+                                        float[] weights, int weightsAt, int stride, boolean skipZeros) {
+        for (int r = 0; r < rows; r++) {
+            int a = accAt + r * width, w = weightsAt + r * stride;
+            for (int i = 0; i < width; i++) {
+                float c = acc[a + i];
+                for (int k = 0; k < n; k++) {
+                    float p = weights[w + k];
+                    if (!skipZeros || p != 0f) c = Math.fma(values.get(FLOAT, rowByte[k] + (long) i * Float.BYTES), p, c);
+                }
+                acc[a + i] = c;
+            }
+        }
+    }
+
+    /** {@link #exponentiate}'s twin: lane sums in key order, then the lanes added as {@link #sum} does. */
+    public float exponentiateScalar(float[] s, int at, int n, float shift) {
+        float[] total = partials;
+        Arrays.fill(total, 0, LANES, 0f);
+        for (int j = 0; j < n; j++) {
+            float e = VectorMath.exp(s[at + j] - shift);
+            s[at + j] = e;
+            total[j % LANES] += e;
+        }
+        if (LANES > 16) return inLaneOrder(total);
+        for (int span = LANES / 2; span > 0; span /= 2) {
+            for (int i = 0; i < span; i++) total[i] += total[i + span];
+        }
+        return total[0];
+    }
+
+    /** {@link #allFinite}'s twin. */
+    public static boolean allFiniteScalar(MemorySegment rows, long[] rowByte, int n, int width) {
+        for (int k = 0; k < n; k++) {
+            for (int i = 0; i < width; i++) if (!Float.isFinite(rows.get(FLOAT, rowByte[k] + (long) i * Float.BYTES))) return false;
+        }
+        return true;
+    }
+
+    /** {@code lanes[0, LANES)} added in adjacent pairs, then pairs of pairs, as one key's lanes in {@link #transposedSums}. */
+    private static float adjacentTree(float[] lanes) {
+        for (int span = 1; span < LANES; span *= 2) {
+            for (int i = 0; i + span < LANES; i += 2 * span) lanes[i] += lanes[i + span];
+        }
+        return lanes[0];
+    }
+
+    private static float inLaneOrder(float[] lanes) {
+        float s = 0f;
+        for (int l = 0; l < LANES; l++) s += lanes[l];
+        return s;
     }
 
     // ---------------------------------------------------------------- lane sums

@@ -1,6 +1,7 @@
 package dev.kiln.npu.kernels.serving;
 
 import dev.kiln.npu.Parallel;
+import dev.kiln.npu.kernels.ScalarTwin;
 import dev.kiln.npu.kernels.VectorMath;
 import dev.kiln.npu.kernels.attention.RowProducts;
 import dev.kiln.ops.ServingKernels.AttentionParams;
@@ -34,6 +35,9 @@ final class PagedAttentionKernel {
     private static final int TILE = Math.max(32, LANES);
     /** Most keys of one unit: long contexts split into units the workers share, merged afterwards. */
     static final int PARTITION = 512;
+
+    /** Tiles run their scalar twin while the JIT has not compiled the vector code (see {@link ScalarTwin}). */
+    private static final ScalarTwin TWIN = new ScalarTwin();
 
     private PagedAttentionKernel() {}
 
@@ -220,15 +224,23 @@ final class PagedAttentionKernel {
                 keyAt[k] = job.keys.row(block, slot, 0);
                 valueAt[k] = job.values.row(block, slot, 0);
             }
+            long work = (long) n * heads * width * 2;
+            boolean scalar = TWIN.scalarNext(work);
+            long start = System.nanoTime();
             for (int kv = 0; kv < kvHeads; kv++) {
                 MemorySegment keys = rows(job.keys, keyAt, kv * keyHeadStride, n);
-                products.scores(q, kv * group * width, group, width, keys, rowByte, n, scores, kv * group * TILE, TILE);
+                int at = kv * group * width, scoresAt = kv * group * TILE;
+                if (scalar) products.scoresScalar(q, at, group, width, keys, rowByte, n, scores, scoresAt, TILE);
+                else products.scores(q, at, group, width, keys, rowByte, n, scores, scoresAt, TILE);
             }
-            for (int h = 0; h < heads; h++) softmax(h, n);
+            for (int h = 0; h < heads; h++) softmax(h, n, scalar);
             for (int kv = 0; kv < kvHeads; kv++) {
                 MemorySegment values = rows(job.values, valueAt, kv * valueHeadStride, n);
-                products.accumulate(acc, kv * group * width, group, width, values, rowByte, n, scores, kv * group * TILE, TILE, false);
+                int at = kv * group * width, scoresAt = kv * group * TILE;
+                if (scalar) RowProducts.accumulateScalar(acc, at, group, width, values, rowByte, n, scores, scoresAt, TILE, false);
+                else products.accumulate(acc, at, group, width, values, rowByte, n, scores, scoresAt, TILE, false);
             }
+            TWIN.record(scalar, System.nanoTime() - start, work);
         }
 
         /**
@@ -252,7 +264,7 @@ final class PagedAttentionKernel {
         private boolean inPlace(CacheView view) { return view.fast() && dim == width; }
 
         /** Head h's scores of the tile scaled (and soft-capped) into softmax weights, its state updated. */
-        private void softmax(int h, int n) {
+        private void softmax(int h, int n, boolean scalar) {
             int base = h * TILE;
             float tileMax = Float.NEGATIVE_INFINITY;
             for (int k = 0; k < n; k++) {
@@ -267,7 +279,7 @@ final class PagedAttentionKernel {
                 for (int d = h * width, end = d + width; d < end; d++) acc[d] *= alpha;
                 max[h] = tileMax;
             }
-            sum[h] += RowProducts.exponentiate(scores, base, n, max[h]);
+            sum[h] += scalar ? products.exponentiateScalar(scores, base, n, max[h]) : RowProducts.exponentiate(scores, base, n, max[h]);
         }
     }
 }

@@ -96,6 +96,44 @@ class RowProductsProperties {
         assertEquals(!skipZeros, RowProducts.allFinite(values.segment(), values.rowByte(), n, width));
     }
 
+    /** The scalar twins give the vector methods' bits, NaN and infinities included. */
+    @Property(tries = 150)
+    void scalarTwinsGiveTheVectorBits(@ForAll @IntRange(min = 1, max = 9) int rows, @ForAll("widths") int width,
+                                      @ForAll @IntRange(min = 1, max = 70) int n, @ForAll boolean skipZeros, @ForAll long seed) {
+        SplittableRandom r = new SplittableRandom(seed);
+        Scattered rowsOf = Scattered.of(r, n, width);
+        if (r.nextBoolean()) rowsOf.data()[(int) (rowsOf.rowByte()[r.nextInt(n)] / Float.BYTES) + r.nextInt(width)] = Float.NaN;
+        int stride = Math.ceilDiv(n, LANES) * LANES;
+        float[] q = new float[rows * width], weights = new float[rows * stride], acc = new float[rows * width];
+        for (int i = 0; i < q.length; i++) q[i] = (float) (r.nextDouble() * 2 - 1);
+        for (int i = 0; i < weights.length; i++) weights[i] = r.nextInt(3) == 0 ? 0f : (float) (r.nextDouble() * 30 - 20);
+        for (int i = 0; i < acc.length; i++) acc[i] = (float) (r.nextDouble() - 0.5);
+        RowProducts products = new RowProducts();
+
+        float[] vector = new float[rows * stride], scalar = new float[rows * stride];
+        products.scores(q, 0, rows, width, rowsOf.segment(), rowsOf.rowByte(), n, vector, 0, stride);
+        products.scoresScalar(q, 0, rows, width, rowsOf.segment(), rowsOf.rowByte(), n, scalar, 0, stride);
+        for (int i = 0; i < rows; i++) {
+            for (int k = 0; k < n; k++) assertBits(vector[i * stride + k], scalar[i * stride + k], "score " + i + ", " + k);
+        }
+
+        float[] accVector = acc.clone(), accScalar = acc.clone();
+        products.accumulate(accVector, 0, rows, width, rowsOf.segment(), rowsOf.rowByte(), n, weights, 0, stride, skipZeros);
+        RowProducts.accumulateScalar(accScalar, 0, rows, width, rowsOf.segment(), rowsOf.rowByte(), n, weights, 0, stride, skipZeros);
+        for (int i = 0; i < acc.length; i++) assertBits(accVector[i], accScalar[i], "accumulator " + i);
+        assertEquals(RowProducts.allFinite(rowsOf.segment(), rowsOf.rowByte(), n, width),
+                RowProducts.allFiniteScalar(rowsOf.segment(), rowsOf.rowByte(), n, width));
+
+        float[] sv = weights.clone(), ss = weights.clone();
+        float shift = (float) r.nextDouble();
+        assertBits(RowProducts.exponentiate(sv, 0, n, shift), products.exponentiateScalar(ss, 0, n, shift), "weights' sum");
+        for (int i = 0; i < sv.length; i++) assertBits(sv[i], ss[i], "weight " + i);
+    }
+
+    private static void assertBits(float expected, float actual, String what) {
+        assertEquals(Float.floatToIntBits(expected), Float.floatToIntBits(actual), () -> what + ": vector " + expected + ", scalar " + actual);
+    }
+
     @Property(tries = 100)
     void exponentiateGivesTheWeightsAndTheirSum(@ForAll @IntRange(min = 0, max = 70) int n, @ForAll long seed) {
         SplittableRandom r = new SplittableRandom(seed);

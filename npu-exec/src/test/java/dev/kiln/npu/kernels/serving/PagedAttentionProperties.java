@@ -97,6 +97,24 @@ class PagedAttentionProperties {
                 in.run(scale, causal, window, softcap), rtol(dtype), atol(dtype));
     }
 
+    /** The scalar twin the kernel runs before the JIT has compiled it gives the vector code's bits (see {@code ScalarTwin}). */
+    @Property(tries = 30)
+    void scalarTwinGivesTheVectorBits(@ForAll long seed, @ForAll("headSizes") int dim, @ForAll("heads") int[] heads,
+                                      @ForAll @IntRange(min = 1, max = 17) int blockSize, @ForAll("dtypes") DType dtype,
+                                      @ForAll boolean causal, @ForAll @IntRange(min = 0, max = 12) int window, @ForAll boolean softcapped,
+                                      @ForAll boolean longContexts) {
+        Random r = new Random(seed);
+        PagedBatch b = longContexts
+                ? PagedBatch.longContexts(r, 2, heads[0], heads[1], dim, blockSize, 1, 2 * PagedAttentionKernel.PARTITION, 2)
+                : PagedBatch.random(r, 1 + r.nextInt(4), heads[0], heads[1], dim, blockSize, 40, 1.5);
+        Inputs in = Inputs.of(b, dtype, Presentation.CONTIGUOUS);
+        double softcap = softcapped ? 5 : 0;
+        Tensor[] out = new Tensor[2];
+        dev.kiln.npu.kernels.ScalarTwin.forcing(false, () -> out[0] = in.run(0.3, causal, window, softcap));
+        dev.kiln.npu.kernels.ScalarTwin.forcing(true, () -> out[1] = in.run(0.3, causal, window, softcap));
+        assertArrayEquals(values(out[0]), values(out[1]));
+    }
+
     /** A row's partitions depend on its own keys only: a sequence alone and in a batch give the same bits. */
     @Property(tries = 8)
     void aSequenceGivesTheSameBitsAloneAsInABatch(@ForAll long seed, @ForAll boolean causal) {
