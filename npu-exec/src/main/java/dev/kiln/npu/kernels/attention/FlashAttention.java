@@ -729,10 +729,10 @@ public final class FlashAttention {
             if (g.mask != null) loadBias(slice, firstRow, rows, firstKey, n);
             for (int r = 0; r < rows; r++) softmaxRow(r, firstRow + r, firstKey, n, scalar);
             for (int j = 0; j < n; j++) rowByte[j] = (valueBase + (sub + j) * valueStride) * Float.BYTES;
-            boolean finite = !valuesInPlace ? valuesFinite
-                    : scalar ? RowProducts.allFiniteScalar(values, rowByte, n, valueDim) : RowProducts.allFinite(values, rowByte, n, valueDim);
-            if (scalar) RowProducts.accumulateScalar(w.acc, 0, rows, valueDim, values, rowByte, n, w.scores, 0, rowKeys, !finite);
-            else products.accumulate(w.acc, 0, rows, valueDim, values, rowByte, n, w.scores, 0, rowKeys, !finite);
+            // Values read in place are not scanned for NaN or infinity first (a second pass): zero weights are always skipped.
+            boolean skipZeros = valuesInPlace || !valuesFinite;
+            if (scalar) RowProducts.accumulateScalar(w.acc, 0, rows, valueDim, values, rowByte, n, w.scores, 0, rowKeys, skipZeros);
+            else products.accumulate(w.acc, 0, rows, valueDim, values, rowByte, n, w.scores, 0, rowKeys, skipZeros);
         }
         ROWS_TWIN.record(scalar, System.nanoTime() - start, work);
     }

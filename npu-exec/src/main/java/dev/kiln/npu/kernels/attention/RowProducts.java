@@ -4,7 +4,6 @@ import dev.kiln.npu.kernels.Lanes;
 import dev.kiln.npu.kernels.VectorMath;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorMask;
-import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
@@ -100,17 +99,15 @@ public final class RowProducts {
      */
     public void accumulate(float[] acc, int accAt, int rows, int width, MemorySegment values, long[] rowByte, int n, float[] weights,
                            int weightsAt, int stride, boolean skipZeros) {
-        if (skipZeros) {
-            accumulateNonZero(acc, accAt, rows, width, values, rowByte, n, weights, weightsAt, stride);
-            return;
-        }
         int r = 0;
-        for (; r + 4 <= rows; r += 4) accumulate4(acc, accAt + r * width, width, values, rowByte, n, weights, weightsAt + r * stride, stride);
-        for (; r < rows; r++) accumulate1(acc, accAt + r * width, width, values, rowByte, n, weights, weightsAt + r * stride);
+        for (; r + 4 <= rows; r += 4) {
+            accumulate4(acc, accAt + r * width, width, values, rowByte, n, weights, weightsAt + r * stride, stride, skipZeros);
+        }
+        for (; r < rows; r++) accumulate1(acc, accAt + r * width, width, values, rowByte, n, weights, weightsAt + r * stride, skipZeros);
     }
 
     private static void accumulate4(float[] acc, int a0, int width, MemorySegment values, long[] rowByte, int n, float[] weights, int w0,
-                                    int stride) {
+                                    int stride, boolean skipZeros) {
         int a1 = a0 + width, a2 = a1 + width, a3 = a2 + width, w1 = w0 + stride, w2 = w1 + stride, w3 = w2 + stride;
         for (int i = 0; i < width; i += LANES) {
             FloatVector c0 = FloatVector.fromArray(S, acc, a0 + i), c1 = FloatVector.fromArray(S, acc, a1 + i);
@@ -118,10 +115,11 @@ public final class RowProducts {
             long lane = (long) i * Float.BYTES;
             for (int k = 0; k < n; k++) {
                 FloatVector v = FloatVector.fromMemorySegment(S, values, rowByte[k] + lane, ORDER);
-                c0 = v.fma(FloatVector.broadcast(S, weights[w0 + k]), c0);
-                c1 = v.fma(FloatVector.broadcast(S, weights[w1 + k]), c1);
-                c2 = v.fma(FloatVector.broadcast(S, weights[w2 + k]), c2);
-                c3 = v.fma(FloatVector.broadcast(S, weights[w3 + k]), c3);
+                float p0 = weights[w0 + k], p1 = weights[w1 + k], p2 = weights[w2 + k], p3 = weights[w3 + k];
+                if (!skipZeros || p0 != 0f) c0 = v.fma(FloatVector.broadcast(S, p0), c0);
+                if (!skipZeros || p1 != 0f) c1 = v.fma(FloatVector.broadcast(S, p1), c1);
+                if (!skipZeros || p2 != 0f) c2 = v.fma(FloatVector.broadcast(S, p2), c2);
+                if (!skipZeros || p3 != 0f) c3 = v.fma(FloatVector.broadcast(S, p3), c3);
             }
             c0.intoArray(acc, a0 + i);
             c1.intoArray(acc, a1 + i);
@@ -130,43 +128,17 @@ public final class RowProducts {
         }
     }
 
-    private static void accumulate1(float[] acc, int a, int width, MemorySegment values, long[] rowByte, int n, float[] weights, int w) {
+    private static void accumulate1(float[] acc, int a, int width, MemorySegment values, long[] rowByte, int n, float[] weights, int w,
+                                    boolean skipZeros) {
         for (int i = 0; i < width; i += LANES) {
             FloatVector c = FloatVector.fromArray(S, acc, a + i);
             long lane = (long) i * Float.BYTES;
             for (int k = 0; k < n; k++) {
-                c = FloatVector.fromMemorySegment(S, values, rowByte[k] + lane, ORDER).fma(FloatVector.broadcast(S, weights[w + k]), c);
+                float p = weights[w + k];
+                if (!skipZeros || p != 0f) c = FloatVector.fromMemorySegment(S, values, rowByte[k] + lane, ORDER).fma(FloatVector.broadcast(S, p), c);
             }
             c.intoArray(acc, a + i);
         }
-    }
-
-    private static void accumulateNonZero(float[] acc, int accAt, int rows, int width, MemorySegment values, long[] rowByte, int n,
-                                          float[] weights, int weightsAt, int stride) {
-        for (int r = 0; r < rows; r++) {
-            int a = accAt + r * width, w = weightsAt + r * stride;
-            for (int i = 0; i < width; i += LANES) {
-                FloatVector c = FloatVector.fromArray(S, acc, a + i);
-                long lane = (long) i * Float.BYTES;
-                for (int k = 0; k < n; k++) {
-                    float p = weights[w + k];
-                    if (p != 0f) c = FloatVector.fromMemorySegment(S, values, rowByte[k] + lane, ORDER).fma(FloatVector.broadcast(S, p), c);
-                }
-                c.intoArray(acc, a + i);
-            }
-        }
-    }
-
-    /** Whether the {@code n} rows of {@code width} floats at {@code rowByte[..]} hold no NaN or infinity. */
-    public static boolean allFinite(MemorySegment rows, long[] rowByte, int n, int width) {
-        // x * 0 is 0 for finite x and NaN for NaN or infinity.
-        FloatVector probe = FloatVector.zero(S);
-        for (int k = 0; k < n; k++) {
-            for (int i = 0; i < width; i += LANES) {
-                probe = probe.add(FloatVector.fromMemorySegment(S, rows, rowByte[k] + (long) i * Float.BYTES, ORDER).mul(0f));
-            }
-        }
-        return !probe.test(VectorOperators.IS_NAN).anyTrue();
     }
 
     /** Replaces {@code s[at..at+n)} by the softmax weights exp(s - shift) and returns their sum (added as {@link #sum} does). */
@@ -238,14 +210,6 @@ public final class RowProducts {
             for (int i = 0; i < span; i++) total[i] += total[i + span];
         }
         return total[0];
-    }
-
-    /** {@link #allFinite}'s twin. */
-    public static boolean allFiniteScalar(MemorySegment rows, long[] rowByte, int n, int width) {
-        for (int k = 0; k < n; k++) {
-            for (int i = 0; i < width; i++) if (!Float.isFinite(rows.get(FLOAT, rowByte[k] + (long) i * Float.BYTES))) return false;
-        }
-        return true;
     }
 
     /** {@code lanes[0, LANES)} added in adjacent pairs, then pairs of pairs, as one key's lanes in {@link #transposedSums}. */
