@@ -18,9 +18,9 @@ import java.util.Arrays;
  * unreferenced cache slot, are never read. Softmax is online: tiles of scores raise the
  * running maximum, and the accumulators are rescaled only when it grows.
  *
- * <p>A unit of work is one query row and one partition of its keys (at most
- * {@value #PARTITION} of them), for all heads: a cache slot holds the rows of every KV
- * head side by side, so reading them together streams through each block instead of
+ * <p>A unit of work is one query row and one partition of its keys ({@value #PARTITION} of
+ * them at most, up to {@value #MAX_PARTITIONS} partitions), for all heads: a cache slot holds
+ * the rows of every KV head side by side, so reading them together streams through each block instead of
  * striding across it a head at a time, and the G = H / Hkv query heads of a KV head use
  * each key and value row while it is in cache. A row with several partitions has them
  * merged exactly by their log-sum-exps afterwards. Partitions depend only on the row's own
@@ -35,6 +35,8 @@ final class PagedAttentionKernel {
     private static final int TILE = Math.max(32, LANES);
     /** Most keys of one unit: long contexts split into units the workers share, merged afterwards. */
     static final int PARTITION = 512;
+    /** Most partitions of one row (beyond 32K keys they grow instead), which bounds its partial results. */
+    static final int MAX_PARTITIONS = 64;
 
     /** Tiles run their scalar twin while the JIT has not compiled the vector code (see {@link ScalarTwin}). */
     private static final ScalarTwin TWIN = new ScalarTwin();
@@ -54,7 +56,7 @@ final class PagedAttentionKernel {
     record Rows(int[] rowSequence, int[] rowFirst, int[] rowLast) {
         int keys(int r) { return Math.max(0, rowLast[r] - rowFirst[r] + 1); }
 
-        int partitions(int r) { return Math.max(1, Math.ceilDiv(keys(r), PARTITION)); }
+        int partitions(int r) { return Math.clamp(Math.ceilDiv(keys(r), PARTITION), 1, MAX_PARTITIONS); }
     }
 
     static void run(Tensor query, Tensor keyCache, Tensor valueCache, BlockTable table, Rows rows, AttentionParams p,

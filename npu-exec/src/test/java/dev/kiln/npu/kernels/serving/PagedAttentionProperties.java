@@ -115,6 +115,18 @@ class PagedAttentionProperties {
         assertArrayEquals(values(out[0]), values(out[1]));
     }
 
+    /** Past {@code MAX_PARTITIONS} partitions a row's partitions grow instead of multiplying. */
+    @Example
+    void aVeryLongContextHasBoundedPartitions() {
+        int keys = PagedAttentionKernel.MAX_PARTITIONS * PagedAttentionKernel.PARTITION + 7000;
+        assertTrue(new PagedAttentionKernel.Rows(new int[] {0}, new int[] {0}, new int[] {keys - 1}).partitions(0)
+                == PagedAttentionKernel.MAX_PARTITIONS);
+        PagedBatch b = PagedBatch.longContexts(new Random(5), 1, 2, 1, 16, 16, keys, keys, 2);
+        Inputs in = Inputs.of(b, DType.FLOAT32, Presentation.CONTIGUOUS);
+        assertClose("pagedAttention over " + keys + " keys", in.query().shape(), in.reference(b, 0.25, true, 0, 0),
+                in.run(0.25, true, 0, 0), 1e-4, 2e-5);
+    }
+
     /** A row's partitions depend on its own keys only: a sequence alone and in a batch give the same bits. */
     @Property(tries = 8)
     void aSequenceGivesTheSameBitsAloneAsInABatch(@ForAll long seed, @ForAll boolean causal) {
