@@ -49,7 +49,8 @@ final class BenchCommand implements Callable<Integer> {
 
     @Option(names = "--mode", paramLabel = "eager|compiled|frozen|both|all", defaultValue = "eager",
             description = "eager (op by op), compiled (Kiln.compile on the NPU backend; W1, W2 and W4), frozen (compiled with"
-                    + " frozen weights), both (eager and compiled) or all three, side by side, their calls alternating.")
+                    + " frozen weights), both (eager and compiled) or all three, side by side, their calls alternating (so each"
+                    + " mode's figure includes the others' cache traffic: for an absolute rate, run one mode alone).")
     String mode;
 
     @Option(names = "--runs", paramLabel = "N", defaultValue = "15", description = "Measured runs (default: ${DEFAULT-VALUE}).")
