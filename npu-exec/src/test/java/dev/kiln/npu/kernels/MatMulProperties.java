@@ -73,6 +73,23 @@ class MatMulProperties {
         MatMulReference.assertMatches("x @ w.mT()", MatMulReference.of(x, w.mT()), x.matmul(w.mT()));
     }
 
+    @Property(tries = 60)
+    void fewRowsAgainstTransposedWeightsOfWholeVectors(@ForAll @IntRange(min = 1, max = 16) int m, @ForAll("wholeVectorK") int k,
+                                                       @ForAll @IntRange(min = 1, max = 300) int n, @ForAll @IntRange(min = 0, max = 3) int batch,
+                                                       @ForAll boolean batchedWeights, @ForAll Presentation px, @ForAll long seed) {
+        // Decode-sized products (M <= 16) with K a multiple of the vector: the unpacked dot form, 16 outputs summed together.
+        int[] xShape = batch == 0 ? new int[] {m, k} : new int[] {batch, m, k};
+        int[] wShape = batch > 0 && batchedWeights ? new int[] {batch, n, k} : new int[] {n, k};
+        Tensor x = TestTensors.tensor(TestTensors.randomData((long) Math.max(1, batch) * m * k, seed, 2, false), DType.FLOAT32, px, xShape);
+        long wSize = (long) (wShape.length == 3 ? batch : 1) * n * k;
+        Tensor w = TestTensors.tensor(TestTensors.randomData(wSize, seed + 1, 2, false), DType.FLOAT32, wShape);
+        MatMulReference.assertMatches("x " + java.util.Arrays.toString(xShape) + " @ w.mT() " + java.util.Arrays.toString(wShape),
+                MatMulReference.of(x, w.mT()), x.matmul(w.mT()));
+    }
+
+    @Provide
+    Arbitrary<Integer> wholeVectorK() { return Arbitraries.of(16, 32, 48, 64, 512, 1024); }
+
     @Property(tries = 25)
     void transposedWeightsPastAVectorAndAKSliceMatchReference(@ForAll @IntRange(min = 17, max = 40) int m,
                                                               @ForAll @IntRange(min = 1, max = 600) int k,

@@ -1,6 +1,7 @@
 package dev.kiln.npu.kernels.gemm;
 
 import dev.kiln.npu.kernels.Lanes;
+import dev.kiln.npu.kernels.attention.RowProducts;
 import dev.kiln.npu.Parallel;
 import dev.kiln.tensor.DType;
 import jdk.incubator.vector.FloatVector;
@@ -23,7 +24,9 @@ import static dev.kiln.npu.kernels.gemm.FloatKernels.V;
  *
  * <p>The product is out(r, j) = sum_k x_r[k] * mat(k, j): x_r are the rows of A and mat
  * is B, or (N == 1) x_0 is B's column and mat is A transposed. Several rows need mat
- * contiguous along j or k; otherwise the packed GEMM takes them.
+ * contiguous along j or k; otherwise the packed GEMM takes them. Contiguous along k with K
+ * a whole number of vectors (a linear layer's weights), the dots are decode attention's
+ * scores ({@link RowProducts}).
  */
 public final class FloatGemv {
     /** Up to this many rows the unpacked kernels beat packing the matrix (measured: [M,1024] x [1024,4096], both layouts). */
@@ -57,6 +60,10 @@ public final class FloatGemv {
             xRowStride = k;
             xStride = 1;
         }
+        if (dots && k % V == 0) {
+            rowDots(p, x, xRowStride, rows, mat, jStride, k, outputs);
+            return true;
+        }
         Operand xs = x;
         long xStep = xStride, xRows = xRowStride;
         // Blocks small enough that every worker gets one, and a multiple of the vector length.
@@ -80,6 +87,37 @@ public final class FloatGemv {
             }
         });
         return true;
+    }
+
+    /**
+     * The dot form for K of whole vectors: {@link RowProducts#scores}, x's rows as the query rows
+     * and mat's rows as the keys, so the lanes of 16 outputs are summed together (a lane sum per
+     * output cost more than its multiply-adds here) and each vector of mat is loaded once for
+     * four rows of x.
+     */
+    private static void rowDots(GemmProblem p, Operand x, long xRowStride, int rows, Operand mat, long jStride, int k, int outputs) {
+        int batches = p.batch();
+        float[] xRowsOf = new float[batches * rows * k];
+        for (int b = 0; b < batches; b++) {
+            for (int r = 0; r < rows; r++) {
+                MemorySegment.copy(x.segment(), F32, (x.offsets()[b] + r * xRowStride) * Float.BYTES, xRowsOf, (b * rows + r) * k, k);
+            }
+        }
+        int perWorker = (outputs + Parallel.workers() - 1) / Parallel.workers();
+        int width = Blocking.roundUp(Math.max(1, Math.min(DOT_BLOCK, perWorker)), V);
+        long blocks = (outputs + width - 1) / width;
+        Parallel.forRange(batches * blocks, p.flops() / 16, (from, to) -> {
+            RowProducts products = new RowProducts();
+            long[] rowByte = new long[width];
+            float[] block = new float[rows * width];
+            for (long u = from; u < to; u++) {
+                int batch = (int) (u / blocks), j0 = (int) (u % blocks) * width, n = Math.min(outputs, j0 + width) - j0;
+                long matAt = mat.offsets()[batch], outAt = p.outIndex(batch, 0);
+                for (int j = 0; j < n; j++) rowByte[j] = (matAt + (j0 + j) * jStride) * Float.BYTES;
+                products.scores(xRowsOf, batch * rows * k, rows, k, mat.segment(), rowByte, n, block, 0, width);
+                for (int r = 0; r < rows; r++) MemorySegment.copy(block, r * width, p.out(), F32, (outAt + (long) r * p.n() + j0) * Float.BYTES, n);
+            }
+        });
     }
 
     /** The vectors of every batch entry copied to fresh memory, contiguous along k, rows k apart. */
