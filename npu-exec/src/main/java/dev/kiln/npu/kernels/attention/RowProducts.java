@@ -48,7 +48,9 @@ public final class RowProducts {
         for (int k0 = 0; k0 < n; k0 += LANES) {
             int nk = Math.min(LANES, n - k0), r = 0;
             for (; r + 4 <= rows; r += 4) {
-                for (int k = 0; k < nk; k++) dots4(q, qAt + r * width, width, keys, rowByte[k0 + k], k);
+                int k = 0;
+                for (; k + 4 <= nk; k += 4) dots4x4(q, qAt + r * width, width, keys, rowByte, k0, k);
+                for (; k < nk; k++) dots4(q, qAt + r * width, width, keys, rowByte[k0 + k], k);
                 for (int i = 0; i < 4; i++) {
                     int p = i * LANES * LANES;
                     Arrays.fill(partials, p + nk * LANES, p + LANES * LANES, 0f);
@@ -61,6 +63,60 @@ public final class RowProducts {
                 transposedSums(partials, 0).intoArray(scores, scoresAt + r * stride + k0);
             }
         }
+    }
+
+    /**
+     * The lane partials of four query rows (from q0, width apart) against keys k .. k+3 of the
+     * group starting at {@code k0}: sixteen accumulators, each query and key vector loaded once
+     * for four products.
+     */
+    private void dots4x4(float[] q, int q0, int width, MemorySegment keys, long[] rowByte, int k0, int k) {
+        FloatVector s00 = FloatVector.zero(S), s01 = s00, s02 = s00, s03 = s00, s10 = s00, s11 = s00, s12 = s00, s13 = s00;
+        FloatVector s20 = s00, s21 = s00, s22 = s00, s23 = s00, s30 = s00, s31 = s00, s32 = s00, s33 = s00;
+        long b0 = rowByte[k0 + k], b1 = rowByte[k0 + k + 1], b2 = rowByte[k0 + k + 2], b3 = rowByte[k0 + k + 3];
+        int q1 = q0 + width, q2 = q1 + width, q3 = q2 + width;
+        for (int i = 0; i < width; i += LANES) {
+            long lane = (long) i * Float.BYTES;
+            FloatVector k0v = FloatVector.fromMemorySegment(S, keys, b0 + lane, ORDER), k1v = FloatVector.fromMemorySegment(S, keys, b1 + lane, ORDER);
+            FloatVector k2v = FloatVector.fromMemorySegment(S, keys, b2 + lane, ORDER), k3v = FloatVector.fromMemorySegment(S, keys, b3 + lane, ORDER);
+            FloatVector x = FloatVector.fromArray(S, q, q0 + i);
+            s00 = x.fma(k0v, s00);
+            s01 = x.fma(k1v, s01);
+            s02 = x.fma(k2v, s02);
+            s03 = x.fma(k3v, s03);
+            x = FloatVector.fromArray(S, q, q1 + i);
+            s10 = x.fma(k0v, s10);
+            s11 = x.fma(k1v, s11);
+            s12 = x.fma(k2v, s12);
+            s13 = x.fma(k3v, s13);
+            x = FloatVector.fromArray(S, q, q2 + i);
+            s20 = x.fma(k0v, s20);
+            s21 = x.fma(k1v, s21);
+            s22 = x.fma(k2v, s22);
+            s23 = x.fma(k3v, s23);
+            x = FloatVector.fromArray(S, q, q3 + i);
+            s30 = x.fma(k0v, s30);
+            s31 = x.fma(k1v, s31);
+            s32 = x.fma(k2v, s32);
+            s33 = x.fma(k3v, s33);
+        }
+        int at = k * LANES, row = LANES * LANES;
+        s00.intoArray(partials, at);
+        s01.intoArray(partials, at + LANES);
+        s02.intoArray(partials, at + 2 * LANES);
+        s03.intoArray(partials, at + 3 * LANES);
+        s10.intoArray(partials, row + at);
+        s11.intoArray(partials, row + at + LANES);
+        s12.intoArray(partials, row + at + 2 * LANES);
+        s13.intoArray(partials, row + at + 3 * LANES);
+        s20.intoArray(partials, 2 * row + at);
+        s21.intoArray(partials, 2 * row + at + LANES);
+        s22.intoArray(partials, 2 * row + at + 2 * LANES);
+        s23.intoArray(partials, 2 * row + at + 3 * LANES);
+        s30.intoArray(partials, 3 * row + at);
+        s31.intoArray(partials, 3 * row + at + LANES);
+        s32.intoArray(partials, 3 * row + at + 2 * LANES);
+        s33.intoArray(partials, 3 * row + at + 3 * LANES);
     }
 
     /** The lane partials of query rows at q0, q0 + width, ... (four) against the key row at {@code byteAt}, each key vector loaded once. */
