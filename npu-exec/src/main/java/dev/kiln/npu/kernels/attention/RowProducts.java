@@ -58,7 +58,9 @@ public final class RowProducts {
                 }
             }
             for (; r < rows; r++) {
-                for (int k = 0; k < nk; k++) dot(q, qAt + r * width, width, keys, rowByte[k0 + k], k);
+                int k = 0;
+                for (; k + 4 <= nk; k += 4) dots1x4(q, qAt + r * width, width, keys, rowByte, k0, k);
+                for (; k < nk; k++) dot(q, qAt + r * width, width, keys, rowByte[k0 + k], k);
                 Arrays.fill(partials, nk * LANES, LANES * LANES, 0f);
                 transposedSums(partials, 0).intoArray(scores, scoresAt + r * stride + k0);
             }
@@ -135,6 +137,25 @@ public final class RowProducts {
         s1.intoArray(partials, at + row);
         s2.intoArray(partials, at + 2 * row);
         s3.intoArray(partials, at + 3 * row);
+    }
+
+    /** As {@link #dots4x4} for one query row: each of its vectors loaded once for four keys. */
+    private void dots1x4(float[] q, int qAt, int width, MemorySegment keys, long[] rowByte, int k0, int k) {
+        FloatVector s0 = FloatVector.zero(S), s1 = s0, s2 = s0, s3 = s0;
+        long b0 = rowByte[k0 + k], b1 = rowByte[k0 + k + 1], b2 = rowByte[k0 + k + 2], b3 = rowByte[k0 + k + 3];
+        for (int i = 0; i < width; i += LANES) {
+            long lane = (long) i * Float.BYTES;
+            FloatVector x = FloatVector.fromArray(S, q, qAt + i);
+            s0 = x.fma(FloatVector.fromMemorySegment(S, keys, b0 + lane, ORDER), s0);
+            s1 = x.fma(FloatVector.fromMemorySegment(S, keys, b1 + lane, ORDER), s1);
+            s2 = x.fma(FloatVector.fromMemorySegment(S, keys, b2 + lane, ORDER), s2);
+            s3 = x.fma(FloatVector.fromMemorySegment(S, keys, b3 + lane, ORDER), s3);
+        }
+        int at = k * LANES;
+        s0.intoArray(partials, at);
+        s1.intoArray(partials, at + LANES);
+        s2.intoArray(partials, at + 2 * LANES);
+        s3.intoArray(partials, at + 3 * LANES);
     }
 
     /** As {@link #dots4} for one query row. Vectors leave through the scratch, not a return value, which would box them if not inlined. */
