@@ -87,6 +87,14 @@ class MatMulProperties {
                 MatMulReference.of(x, w.mT()), x.matmul(w.mT()));
     }
 
+    @Property(tries = 30)
+    void manyRowsAgainstOneColumnOfWholeVectorK(@ForAll @IntRange(min = 17, max = 300) int m, @ForAll("wholeVectorK") int k,
+                                                @ForAll @IntRange(min = 0, max = 2) int batch, @ForAll Presentation pa, @ForAll long seed) {
+        // N == 1: B's column against A's rows, the same dot form with A's rows as the weights.
+        int[] aShape = batch == 0 ? new int[] {m, k} : new int[] {batch, m, k};
+        checkCase(aShape, new int[] {k, 1}, DType.FLOAT32, pa, Presentation.CONTIGUOUS, false, seed);
+    }
+
     @Provide
     Arbitrary<Integer> wholeVectorK() { return Arbitraries.of(16, 32, 48, 64, 512, 1024); }
 
