@@ -4,7 +4,6 @@ import dev.kiln.npu.kernels.Lanes;
 import dev.kiln.npu.kernels.VectorMath;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorMask;
-import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
@@ -35,7 +34,7 @@ public final class RowProducts {
     /** Floats of an instance's scratch, for SRAM budgets. */
     public static final int SCRATCH_FLOATS = 4 * LANES * LANES;
 
-    /** Four query rows' per-key lane partials of their scores, {@code [row][key][LANES]}, summed by {@link #transposedSums}. */
+    /** Four query rows' per-key lane partials of their scores, {@code [row][key][LANES]}, summed by {@link Lanes#transposedSums}. */
     private final float[] partials = new float[SCRATCH_FLOATS];
 
     /**
@@ -54,7 +53,7 @@ public final class RowProducts {
                 for (int i = 0; i < 4; i++) {
                     int p = i * LANES * LANES;
                     Arrays.fill(partials, p + nk * LANES, p + LANES * LANES, 0f);
-                    transposedSums(partials, p).intoArray(scores, scoresAt + (r + i) * stride + k0);
+                    Lanes.transposedSums(partials, p).intoArray(scores, scoresAt + (r + i) * stride + k0);
                 }
             }
             for (; r < rows; r++) {
@@ -62,7 +61,7 @@ public final class RowProducts {
                 for (; k + 4 <= nk; k += 4) dots1x4(q, qAt + r * width, width, keys, rowByte, k0, k);
                 for (; k < nk; k++) dot(q, qAt + r * width, width, keys, rowByte[k0 + k], k);
                 Arrays.fill(partials, nk * LANES, LANES * LANES, 0f);
-                transposedSums(partials, 0).intoArray(scores, scoresAt + r * stride + k0);
+                Lanes.transposedSums(partials, 0).intoArray(scores, scoresAt + r * stride + k0);
             }
         }
     }
@@ -218,7 +217,7 @@ public final class RowProducts {
         }
     }
 
-    /** Replaces {@code s[at..at+n)} by the softmax weights exp(s - shift) and returns their sum (added as {@link #sum} does). */
+    /** Replaces {@code s[at..at+n)} by the softmax weights exp(s - shift) and returns their sum (added as {@link Lanes#treeSum} does). */
     public static float exponentiate(float[] s, int at, int n, float shift) {
         FloatVector shiftV = FloatVector.broadcast(S, shift), total = FloatVector.zero(S);
         int i = 0;
@@ -233,7 +232,7 @@ public final class RowProducts {
             e.intoArray(s, at + i, m);
             total = total.add(e.blend(0f, m.not()));
         }
-        return sum(total);
+        return Lanes.treeSum(total);
     }
 
     // ---------------------------------------------------------------- scalar twins
@@ -241,7 +240,7 @@ public final class RowProducts {
     // order for every result, so the same bits (RowProductsProperties checks), for the first calls
     // of a fresh JVM, where the vector code runs interpreted (see ScalarTwin).
 
-    /** {@link #scores}' twin: each lane's fma chain across the row, then the lanes added as {@link #transposedSums} does. */
+    /** {@link #scores}' twin: each lane's fma chain across the row, then the lanes added as {@link Lanes#transposedSums} does. */
     public void scoresScalar(float[] q, int qAt, int rows, int width, MemorySegment keys, long[] rowByte, int n, float[] scores,
                              int scoresAt, int stride) {
         float[] lanes = partials;
@@ -252,7 +251,7 @@ public final class RowProducts {
                     for (int i = l; i < width; i += LANES) p = Math.fma(q[qAt + r * width + i], keys.get(FLOAT, rowByte[k] + (long) i * Float.BYTES), p);
                     lanes[l] = p;
                 }
-                scores[scoresAt + r * stride + k] = LANES > 16 ? inLaneOrder(lanes) : adjacentTree(lanes);
+                scores[scoresAt + r * stride + k] = Lanes.transposedSumOf(lanes);
             }
         }
     }
@@ -273,7 +272,7 @@ public final class RowProducts {
         }
     }
 
-    /** {@link #exponentiate}'s twin: lane sums in key order, then the lanes added as {@link #sum} does. */
+    /** {@link #exponentiate}'s twin: lane sums in key order, then the lanes added as {@link Lanes#treeSum} does. */
     public float exponentiateScalar(float[] s, int at, int n, float shift) {
         float[] total = partials;
         Arrays.fill(total, 0, LANES, 0f);
@@ -282,86 +281,6 @@ public final class RowProducts {
             s[at + j] = e;
             total[j % LANES] += e;
         }
-        if (LANES > 16) return inLaneOrder(total);
-        for (int span = LANES / 2; span > 0; span /= 2) {
-            for (int i = 0; i < span; i++) total[i] += total[i + span];
-        }
-        return total[0];
-    }
-
-    /** {@code lanes[0, LANES)} added in adjacent pairs, then pairs of pairs, as one key's lanes in {@link #transposedSums}. */
-    private static float adjacentTree(float[] lanes) {
-        for (int span = 1; span < LANES; span *= 2) {
-            for (int i = 0; i + span < LANES; i += 2 * span) lanes[i] += lanes[i + span];
-        }
-        return lanes[0];
-    }
-
-    private static float inLaneOrder(float[] lanes) {
-        float s = 0f;
-        for (int l = 0; l < LANES; l++) s += lanes[l];
-        return s;
-    }
-
-    // ---------------------------------------------------------------- lane sums
-
-    /** Lane i and lane i ^ span, for each span of the trees in {@link #sum} and {@link #transposedSums}. */
-    private static final VectorShuffle<Float> SWAP_8 = swap(8), SWAP_4 = swap(4), SWAP_2 = swap(2), SWAP_1 = swap(1);
-    /** Lanes whose index has bit {@code span} set, for each span of the tree in {@link #transposedSums}. */
-    private static final VectorMask<Float> HIGH_8 = high(8), HIGH_4 = high(4), HIGH_2 = high(2), HIGH_1 = high(1);
-
-    private static VectorShuffle<Float> swap(int span) {
-        return VectorShuffle.fromOp(S, i -> span < LANES ? i ^ span : i);
-    }
-
-    private static VectorMask<Float> high(int span) {
-        boolean[] bits = new boolean[LANES];
-        for (int i = 0; i < LANES; i++) bits[i] = (i & span) != 0;
-        return VectorMask.fromArray(S, bits, 0);
-    }
-
-    /**
-     * The lanes of {@code v} added as a tree: halves, then quarters, and so on (four
-     * permutes and adds for 16 lanes, against fifteen dependent scalar additions in lane
-     * order). Up to 16 lanes, the widest float species on x86 and most SVE hardware; wider
-     * vectors are added in lane order.
-     */
-    public static float sum(FloatVector v) {
-        if (LANES > 16) return Lanes.sum(v);
-        if (LANES > 8) v = v.add(v.rearrange(SWAP_8));
-        if (LANES > 4) v = v.add(v.rearrange(SWAP_4));
-        if (LANES > 2) v = v.add(v.rearrange(SWAP_2));
-        if (LANES > 1) v = v.add(v.rearrange(SWAP_1));
-        return v.lane(0);
-    }
-
-    /**
-     * Lane k of the result is the sum of the lanes of vector k of {@code p[at ..]}
-     * ({@code LANES} vectors one after another), added as a fixed tree: pairs of vectors
-     * combine into one holding both halves' sums (a's in the lanes without bit {@code span},
-     * b's in those with it), for span 1, 2, 4 and 8. Four operations per pair, so 16 keys'
-     * scores cost 60 operations, against 16 lane sums of 8 to 30 each.
-     */
-    private static FloatVector transposedSums(float[] p, int at) {
-        if (LANES > 16) {
-            float[] sums = new float[LANES];
-            for (int k = 0; k < LANES; k++) sums[k] = sum(FloatVector.fromArray(S, p, at + k * LANES));
-            return FloatVector.fromArray(S, sums, 0);
-        }
-        int count = LANES;
-        if (LANES > 1) count = combine(p, at, count, HIGH_1, SWAP_1);
-        if (LANES > 2) count = combine(p, at, count, HIGH_2, SWAP_2);
-        if (LANES > 4) count = combine(p, at, count, HIGH_4, SWAP_4);
-        if (LANES > 8) combine(p, at, count, HIGH_8, SWAP_8);
-        return FloatVector.fromArray(S, p, at);
-    }
-
-    /** One level of {@link #transposedSums}: {@code count} vectors at {@code p[at ..]} into half as many, in place. */
-    private static int combine(float[] p, int at, int count, VectorMask<Float> high, VectorShuffle<Float> swap) {
-        for (int i = 0; i < count / 2; i++) {
-            FloatVector a = FloatVector.fromArray(S, p, at + 2 * i * LANES), b = FloatVector.fromArray(S, p, at + (2 * i + 1) * LANES);
-            a.blend(b, high).add(b.blend(a, high).rearrange(swap)).intoArray(p, at + i * LANES);
-        }
-        return count / 2;
+        return Lanes.treeSumOf(total);
     }
 }

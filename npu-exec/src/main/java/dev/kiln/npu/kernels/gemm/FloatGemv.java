@@ -54,15 +54,15 @@ public final class FloatGemv {
         // Neither dimension of the matrix is contiguous: packing it pays off unless there is a single row.
         if (!dots && !columns && rows > 1) return false;
         long xRowStride = fewRows ? x.rowStride() : 0;
+        if (dots && k % V == 0) {
+            rowDots(p, x, xRowStride, xStride, rows, mat, jStride, k, outputs);
+            return true;
+        }
         if (dots && xStride != 1) {
             // The dot form loads x a vector at a time: gather it once (it is the small operand).
             x = contiguousRows(x, p.batch(), rows, k, xRowStride, xStride);
             xRowStride = k;
             xStride = 1;
-        }
-        if (dots && k % V == 0) {
-            rowDots(p, x, xRowStride, rows, mat, jStride, k, outputs);
-            return true;
         }
         Operand xs = x;
         long xStep = xStride, xRows = xRowStride;
@@ -95,12 +95,17 @@ public final class FloatGemv {
      * output cost more than its multiply-adds here) and each vector of mat is loaded once for
      * four rows of x.
      */
-    private static void rowDots(GemmProblem p, Operand x, long xRowStride, int rows, Operand mat, long jStride, int k, int outputs) {
+    private static void rowDots(GemmProblem p, Operand x, long xRowStride, long xStride, int rows, Operand mat, long jStride, int k,
+                                int outputs) {
+        // x's rows gathered once into the contiguous float rows the products take.
         int batches = p.batch();
         float[] xRowsOf = new float[batches * rows * k];
         for (int b = 0; b < batches; b++) {
             for (int r = 0; r < rows; r++) {
-                MemorySegment.copy(x.segment(), F32, (x.offsets()[b] + r * xRowStride) * Float.BYTES, xRowsOf, (b * rows + r) * k, k);
+                long from = x.offsets()[b] + r * xRowStride;
+                int to = (b * rows + r) * k;
+                if (xStride == 1) MemorySegment.copy(x.segment(), F32, from * Float.BYTES, xRowsOf, to, k);
+                else for (int i = 0; i < k; i++) xRowsOf[to + i] = x.segment().getAtIndex(F32, from + i * xStride);
             }
         }
         int perWorker = (outputs + Parallel.workers() - 1) / Parallel.workers();
