@@ -11,6 +11,8 @@ import dev.kiln.CompileOptions;
 import dev.kiln.Fn1;
 import dev.kiln.Kiln;
 import dev.kiln.samples.DecoderBlock;
+import dev.kiln.samples.DecoderModel;
+import dev.kiln.samples.PagedKvCache;
 import dev.kiln.tensor.Tensor;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorOperators;
@@ -25,8 +27,8 @@ import java.util.List;
 import static dev.kiln.nn.F.gelu;
 
 /**
- * The benchmark workloads W0 to W4 (see the workload table): machine limits, a pointwise
- * chain, an MLP, causal attention and a decoder block; and paged decode attention against
+ * The benchmark workloads W0 to W5 (see the workload table): machine limits, a pointwise
+ * chain, an MLP, causal attention, a decoder block and a model's decode throughput; and paged decode attention against
  * contiguous KV. Inputs are random with fixed seeds; every figure is
  * computed from the sizes actually run.
  */
@@ -41,7 +43,7 @@ public final class Workloads {
     private static final int FMA_CHAINS = 12;
 
     /** The workload ids that can be benchmarked now. */
-    public enum Id { W0, W1, W2, W3, W4, PAGED }
+    public enum Id { W0, W1, W2, W3, W4, W5, PAGED }
 
     /** Eager runs op by op; compiled traces once with {@code Kiln.compile} on the NPU backend and replays. W0 has no modes. */
     public enum Mode {
@@ -55,9 +57,15 @@ public final class Workloads {
      * everything for smoke tests.
      */
     public record Sizes(long streamFloats, long fmaIterations, int pointwiseElements, int mlpRows, int mlpModel, int mlpHidden,
-                        int attentionSeq, int blockSeq) {
-        public static Sizes standard() { return new Sizes(64L << 20, 40_000_000L, 4_194_304, 64, 1024, 4096, 1024, 256); }
-        public static Sizes small() { return new Sizes(1L << 16, 100_000L, 1 << 14, 8, 64, 256, 64, 16); }
+                        int attentionSeq, int blockSeq, DecoderModel.Config decodeModel, int decodeContext, int decodeSteps) {
+        public static Sizes standard() {
+            return new Sizes(64L << 20, 40_000_000L, 4_194_304, 64, 1024, 4096, 1024, 256, DecoderModel.Config.w5(), 256, 16);
+        }
+
+        public static Sizes small() {
+            return new Sizes(1L << 16, 100_000L, 1 << 14, 8, 64, 256, 64, 16,
+                    new DecoderModel.Config(64, 2, new DecoderBlock.Config(32, 4, 2, 8, 48, 10_000, 1e-5)), 16, 4);
+        }
     }
 
     private final Sizes sizes;
@@ -84,6 +92,7 @@ public final class Workloads {
             case W2 -> sideBySide(modes.stream().map(m -> mlp(m, false)).toList());
             case W3 -> attention();
             case W4 -> sideBySide(modes.stream().map(this::decoderBlock).toList());
+            case W5 -> decodeThroughput();
             case PAGED -> pagedDecode();
         };
     }
@@ -430,5 +439,60 @@ public final class Workloads {
         DecoderBlock block = new DecoderBlock(cfg, 42);
         DecoderBlock run = mode == Mode.EAGER ? block : Kiln.compile(block, options(mode));
         return new Prepared(() -> sink = run.forward(x, positions), null, t -> result(Id.W4, "decoder_block", mode, t, null, null));
+    }
+
+    // ---------------------------------------------------------------- W5
+
+    /** Sequences decoded together, the workload table's batch sizes. */
+    private static final List<Integer> DECODE_BATCHES = List.of(1, 8);
+    private static final int DECODE_BLOCK = 16;
+
+    /**
+     * Greedy decoding of the LLaMA-style model from a paged KV cache, batch 1 and 8: each run
+     * rewinds every sequence to its prefilled prompt of {@code decodeContext} tokens and decodes
+     * {@code decodeSteps} tokens per sequence (a step: the model, then argmax on the host); tokens/s
+     * counts every sequence's tokens. The modes share one cache, prefilled eagerly once per batch.
+     */
+    private List<BenchResult> decodeThroughput() {
+        DecoderModel.Config cfg = sizes.decodeModel();
+        DecoderModel.Weights weights = DecoderModel.Weights.random(cfg, 17);
+        int ctx = sizes.decodeContext(), steps = sizes.decodeSteps();
+        int blocksPerSequence = (ctx + steps + DECODE_BLOCK - 1) / DECODE_BLOCK;
+        List<BenchResult> out = new java.util.ArrayList<>();
+        for (int batch : DECODE_BATCHES) {
+            DecoderBlock.Config b = cfg.block();
+            PagedKvCache cache = new PagedKvCache(cfg.layers(), batch * blocksPerSequence, DECODE_BLOCK, b.kvHeads(), b.headDim(),
+                    blocksPerSequence);
+            DecoderModel model = new DecoderModel(cfg, weights, cache);
+            List<PagedKvCache.Sequence> seqs = new java.util.ArrayList<>();
+            List<int[]> prompts = new java.util.ArrayList<>();
+            java.util.Random r = new java.util.Random(23 + batch);
+            for (int s = 0; s < batch; s++) {
+                seqs.add(cache.newSequence());
+                prompts.add(r.ints(ctx, 0, cfg.vocab()).toArray());
+            }
+            int[] first = model.step(cache.prepare(seqs, prompts)).argmax(1, false).toIntArray();
+            List<Prepared> prepared = new java.util.ArrayList<>();
+            for (Mode mode : modes) {
+                DecoderModel run = mode == Mode.EAGER ? model : Kiln.compile(model, options(mode));
+                prepared.add(new Prepared(() -> sink = decode(run, cache, seqs, ctx, first, steps), null,
+                        t -> result(Id.W5, "decode_batch" + batch, mode, t, null, null)
+                                .with("tokens_per_s", batch * steps / (t.medianMs() / 1000))));
+            }
+            out.addAll(sideBySide(prepared));
+        }
+        return out;
+    }
+
+    /** Rewinds {@code seqs} to {@code ctx} tokens and decodes {@code steps} greedy tokens each from {@code next}; the last tokens. */
+    private static int[] decode(DecoderModel model, PagedKvCache cache, List<PagedKvCache.Sequence> seqs, int ctx, int[] next, int steps) {
+        for (PagedKvCache.Sequence s : seqs) s.truncate(ctx);
+        int[] tokens = next;
+        for (int step = 0; step < steps; step++) {
+            List<int[]> perSequence = new java.util.ArrayList<>();
+            for (int token : tokens) perSequence.add(new int[] {token});
+            tokens = model.step(cache.prepare(seqs, perSequence)).argmax(1, false).toIntArray();
+        }
+        return tokens;
     }
 }

@@ -64,16 +64,31 @@ class KilnCliTest {
     // ---------------------------------------------------------------- bench
 
     @Test
-    void benchRejectsWorkloadsThatComeLater() {
-        for (String w : List.of("w5", "W6")) {
-            Result r = kiln("bench", w);
-            assertEquals(2, r.exit(), w);
-            assertTrue(r.err().startsWith("workload " + w.toUpperCase() + " is not available yet"), r.err());
-            assertTrue(r.out().isEmpty());
-        }
+    void benchSendsW6ToTheDemoAndRejectsUnknownWorkloads() {
+        Result w6 = kiln("bench", "w6");
+        assertEquals(2, w6.exit());
+        assertTrue(w6.err().startsWith("W6 (cold and warm start) is what kiln demo measures"), w6.err());
+        assertTrue(w6.out().isEmpty());
         Result unknown = kiln("bench", "W9");
         assertEquals(2, unknown.exit());
-        assertTrue(unknown.err().startsWith("unknown workload 'W9': expected W0, W1, W2, W3, W4, paged, all, dispatch or trace"), unknown.err());
+        assertTrue(unknown.err().startsWith("unknown workload 'W9': expected W0, W1, W2, W3, W4, W5, paged, all, dispatch or trace"),
+                unknown.err());
+    }
+
+    @Test
+    void benchW5GivesTokensPerSecondForBothBatchesInEachMode() throws IOException {
+        Result r = kiln("bench", "w5", "--mode", "both", "--small", "--runs", "2", "--warmup", "0", "--warmup-ms", "0");
+        assertEquals(0, r.exit(), r.err());
+        List<JsonNode> lines = r.lines().stream().map(KilnCliTest::readJson).toList();
+        assertEquals(List.of("decode_batch1/eager", "decode_batch1/compiled", "decode_batch8/eager", "decode_batch8/compiled"),
+                lines.stream().map(n -> n.get("name").asText() + "/" + n.get("mode").asText()).toList(), r.out());
+        for (JsonNode n : lines) {
+            int batch = n.get("name").asText().endsWith("8") ? 8 : 1;
+            // The small sizes decode 4 tokens per sequence.
+            // Both figures are printed to four significant digits.
+            assertEquals(batch * 4 / (n.get("median_ms").asDouble() / 1000), n.get("tokens_per_s").asDouble(), 1e-3 * n.get("tokens_per_s").asDouble());
+        }
+        assertTrue(lines.get(1).has("speedup_vs_eager"), r.out());
     }
 
     @Test
