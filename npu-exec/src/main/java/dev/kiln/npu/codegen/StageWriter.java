@@ -2,6 +2,7 @@ package dev.kiln.npu.codegen;
 
 import dev.kiln.npu.fused.TileInstr;
 import dev.kiln.npu.kernels.VectorMath;
+import dev.kiln.npu.kernels.VectorMemory;
 import dev.kiln.ops.BinaryFn;
 import dev.kiln.ops.UnaryFn;
 import jdk.incubator.vector.FloatVector;
@@ -26,7 +27,8 @@ import java.util.Map;
  * Writes the bytecode of one stage of a {@link TilePlan}: {@code static void stageN(MemorySegment[]
  * slots, long[] offsets, float[] scalars, int n)}, a loop over the first n elements of the slots
  * (slot j at {@code offsets[j]} of {@code slots[j]}, see {@link TileLoop}) with broadcasts,
- * constants and slot addresses hoisted and every value in a local.
+ * constants and slot addresses hoisted and every value in a local. Slots are native memory,
+ * {@link VectorMemory#typed typed} once before the loop.
  */
 final class StageWriter {
     private static final Method FROM_SEGMENT = method(FloatVector.class, "fromMemorySegment", VectorSpecies.class, MemorySegment.class,
@@ -36,6 +38,7 @@ final class StageWriter {
     private static final Method BROADCAST_LIKE = method(FloatVector.class, "broadcast", float.class);
     private static final Method ZERO = method(FloatVector.class, "zero", VectorSpecies.class);
     private static final Method NATIVE_ORDER = method(ByteOrder.class, "nativeOrder");
+    private static final Method TYPED = method(VectorMemory.class, "typed", MemorySegment.class);
     private static final Method NEG = method(FloatVector.class, "neg"), ABS = method(FloatVector.class, "abs"),
             SQRT = method(FloatVector.class, "sqrt");
     private static final Method ADD = method(FloatVector.class, "add", Vector.class), SUB = method(FloatVector.class, "sub", Vector.class),
@@ -164,6 +167,7 @@ final class StageWriter {
             mv.visitVarInsn(Opcodes.ALOAD, SLOTS);
             pushInt(j);
             mv.visitInsn(Opcodes.AALOAD);
+            invoke(TYPED);
             mv.visitVarInsn(Opcodes.ASTORE, slotSegment[j]);
             slotBase[j] = local(2);
             mv.visitVarInsn(Opcodes.ALOAD, OFFSETS);

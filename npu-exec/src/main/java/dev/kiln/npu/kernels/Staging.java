@@ -31,9 +31,9 @@ final class Staging {
 
     private Staging() {}
 
-    /** Heap scratch for {@code floats} float32 values. */
+    /** Scratch for {@code floats} float32 values: native, as the Vector API reads it ({@link VectorMemory}). */
     static MemorySegment floatScratch(int floats) {
-        return MemorySegment.ofArray(new byte[floats * Float.BYTES]);
+        return VectorMemory.floats(floats);
     }
 
     // ---------------------------------------------------------------- loads

@@ -179,8 +179,9 @@ class TileLoopCompilerTest {
         MemorySegment.copy(y, 0, sram, ValueLayout.JAVA_FLOAT, (long) c.inputSlot()[1] * n * Float.BYTES, n);
         c.loop().run(TileLoop.sameSegment(sram, c.slots()), TileLoop.spaced((long) n * Float.BYTES, c.slots()), new float[2], n);
         float[] expected = sram.asSlice((long) c.outputSlot()[0] * n * Float.BYTES, (long) n * Float.BYTES).toArray(ValueLayout.JAVA_FLOAT);
-        // In place: x at an odd offset of one segment, overwritten by the output; y in another (on the heap).
-        MemorySegment xs = Arena.ofAuto().allocate((n + 7) * Float.BYTES, 64), ys = MemorySegment.ofArray(y.clone());
+        // In place: x at an odd offset of one segment, overwritten by the output; y in another.
+        MemorySegment xs = Arena.ofAuto().allocate((n + 7) * Float.BYTES, 64), ys = Arena.ofAuto().allocate((long) n * Float.BYTES, 4);
+        MemorySegment.copy(y, 0, ys, ValueLayout.JAVA_FLOAT, 0, n);
         MemorySegment.copy(x, 0, xs, ValueLayout.JAVA_FLOAT, 7 * Float.BYTES, n);
         MemorySegment[] slots = new MemorySegment[c.slots()];
         long[] offsets = new long[c.slots()];

@@ -6,6 +6,7 @@ import dev.kiln.npu.device.LaunchTraffic;
 import dev.kiln.npu.device.NpuDevice;
 import dev.kiln.npu.kernels.ScalarTwin;
 import dev.kiln.npu.kernels.VectorMath;
+import dev.kiln.npu.kernels.VectorMemory;
 import dev.kiln.tensor.DType;
 import dev.kiln.tensor.Tensor;
 import jdk.incubator.vector.FloatVector;
@@ -15,6 +16,8 @@ import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
 import java.util.Arrays;
 
 /**
@@ -269,14 +272,16 @@ public final class FlashAttention {
     private void loadKeysAndValues(int slice, int tileStart, int tileKeys) {
         MemorySegment k = g.key.storage().segment(), v = g.value.storage().segment();
         long keyOffset = g.keyOffset(slice), valueOffset = g.valueOffset(slice);
+        // Copies the products read by segment go to native memory (see VectorMemory); lane groups read arrays.
+        MemorySegment keyTile = rowsInLanes ? w.keysSegment : w.rowKeys, valueTile = rowsInLanes ? w.valuesSegment : w.rowValues;
         if (keysInPlace) {
             dma.readInPlace((long) tileKeys * headDim);
         } else if (g.keyColStride == 1 && g.keyRowStride == headDim) {
-            dma.load(k, g.key.dtype(), keyOffset + (long) tileStart * headDim, 1, w.keysSegment, 0, 1, tileKeys * headDim);
+            dma.load(k, g.key.dtype(), keyOffset + (long) tileStart * headDim, 1, keyTile, 0, 1, tileKeys * headDim);
         } else {
             for (int j = 0; j < tileKeys; j++) {
                 dma.load(k, g.key.dtype(), keyOffset + (tileStart + j) * g.keyRowStride, g.keyColStride,
-                        w.keysSegment, j * headDim, 1, headDim);
+                        keyTile, j * headDim, 1, headDim);
             }
         }
         if (valuesInPlace) {
@@ -284,14 +289,25 @@ public final class FlashAttention {
             return;
         }
         if (g.valueColStride == 1 && g.valueRowStride == valueDim) {
-            dma.load(v, g.value.dtype(), valueOffset + (long) tileStart * valueDim, 1, w.valuesSegment, 0, 1, tileKeys * valueDim);
+            dma.load(v, g.value.dtype(), valueOffset + (long) tileStart * valueDim, 1, valueTile, 0, 1, tileKeys * valueDim);
         } else {
             for (int j = 0; j < tileKeys; j++) {
                 dma.load(v, g.value.dtype(), valueOffset + (tileStart + j) * g.valueRowStride, g.valueColStride,
-                        w.valuesSegment, j * valueDim, 1, valueDim);
+                        valueTile, j * valueDim, 1, valueDim);
             }
         }
-        valuesFinite = allFinite(w.values, tileKeys * valueDim);
+        valuesFinite = rowsInLanes ? allFinite(w.values, tileKeys * valueDim) : allFinite(w.rowValues, tileKeys * valueDim);
+    }
+
+    private static boolean allFinite(MemorySegment a, int n) {
+        FloatVector probe = FloatVector.zero(SPECIES);
+        int i = 0;
+        for (int bound = SPECIES.loopBound(n); i < bound; i += LANES) {
+            probe = probe.add(FloatVector.fromMemorySegment(SPECIES, a, (long) i * Float.BYTES, ByteOrder.nativeOrder()).mul(0f));
+        }
+        float tail = 0f;
+        for (; i < n; i++) tail += a.getAtIndex(ValueLayout.JAVA_FLOAT, i) * 0f;
+        return !probe.test(VectorOperators.IS_NAN).anyTrue() && tail == 0f;
     }
 
     private static boolean allFinite(float[] a, int n) {
@@ -715,8 +731,8 @@ public final class FlashAttention {
         long start = System.nanoTime();
         long[] rowByte = w.rowByte;
         RowProducts products = w.products;
-        MemorySegment keys = keysInPlace ? g.key.storage().segment() : w.keysSegment;
-        MemorySegment values = valuesInPlace ? g.value.storage().segment() : w.valuesSegment;
+        MemorySegment keys = keysInPlace ? g.key.storage().segment() : w.rowKeys;
+        MemorySegment values = valuesInPlace ? g.value.storage().segment() : w.rowValues;
         // Element offsets of the tile's first key and value rows, and their strides, where the products read them.
         long keyBase = keysInPlace ? g.keyOffset(slice) + tileStart * g.keyRowStride : 0, keyStride = keysInPlace ? g.keyRowStride : headDim;
         long valueBase = valuesInPlace ? g.valueOffset(slice) + tileStart * g.valueRowStride : 0;
@@ -882,6 +898,8 @@ public final class FlashAttention {
         /** One query or output row in the caller's layout. */
         final float[] row;
         final MemorySegment queriesSegment, keysSegment, valuesSegment, biasSegment, accSegment, lseSegment, rowSegment;
+        /** The key and value tiles copied for few-row units, which {@link RowProducts} reads by segment: native ({@link VectorMemory}). */
+        final MemorySegment rowKeys, rowValues;
 
         private Workspace(Tiling t, int headDim, int valueDim) {
             int rows = roundUp(t.queryBlock(), WIDE), valuePad = roundUp(valueDim, LANES);
@@ -904,6 +922,8 @@ public final class FlashAttention {
             accSegment = MemorySegment.ofArray(acc);
             lseSegment = MemorySegment.ofArray(lse);
             rowSegment = MemorySegment.ofArray(row);
+            rowKeys = VectorMemory.floats(keys.length);
+            rowValues = VectorMemory.floats(values.length);
         }
 
         private boolean fits(Tiling t, int headDim, int valueDim) {

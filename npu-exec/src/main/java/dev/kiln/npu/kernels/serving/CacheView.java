@@ -38,6 +38,16 @@ record CacheView(MemorySegment segment, DType dtype, long offset, long[] strides
         for (int i = 0; i < n; i++) dst[dstAt + i] = (float) Elements.read(dtype, segment, at + i * stride);
     }
 
+    /** As {@link #load(long, int, float[], int)} into float32 elements of {@code dst} from byte {@code dstByte}. */
+    void load(long at, int n, MemorySegment dst, long dstByte) {
+        long stride = rowStride();
+        if (dtype == DType.FLOAT32 && stride == 1) {
+            MemorySegment.copy(segment, ValueLayout.JAVA_FLOAT, at * Float.BYTES, dst, ValueLayout.JAVA_FLOAT, dstByte, n);
+            return;
+        }
+        for (int i = 0; i < n; i++) dst.set(ValueLayout.JAVA_FLOAT, dstByte + (long) i * Float.BYTES, (float) Elements.read(dtype, segment, at + i * stride));
+    }
+
     /** Writes {@code n} floats to element offset {@code at}, rounding to this dtype. */
     void store(long at, int n, float[] src, int srcAt) {
         long stride = rowStride();

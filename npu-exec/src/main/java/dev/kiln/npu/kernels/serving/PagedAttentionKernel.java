@@ -3,6 +3,7 @@ package dev.kiln.npu.kernels.serving;
 import dev.kiln.npu.Parallel;
 import dev.kiln.npu.kernels.ScalarTwin;
 import dev.kiln.npu.kernels.VectorMath;
+import dev.kiln.npu.kernels.VectorMemory;
 import dev.kiln.npu.kernels.attention.RowProducts;
 import dev.kiln.ops.ServingKernels.AttentionParams;
 import dev.kiln.tensor.Tensor;
@@ -165,7 +166,7 @@ final class PagedAttentionKernel {
         private final float[] q, acc, scores, max, sum;
         private final RowProducts products = new RowProducts();
         /** A tile's rows of one head as float32, when the cache is not float32 rows read in place. */
-        private final float[] rowTile;
+        private final MemorySegment rowTile;
         /** Element offset of head 0's key and value rows of each key of the current tile. */
         private final long[] keyAt = new long[TILE], valueAt = new long[TILE];
         /** Byte offset of each key's row of the current head in the segment its rows are read from. */
@@ -185,7 +186,7 @@ final class PagedAttentionKernel {
             scores = new float[heads * TILE];
             max = new float[heads];
             sum = new float[heads];
-            rowTile = inPlace(job.keys) && inPlace(job.values) ? null : new float[TILE * width];
+            rowTile = inPlace(job.keys) && inPlace(job.values) ? null : VectorMemory.floats((long) TILE * width);
         }
 
         /**
@@ -256,10 +257,10 @@ final class PagedAttentionKernel {
                 return view.segment();
             }
             for (int k = 0; k < n; k++) {
-                view.load(at[k] + headOffset, dim, rowTile, k * width);
                 rowByte[k] = (long) k * width * Float.BYTES;
+                view.load(at[k] + headOffset, dim, rowTile, rowByte[k]);
             }
-            return MemorySegment.ofArray(rowTile);
+            return rowTile;
         }
 
         /** Whether the view's head rows are read where they lie: float32, unit stride, a whole number of vectors. */
