@@ -18,8 +18,9 @@ import java.lang.foreign.MemorySegment;
  * {@code fromArray}/{@code intoArray} and native memory, from here, for segment access.
  * The JDK itself stores vectors into a heap segment when it runs a reinterpreting cast
  * ({@code reinterpretAsInts}, which {@link VectorMath} uses) before C2 has compiled it, so
- * the stores' profile sees heap memory in practice: kernels that store to segments type
- * them with {@link #typed}.
+ * the stores' profile sees heap memory in practice: {@link #typed} lets a loop store at
+ * native speed anyway. The generated fused-stage loops use it; the eager kernels' loops do
+ * not yet.
  */
 public final class VectorMemory {
     /** The JDK's class of native segments (not exported): a constant, so a cast to it types a segment for C2. */
