@@ -30,8 +30,8 @@ import static dev.kiln.nn.F.silu;
  * Tensor logits = model.step(cache.prepare(List.of(seq), List.of(prompt)));   // prefill
  * }</pre>
  *
- * <p>Compiled, a step is one graph per layer boundary: the cache write is a graph break, so a
- * step re-runs this Java code and each piece finds its compiled graph by hash.
+ * <p>Compiled, a step is one graph, the cache writes included (they update the caches in
+ * place), replayed without re-running this Java code.
  */
 public class DecoderModel extends Module {
 

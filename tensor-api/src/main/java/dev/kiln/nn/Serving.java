@@ -17,11 +17,11 @@ import java.util.ServiceLoader;
  * {@code [blocks, block_size, kv_heads, head_dim]}) and over per-sequence ring buffers.
  * {@link #pagedAttention} and {@link #slidingWindowDecode} are ops of the registry
  * ({@link Op.PagedAttention}, {@link Op.SlidingWindowDecode}): they trace into compiled
- * graphs like any op, their index tensors read when the op runs. {@link #reshapeAndCache}
- * updates the caches in place, which the functional registry (always fresh outputs)
- * cannot express, and {@link #slidingWindowAttention} serves {@link SlidingWindowCache},
- * which does: in traced code each of them is a graph break, so it runs on every call, in
- * order with the graphs around it.
+ * graphs like any op, their index tensors read when the op runs. So does
+ * {@link #reshapeAndCache} ({@link Op.ReshapeAndCache}), which updates the caches in place.
+ * {@link #slidingWindowAttention} serves {@link SlidingWindowCache} outside the registry: in
+ * traced code it is a graph break, so it runs on every call, in order with the graphs
+ * around it.
  *
  * <p>Float tensors may be float32, float16, bfloat16 or float64 (computed in float32);
  * index tensors int32 or int64.
@@ -40,46 +40,41 @@ public final class Serving {
      * Writes token {@code t} of {@code key}/{@code value} [T, Hkv, D] into the caches
      * [NB, BS, Hkv, D] at slot {@code slotMapping[t]} (block {@code slot / BS}, offset
      * {@code slot % BS}), in place; a slot of -1 is skipped. Nothing is written when any
-     * argument is invalid.
+     * argument is invalid. An op of the registry ({@link Op.ReshapeAndCache}) that updates its
+     * caches in place: traced, it joins the graph, which writes the caller's caches when it runs.
      */
     public static void reshapeAndCache(Tensor key, Tensor value, Tensor keyCache, Tensor valueCache, Tensor slotMapping) {
-        String op = "reshapeAndCache";
-        Dispatch.hostEffect(op + " writes the KV caches in place");
-        key = Dispatch.concrete(key);
-        value = Dispatch.concrete(value);
-        keyCache = Dispatch.concrete(keyCache);
-        valueCache = Dispatch.concrete(valueCache);
-        slotMapping = Dispatch.concrete(slotMapping);
-        ServingShapes.floating(op, "key", key.meta());
-        ServingShapes.floating(op, "value", value.meta());
-        ServingShapes.floating(op, "keyCache", keyCache.meta());
-        ServingShapes.floating(op, "valueCache", valueCache.meta());
-        ServingShapes.rank(op, "key", key.meta(), 3, "[T, Hkv, D]");
-        ServingShapes.sameShape(op, "value", value.meta(), "key", key.meta());
-        ServingShapes.rank(op, "keyCache", keyCache.meta(), 4, "[NB, BS, Hkv, D]");
-        ServingShapes.sameShape(op, "valueCache", valueCache.meta(), "keyCache", keyCache.meta());
-        for (int d = 1; d <= 2; d++) {
-            if (key.size(d) != keyCache.size(d + 1)) {
-                throw new KilnShapeException(op + ": key " + key.shape() + " and keyCache " + keyCache.shape()
-                        + " disagree in " + (d == 1 ? "the KV head count" : "the head size") + " (dimension " + d
-                        + " of key, " + (d + 1) + " of the cache)");
-            }
+        if (keyCache == valueCache) {
+            throw new KilnException("reshapeAndCache: keyCache and valueCache are the same tensor; keys and values need separate caches");
         }
-        ServingShapes.vector(op, "slotMapping", slotMapping.meta(), key.size(0), "the token count T of key " + key.shape());
-        long[] slots = longs(slotMapping);
+        Dispatch.apply(new Op.ReshapeAndCache(), key, value, keyCache, valueCache, slotMapping);
+    }
+
+    /**
+     * Runs {@code op} over inputs whose shapes its {@link Op#infer} accepted, writing the caches
+     * {@code out} (inputs 2 and 3 themselves: the op runs in place). Checks the slots against
+     * the caches before writing anything.
+     */
+    public static void execute(Op.ReshapeAndCache op, Tensor[] in, Tensor[] out) {
+        String name = "reshapeAndCache";
+        Tensor keyCache = out[0], valueCache = out[1];
+        if (keyCache.storage() != in[2].storage() || valueCache.storage() != in[3].storage()) {
+            throw new IllegalArgumentException(name + " updates its caches in place: its outputs must be inputs 2 and 3");
+        }
+        long[] slots = longs(in[4]);
         long capacity = (long) keyCache.size(0) * keyCache.size(1);
         for (int t = 0; t < slots.length; t++) {
             if (slots[t] < -1 || slots[t] >= capacity) {
-                throw new KilnShapeException(op + ": slotMapping[" + t + "] = " + slots[t] + " is out of range for a cache "
+                throw new KilnShapeException(name + ": slotMapping[" + t + "] = " + slots[t] + " is out of range for a cache "
                         + keyCache.shape() + " of " + capacity + " slots (valid: -1 to skip, or 0.." + (capacity - 1) + ")");
             }
         }
         // Views of one combined KV buffer are fine; the very same view would overwrite keys with values.
         if (keyCache.storage() == valueCache.storage() && keyCache.layout().equals(valueCache.layout())) {
-            throw new KilnException(op + ": keyCache and valueCache are the same tensor; keys and values need separate caches");
+            throw new KilnException(name + ": keyCache and valueCache are the same tensor; keys and values need separate caches");
         }
         try {
-            KernelsHolder.KERNELS.reshapeAndCache(key, value, keyCache, valueCache, slots);
+            KernelsHolder.KERNELS.reshapeAndCache(in[0], in[1], keyCache, valueCache, slots);
         } finally {
             keyCache.storage().markWritten();
             valueCache.storage().markWritten();

@@ -24,7 +24,7 @@ public final class Dispatch {
 
         /**
          * Work the graph cannot record is about to happen on the host ({@code what} says which):
-         * an in-place update or an op outside the registry. A tracer ends the graph here (a
+         * an op outside the registry. A tracer ends the graph here (a
          * graph break), so that the work runs on every call, in order with the graph's ops.
          */
         void hostEffect(String what);
@@ -114,6 +114,13 @@ public final class Dispatch {
                 l = view.view(in.layout());
             }
             return new Tensor[] {in.withLayout(l)};
+        }
+        if (op instanceof Op.InPlace inPlace) {
+            // The kernel writes the inputs it updates, which are its outputs.
+            Tensor[] outputs = new Tensor[outs.size()];
+            for (int i = 0; i < outputs.length; i++) outputs[i] = inputs[inPlace.overwrites().get(i)];
+            backend().execute(op, inputs, outputs);
+            return outputs;
         }
         return runKernel(op, inputs, outs);
     }

@@ -15,7 +15,8 @@ public interface KernelBackend {
      * Runs {@code op} (never a {@link Op.ViewOp}) on concrete inputs, writing into the
      * given outputs, which are contiguous, shaped as {@link Op#infer} says and share no
      * memory with the inputs: freshly allocated, or a compiled program's planned buffer
-     * that holds no live value. Inputs may be arbitrary strided views.
+     * that holds no live value. The exception is an {@link Op.InPlace} op, whose outputs are
+     * the inputs it updates, as they are. Inputs may be arbitrary strided views.
      */
     void execute(Op op, Tensor[] inputs, Tensor[] outputs);
 }

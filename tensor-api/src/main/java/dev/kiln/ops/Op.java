@@ -497,6 +497,52 @@ public sealed interface Op {
     }
 
     /**
+     * An op that updates some of its inputs in place: its output {@code k} is input
+     * {@code overwrites().get(k)} after the update, in the same memory. Eager execution hands
+     * those inputs to the kernel as its outputs; a trace records the op and reads the
+     * updated value from then on; compiled programs give the outputs the inputs' memory.
+     */
+    sealed interface InPlace extends Op permits ReshapeAndCache {
+        List<Integer> overwrites();
+    }
+
+    /**
+     * {@code dev.kiln.nn.Serving.reshapeAndCache}: inputs key and value [T, Hkv, D], the caches
+     * [NB, BS, Hkv, D] it writes in place, and slotMapping [T] (int32 or int64); outputs the
+     * two caches.
+     */
+    record ReshapeAndCache() implements InPlace {
+        private static final List<Integer> CACHES = List.of(2, 3);
+
+        public String name() { return "reshape_and_cache"; }
+
+        public List<Integer> overwrites() { return CACHES; }
+
+        public List<TensorMeta> infer(List<TensorMeta> in) {
+            arity(this, in, 5);
+            String op = "reshapeAndCache";
+            TensorMeta key = in.get(0), keyCache = in.get(2);
+            ServingShapes.floating(op, "key", key);
+            ServingShapes.floating(op, "value", in.get(1));
+            ServingShapes.floating(op, "keyCache", keyCache);
+            ServingShapes.floating(op, "valueCache", in.get(3));
+            ServingShapes.rank(op, "key", key, 3, "[T, Hkv, D]");
+            ServingShapes.sameShape(op, "value", in.get(1), "key", key);
+            ServingShapes.rank(op, "keyCache", keyCache, 4, "[NB, BS, Hkv, D]");
+            ServingShapes.sameShape(op, "valueCache", in.get(3), "keyCache", keyCache);
+            for (int d = 1; d <= 2; d++) {
+                if (key.shape().dim(d) != keyCache.shape().dim(d + 1)) {
+                    throw new KilnShapeException(op + ": key " + key.shape() + " and keyCache " + keyCache.shape()
+                            + " disagree in " + (d == 1 ? "the KV head count" : "the head size") + " (dimension " + d
+                            + " of key, " + (d + 1) + " of the cache)");
+                }
+            }
+            ServingShapes.vector(op, "slotMapping", in.get(4), key.shape().dim(0), "the token count T of key " + key.shape());
+            return List.of(keyCache, in.get(3));
+        }
+    }
+
+    /**
      * {@code dev.kiln.nn.Serving.slidingWindowDecode}: query [B, H, D] over per-sequence rings
      * [B, W, Hkv, D]; inputs query, keyRing, valueRing, positions [B] (int32 or int64).
      */

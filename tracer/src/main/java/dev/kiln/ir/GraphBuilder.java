@@ -38,6 +38,9 @@ public final class GraphBuilder {
 
     public TensorMeta meta(ValueRef v) { return nodes.get(v.node()).outputs().get(v.output()); }
 
+    /** The node that produces {@code v}. */
+    public Node producer(ValueRef v) { return nodes.get(v.node()); }
+
     public int size() { return nodes.size(); }
 
     public Graph build(List<ValueRef> outputs) { return new Graph(nodes, outputs); }

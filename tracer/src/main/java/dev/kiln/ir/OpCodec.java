@@ -58,6 +58,7 @@ public final class OpCodec {
             case Op.PagedAttention o -> w.put("scale", o.scale()).put("causal", o.causal()).put("slidingWindow", o.slidingWindow())
                     .put("softcap", o.softcap());
             case Op.SlidingWindowDecode o -> w.put("scale", o.scale()).put("softcap", o.softcap());
+            case Op.ReshapeAndCache o -> { }
             case Op.Gather o -> w.put("axis", o.axis());
             case Op.GatherElements o -> w.put("axis", o.axis());
             case Op.Concat o -> w.put("dim", o.dim());
@@ -102,6 +103,7 @@ public final class OpCodec {
                     r.bool("enableGqa"), r.bool("hasMask"), r.integer("partitionSize"), r.bool("transposedOutput"));
             case "PagedAttention" -> new Op.PagedAttention(r.real("scale"), r.bool("causal"), r.integer("slidingWindow"), r.real("softcap"));
             case "SlidingWindowDecode" -> new Op.SlidingWindowDecode(r.real("scale"), r.real("softcap"));
+            case "ReshapeAndCache" -> new Op.ReshapeAndCache();
             case "Gather" -> new Op.Gather(r.integer("axis"));
             case "GatherElements" -> new Op.GatherElements(r.integer("axis"));
             case "Concat" -> new Op.Concat(r.integer("dim"));

@@ -64,7 +64,7 @@ public final class CompiledFunction {
 
     /** A function without breaks: replay the graph, binding captured tensors by reference. */
     private record WholeGraph(Signature signature, Graph graph, GraphExecutable executable, Tensor[] captured,
-                              OutputShape shape) implements Entry {
+                              OutputShape shape, int[] written) implements Entry {
         public boolean matches(Object[] args) { return signature.matches(args); }
     }
 
@@ -80,7 +80,7 @@ public final class CompiledFunction {
      * executables of the sizes seen are kept in a small cache.
      */
     private record SymbolicGraph(SymbolicSignature signature, ShapeTemplate template, Tensor[] captured,
-                                 OutputShape shape, InstanceCache instances, GraphExecutable family) implements Entry {
+                                 OutputShape shape, int[] written, InstanceCache instances, GraphExecutable family) implements Entry {
         public boolean matches(Object[] args) { return signature.match(args) != null; }
     }
 
@@ -155,7 +155,7 @@ public final class CompiledFunction {
 
     private Object run(Entry e, Object[] args) {
         return switch (e) {
-            case WholeGraph w -> w.shape().rebuild(w.executable().run(bind(args, w.captured())));
+            case WholeGraph w -> w.shape().rebuild(runGraph(w.executable(), bind(args, w.captured()), w.shape(), w.written()));
             case Lazy l -> traceAndRun(args, false).result();
             case SymbolicGraph g -> runSymbolic(g, args);
         };
@@ -187,7 +187,12 @@ public final class CompiledFunction {
             }
             g.instances().put(key, exe);
         }
-        return g.shape().rebuild(exe.run(bind(args, g.captured())));
+        return g.shape().rebuild(runGraph(exe, bind(args, g.captured()), g.shape(), g.written()));
+    }
+
+    /** Runs a whole-function graph: the function's outputs, its in-place updates done ({@code written}: the inputs they update). */
+    private static Tensor[] runGraph(GraphExecutable exe, Tensor[] inputs, OutputShape shape, int[] written) {
+        return TraceSession.withoutWrites(exe.run(inputs), shape.count(), written, inputs);
     }
 
     private static Tensor[] bind(Object[] args, Tensor[] captured) {
@@ -234,7 +239,8 @@ public final class CompiledFunction {
                                 + " traced sizes differ other than in sizes)";
                     }
                 } else {
-                    entry = new WholeGraph(Signature.of(args), traced.graph(), traced.executable(), traced.captured(), traced.shape());
+                    entry = new WholeGraph(Signature.of(args), traced.graph(), traced.executable(), traced.captured(), traced.shape(),
+                            traced.written());
                 }
             }
             long nanos = System.nanoTime() - t0;
@@ -311,7 +317,7 @@ public final class CompiledFunction {
         if (template == null) return null;
         GraphExecutable family = options.backend() == Backend.EAGER ? null
                 : compilerFor(options.backend()).compileFamily(graphs, baseValues, weights(args, base.captured().length)).orElse(null);
-        return new SymbolicGraph(sig, template, base.captured(), base.shape(), new InstanceCache(), family);
+        return new SymbolicGraph(sig, template, base.captured(), base.shape(), base.written(), new InstanceCache(), family);
     }
 
     /** Traces the body on data-less inputs of the given shapes; null if that fails or captures differ. */
@@ -356,7 +362,7 @@ public final class CompiledFunction {
     }
 
     private record Traced(TraceSession session, Object result, Graph graph, GraphExecutable executable,
-                          Tensor[] captured, OutputShape shape, Phases phases) {}
+                          Tensor[] captured, OutputShape shape, int[] written, Phases phases) {}
 
     /** Runs the body on symbolic stand-ins and produces this call's result (and the graph when there was no break). */
     private Traced traceAndRun(Object[] args, boolean keepGraph) {
@@ -369,16 +375,17 @@ public final class CompiledFunction {
         List<Tensor> outputs = shape.flatten(out);
         if (!session.hadBreaks() && keepGraph) {
             Graph g = session.graph(outputs);
+            int[] written = session.writtenInputs();
             Tensor[] captured = session.capturedInputs().toArray(Tensor[]::new);
             long traced = System.nanoTime();
             GraphExecutable exe = compile(g, weights(args, captured.length));
             long compiled = System.nanoTime();
-            Tensor[] values = exe.run(bind(args, captured));
+            Tensor[] values = runGraph(exe, bind(args, captured), shape, written);
             Phases phases = new Phases(traced - t0, compiled - traced, System.nanoTime() - compiled);
-            return new Traced(session, shape.rebuild(values), g, exe, captured, shape, phases);
+            return new Traced(session, shape.rebuild(values), g, exe, captured, shape, written, phases);
         }
         Object result = shape.rebuild(session.finish(outputs));
-        return new Traced(session, result, null, null, null, shape, new Phases(System.nanoTime() - t0, 0, 0));
+        return new Traced(session, result, null, null, null, shape, new int[0], new Phases(System.nanoTime() - t0, 0, 0));
     }
 
     /** A segment between graph breaks: its inputs are whatever the code computed before it, so none is taken for a weight. */

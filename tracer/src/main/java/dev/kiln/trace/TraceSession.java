@@ -3,17 +3,22 @@ package dev.kiln.trace;
 import dev.kiln.KilnGraphBreakException;
 import dev.kiln.ir.Graph;
 import dev.kiln.ir.GraphBuilder;
+import dev.kiln.ir.Node;
 import dev.kiln.ir.ValueRef;
 import dev.kiln.ops.Dispatch;
 import dev.kiln.ops.Op;
 import dev.kiln.ops.TensorMeta;
 import dev.kiln.tensor.KilnException;
+import dev.kiln.tensor.Storage;
 import dev.kiln.tensor.Tensor;
 
 import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collections;
 import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.function.Function;
 
 /**
@@ -31,7 +36,8 @@ public final class TraceSession implements Dispatch.Interceptor {
     static final class Handle {
         final TraceSession session;
         final int segment;
-        final ValueRef ref;
+        /** The value it stands for: moves on when an in-place op updates it. */
+        ValueRef ref;
         Tensor concrete;
 
         Handle(TraceSession session, int segment, ValueRef ref) {
@@ -44,6 +50,9 @@ public final class TraceSession implements Dispatch.Interceptor {
     /** A graph break: why, and where in the user's code. */
     public record GraphBreak(String reason, String sourceLine) {}
 
+    /** An in-place op of the current segment updated graph input {@code input}; {@code value} is its latest version. */
+    private record Write(int input, ValueRef value) {}
+
     private final boolean fullGraph;
     private final Function<Graph, GraphExecutable> compiler;
     private final List<GraphBreak> breaks = new ArrayList<>();
@@ -54,6 +63,9 @@ public final class TraceSession implements Dispatch.Interceptor {
     private List<Tensor> boundInputs = new ArrayList<>();
     private Map<Object, ValueRef> lifted = new IdentityHashMap<>();
     private List<Handle> handles = new ArrayList<>();
+    private List<Write> writes = new ArrayList<>();
+    /** The storages of the graph inputs that {@link #writes} update. */
+    private Set<Storage> writtenStorages = Collections.newSetFromMap(new IdentityHashMap<>());
     private int declaredInputs;
 
     /**
@@ -100,12 +112,108 @@ public final class TraceSession implements Dispatch.Interceptor {
 
     @Override
     public Tensor[] apply(Op op, Tensor[] inputs, List<TensorMeta> outputs) {
+        if (op instanceof Op.InPlace inPlace) return applyInPlace(inPlace, inputs, outputs);
+        if (!writtenStorages.isEmpty()) {
+            for (Tensor t : inputs) {
+                if (entersAfterWrite(t)) {
+                    // Its read has no order with the write in the graph: finish the write first.
+                    breakGraph("a " + t.meta() + " tensor that shares memory with an input updated in place was read");
+                    break;
+                }
+            }
+        }
         List<ValueRef> refs = new ArrayList<>(inputs.length);
         for (Tensor t : inputs) refs.add(refOf(t));
         List<ValueRef> outs = builder.apply(op, refs, outputs);
         Tensor[] result = new Tensor[outs.size()];
         for (int i = 0; i < result.length; i++) result[i] = symbolic(outs.get(i), outputs.get(i));
         return result;
+    }
+
+    /** The concrete tensor {@code t} would enter the graph as, when it is not in it yet; else null. */
+    private Tensor entering(Tensor t) {
+        if (t.isConcrete()) return lifted.containsKey(t) ? null : t;
+        if (t.symbolicHandle() instanceof Handle h && h.session == this && h.segment != segment && !lifted.containsKey(h)) return h.concrete;
+        return null;
+    }
+
+    /** True when {@code t} would become a graph input over memory an in-place op of this segment writes. */
+    private boolean entersAfterWrite(Tensor t) {
+        Tensor c = entering(t);
+        return c != null && writtenStorages.contains(c.storage());
+    }
+
+    /**
+     * Records an in-place op when each tensor it updates is a graph input of this segment
+     * (or about to become one) whose memory no other input shares, or a value this segment
+     * computed (not a view); the updated values replace the old ones for the rest of the
+     * trace, and updated inputs become extra graph outputs the executable writes in place.
+     * Anything else is a graph break, after which the op runs eagerly.
+     */
+    private Tensor[] applyInPlace(Op.InPlace op, Tensor[] inputs, List<TensorMeta> outputs) {
+        String obstacle = null;
+        for (int j : op.overwrites()) {
+            obstacle = inPlaceObstacle(inputs, j);
+            if (obstacle != null) break;
+        }
+        if (obstacle != null) {
+            if (boundInputs.contains(null)) throw new ProbeNeedsData();
+            breakGraph(op.name() + " updates " + obstacle + " in place");
+            Tensor[] concrete = new Tensor[inputs.length];
+            for (int i = 0; i < inputs.length; i++) concrete[i] = inputs[i].isConcrete() ? inputs[i] : materialize(inputs[i]);
+            return Dispatch.intercepting(null, () -> Dispatch.apply(op, concrete));
+        }
+        List<ValueRef> refs = new ArrayList<>(inputs.length);
+        for (Tensor t : inputs) refs.add(refOf(t));
+        List<ValueRef> outs = builder.apply(op, refs, outputs);
+        for (int k = 0; k < outs.size(); k++) {
+            ValueRef old = refs.get(op.overwrites().get(k)), updated = outs.get(k);
+            for (Handle h : handles) if (h.segment == segment && h.ref.equals(old)) h.ref = updated;
+            for (Map.Entry<Object, ValueRef> e : lifted.entrySet()) if (e.getValue().equals(old)) e.setValue(updated);
+            if (builder.producer(old) instanceof Node.Input in) {
+                writes.add(new Write(in.index(), updated));
+                Tensor bound = boundInputs.get(in.index());
+                if (bound != null) writtenStorages.add(bound.storage());
+            } else {
+                for (int w = 0; w < writes.size(); w++) if (writes.get(w).value().equals(old)) writes.set(w, new Write(writes.get(w).input(), updated));
+            }
+        }
+        Tensor[] result = new Tensor[outs.size()];
+        for (int i = 0; i < result.length; i++) result[i] = symbolic(outs.get(i), outputs.get(i));
+        return result;
+    }
+
+    /** Why input {@code j} cannot be updated in place inside the graph, or null when it can. */
+    private String inPlaceObstacle(Tensor[] inputs, int j) {
+        Tensor t = inputs[j];
+        ValueRef ref;
+        Tensor memory;
+        if (t.isConcrete()) {
+            ref = lifted.get(t);
+            memory = t;
+        } else if (t.symbolicHandle() instanceof Handle h && h.session == this) {
+            ref = h.segment == segment ? h.ref : lifted.get(h);
+            memory = h.segment == segment ? null : h.concrete;
+        } else {
+            return null;
+        }
+        if (ref != null && builder.producer(ref) instanceof Node.Apply ap) {
+            return ap.op() instanceof Op.ViewOp ? "a view computed in the graph" : null;
+        }
+        int position = ref == null ? -1 : ((Node.Input) builder.producer(ref)).index();
+        if (position >= 0) memory = boundInputs.get(position);
+        // A graph input: no other input may share its memory, or reads of it would not be ordered with the write.
+        if (memory == null) return null;
+        String shared = "an input whose memory another input shares";
+        for (int i = 0; i < boundInputs.size(); i++) {
+            Tensor bound = boundInputs.get(i);
+            if (i != position && bound != null && bound.storage() == memory.storage()) return shared;
+        }
+        for (int i = 0; i < inputs.length; i++) {
+            Tensor other = i == j ? null : inputs[i].isConcrete() ? inputs[i] : entering(inputs[i]);
+            if (other != null && other.storage() == memory.storage()) return shared;
+        }
+        return null;
     }
 
     private ValueRef refOf(Tensor t) {
@@ -164,13 +272,51 @@ public final class TraceSession implements Dispatch.Interceptor {
         boundInputs = new ArrayList<>();
         lifted = new IdentityHashMap<>();
         handles = new ArrayList<>();
+        writes = new ArrayList<>();
+        writtenStorages = Collections.newSetFromMap(new IdentityHashMap<>());
     }
 
     private Tensor[] runSegment(List<ValueRef> outputs) {
-        Graph g = builder.build(outputs);
+        Graph g = builder.build(withWrites(outputs));
         segments.add(g);
         Tensor[] inputs = boundInputs.toArray(Tensor[]::new);
-        return Dispatch.intercepting(null, () -> compiler.apply(g).run(inputs));
+        Tensor[] values = Dispatch.intercepting(null, () -> compiler.apply(g).run(inputs));
+        return withoutWrites(values, outputs.size(), writtenInputs(), inputs);
+    }
+
+    /** {@code outputs}, then the latest version of each graph input an in-place op updated. */
+    private List<ValueRef> withWrites(List<ValueRef> outputs) {
+        if (writes.isEmpty()) return outputs;
+        List<ValueRef> all = new ArrayList<>(outputs);
+        for (Write w : writes) all.add(w.value());
+        return all;
+    }
+
+    /**
+     * The graph inputs that in-place ops update, in the order of the extra outputs that
+     * follow the function's own in {@link #graph}: their memory holds the update when the
+     * graph has run.
+     */
+    public int[] writtenInputs() {
+        int[] out = new int[writes.size()];
+        for (int i = 0; i < out.length; i++) out[i] = writes.get(i).input();
+        return out;
+    }
+
+    /**
+     * The function's own outputs among a graph's {@code values}, checking that each extra
+     * output (an updated input) is that input's memory: the executable updated it in place.
+     */
+    public static Tensor[] withoutWrites(Tensor[] values, int outputs, int[] writtenInputs, Tensor[] inputs) {
+        if (writtenInputs.length == 0) return values;
+        for (int i = 0; i < writtenInputs.length; i++) {
+            Tensor input = inputs[writtenInputs[i]], updated = values[outputs + i];
+            if (updated.storage() != input.storage() || !updated.layout().equals(input.layout())) {
+                throw new IllegalStateException("the executable did not update graph input " + writtenInputs[i] + " " + input.meta()
+                        + " in place");
+            }
+        }
+        return Arrays.copyOf(values, outputs);
     }
 
     public boolean hadBreaks() { return !breaks.isEmpty(); }
@@ -183,7 +329,7 @@ public final class TraceSession implements Dispatch.Interceptor {
         if (hadBreaks()) throw new IllegalStateException("a run with graph breaks has no single graph");
         List<ValueRef> refs = new ArrayList<>();
         for (Tensor t : outputs) refs.add(refOf(t));
-        return builder.build(refs);
+        return builder.build(withWrites(refs));
     }
 
     /** Concrete tensors bound to the graph's inputs beyond the declared ones (captured tensors), in input order. */
@@ -206,7 +352,7 @@ public final class TraceSession implements Dispatch.Interceptor {
                 pending.add(i);
             }
         }
-        if (!pending.isEmpty()) {
+        if (!pending.isEmpty() || !writes.isEmpty()) {
             Tensor[] values = runSegment(refs);
             for (int i = 0; i < values.length; i++) result[pending.get(i)] = values[i];
         }

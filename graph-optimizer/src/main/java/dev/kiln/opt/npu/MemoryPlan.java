@@ -13,7 +13,8 @@ import java.util.List;
 
 /**
  * Where each value of a {@link KernelProgram} lives for one input signature: the graph's
- * inputs stay in the caller's memory, views share their base's buffer, values returned
+ * inputs stay in the caller's memory, views and the outputs of in-place ops share their
+ * base's buffer (an in-place op writes the caller's memory when its base is an input), values returned
  * to the caller (or viewed by one) get fresh memory each run, and every other value gets
  * a range of one arena, reused once the values in it are dead.
  *
@@ -29,9 +30,9 @@ import java.util.List;
 public final class MemoryPlan {
     /** How a value gets its memory. */
     public enum Placement {
-        /** The caller's tensor; never written. */
+        /** The caller's tensor; written only by in-place ops. */
         INPUT,
-        /** A new layout over another value's buffer. */
+        /** A new layout over another value's buffer, or that buffer after an in-place op updated it. */
         VIEW,
         /** A range of the arena. */
         ARENA,
@@ -149,12 +150,13 @@ public final class MemoryPlan {
             List<TensorMeta> in = l.in().stream().map(s -> metas[s]).toList();
             List<TensorMeta> out = outputMetas(l, in);
             boolean view = l instanceof KernelProgram.Eager e && e.op() instanceof Op.ViewOp;
+            Op.InPlace inPlace = l instanceof KernelProgram.Eager e && e.op() instanceof Op.InPlace ip ? ip : null;
             for (int k = 0; k < out.size(); k++) {
                 int s = l.out().get(k);
                 metas[s] = out.get(k);
                 defined[s] = i;
-                if (view) {
-                    base[s] = base[l.in().get(0)];
+                if (view || inPlace != null) {
+                    base[s] = base[l.in().get(inPlace == null ? 0 : inPlace.overwrites().get(k))];
                     placement[s] = Placement.VIEW;
                 } else {
                     placement[s] = Placement.ARENA;

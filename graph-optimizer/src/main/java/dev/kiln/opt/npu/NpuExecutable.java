@@ -86,6 +86,9 @@ public final class NpuExecutable implements GraphExecutable {
             for (int s : program.inputs()) callerMemory[s] = true;
             for (KernelProgram.Launch l : launches) {
                 if (l instanceof KernelProgram.Eager e && e.op() instanceof Op.ViewOp) callerMemory[l.out().getFirst()] = callerMemory[l.in().getFirst()];
+                if (l instanceof KernelProgram.Eager e && e.op() instanceof Op.InPlace ip) {
+                    for (int k = 0; k < l.out().size(); k++) callerMemory[l.out().get(k)] = callerMemory[l.in().get(ip.overwrites().get(k))];
+                }
             }
             this.panelSites = sites != null ? sites : panelSites(launches, callerMemory);
             this.steps = new Step[launches.size()];
@@ -129,12 +132,16 @@ public final class NpuExecutable implements GraphExecutable {
 
         static Hoisting of(KernelProgram p, FusedKernel[] kernels) {
             List<KernelProgram.Launch> launches = p.launches();
-            // The values the caller gets back, and those they view.
+            // The values the caller gets back, those they view, and those updated in place.
             boolean[] returned = new boolean[p.slots()];
             for (int s : p.outputs()) returned[s] = true;
             for (int i = launches.size() - 1; i >= 0; i--) {
                 if (launches.get(i) instanceof KernelProgram.Eager e && e.op() instanceof Op.ViewOp && returned[e.out().getFirst()]) {
                     returned[e.in().getFirst()] = true;
+                }
+                // A value updated in place changes every call: computed once, it would keep the updates.
+                if (launches.get(i) instanceof KernelProgram.Eager e && e.op() instanceof Op.InPlace ip) {
+                    for (int k : ip.overwrites()) returned[e.in().get(k)] = true;
                 }
             }
             boolean[] fixed = new boolean[p.slots()];
@@ -161,8 +168,13 @@ public final class NpuExecutable implements GraphExecutable {
             List<Integer> mainInputs = new ArrayList<>(p.inputs());
             mainInputs.addAll(extra);
             KernelProgram main = new KernelProgram(p.slots(), mainInputs, pick(launches, mainIdx), p.outputs());
-            int[] positions = new int[p.weights().size()];
-            for (int i = 0; i < positions.length; i++) positions[i] = p.inputs().indexOf(p.weights().get(i));
+            // The weights the hoisted launches read: an in-place update of another (a KV cache) must not recompute them.
+            java.util.Set<Integer> read = new java.util.HashSet<>();
+            for (int i : onceIdx) read.addAll(launches.get(i).in());
+            List<Integer> positionList = new ArrayList<>();
+            for (int w : p.weights()) if (read.contains(w)) positionList.add(p.inputs().indexOf(w));
+            int[] positions = new int[positionList.size()];
+            for (int i = 0; i < positions.length; i++) positions[i] = positionList.get(i);
             return new Hoisting(positions, new Instance(once, pick(kernels, onceIdx), false, null),
                     new Instance(main, pick(kernels, mainIdx), false, null));
         }
@@ -451,6 +463,7 @@ public final class NpuExecutable implements GraphExecutable {
         static Step of(KernelProgram.Launch l, FusedKernel kernel, WeightPanels panels) {
             return switch (l) {
                 case KernelProgram.Eager e when e.op() instanceof Op.ViewOp view -> new ViewStep(e, view);
+                case KernelProgram.Eager e when e.op() instanceof Op.InPlace inPlace -> new InPlaceStep(e, inPlace);
                 case KernelProgram.Eager e when panels != null -> new PackedMatMulStep(e, panels);
                 case KernelProgram.Eager e -> new EagerStep(e);
                 case KernelProgram.Fused f -> new FusedStep(f, kernel);
@@ -474,6 +487,18 @@ public final class NpuExecutable implements GraphExecutable {
                 args[0] = gathered;
             }
             return Dispatch.apply(launch.op(), args);
+        }
+    }
+
+    /** An op that updates inputs in place: its outputs are those inputs, wherever they live. */
+    private record InPlaceStep(KernelProgram.Eager launch, Op.InPlace op) implements Step {
+        @Override
+        public Tensor[] run(int i, Tensor[] args, Frame f, Meter m) {
+            Tensor[] results = new Tensor[launch.out().size()];
+            for (int k = 0; k < results.length; k++) results[k] = args[op.overwrites().get(k)];
+            Dispatch.backend().execute(op, args, results);
+            m.operands(args, results);
+            return results;
         }
     }
 

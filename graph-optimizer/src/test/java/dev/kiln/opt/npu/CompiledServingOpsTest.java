@@ -1,5 +1,7 @@
 package dev.kiln.opt.npu;
 
+import dev.kiln.Backend;
+import dev.kiln.CompileOptions;
 import dev.kiln.FnN;
 import dev.kiln.Kiln;
 import dev.kiln.nn.Serving;
@@ -7,12 +9,15 @@ import dev.kiln.tensor.KilnShapeException;
 import dev.kiln.tensor.Tensor;
 import org.junit.jupiter.api.Test;
 
+import java.util.List;
+
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-/** The serving attention ops trace into compiled graphs; their index tensors are read on every call. */
+/** The serving ops trace into compiled graphs, the cache writes too; their index tensors are read on every call. */
 class CompiledServingOpsTest {
 
     private static Tensor decode(Object... a) {
@@ -64,29 +69,144 @@ class CompiledServingOpsTest {
     }
 
     @Test
-    void aStepThatWritesTheCachesInPlaceBreaksTheGraphThereAndWritesOnEveryCall() {
-        FnN<Tensor> compiled = Kiln.compileN(CompiledServingOpsTest::step, NpuBackendTest.NPU);
-        Tensor wq = Tensor.randn(1, 32, 64).mul(0.2), wk = Tensor.randn(2, 32, 32).mul(0.2);
-        Tensor eagerKeys = Tensor.zeros(8, 4, 2, 16), eagerValues = Tensor.zeros(8, 4, 2, 16);
-        Tensor keys = Tensor.zeros(8, 4, 2, 16), values = Tensor.zeros(8, 4, 2, 16);
-        Tensor tables = Tensor.of(new int[] {0, 1, 2, 3, 4, 5, 6, 7}, 2, 4), starts = Tensor.of(new int[] {0, 1, 2}, 3);
-        for (int t = 0; t < 5; t++) {
-            Tensor x = Tensor.randn(10 + t, 2, 32);
-            Tensor slots = Tensor.of(new long[] {t, 16 + t}, 2), lengths = Tensor.of(new int[] {t + 1, t + 1}, 2);
-            Tensor expected = step(x, wq, wk, eagerKeys, eagerValues, slots, tables, lengths, starts);
-            Tensor got = compiled.apply(x, wq, wk, keys, values, slots, tables, lengths, starts);
-            assertArrayEquals(expected.toFloatArray(), got.toFloatArray(), 1e-6f, "step " + t);
+    void aStepThatWritesTheCachesInPlaceIsOneGraphThatWritesOnEveryCall() {
+        for (CompileOptions options : List.of(NpuBackendTest.NPU, NpuBackendTest.NPU.fullGraph(true), CompileOptions.defaults().backend(Backend.EAGER))) {
+            FnN<Tensor> compiled = Kiln.compileN(CompiledServingOpsTest::step, options);
+            Tensor wq = Tensor.randn(1, 32, 64).mul(0.2), wk = Tensor.randn(2, 32, 32).mul(0.2);
+            Tensor eagerKeys = Tensor.zeros(8, 4, 2, 16), eagerValues = Tensor.zeros(8, 4, 2, 16);
+            Tensor keys = Tensor.zeros(8, 4, 2, 16), values = Tensor.zeros(8, 4, 2, 16);
+            Tensor tables = Tensor.of(new int[] {0, 1, 2, 3, 4, 5, 6, 7}, 2, 4), starts = Tensor.of(new int[] {0, 1, 2}, 3);
+            for (int t = 0; t < 5; t++) {
+                Tensor x = Tensor.randn(10 + t, 2, 32);
+                Tensor slots = Tensor.of(new long[] {t, 16 + t}, 2), lengths = Tensor.of(new int[] {t + 1, t + 1}, 2);
+                Tensor expected = step(x, wq, wk, eagerKeys, eagerValues, slots, tables, lengths, starts);
+                Tensor got = compiled.apply(x, wq, wk, keys, values, slots, tables, lengths, starts);
+                assertArrayEquals(expected.toFloatArray(), got.toFloatArray(), 1e-6f, options + " step " + t);
+                assertArrayEquals(eagerKeys.toFloatArray(), keys.toFloatArray(), options + " keys after step " + t);
+                assertArrayEquals(eagerValues.toFloatArray(), values.toFloatArray(), options + " values after step " + t);
+            }
+            Object[] args = {Tensor.randn(20, 2, 32), wq, wk, keys, values, Tensor.of(new long[] {5, 21}, 2), tables,
+                    Tensor.of(new int[] {6, 6}, 2), starts};
+            String explained = Kiln.explain(compiled, args).toString();
+            assertTrue(explained.contains("compiled signatures: 1"), explained);
+            assertFalse(explained.contains("graph break"), explained);
+            if (options.backend() == Backend.NPU) assertTrue(explained.contains("eager reshape_and_cache"), explained);
+        }
+    }
+
+    @Test
+    void cachesTheFunctionCapturesAreWrittenInPlaceAndBadSlotsWriteNothing() {
+        Tensor keys = Tensor.zeros(4, 2, 1, 8), values = Tensor.zeros(4, 2, 1, 8);
+        Tensor eagerKeys = Tensor.zeros(4, 2, 1, 8), eagerValues = Tensor.zeros(4, 2, 1, 8);
+        java.util.function.BiFunction<Tensor[], Object[], Tensor> body = (caches, a) -> {
+            Tensor k = (Tensor) a[0];
+            Serving.reshapeAndCache(k, k.neg(), caches[0], caches[1], (Tensor) a[1]);
+            return caches[0].sum().add(caches[1].mul(k.sum()).sum());
+        };
+        FnN<Tensor> compiled = Kiln.compileN(a -> body.apply(new Tensor[] {keys, values}, a), NpuBackendTest.NPU.fullGraph(true));
+        for (int t = 0; t < 4; t++) {
+            Tensor k = Tensor.randn(t, 2, 1, 8), slots = Tensor.of(new long[] {2 * t, 2 * t + 1}, 2);
+            Tensor expected = body.apply(new Tensor[] {eagerKeys, eagerValues}, new Object[] {k, slots});
+            assertArrayEquals(expected.toFloatArray(), compiled.apply(k, slots).toFloatArray(), 1e-5f, "step " + t);
             assertArrayEquals(eagerKeys.toFloatArray(), keys.toFloatArray(), "keys after step " + t);
             assertArrayEquals(eagerValues.toFloatArray(), values.toFloatArray(), "values after step " + t);
         }
-        Object[] args = {Tensor.randn(20, 2, 32), wq, wk, keys, values, Tensor.of(new long[] {5, 21}, 2), tables,
-                Tensor.of(new int[] {6, 6}, 2), starts};
-        String explained = Kiln.explain(compiled, args).toString();
-        assertTrue(explained.contains("graph break: reshapeAndCache writes the KV caches in place"), explained);
-
-        FnN<Tensor> whole = Kiln.compileN(CompiledServingOpsTest::step, NpuBackendTest.NPU.fullGraph(true));
-        var e = assertThrows(dev.kiln.KilnGraphBreakException.class, () -> whole.apply(args));
-        assertTrue(e.getMessage().startsWith("graph break in a fullGraph compile: reshapeAndCache writes the KV caches in place"),
+        float[] before = keys.toFloatArray();
+        var e = assertThrows(KilnShapeException.class, () -> compiled.apply(Tensor.ones(2, 1, 8), Tensor.of(new long[] {3, 8}, 2)));
+        assertEquals("reshapeAndCache: slotMapping[1] = 8 is out of range for a cache [4,2,1,8] of 8 slots (valid: -1 to skip, or 0..7)",
                 e.getMessage());
+        assertArrayEquals(before, keys.toFloatArray());
+    }
+
+    @Test
+    void readsOfACacheBeforeItsUpdateSeeItAsItWasEvenWhenTheyWouldFuseWithLaterOps() {
+        java.util.function.Function<Object[], Tensor> body = a -> {
+            Tensor keys = (Tensor) a[0], values = (Tensor) a[1], k = (Tensor) a[2];
+            Tensor before = keys.mul(2.0).add(1.0);
+            Tensor total = keys.sum();
+            Serving.reshapeAndCache(k, k, keys, values, (Tensor) a[3]);
+            return before.add(keys).mul(total);
+        };
+        FnN<Tensor> compiled = Kiln.compileN(body::apply, NpuBackendTest.NPU.fullGraph(true));
+        Tensor keys = Tensor.randn(5, 3, 2, 1, 4), values = Tensor.zeros(3, 2, 1, 4);
+        Tensor eagerKeys = keys.copy(), eagerValues = values.copy();
+        for (int t = 0; t < 3; t++) {
+            Tensor k = Tensor.randn(6 + t, 1, 1, 4), slots = Tensor.of(new long[] {t}, 1);
+            Tensor expected = body.apply(new Object[] {eagerKeys, eagerValues, k, slots});
+            assertArrayEquals(expected.toFloatArray(), compiled.apply(keys, values, k, slots).toFloatArray(), 1e-5f, "call " + t);
+            assertArrayEquals(eagerKeys.toFloatArray(), keys.toFloatArray(), "keys after call " + t);
+        }
+    }
+
+    @Test
+    void aCacheMadeInsideTheFunctionStartsAfreshOnEveryCall() {
+        java.util.function.Function<Object[], Tensor> body = a -> {
+            Tensor k = (Tensor) a[0], keys = Tensor.zeros(2, 2, 1, 4), values = Tensor.full(1.5, 2, 2, 1, 4);
+            Serving.reshapeAndCache(k, k.mul(3.0), keys, values, (Tensor) a[1]);
+            return keys.add(values);
+        };
+        FnN<Tensor> compiled = Kiln.compileN(body::apply, NpuBackendTest.NPU.fullGraph(true));
+        for (long slot = 0; slot < 4; slot++) {
+            Object[] args = {Tensor.randn(7 + (int) slot, 1, 1, 4), Tensor.of(new long[] {slot}, 1)};
+            assertArrayEquals(body.apply(args).toFloatArray(), compiled.apply(args).toFloatArray(), 1e-6f, "slot " + slot);
+        }
+    }
+
+    @Test
+    void updatingAViewOrReadingTheCacheThroughAnotherTensorBreaksTheGraphFirst() {
+        // Keys and values as two views of one [2, NB, BS, Hkv, D] buffer: views made in the graph.
+        java.util.function.Function<Object[], Tensor> combined = a -> {
+            Tensor kv = (Tensor) a[0], k = (Tensor) a[1];
+            Serving.reshapeAndCache(k, k.neg(), kv.select(0, 0), kv.select(0, 1), (Tensor) a[2]);
+            return kv.sum(new int[] {1, 2, 3, 4}, false);
+        };
+        Tensor kv = Tensor.zeros(2, 2, 2, 1, 4), eagerKv = Tensor.zeros(2, 2, 2, 1, 4);
+        FnN<Tensor> compiled = Kiln.compileN(combined::apply, NpuBackendTest.NPU);
+        for (long slot = 0; slot < 3; slot++) {
+            Tensor k = Tensor.randn(slot, 1, 1, 4), slots = Tensor.of(new long[] {slot}, 1);
+            assertArrayEquals(combined.apply(new Object[] {eagerKv, k, slots}).toFloatArray(), compiled.apply(kv, k, slots).toFloatArray(), 1e-6f);
+            assertArrayEquals(eagerKv.toFloatArray(), kv.toFloatArray());
+        }
+        Object[] args = {kv, Tensor.randn(9, 1, 1, 4), Tensor.of(new long[] {3}, 1)};
+        String explained = Kiln.explain(compiled, args).toString();
+        assertTrue(explained.contains("graph break: reshape_and_cache updates a view computed in the graph in place"), explained);
+        var e = assertThrows(dev.kiln.KilnGraphBreakException.class, () -> Kiln.compileN(combined::apply, NpuBackendTest.NPU.fullGraph(true)).apply(args));
+        assertTrue(e.getMessage().startsWith("graph break in a fullGraph compile: reshape_and_cache updates a view"), e.getMessage());
+
+        // A tensor over the cache's memory that the code reads only after the update.
+        Tensor keys = Tensor.zeros(2, 2, 1, 4), values = Tensor.zeros(2, 2, 1, 4), flat = keys.reshape(16);
+        Tensor eagerKeys = Tensor.zeros(2, 2, 1, 4), eagerValues = Tensor.zeros(2, 2, 1, 4), eagerFlat = eagerKeys.reshape(16);
+        java.util.function.BiFunction<Tensor[], Object[], Tensor> body = (c, a) -> {
+            Tensor k = (Tensor) a[0];
+            Serving.reshapeAndCache(k, k, c[0], c[1], (Tensor) a[1]);
+            return c[2].mul(2.0);
+        };
+        FnN<Tensor> reading = Kiln.compileN(a -> body.apply(new Tensor[] {keys, values, flat}, a), NpuBackendTest.NPU);
+        for (long slot = 0; slot < 3; slot++) {
+            Object[] step = {Tensor.randn(20 + slot, 1, 1, 4), Tensor.of(new long[] {slot}, 1)};
+            assertArrayEquals(body.apply(new Tensor[] {eagerKeys, eagerValues, eagerFlat}, step).toFloatArray(),
+                    reading.apply(step).toFloatArray());
+        }
+        String readExplained = Kiln.explain(reading, Tensor.randn(1, 1, 1, 4), Tensor.of(new long[] {0}, 1)).toString();
+        assertTrue(readExplained.contains("graph break: a float32[16] tensor that shares memory with an input updated in place was read"),
+                readExplained);
+
+        // The same cache passed twice: the second argument is another graph input over the memory written.
+        java.util.function.Function<Object[], Tensor> twice = a -> {
+            Tensor k = (Tensor) a[0];
+            Serving.reshapeAndCache(k, k, (Tensor) a[1], (Tensor) a[2], (Tensor) a[4]);
+            return ((Tensor) a[3]).mul(2.0);
+        };
+        FnN<Tensor> sameTwice = Kiln.compileN(twice::apply, NpuBackendTest.NPU);
+        Tensor cache = Tensor.zeros(2, 2, 1, 4), other = Tensor.zeros(2, 2, 1, 4);
+        Tensor eagerCache = Tensor.zeros(2, 2, 1, 4), eagerOther = Tensor.zeros(2, 2, 1, 4);
+        for (long slot = 0; slot < 3; slot++) {
+            Tensor k = Tensor.randn(30 + slot, 1, 1, 4), slots = Tensor.of(new long[] {slot}, 1);
+            assertArrayEquals(twice.apply(new Object[] {k, eagerCache, eagerOther, eagerCache, slots}).toFloatArray(),
+                    sameTwice.apply(k, cache, other, cache, slots).toFloatArray());
+        }
+        String twiceExplained = Kiln.explain(sameTwice, Tensor.randn(1, 1, 1, 4), cache, other, cache, Tensor.of(new long[] {0}, 1)).toString();
+        assertTrue(twiceExplained.contains("graph break: reshape_and_cache updates an input whose memory another input shares in place"),
+                twiceExplained);
     }
 }

@@ -4,12 +4,18 @@ import dev.kiln.cache.Artifact;
 import dev.kiln.cache.CacheConfig;
 import dev.kiln.cache.KernelCache;
 import dev.kiln.ir.Graph;
+import dev.kiln.ir.GraphBuilder;
+import dev.kiln.ir.ValueRef;
 import dev.kiln.npu.codegen.TileLoopCompiler;
 import dev.kiln.npu.device.NpuDevice;
 import dev.kiln.npu.fused.TileInstr;
 import dev.kiln.npu.fused.TileProgram;
+import dev.kiln.ops.BinaryFn;
+import dev.kiln.ops.Op;
+import dev.kiln.ops.TensorMeta;
 import dev.kiln.ops.UnaryFn;
 import dev.kiln.tensor.DType;
+import dev.kiln.tensor.Shape;
 import dev.kiln.tensor.Tensor;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -17,6 +23,7 @@ import org.junit.jupiter.api.io.TempDir;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -56,6 +63,39 @@ class NpuKernelCacheTest {
 
         warm.compile(g);
         assertEquals(afterWarm.memoryHits() + 1, NpuGraphCompiler.counts().memoryHits());
+    }
+
+    /** Writes k and -k into two caches [3, 2, 1, 4] in place, then returns twice the key cache and both caches. */
+    private static Graph cacheWriteGraph() {
+        GraphBuilder b = new GraphBuilder();
+        ValueRef k = b.input(new TensorMeta(DType.FLOAT32, Shape.of(2, 1, 4)));
+        ValueRef keys = b.input(new TensorMeta(DType.FLOAT32, Shape.of(3, 2, 1, 4)));
+        ValueRef values = b.input(new TensorMeta(DType.FLOAT32, Shape.of(3, 2, 1, 4)));
+        ValueRef slots = b.input(new TensorMeta(DType.INT64, Shape.of(2)));
+        ValueRef negated = b.apply(new Op.Unary(UnaryFn.NEG), List.of(k)).getFirst();
+        List<ValueRef> caches = b.apply(new Op.ReshapeAndCache(), List.of(k, negated, keys, values, slots));
+        ValueRef doubled = b.apply(new Op.BinaryScalar(BinaryFn.MUL, 2, false, false), List.of(caches.get(0))).getFirst();
+        return b.build(List.of(doubled, caches.get(0), caches.get(1)));
+    }
+
+    @Test
+    void aProgramThatWritesCachesInPlaceDoesSoWhenLoadedFromDisk() {
+        Graph g = cacheWriteGraph();
+        float[][] results = new float[2][];
+        for (int jvm = 0; jvm < 2; jvm++) {
+            NpuGraphCompiler.Counts before = NpuGraphCompiler.counts();
+            NpuExecutable exe = new NpuGraphCompiler(NpuDevice.current(), KernelCache.open(CacheConfig.at(dir))).compile(g);
+            assertEquals(before.diskHits() + jvm, NpuGraphCompiler.counts().diskHits(), "the second compiler loads the program");
+            Tensor keys = Tensor.zeros(3, 2, 1, 4), values = Tensor.zeros(3, 2, 1, 4);
+            Tensor[] out = exe.run(new Tensor[] {Tensor.randn(5, 2, 1, 4), keys, values, Tensor.of(new long[] {4, 1}, 2)});
+            assertTrue(out[1].storage() == keys.storage() && out[2].storage() == values.storage(), "the caches are written where they are");
+            float[] k = Tensor.randn(5, 2, 1, 4).toFloatArray(), written = keys.toFloatArray();
+            assertArrayEquals(Arrays.copyOfRange(k, 0, 4), Arrays.copyOfRange(written, 16, 20));
+            assertArrayEquals(Arrays.copyOfRange(k, 4, 8), Arrays.copyOfRange(written, 4, 8));
+            assertEquals(-k[0], values.toFloatArray()[16]);
+            results[jvm] = out[0].toFloatArray();
+        }
+        assertArrayEquals(results[0], results[1]);
     }
 
     @Test
