@@ -41,6 +41,27 @@ public enum DType {
     public boolean isBool() { return this == BOOL; }
     public boolean isUnsigned() { return this == UINT8 || this == UINT16 || this == UINT32 || this == UINT64; }
 
+    /**
+     * Whether a host value converts to this type without overflow, as PyTorch checks a fill
+     * value: bool takes anything; an integer type a value within its range (before
+     * truncation); a floating type an infinity, NaN, or a value within its largest finite
+     * magnitude.
+     */
+    public boolean holds(double value) {
+        return switch (this) {
+            case BOOL, FLOAT64 -> true;
+            case FLOAT16 -> !(Math.abs(value) > 65504) || Double.isInfinite(value);
+            case BFLOAT16 -> !(Math.abs(value) > 0x1.fep127) || Double.isInfinite(value);
+            case FLOAT32 -> !(Math.abs(value) > Float.MAX_VALUE) || Double.isInfinite(value);
+            default -> {
+                int bits = 8 * byteSize - (isUnsigned() ? 0 : 1);
+                double lowest = isUnsigned() ? 0 : -Math.scalb(1.0, bits);
+                // 2^bits is a double exactly; the largest value, 2^bits - 1, is not for 64 bits.
+                yield value >= lowest && value < Math.scalb(1.0, bits) && (bits >= 53 || value <= Math.scalb(1.0, bits) - 1);
+            }
+        };
+    }
+
     /** The type arithmetic runs in: float32 for the half formats, else the type itself. */
     public DType computeType() {
         return this == FLOAT16 || this == BFLOAT16 ? FLOAT32 : this;

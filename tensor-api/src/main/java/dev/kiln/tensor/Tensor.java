@@ -98,7 +98,9 @@ public final class Tensor {
     public static Tensor ones(DType dtype, int... shape) { return full(1, dtype, shape); }
     public static Tensor full(double value, int... shape) { return full(value, DType.FLOAT32, shape); }
 
+    /** {@code value} everywhere; like PyTorch, a value the dtype cannot hold (300 as int8, 1e5 as float16) is an error. */
     public static Tensor full(double value, DType dtype, int... shape) {
+        if (!dtype.holds(value)) throw new KilnTypeException("full: value " + value + " cannot be converted to " + dtype + " without overflow");
         return Dispatch.apply1(new Op.Full(Shape.of(shape), dtype, value));
     }
 

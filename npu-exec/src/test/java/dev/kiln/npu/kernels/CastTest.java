@@ -1,6 +1,7 @@
 package dev.kiln.npu.kernels;
 
 import dev.kiln.tensor.DType;
+import dev.kiln.tensor.KilnTypeException;
 import dev.kiln.tensor.Shape;
 import dev.kiln.tensor.Tensor;
 import dev.kiln.testing.TestTensors;
@@ -8,6 +9,7 @@ import org.junit.jupiter.api.Test;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 
 /** Casts between every pair of dtypes, including the out-of-range and non-finite cases. */
 class CastTest {
@@ -80,10 +82,20 @@ class CastTest {
 
     @Test
     void fillAndArangeConvertLikeACast() {
-        assertArrayEquals(new int[] {Integer.MAX_VALUE, Integer.MAX_VALUE}, Tensor.full(1e10, DType.INT32, 2).toIntArray());
+        assertArrayEquals(new int[] {-7, -7}, Tensor.full(-7.9, DType.INT32, 2).toIntArray());
         assertArrayEquals(new boolean[] {true}, Tensor.full(Double.NaN, DType.BOOL, 1).toBooleanArray());
+        assertArrayEquals(new float[] {Float.NEGATIVE_INFINITY}, Tensor.full(Double.NEGATIVE_INFINITY, DType.FLOAT16, 1).toFloatArray());
         assertArrayEquals(new float[] {0.099975586f}, Tensor.full(0.1, DType.FLOAT16, 1).toFloatArray());
         assertArrayEquals(new long[] {5, 2, -1, -4}, Tensor.arange(5, -5, -3).toLongArray());
         assertArrayEquals(new float[] {0f, 0.1f, 0.2f, 0.3f, 0.4f}, Tensor.arange(0, 0.45, 0.1, DType.FLOAT32).toFloatArray());
+    }
+
+    @Test
+    void aFillValueTheDtypeCannotHoldIsAnErrorAsInPyTorch() {
+        for (Object[] c : new Object[][] {{300.0, DType.INT8}, {-1.0, DType.UINT8}, {1e10, DType.INT32}, {Double.NaN, DType.INT64},
+                {Double.POSITIVE_INFINITY, DType.UINT64}, {65520.0, DType.FLOAT16}, {1e39, DType.FLOAT32}}) {
+            var e = assertThrows(KilnTypeException.class, () -> Tensor.full((double) c[0], (DType) c[1], 2));
+            assertEquals("full: value " + c[0] + " cannot be converted to " + c[1] + " without overflow", e.getMessage());
+        }
     }
 }
