@@ -27,7 +27,8 @@ import java.util.List;
  * Only {@link FormAttention} adds nodes (an attention op, and for a run-time bool mask the
  * few cheap ops that keep the pattern's NaN rows) in place of the four or more it
  * replaces; since the pipeline stops only at a fixed point, running it again on its own
- * output changes nothing. Later stages (fusion, memory planning, lowering) are more
+ * output changes nothing. Last, {@link FreshOutputs} copies an output the passes turned into
+ * an input's memory, so the caller gets new memory where the traced code made a new value. Later stages (fusion, memory planning, lowering) are more
  * {@link GraphPass}es: a pipeline is any list of them.
  */
 public final class Pipeline {
@@ -90,14 +91,17 @@ public final class Pipeline {
         Graph current = graph;
         for (int round = 1; round <= maxRounds; round++) {
             Graph roundStart = current;
-            for (GraphPass pass : passes) {
-                PassResult r = pass.run(current);
-                reports.add(new PassReport(round, pass.name(), current.nodes().size(), r.graph().nodes().size(),
-                        r.summary(), r.details()));
-                current = r.graph();
+            for (GraphPass pass : passes) current = report(reports, round, pass.name(), current, pass.run(current));
+            if (current.equals(roundStart)) {
+                return new Result(report(reports, round, FreshOutputs.NAME, current, FreshOutputs.apply(graph, current)), reports, round, true);
             }
-            if (current.equals(roundStart)) return new Result(current, reports, round, true);
         }
-        return new Result(current, reports, maxRounds, false);
+        Graph fresh = report(reports, maxRounds, FreshOutputs.NAME, current, FreshOutputs.apply(graph, current));
+        return new Result(fresh, reports, maxRounds, false);
+    }
+
+    private static Graph report(List<PassReport> reports, int round, String pass, Graph before, PassResult r) {
+        reports.add(new PassReport(round, pass, before.nodes().size(), r.graph().nodes().size(), r.summary(), r.details()));
+        return r.graph();
     }
 }

@@ -1,6 +1,7 @@
 package dev.kiln.opt;
 
 import dev.kiln.ir.Graph;
+import dev.kiln.ir.Node;
 import dev.kiln.ir.ValueRef;
 import dev.kiln.ops.BinaryFn;
 import dev.kiln.ops.Op;
@@ -62,7 +63,7 @@ class PipelineTest {
                 """, r.explain());
         assertTrue(r.reachedFixedPoint());
         assertEquals(3, r.rounds());
-        assertEquals(3 * Pipeline.standard().passes().size(), r.reports().size());
+        assertEquals(3 * Pipeline.standard().passes().size() + 1, r.reports().size(), "every pass each round, then fresh-outputs");
         Pipeline.PassReport first = r.reports().get(0);
         assertEquals(new Pipeline.PassReport(1, "algebraic-simplification", 10, 10, "simplified 1 node",
                 List.of("%9 = reshape(%8): reshape of reshape is one reshape")), first);
@@ -87,10 +88,28 @@ class PipelineTest {
     void anyListOfPassesIsAPipeline() {
         Pipeline dceOnly = new Pipeline(List.of(new DeadCodeElimination()), 4);
         Pipeline.Result r = dceOnly.run(sample());
-        assertEquals(List.of("dead-code-elimination", "dead-code-elimination"),
+        assertEquals(List.of("dead-code-elimination", "dead-code-elimination", "fresh-outputs"),
                 r.reports().stream().map(Pipeline.PassReport::pass).toList());
         assertEquals(9, r.graph().nodes().size()); // only the exp is dead
         assertEquals(2, r.rounds());
+    }
+
+    @Test
+    void anOutputSimplifiedIntoAnInputIsCopiedButAViewOfOneIsReturnedAsTraced() {
+        TestGraph t = new TestGraph();
+        ValueRef x = t.input(DType.FLOAT32, 2, 3);
+        ValueRef twiceNegated = t.unary(UnaryFn.NEG, t.unary(UnaryFn.NEG, x));
+        ValueRef transposed = t.op(new Op.Permute(List.of(1, 0)), x);
+        Pipeline.Result r = Pipeline.standard().run(t.build(twiceNegated, transposed));
+        Graph g = r.graph();
+        // neg(neg(x)) is x, and the caller gets a copy of it, as eagerly; the transpose stays a view of x.
+        Node.Apply copy = (Node.Apply) g.node(g.outputs().get(0).node());
+        assertEquals(new Op.Contiguous(), copy.op());
+        assertTrue(g.node(copy.inputs().getFirst().node()) instanceof Node.Input, g.toString());
+        assertEquals(new Op.Permute(List.of(1, 0)), ((Node.Apply) g.node(g.outputs().get(1).node())).op());
+        assertTrue(r.explain().contains("fresh-outputs: copied 1 node"), r.explain());
+        assertTrue(r.explain().contains("output 0 (traced as %2) became %0, the memory of an input: copied into memory of its own"),
+                r.explain());
     }
 
     @Test

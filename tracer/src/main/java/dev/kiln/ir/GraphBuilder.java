@@ -41,6 +41,12 @@ public final class GraphBuilder {
     /** The node that produces {@code v}. */
     public Node producer(ValueRef v) { return nodes.get(v.node()); }
 
+    /** True when some node applied so far takes {@code v} as an input. */
+    public boolean isRead(ValueRef v) {
+        for (Node n : nodes) if (n instanceof Node.Apply ap && ap.inputs().contains(v)) return true;
+        return false;
+    }
+
     public int size() { return nodes.size(); }
 
     public Graph build(List<ValueRef> outputs) { return new Graph(nodes, outputs); }

@@ -146,9 +146,10 @@ public final class TraceSession implements Dispatch.Interceptor {
     /**
      * Records an in-place op when each tensor it updates is a graph input of this segment
      * (or about to become one) whose memory no other input shares, or a value this segment
-     * computed (not a view); the updated values replace the old ones for the rest of the
-     * trace, and updated inputs become extra graph outputs the executable writes in place.
-     * Anything else is a graph break, after which the op runs eagerly.
+     * computed (not a view), and nothing in the graph has read it yet; the updated values
+     * replace the old ones for the rest of the trace, and updated inputs become extra graph
+     * outputs the executable writes in place. Anything else is a graph break, after which
+     * the op runs eagerly.
      */
     private Tensor[] applyInPlace(Op.InPlace op, Tensor[] inputs, List<TensorMeta> outputs) {
         String obstacle = null;
@@ -197,6 +198,10 @@ public final class TraceSession implements Dispatch.Interceptor {
         } else {
             return null;
         }
+        // The update must be the value's only reader in the graph: then no pass can make a read of
+        // the old value (a copy simplified away, a view) land after the update, which the program
+        // runs in the same memory.
+        if (ref != null && builder.isRead(ref)) return "a value the graph has already read";
         if (ref != null && builder.producer(ref) instanceof Node.Apply ap) {
             return ap.op() instanceof Op.ViewOp ? "a view computed in the graph" : null;
         }

@@ -50,59 +50,10 @@ public final class Lowering {
      * weights are bound (see {@link KernelProgram#weights}).
      */
     public static KernelProgram lower(Graph g, NpuDevice device, java.util.Set<Integer> weights) {
-        Map<Integer, List<Integer>> earlierReaders = earlierReaders(g);
-        List<FuseMatmulEpilogue.Group> matmuls = notStraddling(FuseMatmulEpilogue.groups(g), FuseMatmulEpilogue.Group::nodes, earlierReaders);
+        List<FuseMatmulEpilogue.Group> matmuls = FuseMatmulEpilogue.groups(g);
         java.util.Set<Integer> claimed = new java.util.HashSet<>();
         for (FuseMatmulEpilogue.Group m : matmuls) claimed.addAll(m.nodes());
-        return lower(g, notStraddling(FusePointwise.groups(g, claimed), FusePointwise.Group::nodes, earlierReaders), matmuls, device, weights);
-    }
-
-    /**
-     * Per in-place op (by node): the earlier nodes that read a value it updates, or a view of
-     * one. They must run before it, as they read the value as it was.
-     */
-    private static Map<Integer, List<Integer>> earlierReaders(Graph g) {
-        Map<Integer, List<Integer>> out = new HashMap<>();
-        for (Node node : g.nodes()) {
-            if (!(node instanceof Node.Apply w && w.op() instanceof Op.InPlace inPlace)) continue;
-            java.util.Set<ValueRef> over = new java.util.HashSet<>();
-            for (int k : inPlace.overwrites()) over.add(w.inputs().get(k));
-            List<Integer> readers = new ArrayList<>();
-            for (int r = 0; r < w.id(); r++) {
-                if (!(g.node(r) instanceof Node.Apply reader)) continue;
-                boolean reads = false;
-                for (ValueRef v : reader.inputs()) reads |= over.contains(v);
-                if (!reads) continue;
-                readers.add(r);
-                if (reader.op() instanceof Op.ViewOp) over.add(reader.value(0));
-            }
-            out.put(w.id(), readers);
-        }
-        return out;
-    }
-
-    /**
-     * The fusion groups that can run on one side of every in-place op: a group holding an
-     * earlier reader of an updated value and a node after the update would have to run both
-     * before and after it, so its nodes run one by one instead.
-     */
-    private static <G> List<G> notStraddling(List<G> groups, java.util.function.Function<G, List<Integer>> nodes,
-                                             Map<Integer, List<Integer>> earlierReaders) {
-        if (earlierReaders.isEmpty()) return groups;
-        List<G> kept = new ArrayList<>();
-        for (G grp : groups) {
-            boolean straddles = false;
-            for (Map.Entry<Integer, List<Integer>> e : earlierReaders.entrySet()) {
-                boolean before = false, after = false;
-                for (int i : nodes.apply(grp)) {
-                    before |= e.getValue().contains(i);
-                    after |= i > e.getKey();
-                }
-                straddles |= before && after;
-            }
-            if (!straddles) kept.add(grp);
-        }
-        return kept;
+        return lower(g, FusePointwise.groups(g, claimed), matmuls, device, weights);
     }
 
     public static KernelProgram lower(Graph g, List<FusePointwise.Group> groups, NpuDevice device) {
@@ -115,6 +66,7 @@ public final class Lowering {
 
     private static KernelProgram lower(Graph g, List<FusePointwise.Group> groups, List<FuseMatmulEpilogue.Group> matmuls, NpuDevice device,
                                        java.util.Set<Integer> weights) {
+        requireSoleReaders(g);
         int n = g.nodes().size();
         int[] slotBase = new int[n + 1];
         for (int i = 0; i < n; i++) slotBase[i + 1] = slotBase[i] + g.node(i).outputs().size();
@@ -281,6 +233,29 @@ public final class Lowering {
         return new KernelProgram.Eager(ap.op(), in, out);
     }
 
+    /**
+     * Checks that each in-place op is the only reader of the values it updates, as the tracer
+     * records them: the program runs the op in their memory, so any other reader would have no
+     * order with the update.
+     */
+    private static void requireSoleReaders(Graph g) {
+        for (Node node : g.nodes()) {
+            if (!(node instanceof Node.Apply w && w.op() instanceof Op.InPlace inPlace)) continue;
+            for (int k : inPlace.overwrites()) {
+                ValueRef updated = w.inputs().get(k);
+                for (Node other : g.nodes()) {
+                    if (other != w && other instanceof Node.Apply ap && ap.inputs().contains(updated)) {
+                        throw new IllegalStateException("%" + ap.id() + " (" + ap.op().name() + ") reads " + updated + ", which %" + w.id()
+                                + " (" + w.op().name() + ") updates in place");
+                    }
+                }
+                if (g.outputs().contains(updated)) {
+                    throw new IllegalStateException("the graph returns " + updated + ", which %" + w.id() + " (" + w.op().name() + ") updates in place");
+                }
+            }
+        }
+    }
+
     /** Units (groups, other nodes) in a dependency order, earliest first node first. */
     private static List<Integer> unitOrder(Graph g, int[] unit) {
         int n = unit.length;
@@ -297,30 +272,14 @@ public final class Lowering {
                 }
             }
         }
-        // An in-place op comes after every earlier reader of the value it updates: they read it as it was.
-        for (Map.Entry<Integer, List<Integer>> e : earlierReaders(g).entrySet()) {
-            for (int r : e.getValue()) {
-                int from = unit[r], to = unit[e.getKey()];
-                if (from != to && !succ.get(from).contains(to)) {
-                    succ.get(from).add(to);
-                    indegree[to]++;
-                }
-            }
-        }
         PriorityQueue<Integer> ready = new PriorityQueue<>();
-        int units = 0;
-        for (int i = 0; i < n; i++) {
-            if (unit[i] != i) continue;
-            units++;
-            if (indegree[i] == 0) ready.add(i);
-        }
+        for (int i = 0; i < n; i++) if (unit[i] == i && indegree[i] == 0) ready.add(i);
         List<Integer> order = new ArrayList<>();
         while (!ready.isEmpty()) {
             int u = ready.poll();
             order.add(u);
             for (int s : succ.get(u)) if (--indegree[s] == 0) ready.add(s);
         }
-        if (order.size() != units) throw new IllegalStateException("the launch order has a cycle: a fusion group straddles an in-place update");
         return order;
     }
 

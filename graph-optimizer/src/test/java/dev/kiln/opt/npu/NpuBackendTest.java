@@ -27,6 +27,7 @@ import java.util.List;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 class NpuBackendTest {
@@ -211,5 +212,30 @@ class NpuBackendTest {
         Tensor x = Tensor.randn(9, 100);
         Tensor got = new NpuGraphCompiler(tiny, KernelCache.open(CacheConfig.memoryOnly(1 << 20))).compile(w1Graph(100)).run(new Tensor[] {x, Tensor.scalar(3f), Tensor.scalar(1f)})[0];
         assertArrayEquals(w1(x, Tensor.scalar(3f), Tensor.scalar(1f)).toFloatArray(), got.toFloatArray());
+    }
+
+    @Test
+    void aResultTheCodeComputedIsNeverTheMemoryOfAnInputThoughThePassesMadeItOne() {
+        Fn1<Tensor> twiceNegated = Kiln.compile((Tensor x) -> x.neg().neg(), NPU);
+        Fn1<Tensor> transposed = Kiln.compile((Tensor x) -> x.mT(), NPU);
+        Tensor x = Tensor.randn(3, 4, 5);
+        for (int call = 0; call < 2; call++) {
+            Tensor y = twiceNegated.apply(x);
+            assertArrayEquals(x.toFloatArray(), y.toFloatArray());
+            assertFalse(y.storage() == x.storage(), "neg(neg(x)) is a new tensor, as eagerly");
+            // A view the code returns stays a view, as eagerly.
+            assertTrue(transposed.apply(x).storage() == x.storage());
+        }
+    }
+
+    @Test
+    void loweringRefusesAnInPlaceUpdateThatIsNotItsValuesOnlyReader() {
+        GraphBuilder b = new GraphBuilder();
+        List<ValueRef> in = NpuKernelCacheTest.cacheWriteInputs(b);
+        ValueRef before = b.apply(new Op.Unary(UnaryFn.EXP), List.of(in.get(1))).getFirst();
+        List<ValueRef> updated = b.apply(new Op.ReshapeAndCache(), List.of(in.get(0), in.get(0), in.get(1), in.get(2), in.get(3)));
+        Graph g = b.build(List.of(before, updated.get(0), updated.get(1)));
+        var e = assertThrows(IllegalStateException.class, () -> Lowering.lower(g, NpuDevice.current()));
+        assertEquals("%4 (exp) reads %1, which %5 (reshape_and_cache) updates in place", e.getMessage());
     }
 }

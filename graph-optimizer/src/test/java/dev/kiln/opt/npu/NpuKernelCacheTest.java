@@ -65,13 +65,17 @@ class NpuKernelCacheTest {
         assertEquals(afterWarm.memoryHits() + 1, NpuGraphCompiler.counts().memoryHits());
     }
 
+    /** The inputs of a write of two tokens into caches [3, 2, 1, 4]: key [2, 1, 4], the two caches, slots int64[2]. */
+    static List<ValueRef> cacheWriteInputs(GraphBuilder b) {
+        return List.of(b.input(new TensorMeta(DType.FLOAT32, Shape.of(2, 1, 4))), b.input(new TensorMeta(DType.FLOAT32, Shape.of(3, 2, 1, 4))),
+                b.input(new TensorMeta(DType.FLOAT32, Shape.of(3, 2, 1, 4))), b.input(new TensorMeta(DType.INT64, Shape.of(2))));
+    }
+
     /** Writes k and -k into two caches [3, 2, 1, 4] in place, then returns twice the key cache and both caches. */
     private static Graph cacheWriteGraph() {
         GraphBuilder b = new GraphBuilder();
-        ValueRef k = b.input(new TensorMeta(DType.FLOAT32, Shape.of(2, 1, 4)));
-        ValueRef keys = b.input(new TensorMeta(DType.FLOAT32, Shape.of(3, 2, 1, 4)));
-        ValueRef values = b.input(new TensorMeta(DType.FLOAT32, Shape.of(3, 2, 1, 4)));
-        ValueRef slots = b.input(new TensorMeta(DType.INT64, Shape.of(2)));
+        List<ValueRef> in = cacheWriteInputs(b);
+        ValueRef k = in.get(0), keys = in.get(1), values = in.get(2), slots = in.get(3);
         ValueRef negated = b.apply(new Op.Unary(UnaryFn.NEG), List.of(k)).getFirst();
         List<ValueRef> caches = b.apply(new Op.ReshapeAndCache(), List.of(k, negated, keys, values, slots));
         ValueRef doubled = b.apply(new Op.BinaryScalar(BinaryFn.MUL, 2, false, false), List.of(caches.get(0))).getFirst();
