@@ -1,6 +1,8 @@
 package dev.kiln;
 
 import dev.kiln.ir.Graph;
+import dev.kiln.ir.Node;
+import dev.kiln.ops.Op;
 import dev.kiln.trace.CompiledFunction;
 import dev.kiln.trace.ModuleCompiler;
 import dev.kiln.trace.TraceSession;
@@ -74,6 +76,19 @@ public final class Explanation {
         return sb.append('\n').toString();
     }
 
+    /** One line per graph input an in-place op updates: the caller's memory the graph writes, returned after its outputs. */
+    private static void inPlaceUpdates(StringBuilder sb, Graph graph) {
+        for (Node n : graph.nodes()) {
+            if (!(n instanceof Node.Apply ap && ap.op() instanceof Op.InPlace inPlace)) continue;
+            for (int k = 0; k < inPlace.overwrites().size(); k++) {
+                if (graph.node(ap.inputs().get(inPlace.overwrites().get(k)).node()) instanceof Node.Input in) {
+                    sb.append("    input ").append(in.index()).append(" is updated in place: ").append(ap.value(k)).append(" (")
+                            .append(ap.op().name()).append("), returned after the function's outputs\n");
+                }
+            }
+        }
+    }
+
     @Override
     public String toString() {
         StringBuilder sb = new StringBuilder("Kiln explain: ").append(functionName).append('\n');
@@ -94,6 +109,7 @@ public final class Explanation {
                 sb.append("  graph ").append(g++).append(": ").append(graph.opCount()).append(" ops, ")
                         .append(graph.inputCount()).append(" inputs, hash ").append(graph.hash(), 0, 16).append('\n');
                 for (String line : graph.toTable().split("\n")) sb.append("    ").append(line).append('\n');
+                inPlaceUpdates(sb, graph);
             }
             if (e.executable() != null && !e.executable().describe().isEmpty()) {
                 for (String line : e.executable().describe().split("\n")) sb.append("  ").append(line).append('\n');

@@ -90,6 +90,9 @@ class CompiledServingOpsTest {
             String explained = Kiln.explain(compiled, args).toString();
             assertTrue(explained.contains("compiled signatures: 1"), explained);
             assertFalse(explained.contains("graph break"), explained);
+            assertTrue(explained.contains("input 3 is updated in place: %12 (reshape_and_cache), returned after the function's outputs"),
+                    explained);
+            assertTrue(explained.contains("input 4 is updated in place: %12.1 (reshape_and_cache)"), explained);
             if (options.backend() == Backend.NPU) assertTrue(explained.contains("eager reshape_and_cache"), explained);
         }
     }
