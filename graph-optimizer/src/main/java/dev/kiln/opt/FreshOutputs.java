@@ -37,20 +37,25 @@ final class FreshOutputs {
         }
         List<ValueRef> outputs = new ArrayList<>(optimised.outputs());
         List<String> details = new ArrayList<>();
-        // One copy per value, as common-subexpression elimination would leave it.
+        // One copy per value, as common-subexpression elimination would leave it: the graph's own, if it has one.
         java.util.Map<ValueRef, ValueRef> copyOf = new java.util.HashMap<>();
+        for (Node n : optimised.nodes()) {
+            if (n instanceof Node.Apply ap && ap.op() instanceof Op.Contiguous) copyOf.putIfAbsent(ap.inputs().getFirst(), ap.value(0));
+        }
         for (int i : copies) {
             ValueRef v = outputs.get(i);
             ValueRef copy = copyOf.get(v);
+            String what = "output " + i + " (traced as %" + traced.outputs().get(i).node() + ") became " + v + ", the memory of an input: ";
             if (copy == null) {
                 copy = b.apply(new Op.Contiguous(), List.of(v), List.of(b.meta(v))).getFirst();
                 copyOf.put(v, copy);
-                details.add("output " + i + " (traced as %" + traced.outputs().get(i).node() + ") became " + v
-                        + ", the memory of an input: copied into memory of its own");
+                details.add(what + "copied into memory of its own");
+            } else {
+                details.add(what + "returns the copy " + copy + " instead");
             }
             outputs.set(i, copy);
         }
-        return PassResult.of(b.build(outputs), "copied", details);
+        return new PassResult(b.build(outputs), details.size() == 1 ? "1 output copied" : details.size() + " outputs copied", details);
     }
 
     /** Whether {@code v} is a graph input or a view of one. */

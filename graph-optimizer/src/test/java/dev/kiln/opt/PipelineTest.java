@@ -107,7 +107,7 @@ class PipelineTest {
         assertEquals(new Op.Contiguous(), copy.op());
         assertTrue(g.node(copy.inputs().getFirst().node()) instanceof Node.Input, g.toString());
         assertEquals(new Op.Permute(List.of(1, 0)), ((Node.Apply) g.node(g.outputs().get(1).node())).op());
-        assertTrue(r.explain().contains("fresh-outputs: copied 1 node"), r.explain());
+        assertTrue(r.explain().contains("fresh-outputs: 1 output copied"), r.explain());
         assertTrue(r.explain().contains("output 0 (traced as %2) became %0, the memory of an input: copied into memory of its own"),
                 r.explain());
     }

@@ -20,6 +20,10 @@ public final class Storage {
     /** Bumped by every write into memory that already holds a tensor's values (see {@link #markWritten}). */
     private volatile int version;
 
+    private static final java.util.concurrent.atomic.AtomicLong MADE = new java.util.concurrent.atomic.AtomicLong();
+    /** The order storages were made in: a tracer tells tensors made during a call from those that existed before it. */
+    private final long serial = MADE.getAndIncrement();
+
     private Storage() {}
 
     private Storage(MemorySegment segment) {
@@ -65,4 +69,10 @@ public final class Storage {
     }
 
     public long byteSize() { return segment.byteSize(); }
+
+    /** This storage's place in the order storages were made. */
+    public long serial() { return serial; }
+
+    /** The serial the next storage made will get. */
+    public static long nextSerial() { return MADE.get(); }
 }

@@ -55,6 +55,8 @@ public final class TraceSession implements Dispatch.Interceptor {
 
     private final boolean fullGraph;
     private final Function<Graph, GraphExecutable> compiler;
+    /** Storages from this serial on were made during the call. */
+    private final long firstSerialOfCall = Storage.nextSerial();
     private final List<GraphBreak> breaks = new ArrayList<>();
     private final List<Graph> segments = new ArrayList<>();
 
@@ -233,6 +235,7 @@ public final class TraceSession implements Dispatch.Interceptor {
     /** Makes a concrete tensor an input of the current segment (once per tensor or handle). */
     private ValueRef lift(Object key, Tensor concrete) {
         ValueRef ref = lifted.get(key);
+        if (ref == null && key == concrete && concrete.storage().serial() >= firstSerialOfCall) madeDuringCall(concrete);
         if (ref == null) {
             ref = builder.input(concrete.meta());
             boundInputs.add(concrete);
@@ -258,6 +261,20 @@ public final class TraceSession implements Dispatch.Interceptor {
     public void hostEffect(String what) {
         if (boundInputs.contains(null)) throw new ProbeNeedsData();
         breakGraph(what);
+    }
+
+    /**
+     * A tensor the code made from host data during the call (not by an op: {@code Tensor.of},
+     * {@code randn}) enters the graph. Replayed, the graph would keep this call's tensor while
+     * the code would make another, so the function is not replayed: its code runs on every call,
+     * as after a graph break, and the graph keeps going here.
+     */
+    private void madeDuringCall(Tensor t) {
+        String reason = "a " + t.meta() + " tensor made from host data during the call is a graph input, so calls re-run the code"
+                + " (pass it as an argument, or make it with tensor ops, to replay one graph)";
+        String where = userSourceLine();
+        if (fullGraph) throw new KilnGraphBreakException("graph break in a fullGraph compile: " + reason + " at " + where);
+        breaks.add(new GraphBreak(reason, where));
     }
 
     private void breakGraph(String reason) {

@@ -22,6 +22,7 @@ import java.util.concurrent.atomic.AtomicInteger;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -106,6 +107,33 @@ class KilnCompileTest {
         assertArrayEquals(new float[] {1, 2}, f.apply(Tensor.zeros(2)).toFloatArray());
         bias.storage().segment().setAtIndex(ValueLayout.JAVA_FLOAT, 0, 10f);
         assertArrayEquals(new float[] {10, 2}, f.apply(Tensor.zeros(2)).toFloatArray());
+    }
+
+    @Test
+    void aTensorMadeFromHostDataDuringTheCallIsMadeAgainOnEveryCall() {
+        int[] calls = {0};
+        Tensor bias = Tensor.of(new float[] {1, 2}, 2);
+        // Replayed, the graph would keep the first call's counter tensor.
+        Fn1<Tensor> f = Kiln.compile(x -> x.add(bias).add(Tensor.of(new float[] {calls[0]++}, 1)), EAGER);
+        for (int call = 0; call < 3; call++) {
+            assertArrayEquals(new float[] {1 + call, 2 + call}, f.apply(Tensor.zeros(2)).toFloatArray(), "call " + call);
+        }
+        Explanation e = Kiln.explain(f, Tensor.zeros(2));
+        assertTrue(e.isLazy(), e.toString());
+        assertEquals(1, e.graphBreaks().size(), e.toString());
+        assertEquals("a float32[1] tensor made from host data during the call is a graph input, so calls re-run the code"
+                + " (pass it as an argument, or make it with tensor ops, to replay one graph)", e.graphBreaks().get(0).reason());
+        assertTrue(e.graphBreaks().get(0).sourceLine().contains("KilnCompileTest"), e.graphBreaks().get(0).sourceLine());
+
+        // A tensor made before the call (bias) is captured by reference and replayed; so is one made by an op.
+        Fn1<Tensor> replayed = Kiln.compile(x -> x.add(bias).add(Tensor.full(3, 1)), EAGER);
+        replayed.apply(Tensor.zeros(2));
+        assertFalse(Kiln.explain(replayed, Tensor.zeros(2)).isLazy());
+
+        var error = assertThrows(KilnGraphBreakException.class, () -> Kiln.compile(
+                x -> x.add(Tensor.of(new float[] {calls[0]++}, 1)), EAGER.fullGraph(true)).apply(Tensor.zeros(2)));
+        assertTrue(error.getMessage().startsWith("graph break in a fullGraph compile: a float32[1] tensor made from host data during the call"),
+                error.getMessage());
     }
 
     @Test
