@@ -51,6 +51,7 @@ public final class NpuBackend implements KernelBackend {
             case Op.PagedAttention p -> dev.kiln.nn.Serving.execute(p, in, out[0]);
             case Op.SlidingWindowDecode w -> dev.kiln.nn.Serving.execute(w, in, out[0]);
             case Op.ReshapeAndCache r -> dev.kiln.nn.Serving.execute(r, in, out);
+            case Op.SlidingWindowAttention w -> dev.kiln.nn.Serving.execute(w, in, out[0]);
             case Op.ViewOp v -> throw new IllegalArgumentException(v.name() + " is a view and has no kernel");
         }
     }

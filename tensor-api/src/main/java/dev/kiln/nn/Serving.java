@@ -16,12 +16,9 @@ import java.util.ServiceLoader;
  * Attention ops for LLM serving over a paged KV cache (vLLM's flash layout
  * {@code [blocks, block_size, kv_heads, head_dim]}) and over per-sequence ring buffers.
  * {@link #pagedAttention} and {@link #slidingWindowDecode} are ops of the registry
- * ({@link Op.PagedAttention}, {@link Op.SlidingWindowDecode}): they trace into compiled
- * graphs like any op, their index tensors read when the op runs. So does
- * {@link #reshapeAndCache} ({@link Op.ReshapeAndCache}), which updates the caches in place.
- * {@link #slidingWindowAttention} serves {@link SlidingWindowCache} outside the registry: in
- * traced code it is a graph break, so it runs on every call, in order with the graphs
- * around it.
+ * ({@link Op.PagedAttention}, {@link Op.SlidingWindowDecode}, {@link Op.SlidingWindowAttention}):
+ * they trace into compiled graphs like any op, their index tensors read when the op runs. So
+ * does {@link #reshapeAndCache} ({@link Op.ReshapeAndCache}), which updates the caches in place.
  *
  * <p>Float tensors may be float32, float16, bfloat16 or float64 (computed in float32);
  * index tensors int32 or int64.
@@ -193,33 +190,23 @@ public final class Serving {
      */
     public static Tensor slidingWindowAttention(Tensor query, Tensor keyRing, Tensor valueRing, Tensor rowSequence,
                                                 Tensor positions, int window, double scale, double softcap) {
-        String op = "slidingWindowAttention";
-        Dispatch.hostEffect(op + " runs outside the op registry");
-        query = Dispatch.concrete(query);
-        keyRing = Dispatch.concrete(keyRing);
-        valueRing = Dispatch.concrete(valueRing);
-        rowSequence = Dispatch.concrete(rowSequence);
-        positions = Dispatch.concrete(positions);
-        ServingShapes.attentionOperands(op, query.meta(), "[T, H, D]", "keyRing", keyRing.meta(), "valueRing", valueRing.meta(), "[B, R, Hkv, D]");
-        ServingShapes.heads(op, query.meta(), keyRing.meta());
-        ServingShapes.params(op, scale, window, softcap);
-        if (window < 1 || window > keyRing.size(1)) {
-            throw new KilnShapeException(op + ": window must be between 1 and the ring size R (dimension 1 of keyRing "
-                    + keyRing.shape() + "), got " + window);
-        }
-        ServingShapes.vector(op, "rowSequence", rowSequence.meta(), query.size(0), "one per query row of " + query.shape());
-        ServingShapes.vector(op, "positions", positions.meta(), query.size(0), "one per query row of " + query.shape());
-        int[] sequence = ints(op, "rowSequence", rowSequence);
+        return Dispatch.apply1(new Op.SlidingWindowAttention(window, scale, softcap), query, keyRing, valueRing, rowSequence, positions);
+    }
+
+    /** Runs {@code op} over inputs whose shapes its {@link Op#infer} accepted, as {@link #execute(Op.PagedAttention, Tensor[], Tensor)}. */
+    public static void execute(Op.SlidingWindowAttention op, Tensor[] in, Tensor out) {
+        String name = "slidingWindowAttention";
+        Tensor keyRing = in[1];
+        int[] sequence = ints(name, "rowSequence", in[3]);
         for (int t = 0; t < sequence.length; t++) {
             if (sequence[t] < 0 || sequence[t] >= keyRing.size(0)) {
-                throw new KilnShapeException(op + ": rowSequence[" + t + "] = " + sequence[t] + " is not a sequence of keyRing "
+                throw new KilnShapeException(name + ": rowSequence[" + t + "] = " + sequence[t] + " is not a sequence of keyRing "
                         + keyRing.shape() + " (dimension 0)");
             }
         }
-        long[] p = nonNegative(op, "positions", longs(positions));
-        Tensor out = Tensor.empty(query.dtype(), query.shape());
-        KernelsHolder.KERNELS.ringAttention(query, keyRing, valueRing, sequence, p, new AttentionParams(scale, true, window, softcap), out);
-        return out;
+        long[] p = nonNegative(name, "positions", longs(in[4]));
+        KernelsHolder.KERNELS.ringAttention(in[0], keyRing, in[2], sequence, p, new AttentionParams(op.scale(), true, op.window(), op.softcap()),
+                out);
     }
 
     private static long[] nonNegative(String op, String name, long[] values) {

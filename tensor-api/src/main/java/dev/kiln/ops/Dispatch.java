@@ -21,13 +21,6 @@ public final class Dispatch {
 
         /** The concrete value of a symbolic tensor whose data the host asked for (a graph break). */
         Tensor materialize(Tensor symbolic);
-
-        /**
-         * Work the graph cannot record is about to happen on the host ({@code what} says which):
-         * an op outside the registry. A tracer ends the graph here (a
-         * graph break), so that the work runs on every call, in order with the graph's ops.
-         */
-        void hostEffect(String what);
     }
 
     private static final ThreadLocal<Interceptor> INTERCEPTOR = new ThreadLocal<>();
@@ -56,16 +49,6 @@ public final class Dispatch {
             if (previous == null) INTERCEPTOR.remove();
             else INTERCEPTOR.set(previous);
         }
-    }
-
-    /**
-     * Announces work that no graph can record (see {@link Interceptor#hostEffect}); outside
-     * tracing it does nothing. Call it before touching the tensors involved, then take them
-     * through {@link #concrete}.
-     */
-    public static void hostEffect(String what) {
-        Interceptor interceptor = INTERCEPTOR.get();
-        if (interceptor != null) interceptor.hostEffect(what);
     }
 
     /**

@@ -568,6 +568,31 @@ public sealed interface Op {
         }
     }
 
+    /**
+     * {@code dev.kiln.nn.Serving.slidingWindowAttention}: query rows [T, H, D] over per-sequence
+     * rings [B, R, Hkv, D]; inputs query, keyRing, valueRing, rowSequence [T] and positions [T]
+     * (int32 or int64).
+     */
+    record SlidingWindowAttention(int window, double scale, double softcap) implements Op {
+        public String name() { return "sliding_window_attention"; }
+
+        public List<TensorMeta> infer(List<TensorMeta> in) {
+            arity(this, in, 5);
+            String op = "slidingWindowAttention";
+            TensorMeta query = in.get(0), ring = in.get(1);
+            ServingShapes.attentionOperands(op, query, "[T, H, D]", "keyRing", ring, "valueRing", in.get(2), "[B, R, Hkv, D]");
+            ServingShapes.heads(op, query, ring);
+            ServingShapes.params(op, scale, window, softcap);
+            if (window < 1 || window > ring.shape().dim(1)) {
+                throw new KilnShapeException(op + ": window must be between 1 and the ring size R (dimension 1 of keyRing "
+                        + ring.shape() + "), got " + window);
+            }
+            ServingShapes.vector(op, "rowSequence", in.get(3), query.shape().dim(0), "one per query row of " + query.shape());
+            ServingShapes.vector(op, "positions", in.get(4), query.shape().dim(0), "one per query row of " + query.shape());
+            return List.of(query);
+        }
+    }
+
     // ---------------------------------------------------------------- indexing and assembly
 
     /** Selects along {@code axis} by integer indices (negative ones count from the end): ONNX Gather, index_select, embedding. */

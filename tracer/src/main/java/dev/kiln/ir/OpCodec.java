@@ -59,6 +59,7 @@ public final class OpCodec {
                     .put("softcap", o.softcap());
             case Op.SlidingWindowDecode o -> w.put("scale", o.scale()).put("softcap", o.softcap());
             case Op.ReshapeAndCache o -> { }
+            case Op.SlidingWindowAttention o -> w.put("window", o.window()).put("scale", o.scale()).put("softcap", o.softcap());
             case Op.Gather o -> w.put("axis", o.axis());
             case Op.GatherElements o -> w.put("axis", o.axis());
             case Op.Concat o -> w.put("dim", o.dim());
@@ -104,6 +105,7 @@ public final class OpCodec {
             case "PagedAttention" -> new Op.PagedAttention(r.real("scale"), r.bool("causal"), r.integer("slidingWindow"), r.real("softcap"));
             case "SlidingWindowDecode" -> new Op.SlidingWindowDecode(r.real("scale"), r.real("softcap"));
             case "ReshapeAndCache" -> new Op.ReshapeAndCache();
+            case "SlidingWindowAttention" -> new Op.SlidingWindowAttention(r.integer("window"), r.real("scale"), r.real("softcap"));
             case "Gather" -> new Op.Gather(r.integer("axis"));
             case "GatherElements" -> new Op.GatherElements(r.integer("axis"));
             case "Concat" -> new Op.Concat(r.integer("dim"));

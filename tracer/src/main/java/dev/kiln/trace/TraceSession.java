@@ -257,12 +257,6 @@ public final class TraceSession implements Dispatch.Interceptor {
         return h.concrete;
     }
 
-    @Override
-    public void hostEffect(String what) {
-        if (boundInputs.contains(null)) throw new ProbeNeedsData();
-        breakGraph(what);
-    }
-
     /**
      * A tensor the code made from host data during the call (not by an op: {@code Tensor.of},
      * {@code randn}) enters the graph. Replayed, the graph would keep this call's tensor while

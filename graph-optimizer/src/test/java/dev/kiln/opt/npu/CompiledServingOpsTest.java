@@ -59,6 +59,21 @@ class CompiledServingOpsTest {
         }
     }
 
+    @Test
+    void slidingWindowAttentionTracesTooAndChecksItsIndicesWhenItRuns() {
+        FnN<Tensor> compiled = Kiln.compileN(a -> Serving.slidingWindowAttention((Tensor) a[0], (Tensor) a[1], (Tensor) a[2], (Tensor) a[3],
+                (Tensor) a[4], 5, 0.3, 0), NpuBackendTest.NPU.fullGraph(true));
+        Tensor q = Tensor.randn(4, 3, 4, 8), keys = Tensor.randn(5, 2, 7, 2, 8), values = Tensor.randn(6, 2, 7, 2, 8);
+        for (long[] positions : new long[][] {{3, 4, 40}, {100, 9, 10}}) {
+            Tensor rows = Tensor.of(new long[] {0, 1, 1}, 3), p = Tensor.of(positions, 3);
+            assertArrayEquals(Serving.slidingWindowAttention(q, keys, values, rows, p, 5, 0.3, 0).toFloatArray(),
+                    compiled.apply(q, keys, values, rows, p).toFloatArray());
+        }
+        var e = assertThrows(KilnShapeException.class,
+                () -> compiled.apply(q, keys, values, Tensor.of(new long[] {0, 2, 1}, 3), Tensor.of(new long[] {1, 2, 3}, 3)));
+        assertEquals("slidingWindowAttention: rowSequence[1] = 2 is not a sequence of keyRing [2,7,2,8] (dimension 0)", e.getMessage());
+    }
+
     /** A decode step of two sequences: project, write the new keys and values into the paged caches, attend. */
     private static Tensor step(Object... a) {
         Tensor x = (Tensor) a[0], wq = (Tensor) a[1], wk = (Tensor) a[2], keys = (Tensor) a[3], values = (Tensor) a[4];
