@@ -5,7 +5,6 @@ import dev.kiln.tensor.KilnException;
 import dev.kiln.tensor.KilnShapeException;
 import dev.kiln.tensor.Tensor;
 
-import java.util.Arrays;
 
 /**
  * The key/value cache of a sliding-window attention layer: per sequence, a ring that
@@ -20,6 +19,12 @@ import java.util.Arrays;
  * which no row of the chunk, nor any later one, can see. A chunk longer than
  * {@code maxChunk} is refused (split it, or run it through the paged path).
  *
+ * <p>{@link #prefill} and {@link #decode} each prepare a {@link Step} (where the tokens go, as
+ * tensors), {@link #attend} with it and {@link #commit} it. Compiled code takes the three
+ * steps apart: it prepares a step on the host, passes the step's tensors to the compiled
+ * function, which calls {@link #attend} (one graph, the ring writes in place included), and
+ * commits after.
+ *
  * <p>Not thread-safe: one engine step at a time updates a cache.
  */
 public final class SlidingWindowCache {
@@ -29,6 +34,8 @@ public final class SlidingWindowCache {
     private final Tensor keyRing;
     private final Tensor valueRing;
     private final long[] length;
+    /** Counts the changes of {@link #length}, so that a step prepared before one is refused. */
+    private long version;
 
     /**
      * @param sequences how many sequences (ring rows) the cache serves
@@ -60,33 +67,29 @@ public final class SlidingWindowCache {
     public long length(int sequence) { return length[checkSequence("length", sequence)]; }
 
     /** Starts {@code sequence} afresh (its old slots become unreachable; nothing is copied). */
-    public void reset(int sequence) { length[checkSequence("reset", sequence)] = 0; }
+    public void reset(int sequence) {
+        length[checkSequence("reset", sequence)] = 0;
+        version++;
+    }
 
     /**
      * Appends the keys and values [c, Hkv, D] of {@code c <= maxChunk} new tokens of
      * {@code sequence}, then returns the attention [c, H, D] of their queries, row i at
-     * position {@code length + i}.
+     * position {@code length + i}: {@link #preparePrefill}, {@link #attend}, {@link #commit}.
      */
     public Tensor prefill(int sequence, Tensor query, Tensor key, Tensor value, double scale, double softcap) {
         String op = "SlidingWindowCache.prefill";
         checkSequence(op, sequence);
-        int c = checkTokens(op, query, key, value);
-        if (c > maxChunk) {
-            throw new KilnShapeException(op + ": a chunk of " + c + " tokens exceeds maxChunk " + maxChunk
-                    + " (the ring holds window + maxChunk - 1 = " + ring + " slots); split the chunk");
-        }
-        long start = length[sequence];
-        long[] positions = new long[c], slots = new long[c];
-        for (int i = 0; i < c; i++) {
-            positions[i] = start + i;
-            slots[i] = (long) sequence * ring + Math.floorMod(start + i, ring);
-        }
-        int[] rows = new int[c];
-        Arrays.fill(rows, sequence);
-        return appendAndAttend(query, key, value, rows, positions, slots, scale, softcap, sequence, c);
+        Step step = prefillStep(op, sequence, checkTokens(op, query, key, value));
+        Tensor out = attend(step, query, key, value, scale, softcap);
+        commit(step);
+        return out;
     }
 
-    /** One new token for every sequence: query [B, H, D], key and value [B, Hkv, D]; returns [B, H, D]. */
+    /**
+     * One new token for every sequence: query [B, H, D], key and value [B, Hkv, D]; returns
+     * [B, H, D]: {@link #prepareDecode}, {@link #attend}, {@link #commit}.
+     */
     public Tensor decode(Tensor query, Tensor key, Tensor value, double scale, double softcap) {
         String op = "SlidingWindowCache.decode";
         int b = checkTokens(op, query, key, value);
@@ -94,24 +97,81 @@ public final class SlidingWindowCache {
             throw new KilnShapeException(op + ": expected one token for each of the " + length.length + " sequences, got " + b
                     + " in query " + query.shape());
         }
-        long[] positions = length.clone(), slots = new long[b];
-        int[] rows = new int[b];
+        Step step = prepareDecode();
+        Tensor out = attend(step, query, key, value, scale, softcap);
+        commit(step);
+        return out;
+    }
+
+    /**
+     * Where a step's tokens go and what they see, as tensors (int64 [tokens]): each token's ring
+     * slot ({@code sequence * R + position % R}), its sequence and its position. A compiled step
+     * takes them as arguments, so it is one graph that {@link #attend} runs whatever the lengths;
+     * {@link #commit} then advances the lengths. {@code sequence} is -1 for a decode step of every
+     * sequence; {@code version} is the cache's when the step was made.
+     */
+    public record Step(Tensor slots, Tensor rows, Tensor positions, int sequence, int tokens, long version) {}
+
+    /** The step that appends {@code tokens <= maxChunk} tokens to {@code sequence}. */
+    public Step preparePrefill(int sequence, int tokens) {
+        String op = "SlidingWindowCache.preparePrefill";
+        checkSequence(op, sequence);
+        return prefillStep(op, sequence, tokens);
+    }
+
+    private Step prefillStep(String op, int sequence, int tokens) {
+        if (tokens < 0 || tokens > maxChunk) {
+            throw new KilnShapeException(op + ": a chunk of " + tokens + " tokens exceeds maxChunk " + maxChunk
+                    + " (the ring holds window + maxChunk - 1 = " + ring + " slots); split the chunk");
+        }
+        long start = length[sequence];
+        long[] positions = new long[tokens], slots = new long[tokens], rows = new long[tokens];
+        for (int i = 0; i < tokens; i++) {
+            positions[i] = start + i;
+            slots[i] = (long) sequence * ring + Math.floorMod(start + i, ring);
+            rows[i] = sequence;
+        }
+        return new Step(Tensor.of(slots, tokens), Tensor.of(rows, tokens), Tensor.of(positions, tokens), sequence, tokens, version);
+    }
+
+    /** The step that appends one token to every sequence. */
+    public Step prepareDecode() {
+        int b = length.length;
+        long[] positions = length.clone(), slots = new long[b], rows = new long[b];
         for (int s = 0; s < b; s++) {
             rows[s] = s;
             slots[s] = (long) s * ring + Math.floorMod(positions[s], ring);
         }
-        return appendAndAttend(query, key, value, rows, positions, slots, scale, softcap, -1, 1);
+        return new Step(Tensor.of(slots, b), Tensor.of(rows, b), Tensor.of(positions, b), -1, 1, version);
     }
 
-    private Tensor appendAndAttend(Tensor query, Tensor key, Tensor value, int[] rows, long[] positions, long[] slots,
-                                   double scale, double softcap, int sequence, int advance) {
+    /** {@link #attend(Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, double, double)} with the step's tensors. */
+    public Tensor attend(Step step, Tensor query, Tensor key, Tensor value, double scale, double softcap) {
+        return attend(step.slots(), step.rows(), step.positions(), query, key, value, scale, softcap);
+    }
+
+    /**
+     * Writes the keys and values [tokens, Hkv, D] of a step (its {@code slots}, {@code rows} and
+     * {@code positions}, see {@link Step}) into the rings, in place, then returns the attention
+     * [tokens, H, D] of its queries. Leaves the lengths alone: {@link #commit} advances them.
+     * Traced with the step's tensors as arguments, it is one graph.
+     */
+    public Tensor attend(Tensor slots, Tensor rows, Tensor positions, Tensor query, Tensor key, Tensor value, double scale,
+                         double softcap) {
         // The ring as a paged cache of one block of R slots per sequence: slot s*R + j % R.
-        Serving.reshapeAndCache(key, value, keyRing, valueRing, Tensor.of(slots, slots.length));
-        Tensor out = Serving.slidingWindowAttention(query, keyRing, valueRing, Tensor.of(Arrays.stream(rows).asLongStream().toArray(),
-                rows.length), Tensor.of(positions, positions.length), window, scale, softcap);
-        if (sequence >= 0) length[sequence] += advance;
+        Serving.reshapeAndCache(key, value, keyRing, valueRing, slots);
+        return Serving.slidingWindowAttention(query, keyRing, valueRing, rows, positions, window, scale, softcap);
+    }
+
+    /** Advances the lengths past a step {@link #attend} ran; a step prepared before another commit or reset is refused. */
+    public void commit(Step step) {
+        if (step.version() != version) {
+            throw new KilnException("SlidingWindowCache.commit: the step was prepared before the cache last changed (a commit or"
+                    + " reset since); prepare it again");
+        }
+        if (step.sequence() >= 0) length[step.sequence()] += step.tokens();
         else for (int s = 0; s < length.length; s++) length[s]++;
-        return out;
+        version++;
     }
 
     /** Checks shapes before anything is written, so bad input leaves the rings as they were; returns the token count. */

@@ -5,6 +5,7 @@ import dev.kiln.CompileOptions;
 import dev.kiln.FnN;
 import dev.kiln.Kiln;
 import dev.kiln.nn.Serving;
+import dev.kiln.nn.SlidingWindowCache;
 import dev.kiln.tensor.KilnShapeException;
 import dev.kiln.tensor.Tensor;
 import org.junit.jupiter.api.Test;
@@ -72,6 +73,33 @@ class CompiledServingOpsTest {
         var e = assertThrows(KilnShapeException.class,
                 () -> compiled.apply(q, keys, values, Tensor.of(new long[] {0, 2, 1}, 3), Tensor.of(new long[] {1, 2, 3}, 3)));
         assertEquals("slidingWindowAttention: rowSequence[1] = 2 is not a sequence of keyRing [2,7,2,8] (dimension 0)", e.getMessage());
+    }
+
+    @Test
+    void aSlidingWindowCacheStepIsOneGraphWithItsStepTensorsAsArguments() {
+        SlidingWindowCache eager = new SlidingWindowCache(2, 4, 3, 1, 8, dev.kiln.tensor.DType.FLOAT32);
+        SlidingWindowCache rings = new SlidingWindowCache(2, 4, 3, 1, 8, dev.kiln.tensor.DType.FLOAT32);
+        FnN<Tensor> step = Kiln.compileN(a -> rings.attend((Tensor) a[3], (Tensor) a[4], (Tensor) a[5], (Tensor) a[0], (Tensor) a[1],
+                (Tensor) a[2], 0.35, 0), NpuBackendTest.NPU.fullGraph(true));
+        // A prefill chunk of three tokens for sequence 1, then decode steps of both sequences past the ring size (6).
+        Tensor q = Tensor.randn(1, 3, 2, 8), k = Tensor.randn(2, 3, 1, 8);
+        SlidingWindowCache.Step chunk = rings.preparePrefill(1, 3);
+        assertArrayEquals(eager.prefill(1, q, k, k.neg(), 0.35, 0).toFloatArray(),
+                step.apply(q, k, k.neg(), chunk.slots(), chunk.rows(), chunk.positions()).toFloatArray(), 1e-6f);
+        rings.commit(chunk);
+        for (int t = 0; t < 8; t++) {
+            Tensor qd = Tensor.randn(10 + t, 2, 2, 8), kd = Tensor.randn(20 + t, 2, 1, 8), vd = Tensor.randn(30 + t, 2, 1, 8);
+            SlidingWindowCache.Step s = rings.prepareDecode();
+            assertArrayEquals(eager.decode(qd, kd, vd, 0.35, 0).toFloatArray(),
+                    step.apply(qd, kd, vd, s.slots(), s.rows(), s.positions()).toFloatArray(), 1e-6f, "decode step " + t);
+            rings.commit(s);
+        }
+        assertArrayEquals(eager.keyRing().toFloatArray(), rings.keyRing().toFloatArray());
+        assertEquals(eager.length(1), rings.length(1));
+        SlidingWindowCache.Step stale = rings.prepareDecode();
+        rings.commit(rings.prepareDecode());
+        var e = assertThrows(dev.kiln.tensor.KilnException.class, () -> rings.commit(stale));
+        assertTrue(e.getMessage().startsWith("SlidingWindowCache.commit: the step was prepared before the cache last changed"), e.getMessage());
     }
 
     /** A decode step of two sequences: project, write the new keys and values into the paged caches, attend. */
