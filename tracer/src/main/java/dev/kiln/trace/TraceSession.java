@@ -147,11 +147,11 @@ public final class TraceSession implements Dispatch.Interceptor {
 
     /**
      * Records an in-place op when each tensor it updates is a graph input of this segment
-     * (or about to become one) whose memory no other input shares, or a value this segment
-     * computed (not a view), and nothing in the graph has read it yet; the updated values
-     * replace the old ones for the rest of the trace, and updated inputs become extra graph
-     * outputs the executable writes in place. Anything else is a graph break, after which
-     * the op runs eagerly.
+     * (or about to become one) whose memory no other input shares and of which the graph has
+     * taken no view, or a value this segment computed (not a view) that nothing has read yet;
+     * the updated values replace the old ones for the rest of the trace, and updated inputs
+     * become extra graph outputs the executable writes in place. Anything else is a graph
+     * break, after which the op runs eagerly.
      */
     private Tensor[] applyInPlace(Op.InPlace op, Tensor[] inputs, List<TensorMeta> outputs) {
         String obstacle = null;
@@ -200,12 +200,17 @@ public final class TraceSession implements Dispatch.Interceptor {
         } else {
             return null;
         }
-        // The update must be the value's only reader in the graph: then no pass can make a read of
-        // the old value (a copy simplified away, a view) land after the update, which the program
-        // runs in the same memory.
-        if (ref != null && builder.isRead(ref)) return "a value the graph has already read";
-        if (ref != null && builder.producer(ref) instanceof Node.Apply ap) {
-            return ap.op() instanceof Op.ViewOp ? "a view computed in the graph" : null;
+        if (ref != null) {
+            List<Node.Apply> readers = builder.readers(ref);
+            // A value the graph computed must have no reader yet: the program updates it in its own memory,
+            // where a read of the old value that a pass moved after the update (neg(neg(x)) is x) would see the new.
+            if (builder.producer(ref) instanceof Node.Apply ap) {
+                if (ap.op() instanceof Op.ViewOp) return "a view computed in the graph";
+                return readers.isEmpty() ? null : "a value the graph has already read";
+            }
+            // An input may have been read: those reads get a copy made before the update. But not viewed: a
+            // view read after the update sees it eagerly, and a copy would not.
+            for (Node.Apply r : readers) if (r.op() instanceof Op.ViewOp) return "an input the graph has taken a view of";
         }
         int position = ref == null ? -1 : ((Node.Input) builder.producer(ref)).index();
         if (position >= 0) memory = boundInputs.get(position);

@@ -66,11 +66,24 @@ public final class Lowering {
 
     private static KernelProgram lower(Graph g, List<FusePointwise.Group> groups, List<FuseMatmulEpilogue.Group> matmuls, NpuDevice device,
                                        java.util.Set<Integer> weights) {
-        requireSoleReaders(g);
         int n = g.nodes().size();
         int[] slotBase = new int[n + 1];
         for (int i = 0; i < n; i++) slotBase[i + 1] = slotBase[i] + g.node(i).outputs().size();
-        java.util.function.ToIntFunction<ValueRef> slot = v -> slotBase[v.node()] + v.output();
+        java.util.function.ToIntFunction<ValueRef> own = v -> slotBase[v.node()] + v.output();
+        // Inputs that an in-place op updates and other nodes read: those read a copy made first, the
+        // input as it was (the program's first launches), so the update can run in the input's memory.
+        List<KernelProgram.Launch> launches = new ArrayList<>();
+        Map<ValueRef, Integer> copies = new HashMap<>();
+        int slots = slotBase[n];
+        for (ValueRef v : inputsReadBesideTheirUpdate(g)) {
+            TensorMeta m = g.meta(v);
+            launches.add(new KernelProgram.Transfer(m.shape(), m.dtype(), List.of(own.applyAsInt(v)), List.of(slots)));
+            copies.put(v, slots++);
+        }
+        java.util.function.ToIntFunction<ValueRef> slot = v -> {
+            Integer copy = copies.get(v);
+            return copy != null ? copy : own.applyAsInt(v);
+        };
 
         // Each node's unit: its group's first node, or itself.
         int[] unit = new int[n];
@@ -87,10 +100,9 @@ public final class Lowering {
         }
 
         List<Integer> inputs = new ArrayList<>(java.util.Collections.nCopies(g.inputCount(), 0));
-        for (Node node : g.nodes()) if (node instanceof Node.Input in) inputs.set(in.index(), slot.applyAsInt(node.value(0)));
+        for (Node node : g.nodes()) if (node instanceof Node.Input in) inputs.set(in.index(), own.applyAsInt(node.value(0)));
 
-        List<KernelProgram.Launch> launches = new ArrayList<>();
-        Transfers transfers = new Transfers(g, slot, slotBase[n], launches, weights);
+        Transfers transfers = new Transfers(g, slot, slots, launches, weights);
         for (int u : unitOrder(g, unit)) {
             FusePointwise.Group grp = byUnit.get(u);
             FuseMatmulEpilogue.Group mm = matmulByUnit.get(u);
@@ -108,7 +120,7 @@ public final class Lowering {
                 // Too many live values for one core's SRAM: run the ops one by one.
                 for (int i : grp.nodes()) launches.add(eager((Node.Apply) g.node(i), slot, transfers));
             } else if (g.node(u) instanceof Node.Apply ap) {
-                launches.add(eager(ap, slot, transfers));
+                launches.add(ap.op() instanceof Op.InPlace inPlace ? inPlace(ap, inPlace, slot, own) : eager(ap, slot, transfers));
             }
         }
         List<Integer> outputs = g.outputs().stream().map(slot::applyAsInt).toList();
@@ -234,26 +246,39 @@ public final class Lowering {
     }
 
     /**
-     * Checks that each in-place op is the only reader of the values it updates, as the tracer
-     * records them: the program runs the op in their memory, so any other reader would have no
-     * order with the update.
+     * The graph inputs that an in-place op updates and that other nodes read (or the graph
+     * returns) too. A value the graph computed must have its update as its only reader, as the
+     * tracer records it: the program runs the update in the value's memory.
      */
-    private static void requireSoleReaders(Graph g) {
+    private static List<ValueRef> inputsReadBesideTheirUpdate(Graph g) {
+        List<ValueRef> out = new ArrayList<>();
         for (Node node : g.nodes()) {
             if (!(node instanceof Node.Apply w && w.op() instanceof Op.InPlace inPlace)) continue;
             for (int k : inPlace.overwrites()) {
                 ValueRef updated = w.inputs().get(k);
-                for (Node other : g.nodes()) {
-                    if (other != w && other instanceof Node.Apply ap && ap.inputs().contains(updated)) {
-                        throw new IllegalStateException("%" + ap.id() + " (" + ap.op().name() + ") reads " + updated + ", which %" + w.id()
-                                + " (" + w.op().name() + ") updates in place");
-                    }
+                boolean shared = g.outputs().contains(updated);
+                for (Node other : g.nodes()) shared |= other != w && other instanceof Node.Apply ap && ap.inputs().contains(updated);
+                if (!shared) continue;
+                if (!(g.node(updated.node()) instanceof Node.Input)) {
+                    throw new IllegalStateException("%" + w.id() + " (" + w.op().name() + ") updates " + updated
+                            + " in place, which other nodes read too");
                 }
-                if (g.outputs().contains(updated)) {
-                    throw new IllegalStateException("the graph returns " + updated + ", which %" + w.id() + " (" + w.op().name() + ") updates in place");
-                }
+                out.add(updated);
             }
         }
+        return out;
+    }
+
+    /** An in-place op's launch: it updates its values in their own memory, never in a copy of them. */
+    private static KernelProgram.Eager inPlace(Node.Apply ap, Op.InPlace op, java.util.function.ToIntFunction<ValueRef> slot,
+                                               java.util.function.ToIntFunction<ValueRef> own) {
+        List<Integer> in = new ArrayList<>();
+        for (int k = 0; k < ap.inputs().size(); k++) {
+            in.add((op.overwrites().contains(k) ? own : slot).applyAsInt(ap.inputs().get(k)));
+        }
+        List<Integer> out = new ArrayList<>();
+        for (int o = 0; o < ap.outputs().size(); o++) out.add(own.applyAsInt(ap.value(o)));
+        return new KernelProgram.Eager(ap.op(), in, out);
     }
 
     /** Units (groups, other nodes) in a dependency order, earliest first node first. */

@@ -146,6 +146,10 @@ public final class NpuExecutable implements GraphExecutable {
             }
             boolean[] fixed = new boolean[p.slots()];
             for (int w : p.weights()) fixed[w] = true;
+            // A weight updated in place (a captured KV cache) changes every call: nothing read from it is computed once.
+            for (KernelProgram.Launch l : launches) {
+                if (l instanceof KernelProgram.Eager e && e.op() instanceof Op.InPlace ip) for (int k : ip.overwrites()) fixed[e.in().get(k)] = false;
+            }
             List<Integer> onceIdx = new ArrayList<>(), mainIdx = new ArrayList<>();
             // Loops, not streams: each lambda costs a fresh JVM a generated class on every warm start's path.
             for (int i = 0; i < launches.size(); i++) {

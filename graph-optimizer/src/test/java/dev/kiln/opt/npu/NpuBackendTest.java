@@ -229,13 +229,31 @@ class NpuBackendTest {
     }
 
     @Test
-    void loweringRefusesAnInPlaceUpdateThatIsNotItsValuesOnlyReader() {
+    void anInputReadBesideItsInPlaceUpdateIsReadFromACopyMadeFirst() {
         GraphBuilder b = new GraphBuilder();
         List<ValueRef> in = NpuKernelCacheTest.cacheWriteInputs(b);
-        ValueRef before = b.apply(new Op.Unary(UnaryFn.EXP), List.of(in.get(1))).getFirst();
         List<ValueRef> updated = b.apply(new Op.ReshapeAndCache(), List.of(in.get(0), in.get(0), in.get(1), in.get(2), in.get(3)));
+        // Read after the update in the graph's order, the exp still reads the cache as it was.
+        ValueRef before = b.apply(new Op.Unary(UnaryFn.EXP), List.of(in.get(1))).getFirst();
         Graph g = b.build(List.of(before, updated.get(0), updated.get(1)));
-        var e = assertThrows(IllegalStateException.class, () -> Lowering.lower(g, NpuDevice.current()));
-        assertEquals("%4 (exp) reads %1, which %5 (reshape_and_cache) updates in place", e.getMessage());
+        KernelProgram p = Lowering.lower(g, NpuDevice.current());
+        assertTrue(p.launches().getFirst() instanceof KernelProgram.Transfer t && t.in().equals(List.of(p.inputs().get(1))), p.toText());
+
+        Tensor keys = Tensor.randn(7, 3, 2, 1, 4), values = Tensor.zeros(3, 2, 1, 4), k = Tensor.randn(8, 2, 1, 4);
+        float[] old = keys.toFloatArray();
+        Tensor[] out = new NpuExecutable(p, NpuDevice.current()).run(new Tensor[] {k, keys, values, Tensor.of(new long[] {0, 5}, 2)});
+        assertArrayEquals(Tensor.of(old, 3, 2, 1, 4).exp().toFloatArray(), out[0].toFloatArray(), 1e-6f);
+        assertTrue(out[1].storage() == keys.storage(), "the update ran in the caller's memory");
+        assertArrayEquals(java.util.Arrays.copyOfRange(k.toFloatArray(), 0, 4), java.util.Arrays.copyOfRange(keys.toFloatArray(), 0, 4));
+
+        // A value the graph computed has no copy: the tracer never records such an update.
+        GraphBuilder c = new GraphBuilder();
+        List<ValueRef> ci = NpuKernelCacheTest.cacheWriteInputs(c);
+        ValueRef made = c.apply(new Op.Unary(UnaryFn.NEG), List.of(ci.get(1))).getFirst();
+        ValueRef read = c.apply(new Op.Unary(UnaryFn.EXP), List.of(made)).getFirst();
+        List<ValueRef> written = c.apply(new Op.ReshapeAndCache(), List.of(ci.get(0), ci.get(0), made, ci.get(2), ci.get(3)));
+        Graph h = c.build(List.of(read, written.get(0)));
+        var e = assertThrows(IllegalStateException.class, () -> Lowering.lower(h, NpuDevice.current()));
+        assertEquals("%6 (reshape_and_cache) updates %4 in place, which other nodes read too", e.getMessage());
     }
 }
