@@ -41,11 +41,10 @@ public final class GraphBuilder {
     /** The node that produces {@code v}. */
     public Node producer(ValueRef v) { return nodes.get(v.node()); }
 
-    /** The nodes applied so far that take {@code v} as an input. */
-    public List<Node.Apply> readers(ValueRef v) {
-        List<Node.Apply> out = new ArrayList<>();
-        for (Node n : nodes) if (n instanceof Node.Apply ap && ap.inputs().contains(v)) out.add(ap);
-        return out;
+    /** True when some node applied so far takes {@code v} as an input. */
+    public boolean isRead(ValueRef v) {
+        for (Node n : nodes) if (n instanceof Node.Apply ap && ap.inputs().contains(v)) return true;
+        return false;
     }
 
     public int size() { return nodes.size(); }

@@ -147,10 +147,10 @@ public final class TraceSession implements Dispatch.Interceptor {
 
     /**
      * Records an in-place op when each tensor it updates is a graph input of this segment
-     * (or about to become one) whose memory no other input shares and of which the graph has
-     * taken no view, or a value this segment computed (not a view) that nothing has read yet;
-     * the updated values replace the old ones for the rest of the trace, and updated inputs
-     * become extra graph outputs the executable writes in place. Anything else is a graph
+     * (or about to become one) whose memory no other input shares, or a value this segment
+     * computed (not a view) that nothing has read yet; the updated values replace the old ones
+     * (and views of them) for the rest of the trace, and updated inputs become extra graph
+     * outputs the executable writes in place. Anything else is a graph
      * break, after which the op runs eagerly.
      */
     private Tensor[] applyInPlace(Op.InPlace op, Tensor[] inputs, List<TensorMeta> outputs) {
@@ -171,7 +171,14 @@ public final class TraceSession implements Dispatch.Interceptor {
         List<ValueRef> outs = builder.apply(op, refs, outputs);
         for (int k = 0; k < outs.size(); k++) {
             ValueRef old = refs.get(op.overwrites().get(k)), updated = outs.get(k);
-            for (Handle h : handles) if (h.segment == segment && h.ref.equals(old)) h.ref = updated;
+            // The tensors that stand for the value, or for views of it, now stand for the updated value or
+            // the same views of it: eagerly a view shares the memory the op writes.
+            Map<ValueRef, ValueRef> replayed = new java.util.HashMap<>(Map.of(old, updated));
+            for (Handle h : handles) {
+                if (h.segment != segment) continue;
+                ValueRef now = viewOfUpdated(h.ref, replayed);
+                if (now != null) h.ref = now;
+            }
             for (Map.Entry<Object, ValueRef> e : lifted.entrySet()) if (e.getValue().equals(old)) e.setValue(updated);
             if (builder.producer(old) instanceof Node.Input in) {
                 writes.add(new Write(in.index(), updated));
@@ -184,6 +191,21 @@ public final class TraceSession implements Dispatch.Interceptor {
         Tensor[] result = new Tensor[outs.size()];
         for (int i = 0; i < result.length; i++) result[i] = symbolic(outs.get(i), outputs.get(i));
         return result;
+    }
+
+    /**
+     * {@code v} taken over the updated value when it is the old value or a view (of a view...)
+     * of it, else null; {@code replayed} maps old values to new ones and keeps the new views.
+     */
+    private ValueRef viewOfUpdated(ValueRef v, Map<ValueRef, ValueRef> replayed) {
+        ValueRef known = replayed.get(v);
+        if (known != null) return known;
+        if (!(builder.producer(v) instanceof Node.Apply ap && ap.op() instanceof Op.ViewOp)) return null;
+        ValueRef base = viewOfUpdated(ap.inputs().getFirst(), replayed);
+        if (base == null) return null;
+        ValueRef view = builder.apply(ap.op(), List.of(base), ap.outputs()).getFirst();
+        replayed.put(v, view);
+        return view;
     }
 
     /** Why input {@code j} cannot be updated in place inside the graph, or null when it can. */
@@ -200,17 +222,13 @@ public final class TraceSession implements Dispatch.Interceptor {
         } else {
             return null;
         }
-        if (ref != null) {
-            List<Node.Apply> readers = builder.readers(ref);
-            // A value the graph computed must have no reader yet: the program updates it in its own memory,
-            // where a read of the old value that a pass moved after the update (neg(neg(x)) is x) would see the new.
-            if (builder.producer(ref) instanceof Node.Apply ap) {
-                if (ap.op() instanceof Op.ViewOp) return "a view computed in the graph";
-                return readers.isEmpty() ? null : "a value the graph has already read";
-            }
-            // An input may have been read: those reads get a copy made before the update. But not viewed: a
-            // view read after the update sees it eagerly, and a copy would not.
-            for (Node.Apply r : readers) if (r.op() instanceof Op.ViewOp) return "an input the graph has taken a view of";
+        // A value the graph computed must have no reader yet: the program updates it in its own memory,
+        // where a read of the old value that a pass moved after the update (neg(neg(x)) is x) would see the
+        // new. An input may have been read (those reads get a copy made first) and viewed (its views are
+        // taken again over the updated value).
+        if (ref != null && builder.producer(ref) instanceof Node.Apply ap) {
+            if (ap.op() instanceof Op.ViewOp) return "a view computed in the graph";
+            return builder.isRead(ref) ? "a value the graph has already read" : null;
         }
         int position = ref == null ? -1 : ((Node.Input) builder.producer(ref)).index();
         if (position >= 0) memory = boundInputs.get(position);
