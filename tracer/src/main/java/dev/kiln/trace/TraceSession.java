@@ -150,8 +150,8 @@ public final class TraceSession implements Dispatch.Interceptor {
      * (or about to become one) whose memory no other input shares, or a value this segment
      * computed (not a view) that nothing has read yet; the updated values replace the old ones
      * (and views of them) for the rest of the trace, and updated inputs become extra graph
-     * outputs the executable writes in place. Anything else is a graph
-     * break, after which the op runs eagerly.
+     * outputs the executable writes in place. Anything else is a graph break, after which the
+     * op runs eagerly.
      */
     private Tensor[] applyInPlace(Op.InPlace op, Tensor[] inputs, List<TensorMeta> outputs) {
         String obstacle = null;
