@@ -132,24 +132,22 @@ public final class NpuExecutable implements GraphExecutable {
 
         static Hoisting of(KernelProgram p, FusedKernel[] kernels) {
             List<KernelProgram.Launch> launches = p.launches();
-            // The values the caller gets back, those they view, and those updated in place.
-            boolean[] returned = new boolean[p.slots()];
+            // Values updated in place change every call: neither they (a weight such as a captured KV cache, or
+            // a value computed once that would keep the updates) nor what is read from them are computed once.
+            boolean[] updated = new boolean[p.slots()];
+            for (KernelProgram.Launch l : launches) {
+                if (l instanceof KernelProgram.Eager e && e.op() instanceof Op.InPlace ip) for (int k : ip.overwrites()) updated[e.in().get(k)] = true;
+            }
+            // The values the caller gets back or that are updated in place, and those they view.
+            boolean[] returned = updated.clone();
             for (int s : p.outputs()) returned[s] = true;
             for (int i = launches.size() - 1; i >= 0; i--) {
                 if (launches.get(i) instanceof KernelProgram.Eager e && e.op() instanceof Op.ViewOp && returned[e.out().getFirst()]) {
                     returned[e.in().getFirst()] = true;
                 }
-                // A value updated in place changes every call: computed once, it would keep the updates.
-                if (launches.get(i) instanceof KernelProgram.Eager e && e.op() instanceof Op.InPlace ip) {
-                    for (int k : ip.overwrites()) returned[e.in().get(k)] = true;
-                }
             }
             boolean[] fixed = new boolean[p.slots()];
-            for (int w : p.weights()) fixed[w] = true;
-            // A weight updated in place (a captured KV cache) changes every call: nothing read from it is computed once.
-            for (KernelProgram.Launch l : launches) {
-                if (l instanceof KernelProgram.Eager e && e.op() instanceof Op.InPlace ip) for (int k : ip.overwrites()) fixed[e.in().get(k)] = false;
-            }
+            for (int w : p.weights()) fixed[w] = !updated[w];
             List<Integer> onceIdx = new ArrayList<>(), mainIdx = new ArrayList<>();
             // Loops, not streams: each lambda costs a fresh JVM a generated class on every warm start's path.
             for (int i = 0; i < launches.size(); i++) {
