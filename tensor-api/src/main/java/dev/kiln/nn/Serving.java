@@ -41,9 +41,6 @@ public final class Serving {
      * caches in place: traced, it joins the graph, which writes the caller's caches when it runs.
      */
     public static void reshapeAndCache(Tensor key, Tensor value, Tensor keyCache, Tensor valueCache, Tensor slotMapping) {
-        if (keyCache == valueCache) {
-            throw new KilnException("reshapeAndCache: keyCache and valueCache are the same tensor; keys and values need separate caches");
-        }
         Dispatch.apply(new Op.ReshapeAndCache(), key, value, keyCache, valueCache, slotMapping);
     }
 
