@@ -7,6 +7,7 @@ import java.io.DataOutputStream;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
+import java.util.Base64;
 import java.util.HashSet;
 import java.util.HexFormat;
 import java.util.List;
@@ -105,14 +106,19 @@ class CacheKeyTest {
     @Test
     void aChildJvmComputesTheSameKeys() throws Exception {
         String[] args = {GRAPH, INPUTS, "unicode: \u00e9\u4e2d\ud83d\ude00", COMPILER, OPTIONS};
-        String child = CacheTesting.finish(CacheTesting.startJava(KeyPrinter.class, args), 60).strip();
+        // Arguments travel as Base64 of their UTF-8: a command line is decoded in the child's locale (ASCII under POSIX).
+        String[] encoded = new String[args.length];
+        for (int i = 0; i < args.length; i++) encoded[i] = Base64.getEncoder().encodeToString(args[i].getBytes(StandardCharsets.UTF_8));
+        String child = CacheTesting.finish(CacheTesting.startJava(KeyPrinter.class, encoded), 60).strip();
         assertEquals(CacheKey.of(args[0], args[1], args[2], args[3], args[4]).hex(), child);
     }
 
-    /** Prints the key of its five arguments; run in a child JVM by the test above. */
+    /** Prints the key of its five arguments, each Base64 of UTF-8; run in a child JVM by the test above. */
     public static final class KeyPrinter {
         public static void main(String[] a) throws IOException {
-            System.out.println(CacheKey.of(a[0], a[1], a[2], a[3], a[4]).hex());
+            String[] s = new String[a.length];
+            for (int i = 0; i < a.length; i++) s[i] = new String(Base64.getDecoder().decode(a[i]), StandardCharsets.UTF_8);
+            System.out.println(CacheKey.of(s[0], s[1], s[2], s[3], s[4]).hex());
         }
     }
 }
